@@ -1,0 +1,56 @@
+"""The `carbonshift` command. Each command lives in its own module and registers itself here."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from carbonshift import __version__
+from carbonshift.cli import context
+
+app = typer.Typer(
+    name="carbonshift",
+    help="Run compute where and when the grid is cleanest: plan, launch, verify.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"carbonshift {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", help="YAML config file (default: $CARBONSHIFT_CONFIG)", show_default=False),
+    ] = None,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
+    ] = False,
+) -> None:
+    context.set_config_path(config)
+
+
+def _register() -> None:
+    from carbonshift.cli import commands
+
+    commands.register(app)
+
+
+def main() -> None:
+    """Entry point: user errors become one clear line on stderr and exit code 2, never a traceback."""
+    _register()
+    try:
+        app()  # standalone: usage errors and --help are handled by typer, with exit code 2 / 0
+    except SystemExit:
+        raise
+    except Exception as exc:  # the one place where every error becomes a message
+        sys.exit(context.report_error(exc))

@@ -1,0 +1,201 @@
+"""Settings from environment variables (prefix CARBONSHIFT_) and an optional YAML config file.
+
+Precedence, highest first: explicit overrides in code, environment variables, the config file,
+defaults. Nested keys in the environment use a double underscore (CARBONSHIFT_CACHE__FORECAST_TTL_S).
+Invalid settings fail at start with a message naming the key, and never echo a secret.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, ClassVar
+
+import platformdirs
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from carbonshift.errors import ConfigError
+from carbonshift.intensity.types import Signal
+
+ENV_PREFIX = "CARBONSHIFT_"
+CONFIG_ENV = "CARBONSHIFT_CONFIG"
+KNOWN_SOURCES = ("files", "electricitymaps", "watttime", "ukci", "carbon_aware_sdk")
+_SECRET_WORDS = ("token", "password", "secret", "credential", "key")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CacheSettings(_Strict):
+    enabled: bool = True
+    path: Path | None = Field(
+        default=None, description="SQLite file for fetched intensity; default: the user cache dir"
+    )
+    forecast_ttl_s: int = Field(default=900, ge=0, description="how long a fetched forecast stays fresh")
+    history_ttl_s: int = Field(
+        default=6 * 3600, ge=0, description="how long fetched history stays fresh (late corrections arrive)"
+    )
+
+    def resolved_path(self) -> Path:
+        return self.path or Path(platformdirs.user_cache_dir("carbonshift")) / "intensity.sqlite"
+
+
+class IntensitySettings(_Strict):
+    priority: list[str] = Field(
+        default_factory=lambda: list(KNOWN_SOURCES),
+        description="live sources in order of preference; static tables always come last",
+    )
+    files: dict[str, Path] = Field(
+        default_factory=dict, description="zone -> CSV file (timestamp,g_per_kwh), used as given"
+    )
+    connect_timeout_s: float = Field(default=2.0, gt=0, le=60)
+    read_timeout_s: float = Field(default=5.0, gt=0, le=120)
+    source_budget_s: float = Field(
+        default=6.0, gt=0, le=300, description="most time one source may take for one request, retries included"
+    )
+    max_retries: int = Field(default=2, ge=0, le=10)
+    max_g_per_kwh: float = Field(default=2500.0, gt=0, description="values above this are rejected as absurd")
+    model_history_days: int = Field(
+        default=7, ge=1, le=60, description="history used for a modelled (daily profile) forecast"
+    )
+
+    @field_validator("priority")
+    @classmethod
+    def _known_sources(cls, value: list[str]) -> list[str]:
+        unknown = [v for v in value if v not in KNOWN_SOURCES]
+        if unknown:
+            raise ValueError(f"unknown source(s) {unknown}; allowed: {', '.join(KNOWN_SOURCES)}")
+        return value
+
+
+class LocationSetting(_Strict):
+    """A place of the user's own (an on-prem cluster, a lab) mapped to a grid zone."""
+
+    provider: str = "local"
+    region: str = Field(min_length=1, max_length=63)
+    zone: str = Field(min_length=1)
+    country: str | None = Field(default=None, min_length=2, max_length=2)
+    location: str | None = None
+    lat: float | None = Field(default=None, ge=-90, le=90)
+    lon: float | None = Field(default=None, ge=-180, le=180)
+    pue: float = Field(default=1.0, ge=1.0, le=3.0)
+    watttime_region: str | None = None
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", validate_default=True
+    )
+
+    electricitymaps_token: SecretStr | None = None
+    electricitymaps_url: str = "https://api.electricitymaps.com/v3"
+    watttime_username: str | None = None
+    watttime_password: SecretStr | None = None
+    watttime_url: str = "https://api.watttime.org"
+    ukci_url: str = "https://api.carbonintensity.org.uk"
+    ukci_enabled: bool = True
+    carbon_aware_sdk_url: str | None = None
+    carbon_aware_sdk_signal: Signal = Field(
+        default=Signal.MARGINAL,
+        description="the signal the hosted Carbon Aware SDK serves (WattTime-backed: marginal)",
+    )
+    signal: Signal = Signal.AVERAGE
+    location: str | None = Field(default=None, description="this machine's location: a region or zone")
+    data_dir: Path | None = None
+
+    intensity: IntensitySettings = Field(default_factory=IntensitySettings)
+    cache: CacheSettings = Field(default_factory=CacheSettings)
+    locations: list[LocationSetting] = Field(default_factory=list)
+
+    _yaml_data: ClassVar[dict[str, Any]] = {}
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _DictSource(settings_cls, cls._yaml_data))
+
+    def resolved_data_dir(self) -> Path:
+        return self.data_dir or Path(platformdirs.user_data_dir("carbonshift"))
+
+
+class _DictSource(PydanticBaseSettingsSource):
+    """The parsed config file, as the lowest-precedence source before defaults."""
+
+    def __init__(self, settings_cls: type[BaseSettings], data: dict[str, Any]) -> None:
+        super().__init__(settings_cls)
+        self._data = data
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return self._data.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(self._data)
+
+
+def _read_config_file(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise ConfigError(str(path), "config file not found") from exc
+    except OSError as exc:
+        raise ConfigError(str(path), f"cannot read config file ({exc.strerror})") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(str(path), f"not valid YAML{where}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(str(path), "the config file must be a YAML mapping of settings")
+    intensity = data.get("intensity")
+    if isinstance(intensity, dict) and isinstance(intensity.get("files"), dict):
+        # file paths in a config file are relative to that file, not to wherever the command runs
+        intensity["files"] = {
+            zone: str((path.parent / str(p)).resolve()) if not Path(str(p)).is_absolute() else str(p)
+            for zone, p in intensity["files"].items()
+        }
+    return data
+
+
+def _describe(errors: list[Any], config_path: Path | None) -> str:
+    lines = []
+    for err in errors:
+        loc = ".".join(str(p) for p in err.get("loc", ()))
+        env_name = ENV_PREFIX + "__".join(str(p) for p in err.get("loc", ()) if not isinstance(p, int)).upper()
+        msg = err.get("msg", "invalid")
+        if err.get("type") == "extra_forbidden":
+            msg = "unknown setting"
+        secret = any(w in loc.lower() for w in _SECRET_WORDS)
+        value = "" if secret or "input" not in err or isinstance(err["input"], dict) else f" (got {err['input']!r})"
+        origin = f"config file {config_path} or " if config_path else ""
+        lines.append(f"setting '{loc}' ({origin}environment variable {env_name}): {msg}{value}")
+    return "; ".join(lines)
+
+
+def load_settings(config_path: Path | str | None = None, **overrides: Any) -> Settings:
+    """Load and validate settings. The config file is `config_path`, else $CARBONSHIFT_CONFIG, else none."""
+    raw_path = config_path if config_path is not None else os.environ.get(CONFIG_ENV) or None
+    path = Path(raw_path).expanduser() if raw_path else None
+    data = _read_config_file(path) if path else {}
+
+    class _Loaded(Settings):
+        _yaml_data: ClassVar[dict[str, Any]] = data
+
+    try:
+        loaded = _Loaded(**overrides)
+    except ValidationError as exc:
+        raise ConfigError("", "invalid settings: " + _describe(exc.errors(), path)) from None
+    return Settings.model_construct(**{k: getattr(loaded, k) for k in Settings.model_fields})
+
+
