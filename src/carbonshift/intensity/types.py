@@ -100,6 +100,7 @@ class GridZone:
     static_source: str | None = None
     static_year: int | None = None
     name: str | None = None
+    cloud_region: str | None = None  # the provider region this zone was resolved from (CASDK locations)
 
 
 @dataclass(frozen=True, slots=True)
