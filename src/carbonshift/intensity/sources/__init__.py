@@ -1,0 +1,1 @@
+"""One module per intensity source (API or table); each implements `IntensitySource`."""
