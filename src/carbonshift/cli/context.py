@@ -15,17 +15,20 @@ from carbonshift.errors import CarbonshiftError, NoDataError, UserInputError
 EXIT_USER_ERROR = 2
 EXIT_FAILURE = 1
 
-_config_path: Path | None = None
+
+class _State:
+    config_path: Path | None = None
+
+
 log = logging.getLogger("carbonshift")
 
 
 def set_config_path(path: Path | None) -> None:
-    global _config_path
-    _config_path = path
+    _State.config_path = path
 
 
 def settings() -> Settings:
-    return load_settings(_config_path)
+    return load_settings(_State.config_path)
 
 
 def fail(message: str, code: int = EXIT_USER_ERROR) -> typer.Exit:

@@ -283,7 +283,7 @@ class IntensitySeries:
             )
 
     def used_provenances(self) -> tuple[Provenance, ...]:
-        used = sorted(set(int(i) for i in self.prov_index if i >= 0))
+        used = sorted({int(i) for i in self.prov_index if i >= 0})
         return tuple(self.provenances[i] for i in used)
 
     def to_dict(self) -> dict[str, Any]:
@@ -315,15 +315,19 @@ class IntensitySeries:
     def clip(self, span: TimeSpan) -> IntensitySeries:
         """The series restricted (or extended with gaps) to exactly `span`."""
         pts = ~np.isnan(self.values)
-        return IntensitySeries.from_intervals(
-            self.zone,
-            self.signal,
-            self.edges_s[:-1][pts],
-            self.edges_s[1:][pts],
-            self.values[pts],
-            [self.provenances[i] for i in self.prov_index[pts]] if pts.any() else self.provenances[:1],
-            span=span,
-        ) if pts.any() else IntensitySeries.empty(self.zone, self.signal, span)
+        return (
+            IntensitySeries.from_intervals(
+                self.zone,
+                self.signal,
+                self.edges_s[:-1][pts],
+                self.edges_s[1:][pts],
+                self.values[pts],
+                [self.provenances[i] for i in self.prov_index[pts]] if pts.any() else self.provenances[:1],
+                span=span,
+            )
+            if pts.any()
+            else IntensitySeries.empty(self.zone, self.signal, span)
+        )
 
     def filled_from(self, other: IntensitySeries) -> IntensitySeries:
         """Fill this series' gaps with `other`'s values; what this series has always wins."""
@@ -387,7 +391,9 @@ class IntensitySeries:
             remap[int(old)] = index_of[p]
         mapped = np.where(new_prov >= 0, remap[new_prov], -1).astype(np.int32)
         if len(provs) < len(used):  # duplicates merged: neighbours may now be equal, compact again
-            return IntensitySeries(self.zone, self.signal, new_edges, new_vals, mapped, tuple(provs))._compact()
+            return IntensitySeries(
+                self.zone, self.signal, new_edges, new_vals, mapped, tuple(provs)
+            )._compact()
         return IntensitySeries(self.zone, self.signal, new_edges, new_vals, mapped, tuple(provs))
 
 
