@@ -54,7 +54,10 @@ class IntensitySettings(_Strict):
     connect_timeout_s: float = Field(default=2.0, gt=0, le=60)
     read_timeout_s: float = Field(default=5.0, gt=0, le=120)
     source_budget_s: float = Field(
-        default=6.0, gt=0, le=300, description="most time one source may take for one request, retries included"
+        default=6.0,
+        gt=0,
+        le=300,
+        description="most time one source may take for one request, retries included",
     )
     max_retries: int = Field(default=2, ge=0, le=10)
     max_g_per_kwh: float = Field(default=2500.0, gt=0, description="values above this are rejected as absurd")
@@ -172,12 +175,18 @@ def _describe(errors: list[Any], config_path: Path | None) -> str:
     lines = []
     for err in errors:
         loc = ".".join(str(p) for p in err.get("loc", ()))
-        env_name = ENV_PREFIX + "__".join(str(p) for p in err.get("loc", ()) if not isinstance(p, int)).upper()
+        env_name = (
+            ENV_PREFIX + "__".join(str(p) for p in err.get("loc", ()) if not isinstance(p, int)).upper()
+        )
         msg = err.get("msg", "invalid")
         if err.get("type") == "extra_forbidden":
             msg = "unknown setting"
         secret = any(w in loc.lower() for w in _SECRET_WORDS)
-        value = "" if secret or "input" not in err or isinstance(err["input"], dict) else f" (got {err['input']!r})"
+        value = (
+            ""
+            if secret or "input" not in err or isinstance(err["input"], dict)
+            else f" (got {err['input']!r})"
+        )
         origin = f"config file {config_path} or " if config_path else ""
         lines.append(f"setting '{loc}' ({origin}environment variable {env_name}): {msg}{value}")
     return "; ".join(lines)
@@ -197,5 +206,3 @@ def load_settings(config_path: Path | str | None = None, **overrides: Any) -> Se
     except ValidationError as exc:
         raise ConfigError("", "invalid settings: " + _describe(exc.errors(), path)) from None
     return Settings.model_construct(**{k: getattr(loaded, k) for k in Settings.model_fields})
-
-
