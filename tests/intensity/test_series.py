@@ -62,7 +62,7 @@ def test_before_and_from_time_split_an_interval() -> None:
 
 def test_timespan_rejects_naive_and_empty() -> None:
     with pytest.raises(ValueError):
-        TimeSpan(datetime(2026, 1, 1), datetime(2026, 1, 2))  # noqa: DTZ001
+        TimeSpan(datetime(2026, 1, 1), datetime(2026, 1, 2))
     with pytest.raises(ValueError):
         TimeSpan(NOW, NOW)
 
