@@ -144,29 +144,11 @@ EXCLUDED: dict[tuple[str, str], str] = {
 GCP_MULTI_REGIONS = frozenset({"asia", "europe", "us", "asia1", "eur4", "nam4"})
 AZURE_LOGICAL = frozenset(
     {
-        "asia",
-        "asiapacific",
-        "australia",
-        "brazil",
-        "canada",
-        "europe",
-        "france",
-        "germany",
-        "global",
-        "india",
-        "japan",
-        "korea",
-        "norway",
-        "southafrica",
-        "switzerland",
-        "uae",
-        "uk",
-        "unitedstates",
-        "apeast",
-        "apsoutheast",
-        "usnorth",
+        "asia", "asiapacific", "australia", "brazil", "canada", "europe", "france", "germany", "global",
+        "india", "japan", "korea", "norway", "southafrica", "switzerland", "uae", "uk", "unitedstates",
+        "apeast", "apsoutheast", "usnorth",
     }
-)
+)  # fmt: skip
 AZURE_CHINA = frozenset({"chinaeast", "chinaeast2", "chinaeast3", "chinanorth", "chinanorth2", "chinanorth3"})
 
 
@@ -185,22 +167,12 @@ def excluded_reason(provider: str, region: str) -> str | None:
     return None
 
 
-# CCF's Appendix (METHODOLOGY.md, same commit) names the origin of its "explicit" factors: EEA for these,
-# carbonfootprint.com's "2021 electricity" factors for the rest; US factors are eGRID2019 NERC regions
-# (CCF issue #252 moved them to eGRID2019; no later update).
+# CCF's methodology appendix ("Grid emissions factors") names the origin of its "explicit" factors: the EEA
+# for these, carbonfootprint.com's "2021 electricity" factors for the rest. Its US factors are eGRID NERC
+# regions, moved to eGRID2019 in CCF issue #252 (2021) and not updated since.
 CCF_EEA = frozenset(
-    {
-        ("aws", "eu-central-1"),
-        ("aws", "eu-west-1"),
-        ("aws", "eu-west-2"),
-        ("aws", "eu-south-1"),
-        ("aws", "eu-west-3"),
-        ("aws", "eu-north-1"),
-        ("azure", "northeurope"),
-        ("azure", "westeurope"),
-        ("azure", "uksouth"),
-        ("azure", "ukwest"),
-    }
+    [("aws", r) for r in ("eu-central-1", "eu-west-1", "eu-west-2", "eu-south-1", "eu-west-3", "eu-north-1")]
+    + [("azure", r) for r in ("northeurope", "westeurope", "uksouth", "ukwest")]
 )
 CCF_EEA_YEAR = 2019  # the latest EEA year when CCF last refreshed (2021); CCF does not state it
 CCF_CFCOM_YEAR = 2021  # carbonfootprint.com "emissions factors sources for 2021 electricity" (2022-03)
@@ -571,6 +543,8 @@ def build(shared: Path, facts: Path) -> tuple[list[RegionRow], Inputs, dict[tupl
     for provider, region in sorted(inp.candidates):
         reason = excluded_reason(provider, region)
         if reason is not None:
+            if (provider, region) in inp.facts:
+                raise SystemExit(f"{provider}:{region} has curated facts but is excluded ({reason})")
             excluded[(provider, region)] = reason
             continue
         regions.append(build_region(provider, region, inp))
@@ -629,10 +603,7 @@ def render_zones(values: Iterable[ValueRow]) -> str:
 def render_sources_md(
     shared: Path, regions: list[RegionRow], inp: Inputs, excluded: dict[tuple[str, str], str]
 ) -> str:
-    def count(pred: object) -> int:
-        return sum(1 for r in regions if callable(pred) and pred(r))
-
-    per_provider = ", ".join(f"{p} {count(lambda r, p=p: r.provider == p)}" for p in PROVIDERS)
+    per_provider = ", ".join(f"{p} {sum(r.provider == p for r in regions)}" for p in PROVIDERS)
     labels: dict[str, int] = {}
     for r in regions:
         label = "country average (see countries.csv)" if r.source.startswith("country average") else r.source
