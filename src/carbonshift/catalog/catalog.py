@@ -103,9 +103,7 @@ class Catalog:
                 query, f"ambiguous: more than one provider has this region; write {keys}"
             )
         names = [r.region for r in self._regions.values()]
-        raise UnknownLocationError(
-            query, f"unknown region or location{_suggest(query, names)} (see `carbonshift regions`)"
-        )
+        raise UnknownLocationError(query, f"unknown region or location{_suggest(query, names)}")
 
     def zone(self, zone_id: str) -> GridZone:
         """The zone with its static annual value: the zones table, else the most recent value of a region
