@@ -53,5 +53,5 @@ def from_epoch_s(seconds: int | float) -> datetime:
 
 
 def isoformat_z(value: datetime) -> str:
-    """ISO 8601 in UTC with a Z, the form every JSON output uses."""
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    """ISO 8601 in UTC with a Z, to the second: the form every output uses."""
+    return value.astimezone(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")

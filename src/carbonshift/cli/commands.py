@@ -6,7 +6,7 @@ import importlib
 
 import typer
 
-COMMAND_MODULES: tuple[str, ...] = ("regions",)
+COMMAND_MODULES: tuple[str, ...] = ("regions", "intensity")
 
 
 def register(app: typer.Typer) -> None:

@@ -1,0 +1,87 @@
+from pathlib import Path
+
+from .helpers import REPO, run_cli, run_json
+
+
+def test_version() -> None:
+    result = run_cli("--version")
+    assert result.returncode == 0 and result.stdout.startswith("carbonshift ")
+
+
+def test_offline_region_gives_static_with_source_and_year(tmp_path: Path) -> None:
+    data = run_json(
+        "intensity",
+        "gcp:europe-north1",
+        "--now",
+        "2026-11-24T00:00Z",
+        "--to",
+        "+6h",
+        "--format",
+        "json",
+        tmp=tmp_path,
+    )
+    assert data["zone"] == "FI" and data["signal"] == "average"
+    assert data["start"] == "2026-11-24T00:00:00Z" and data["end"] == "2026-11-24T06:00:00Z"
+    (point,) = data["points"]
+    assert point["kind"] == "static" and "Google region-carbon-info" in point["source"]
+    assert point["g_per_kwh"] == data["mean_g_per_kwh"] > 0
+    assert "no live source" in point["note"]
+
+
+def test_file_mapped_user_location(tmp_path: Path) -> None:
+    data = run_json(
+        "--config",
+        str(REPO / "examples" / "config.yaml"),
+        "intensity",
+        "madrid-lab",
+        "--from",
+        "2026-11-24T10:00Z",
+        "--to",
+        "2026-11-24T14:00Z",
+        "--now",
+        "2026-11-24T12:00Z",
+        "--format",
+        "json",
+        tmp=tmp_path,
+    )
+    kinds = [(p["start"][11:16], p["kind"], p["source"]) for p in data["points"]]
+    assert kinds == [
+        ("10:00", "measured", "file:es-scenario.csv"),
+        ("11:00", "measured", "file:es-scenario.csv"),
+        ("12:00", "forecast", "file:es-scenario.csv"),
+        ("13:00", "forecast", "file:es-scenario.csv"),
+    ]
+
+
+def test_table_output_is_aligned_with_units(tmp_path: Path) -> None:
+    result = run_cli("intensity", "DE", "--now", "2026-11-24T00:00Z", tmp=tmp_path)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert "zone DE" in lines[0] and "gCO2e/kWh" in lines[0]
+    assert lines[1].split()[:3] == ["start", "(UTC)", "end"]
+
+
+def test_bad_input_is_a_clear_error_with_exit_code_2(tmp_path: Path) -> None:
+    cases = [
+        (("intensity", "atlantis"), "ZONE_OR_REGION"),
+        (("intensity", "DE", "--from", "yesterday"), "--from"),
+        (("intensity", "DE", "--from", "2026-11-24T00:00"), "no timezone"),
+        (("intensity", "DE", "--signal", "both"), "allowed: average, marginal"),
+        (("intensity", "DE", "--from", "+2h", "--to", "+1h"), "--to: must be after --from"),
+    ]
+    for args, message in cases:
+        result = run_cli(*args, tmp=tmp_path)
+        assert result.returncode == 2, (args, result.stderr)
+        assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_marginal_without_a_marginal_source_fails_clearly(tmp_path: Path) -> None:
+    result = run_cli("intensity", "DE", "--signal", "marginal", tmp=tmp_path)
+    assert result.returncode == 1
+    assert "no marginal intensity" in result.stderr and "WattTime" in result.stderr
+
+
+def test_invalid_setting_fails_at_start_naming_the_key(tmp_path: Path) -> None:
+    result = run_cli("intensity", "DE", tmp=tmp_path, env={"CARBONSHIFT_INTENSITY__MAX_RETRIES": "lots"})
+    assert result.returncode == 2
+    assert "intensity.max_retries" in result.stderr and "CARBONSHIFT_INTENSITY__MAX_RETRIES" in result.stderr
