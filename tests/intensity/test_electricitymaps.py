@@ -162,6 +162,8 @@ def test_average_only_and_not_ukci_zones(em: FakeElectricityMaps) -> None:
     assert src.supports(DE, Signal.AVERAGE)
     assert not src.supports(DE, Signal.MARGINAL)
     assert not src.supports(GridZone("GB-UKCI-13"), Signal.AVERAGE)
+    assert not src.supports(GridZone("madrid-lab"), Signal.AVERAGE)
+    assert src.supports(GridZone("US-CAL-CISO"), Signal.AVERAGE)
     with pytest.raises(SourceError):
         src.fetch(DE, around(after_h=1), Signal.MARGINAL, NOW)
 

@@ -184,10 +184,12 @@ class HttpClient:
             deadline = start + self.budget_s
         attempts = self.max_retries + 1
         last: SourceError | None = None
+        made = 0
         for attempt in range(attempts):
             remaining = deadline - self._monotonic()
             if remaining <= 0:
                 break
+            made += 1
             try:
                 return self._attempt(url, params, headers, auth, deadline, secrets, hint, safe_url)
             except _Retry as retry:
@@ -212,8 +214,8 @@ class HttpClient:
             )
         if isinstance(last, _RateLimited):
             raise _told_to_wait(last, last.wait_s)
-        tries = f"{attempt + 1} attempt{'s' if attempt else ''}"
-        raise _with_reason(last, f"{last.reason} (gave up after {tries} in {elapsed:.1f} s)")
+        tries = f"{made} attempt{'s' if made > 1 else ''}"
+        raise _with_reason(last, f"{last.reason}; gave up after {tries} in {elapsed:.1f} s")
 
     def _attempt(
         self,
@@ -292,13 +294,11 @@ class HttpClient:
                     HttpError(name, f"server error (HTTP {status})", status, transient=True), wait_s=wait
                 )
             if status == 404:
-                detail = f": {message}" if message else ""
-                raise HttpError(
-                    name,
-                    f"not found (HTTP 404{detail}): unknown zone or wrong URL",
-                    status,
-                    unknown_zone=True,
-                )
+                if message and _UNKNOWN_ZONE.search(message):
+                    reason = f"not found (HTTP 404: {message})"
+                else:  # no word about the zone: as likely a wrong base URL
+                    reason = "not found (HTTP 404); check the zone and the configured URL"
+                raise HttpError(name, reason, status, unknown_zone=True)
             if status in (400, 422) and message and _UNKNOWN_ZONE.search(message):
                 raise HttpError(name, f"unknown zone (HTTP {status}: {message})", status, unknown_zone=True)
             detail = f": {message}" if message else ""

@@ -161,7 +161,7 @@ def for_zone(exc: SourceError, zone: GridZone, api: str) -> SourceError:
     """Name the zone in an unknown-zone error, since the HTTP layer cannot know it."""
     if not exc.unknown_zone:
         return exc
-    return SourceError(exc.source, f"zone {zone.id} not known to {api} ({exc.reason})", unknown_zone=True)
+    return SourceError(exc.source, f"zone {zone.id} not known to {api}: {exc.reason}", unknown_zone=True)
 
 
 def parse_time_s(value: object) -> int:

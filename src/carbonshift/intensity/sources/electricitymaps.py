@@ -21,6 +21,7 @@ leaves the others' values in place, with the reason in their notes.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -51,6 +52,7 @@ TOKEN_SETTING = "CARBONSHIFT_ELECTRICITYMAPS_TOKEN"
 HISTORY_WINDOW_S = 24 * 3600
 PAST_RANGE_MAX_S = 10 * 24 * 3600
 FORECAST_HORIZONS_H = (24, 48, 72)
+ZONE_KEY = re.compile(r"^[A-Z]{2}(-[A-Z0-9]+)*$")
 GRANULARITY_S = {
     "5_minutes": 300,
     "15_minutes": 900,
@@ -101,8 +103,13 @@ class ElectricityMapsSource:
         )
 
     def supports(self, zone: GridZone, signal: Signal) -> bool:
-        # zones of the UK Carbon Intensity API's own naming are not Electricity Maps zones
-        return signal is Signal.AVERAGE and not zone.id.upper().startswith("GB-UKCI-")
+        # Electricity Maps zone keys look like DE, US-CAL-CISO, IN-NO; a user's own zone name
+        # (madrid-lab) or the GB API's GB-UKCI-* zones are not worth a request
+        return (
+            signal is Signal.AVERAGE
+            and bool(ZONE_KEY.match(zone.id))
+            and not zone.id.upper().startswith("GB-UKCI-")
+        )
 
     def fetch(self, zone: GridZone, span: TimeSpan, signal: Signal, now: datetime) -> IntensitySeries:
         if signal is not Signal.AVERAGE:
