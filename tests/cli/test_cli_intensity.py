@@ -85,3 +85,50 @@ def test_invalid_setting_fails_at_start_naming_the_key(tmp_path: Path) -> None:
     result = run_cli("intensity", "DE", tmp=tmp_path, env={"CARBONSHIFT_INTENSITY__MAX_RETRIES": "lots"})
     assert result.returncode == 2
     assert "intensity.max_retries" in result.stderr and "CARBONSHIFT_INTENSITY__MAX_RETRIES" in result.stderr
+
+
+def test_live_source_through_the_command_and_no_secret_in_output(
+    tmp_path: Path, fake_electricitymaps
+) -> None:  # type: ignore[no-untyped-def]
+    from datetime import UTC, datetime
+
+    fake_electricitymaps.now = datetime(2026, 11, 24, 12, tzinfo=UTC)
+    env = fake_electricitymaps.env() | {"CARBONSHIFT_UKCI_ENABLED": "false"}
+    result = run_cli(
+        "intensity",
+        "aws:eu-central-1",
+        "--now",
+        "2026-11-24T12:00Z",
+        "--from",
+        "-3h",
+        "--to",
+        "+3h",
+        "--format",
+        "json",
+        env=env,
+        tmp=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert fake_electricitymaps.token not in result.stdout + result.stderr
+    import json
+
+    data = json.loads(result.stdout)
+    assert {(p["source"], p["kind"]) for p in data["points"]} == {
+        ("electricitymaps", "measured"),
+        ("electricitymaps", "forecast"),
+    }
+    sent = fake_electricitymaps.server.requests[0]
+    assert sent.headers.get("auth-token") == fake_electricitymaps.token
+
+
+def test_dead_source_is_a_warning_not_a_failure(tmp_path: Path, dead_url: str) -> None:
+    env = {
+        "CARBONSHIFT_ELECTRICITYMAPS_TOKEN": "tok-SECRET",
+        "CARBONSHIFT_ELECTRICITYMAPS_URL": dead_url,
+        "CARBONSHIFT_UKCI_ENABLED": "false",
+        "CARBONSHIFT_INTENSITY__SOURCE_BUDGET_S": "2",
+    }
+    result = run_cli("intensity", "DE", "--to", "+2h", env=env, tmp=tmp_path)
+    assert result.returncode == 0
+    assert "warning: electricitymaps unavailable for DE" in result.stderr
+    assert "static" in result.stdout and "tok-SECRET" not in result.stdout + result.stderr
