@@ -1,0 +1,567 @@
+"""The job spec: what a user writes about a job, validated before anything is planned or launched.
+
+Every rejection names the field (``window.deadline``, ``hardware.gpu``) and what is allowed, because a
+spec is usually fixed by reading the message, not the docs. Times are timezone-aware and stored in
+UTC; a time without an offset is refused rather than guessed. Defaults that depend on the current
+time (the window) stay unset in the model and are resolved by :meth:`JobSpec.resolve_window` with an
+explicit ``now`` (the CLI's ``--now``), so validating a spec never reads the clock.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import math
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    ValidationError,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from carbonshift.errors import UserInputError
+from carbonshift.planner.power_tables import known_gpu_models, lookup_gpu
+from carbonshift.timeutil import isoformat_z, parse_datetime, parse_duration
+
+DEFAULT_WINDOW = timedelta(hours=24)
+DEFAULT_MIN_CHUNK = timedelta(minutes=30)
+DEFAULT_VCPUS = 4
+DEFAULT_MEMORY_GB = 16.0
+NAME_PATTERN = r"^[a-z0-9-]{1,63}$"
+REGION_REF_PATTERN = r"^[a-z0-9-]+:[a-z0-9._-]+$"
+PROVIDER_PATTERN = r"^[a-z0-9-]+$"
+COUNTRY_PATTERN = r"^(?:[A-Z]{2}|EU)$"
+
+
+def _err(message: str) -> PydanticCustomError:
+    # the message travels in ctx so braces in user input are never read as a template
+    return PydanticCustomError("value_error", "{message}", {"message": message})
+
+
+# ---- durations and times ------------------------------------------------------------------------
+
+
+def format_duration(value: timedelta) -> str:
+    """The compact form people write ('1h30m'), so a dumped spec reads like the one loaded."""
+    total = int(value.total_seconds())
+    if total == 0:
+        return "0s"
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        count, total = divmod(total, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return "".join(parts)
+
+
+def _to_duration(value: Any) -> timedelta:
+    if isinstance(value, timedelta):
+        td = value
+    elif isinstance(value, str):
+        try:
+            td = parse_duration(value)
+        except ValueError as exc:
+            raise _err(str(exc)) from None
+    elif isinstance(value, int | float):
+        raise _err(f"{value!r} has no unit; write a duration such as 30m, 4h, 1h30m or PT4H")
+    else:
+        raise _err("expected a duration such as 30m, 4h, 1h30m or PT4H")
+    seconds = td.total_seconds()
+    if seconds < 0:
+        raise _err("must not be negative")
+    if seconds != math.floor(seconds):
+        raise _err("durations are counted in whole seconds")
+    return timedelta(seconds=int(seconds))
+
+
+def _positive(value: timedelta) -> timedelta:
+    if value <= timedelta(0):
+        raise _err("must be longer than zero")
+    return value
+
+
+def _to_utc(value: Any) -> datetime:
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise _err("time has no timezone; add Z for UTC or an offset like +01:00")
+        return value.astimezone(UTC)
+    if isinstance(value, str):
+        try:
+            return parse_datetime(value)
+        except ValueError as exc:
+            raise _err(str(exc)) from None
+    raise _err("expected an ISO 8601 time with an offset, such as 2026-11-24T18:00Z")
+
+
+_DURATION_SCHEMA = {
+    "type": "string",
+    "description": "a duration: 30m, 4h, 1h30m, 2d, 90s, or ISO 8601 (PT4H)",
+    "examples": ["30m", "4h", "1h30m", "PT4H"],
+}
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(_to_duration),
+    PlainSerializer(format_duration, return_type=str),
+    WithJsonSchema(_DURATION_SCHEMA),
+]
+PositiveDuration = Annotated[
+    timedelta,
+    BeforeValidator(_to_duration),
+    AfterValidator(_positive),
+    PlainSerializer(format_duration, return_type=str),
+    WithJsonSchema(_DURATION_SCHEMA),
+]
+UtcDatetime = Annotated[
+    datetime,
+    BeforeValidator(_to_utc),
+    PlainSerializer(isoformat_z, return_type=str),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "format": "date-time",
+            "description": "ISO 8601 with Z or an offset (a time without one is refused)",
+            "examples": ["2026-11-24T18:00Z", "2026-11-24T19:00+01:00"],
+        }
+    ),
+]
+
+
+def _normalised(pattern: str, upper: bool, expected: str) -> BeforeValidator:
+    """Case-fold first (people write GCP:US-Central1), then check with a message that shows an
+    example rather than a regular expression."""
+
+    def check(value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        folded = value.strip().upper() if upper else value.strip().lower()
+        if not re.match(pattern, folded):
+            raise _err(f"expected {expected}, got {value!r}")
+        return folded
+
+    return BeforeValidator(check)
+
+
+RegionRef = Annotated[
+    str,
+    Field(
+        pattern=r"^[A-Za-z0-9-]+:[A-Za-z0-9._-]+$",
+        description="a cloud region as provider:region, e.g. gcp:us-central1, aws:eu-west-1",
+    ),
+    _normalised(REGION_REF_PATTERN, False, "provider:region such as gcp:us-central1"),
+]
+ProviderName = Annotated[
+    str,
+    Field(pattern=r"^[A-Za-z0-9-]+$", description="aws, gcp, azure, local, ..."),
+    _normalised(PROVIDER_PATTERN, False, "a provider name such as aws, gcp, azure or local"),
+]
+CountryCode = Annotated[
+    str,
+    Field(pattern=r"^(?:[A-Za-z]{2})$", description="ISO 3166-1 alpha-2 code, or EU for the member states"),
+    _normalised(COUNTRY_PATTERN, True, "an ISO 3166-1 alpha-2 country code (DE, FR, US) or EU"),
+]
+
+
+def _dedupe(values: list[str]) -> list[str]:
+    return list(dict.fromkeys(values))
+
+
+# ---- the models -------------------------------------------------------------------------------------
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class Hardware(_Strict):
+    """What the job runs on; drives the energy estimate (and later the instance choice)."""
+
+    gpu: str | None = Field(
+        default=None,
+        description="GPU model (e.g. A100, H100, L4, T4); canonicalised to the power table's name",
+    )
+    gpus: int = Field(default=0, ge=0, le=4096, description="number of GPUs (default 1 when gpu is set)")
+    vcpus: int = Field(default=DEFAULT_VCPUS, ge=1, le=100_000)
+    memory_gb: float = Field(default=DEFAULT_MEMORY_GB, ge=0, le=1_000_000)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_gpu_by_default(cls, data: Any) -> Any:
+        if isinstance(data, Mapping) and data.get("gpu") is not None and "gpus" not in data:
+            return {**data, "gpus": 1}
+        return data
+
+    @field_validator("gpu")
+    @classmethod
+    def _known_gpu(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        row = lookup_gpu(value)
+        if row is None:
+            raise _err(
+                f"unknown GPU model {value!r}; known: {', '.join(known_gpu_models())} "
+                "(or give power_watts, a measured draw)"
+            )
+        return row.model
+
+
+class Window(_Strict):
+    earliest: UtcDatetime | None = Field(default=None, description="not before this time; default: now")
+    deadline: UtcDatetime | None = Field(
+        default=None, description="the job must FINISH by this time; default: earliest + 24h"
+    )
+
+
+class Placement(_Strict):
+    providers: list[ProviderName] = Field(
+        default_factory=list, description="allowed providers; empty: every provider in the catalog"
+    )
+    regions: list[RegionRef] = Field(default_factory=list, description="allow-list; empty: any region")
+    exclude: list[RegionRef] = Field(default_factory=list)
+    countries: list[CountryCode] = Field(
+        default_factory=list, description="data residency: ISO country codes, EU for the member states"
+    )
+
+    _dedupe_lists = field_validator("providers", "regions", "exclude", "countries")(_dedupe)
+
+
+_CRON_FIELDS: tuple[tuple[str, int, int, dict[str, int]], ...] = (
+    ("minute", 0, 59, {}),
+    ("hour", 0, 23, {}),
+    ("day of month", 1, 31, {}),
+    (
+        "month",
+        1,
+        12,
+        {
+            m: i + 1
+            for i, m in enumerate(
+                ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"]
+            )
+        },
+    ),
+    ("day of week", 0, 7, {d: i for i, d in enumerate(["sun", "mon", "tue", "wed", "thu", "fri", "sat"])}),
+)
+_CRON_ITEM = re.compile(r"^(\*|[a-z0-9]+(?:-[a-z0-9]+)?)(?:/(\d+))?$")
+
+
+def check_cron(expr: str) -> str:
+    """Standard five-field cron (what APScheduler's CronTrigger.from_crontab takes), checked here so
+    a typo is caught when the spec is loaded, not at the first occurrence."""
+    parts = expr.split()
+    if len(parts) != len(_CRON_FIELDS):
+        raise ValueError("five fields (minute hour day-of-month month day-of-week), e.g. '0 22 * * *'")
+    for text, (label, lo, hi, names) in zip(parts, _CRON_FIELDS, strict=True):
+        for item in text.lower().split(","):
+            match = _CRON_ITEM.match(item)
+            if match is None:
+                raise ValueError(f"{label} field {text!r}: use *, n, a-b, */n, a-b/n or lists of them")
+            base, step = match.group(1), match.group(2)
+            if step is not None and int(step) == 0:
+                raise ValueError(f"{label} field {text!r}: a step of 0 never advances")
+            if base == "*":
+                continue
+            bounds = []
+            for token in base.split("-"):
+                value = int(token) if token.isdigit() else names.get(token)
+                if value is None or not lo <= value <= hi:
+                    raise ValueError(f"{label} field {text!r}: {token!r} is not in {lo}..{hi}")
+                bounds.append(value)
+            if len(bounds) == 2 and bounds[0] > bounds[1]:
+                raise ValueError(f"{label} field {text!r}: range runs backwards")
+    return " ".join(parts)
+
+
+class Schedule(_Strict):
+    """A recurring job (issue 5): each occurrence is planned in its own window, from the nominal cron
+    time to nominal + flex + duration."""
+
+    cron: str = Field(description="five-field cron, nominal start in `timezone`, e.g. '0 22 * * *'")
+    timezone: str = Field(default="UTC", description="IANA time zone of the cron expression")
+    flex: Duration = Field(default=timedelta(0), description="how much later than nominal a run may start")
+    overlap: Literal["skip", "queue"] = Field(
+        default="skip", description="when the previous run is still going at the next occurrence"
+    )
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        try:
+            return check_cron(value)
+        except ValueError as exc:
+            raise _err(str(exc)) from None
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise _err(
+                f"unknown time zone {value!r}; use an IANA name such as Europe/Berlin or UTC"
+            ) from None
+        return value
+
+
+def _check_name(value: Any) -> Any:
+    if isinstance(value, str) and not re.match(NAME_PATTERN, value):
+        raise _err(f"must be 1 to 63 characters from a-z, 0-9 and '-' (got {value!r})")
+    return value
+
+
+def _check_command(value: Any) -> Any:
+    if isinstance(value, str):
+        if not value.strip():
+            raise _err("an empty command runs nothing")
+        return value
+    if isinstance(value, list):
+        if not value:
+            raise _err("an empty argv list runs nothing")
+        for i, arg in enumerate(value):
+            if not isinstance(arg, str):
+                raise _err(f"argument {i} is {type(arg).__name__}, not a string (quote it in YAML)")
+        if not value[0].strip():
+            raise _err("the program (first argument) is empty")
+        return value
+    raise _err("expected an argv list such as [python, train.py] or a command string for the shell")
+
+
+class JobSpec(_Strict):
+    """A job as its owner describes it. Immutable once validated."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        frozen=True,
+        title="carbonshift job spec",
+        json_schema_extra={"$schema": "https://json-schema.org/draft/2020-12/schema"},
+    )
+
+    name: Annotated[
+        str,
+        Field(pattern=NAME_PATTERN, description="job name: a-z, 0-9 and '-', 1 to 63 characters"),
+        BeforeValidator(_check_name),
+    ]
+    command: Annotated[
+        list[str] | str,
+        Field(min_length=1, description="argv list (run as is) or a string (run by the shell)"),
+        BeforeValidator(_check_command),
+    ]
+    duration: PositiveDuration = Field(description="expected runtime")
+    hardware: Hardware = Field(default_factory=Hardware)
+    power_watts: float | None = Field(
+        default=None,
+        gt=0,
+        le=10_000_000,
+        description="measured average draw in W; overrides the hardware model",
+    )
+    window: Window = Field(default_factory=Window)
+    interruptible: bool = Field(default=False, description="true: may be split into several runs")
+    min_chunk: Duration = Field(
+        default=DEFAULT_MIN_CHUNK,
+        description="interruptible jobs: shortest run worth starting (0s: no minimum)",
+    )
+    placement: Placement = Field(default_factory=Placement)
+    baseline: RegionRef | None = Field(
+        default=None, description="where it would run today; savings are measured against it"
+    )
+    schedule: Schedule | None = Field(default=None, description="recurring runs (cron, timezone, flex)")
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> JobSpec:
+        w = self.window
+        if w.earliest is not None and w.deadline is not None and w.deadline < w.earliest + self.duration:
+            raise _field_error("window.deadline", _deadline_problem(w.earliest, self.duration, w.deadline))
+        if self.schedule is not None and (w.earliest is not None or w.deadline is not None):
+            raise _field_error(
+                "window",
+                "not used with schedule: each occurrence runs between its nominal time and "
+                "nominal + flex + duration",
+            )
+        return self
+
+    # ---- derived values ----------------------------------------------------------------------
+    @property
+    def duration_s(self) -> int:
+        return int(self.duration.total_seconds())
+
+    @property
+    def min_chunk_s(self) -> int:
+        """0 for contiguous jobs: only interruptible jobs are split."""
+        return int(self.min_chunk.total_seconds()) if self.interruptible else 0
+
+    def resolve_window(self, now: datetime) -> tuple[datetime, datetime]:
+        """The window to plan in, given the current time: (earliest, deadline), whole seconds, UTC.
+
+        An earliest time already past becomes `now` (nothing starts in the past); a missing deadline is
+        the spec's earliest (or now) + 24 h. Raises UserInputError("window.deadline", ...) when the job
+        can no longer finish in time.
+        """
+        if now.tzinfo is None:
+            raise ValueError("now must be timezone-aware")
+        now = now.astimezone(UTC)
+        anchor = self.window.earliest or now
+        earliest = _ceil_second(max(anchor, now))
+        deadline = _floor_second(self.window.deadline or anchor + DEFAULT_WINDOW)
+        if deadline < earliest + self.duration:
+            start = "now" if earliest > anchor or self.window.earliest is None else "earliest"
+            raise UserInputError(
+                "window.deadline", _deadline_problem(earliest, self.duration, deadline, start)
+            )
+        return earliest, deadline
+
+
+def _ceil_second(t: datetime) -> datetime:
+    return t if t.microsecond == 0 else t.replace(microsecond=0) + timedelta(seconds=1)
+
+
+def _floor_second(t: datetime) -> datetime:
+    return t.replace(microsecond=0)
+
+
+def _deadline_problem(
+    earliest: datetime, duration: timedelta, deadline: datetime, start: str = "earliest"
+) -> str:
+    return (
+        f"must be at least {start} + duration ({isoformat_z(earliest)} + {format_duration(duration)} = "
+        f"{isoformat_z(earliest + duration)}), got {isoformat_z(deadline)}"
+    )
+
+
+def _field_error(field: str, problem: str) -> PydanticCustomError:
+    """A cross-field error that still names one field: the loader reads `field` from ctx."""
+    return PydanticCustomError("field_error", "{field}: {problem}", {"field": field, "problem": problem})
+
+
+# ---- loading, errors, schema ------------------------------------------------------------------------
+
+
+class JobSpecError(UserInputError):
+    """A spec that failed validation; `problems` lists (field, problem) for APIs that answer 422."""
+
+    def __init__(self, source: str, problems: list[tuple[str, str]]) -> None:
+        self.problems = problems
+        super().__init__(source, "; ".join(f"{f}: {p}" if f else p for f, p in problems))
+
+
+class _NoTimestampLoader(yaml.SafeLoader):
+    """YAML without implicit timestamps: every time goes through parse_datetime, which refuses a time
+    without an offset instead of letting YAML turn it into a naive datetime (or a date)."""
+
+
+_NoTimestampLoader.yaml_implicit_resolvers = {
+    key: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for key, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+def parse_jobspec(data: Any, *, source: str = "spec") -> JobSpec:
+    """Validate already-parsed data (a mapping from YAML, JSON or an API body)."""
+    if not isinstance(data, Mapping):
+        raise JobSpecError(source, [("", "a job spec is a mapping (name, command, duration, ...)")])
+    try:
+        return JobSpec.model_validate(dict(data))
+    except ValidationError as exc:
+        raise JobSpecError(source, _problems(exc)) from None
+
+
+def loads_jobspec(text: str, *, source: str = "spec", fmt: Literal["yaml", "json"] = "yaml") -> JobSpec:
+    try:
+        data = json.loads(text) if fmt == "json" else yaml.load(text, Loader=_NoTimestampLoader)
+    except json.JSONDecodeError as exc:
+        raise JobSpecError(source, [("", f"not valid JSON: {exc.msg} at line {exc.lineno}")]) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise JobSpecError(source, [("", f"not valid YAML{where}: {getattr(exc, 'problem', exc)}")]) from None
+    return parse_jobspec(data, source=source)
+
+
+def load_jobspec(path: str | Path, *, now: datetime | None = None) -> JobSpec:
+    """Load a YAML or JSON spec file. With `now`, also check that the window can still be met, so the
+    message names the file."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UserInputError(str(p), f"cannot read the job spec: {exc.strerror or exc}") from None
+    spec = loads_jobspec(text, source=str(p), fmt="json" if p.suffix.lower() == ".json" else "yaml")
+    if now is not None:
+        try:
+            spec.resolve_window(now)
+        except UserInputError as exc:
+            raise JobSpecError(str(p), [(exc.where, exc.problem)]) from None
+    return spec
+
+
+def jobspec_json_schema() -> dict[str, Any]:
+    """JSON Schema (2020-12) of the spec as written, for `carbonshift schema` and editors."""
+    return JobSpec.model_json_schema(mode="validation")
+
+
+def _problems(exc: ValidationError) -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    for error in exc.errors(include_url=False):
+        loc = tuple(error["loc"])
+        ctx = error.get("ctx") or {}
+        kind = error["type"]
+        if kind == "field_error":
+            out.append((str(ctx["field"]), str(ctx["problem"])))
+            continue
+        field = _loc_text(loc)
+        message = str(error["msg"]).removeprefix("Value error, ")
+        if kind == "extra_forbidden":
+            message = _unknown_key(loc)
+        elif kind == "missing":
+            message = "required"
+        out.append((field, message))
+    return out
+
+
+def _loc_text(loc: tuple[int | str, ...]) -> str:
+    text = ""
+    for part in loc:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += f".{part}" if text else str(part)
+    return text
+
+
+def _unknown_key(loc: tuple[int | str, ...]) -> str:
+    model: type[BaseModel] | None = JobSpec
+    for part in loc[:-1]:
+        if model is None or not isinstance(part, str) or part not in model.model_fields:
+            model = None
+            break
+        model = _model_in(model.model_fields[part].annotation)
+    if model is None:
+        return "unknown key"
+    allowed = list(model.model_fields)
+    close = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    return f"unknown key ({hint}allowed: {', '.join(allowed)})"
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None

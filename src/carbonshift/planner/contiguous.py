@@ -1,0 +1,144 @@
+"""The exact best start time of a contiguous job on a piecewise-constant intensity series.
+
+With C(t) the integral of intensity from the series' first edge to t, the emissions of a run starting
+at t are F(t) = C(t + d) - C(t). C is piecewise linear with breakpoints at the edges, so F is
+piecewise linear with breakpoints where t or t + d meets an edge. A piecewise-linear function on an
+interval takes its minimum at an end or at a breakpoint, so evaluating F at
+
+    earliest, latest start, every edge e in [earliest, latest], every e - d in [earliest, latest]
+
+finds the exact minimum over all real start times, with no grid. Each evaluation is two linear
+interpolations in C (one gather, one multiply-add), vectorised over candidates and over every series
+that shares the same edges. Edges, earliest, latest and d are integer seconds, so every candidate is a
+whole second too.
+
+Ties go to the earliest start: every candidate within a tolerance of the minimum counts as a minimum,
+and candidates are sorted by time. The tolerance is 1e-9 of the largest |C| in the window, far above
+float rounding in C (about n * 2e-16 relative) and far below any difference worth moving a job for.
+A flat series therefore starts at earliest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+IntArray = npt.NDArray[np.int64]
+FloatArray = npt.NDArray[np.float64]
+
+TIE_RTOL = 1e-9
+
+
+@dataclass(frozen=True, slots=True)
+class BestStarts:
+    """Per series: the best start, the mean intensity of that run, and the mean of a run at earliest
+    (the usual baseline, free here because earliest is always a candidate)."""
+
+    start_s: IntArray
+    mean_g_per_kwh: FloatArray
+    earliest_mean_g_per_kwh: FloatArray
+
+
+def best_start(
+    edges_s: npt.ArrayLike, values: npt.ArrayLike, earliest_s: int, latest_start_s: int, duration_s: int
+) -> tuple[int, float]:
+    """(start_s, mean g/kWh) of the run of `duration_s` with the least emissions starting in
+    [earliest_s, latest_start_s]; `values[i]` holds over [edges_s[i], edges_s[i+1])."""
+    vals = np.asarray(values, dtype=np.float64)
+    res = best_starts(edges_s, vals.reshape(1, -1), earliest_s, latest_start_s, duration_s)
+    return int(res.start_s[0]), float(res.mean_g_per_kwh[0])
+
+
+def best_starts(
+    edges_s: npt.ArrayLike,
+    values: npt.ArrayLike,
+    earliest_s: int,
+    latest_start_s: int,
+    duration_s: int,
+) -> BestStarts:
+    """`best_start` for many series on the same edges at once: `values` has one row per series."""
+    edges = np.asarray(edges_s, dtype=np.int64)
+    vals = np.asarray(values, dtype=np.float64)
+    if vals.ndim != 2 or edges.ndim != 1 or edges.shape[0] != vals.shape[1] + 1:
+        raise ValueError("values must be (series, n) with n + 1 edges")
+    lo, hi, d = int(earliest_s), int(latest_start_s), int(duration_s)
+    if d <= 0:
+        raise ValueError("duration must be positive")
+    if hi < lo:
+        raise ValueError(f"latest start {hi} is before earliest {lo}")
+    e, v = window_slice(edges, vals, lo, hi + d)
+
+    cum = cumulative(e, v)
+    cands = candidate_starts(e, lo, hi, d)
+    f = integral_at(e, v, cum, cands + d) - integral_at(e, v, cum, cands)
+    tol = TIE_RTOL * np.abs(cum).max(axis=1) + 1e-300
+    is_min = f <= (f.min(axis=1) + tol)[:, None]
+    pick = np.argmax(is_min, axis=1)  # first True: candidates are sorted, so the earliest minimum
+    rows = np.arange(v.shape[0])
+    return BestStarts(
+        start_s=cands[pick],
+        mean_g_per_kwh=f[rows, pick] / d,
+        earliest_mean_g_per_kwh=f[:, 0] / d,  # cands[0] == earliest
+    )
+
+
+def window_slice(edges: IntArray, values: FloatArray, lo_s: int, hi_s: int) -> tuple[IntArray, FloatArray]:
+    """The intervals that overlap [lo_s, hi_s), checked to cover it without gaps (NaN)."""
+    if edges[0] > lo_s or edges[-1] < hi_s:
+        raise ValueError(
+            f"series covers [{int(edges[0])}, {int(edges[-1])}), the window needs [{lo_s}, {hi_s})"
+        )
+    i0 = int(np.searchsorted(edges, lo_s, side="right")) - 1
+    i1 = max(int(np.searchsorted(edges, hi_s, side="left")), i0 + 1)
+    e = edges[i0 : i1 + 1]
+    v = values[:, i0:i1]
+    if np.isnan(v).any():
+        raise ValueError("series has gaps (NaN) inside the window; fill them before planning")
+    return e, v
+
+
+def cumulative(edges: IntArray, values: FloatArray) -> FloatArray:
+    """C at each edge, relative to the first edge: (series, n + 1)."""
+    widths = np.diff(edges).astype(np.float64)
+    out = np.zeros((values.shape[0], values.shape[1] + 1))
+    np.cumsum(values * widths, axis=1, out=out[:, 1:])
+    return out
+
+
+def integral_at(edges: IntArray, values: FloatArray, cum: FloatArray, t_s: IntArray) -> FloatArray:
+    """C(t) for each series and each t in [edges[0], edges[-1]]: exact, since C is linear between edges."""
+    n = values.shape[1]
+    idx = np.searchsorted(edges, t_s, side="right") - 1
+    np.clip(idx, 0, n, out=idx)  # idx == n only for t == edges[-1], where the offset is 0
+    offset = t_s - edges[idx]
+    if offset.any():
+        vidx = np.minimum(idx, n - 1)
+        return cum[:, idx] + values[:, vidx] * offset.astype(np.float64)
+    # every t on an edge (an aligned window on a regular grid): C is read directly, and a run of
+    # consecutive edges is a slice rather than a gather
+    if len(idx) > 1 and bool(np.all(np.diff(idx) == 1)):
+        return cum[:, int(idx[0]) : int(idx[-1]) + 1]
+    return cum[:, idx]
+
+
+def candidate_starts(edges: IntArray, lo_s: int, hi_s: int, duration_s: int) -> IntArray:
+    """Sorted, distinct: the window's ends and every start where the run's start or end meets an edge."""
+    starts = edges[(edges >= lo_s) & (edges <= hi_s)]
+    ends = edges - duration_s
+    ends = ends[(ends >= lo_s) & (ends <= hi_s)]
+    return np.unique(np.concatenate(([lo_s, hi_s], starts, ends)).astype(np.int64))
+
+
+def window_means(edges_s: npt.ArrayLike, values: npt.ArrayLike, start_s: int, end_s: int) -> FloatArray:
+    """Exact time-weighted mean over [start_s, end_s) of each series (row) sharing `edges_s`."""
+    edges = np.asarray(edges_s, dtype=np.int64)
+    vals = np.asarray(values, dtype=np.float64)
+    if end_s <= start_s:
+        raise ValueError("empty range")
+    e, v = window_slice(edges, vals, int(start_s), int(end_s))
+    cum = cumulative(e, v)
+    t = np.array([start_s, end_s], dtype=np.int64)
+    at = integral_at(e, v, cum, t)
+    return np.asarray((at[:, 1] - at[:, 0]) / (end_s - start_s), dtype=np.float64)

@@ -1,0 +1,154 @@
+"""Which regions a job may run in: the spec's placement rules applied to region-like objects.
+
+The planner needs only a few attributes of a region, so it states them as Protocols instead of
+importing the catalog: any object with these read-only attributes works (the catalog's `Region`, a
+test's dataclass). Region ids compare case-insensitively as ``provider:region``.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Collection, Iterable, Sequence
+from typing import Protocol, TypeVar
+
+from carbonshift.config.jobspec import Placement
+from carbonshift.errors import UserInputError
+
+# ISO 3166-1 alpha-2 codes of the EU member states (Greece is GR; the EU's own "EL" is accepted too).
+EU_COUNTRIES = frozenset(
+    [
+        "AT",
+        "BE",
+        "BG",
+        "HR",
+        "CY",
+        "CZ",
+        "DK",
+        "EE",
+        "FI",
+        "FR",
+        "DE",
+        "GR",
+        "EL",
+        "HU",
+        "IE",
+        "IT",
+        "LV",
+        "LT",
+        "LU",
+        "MT",
+        "NL",
+        "PL",
+        "PT",
+        "RO",
+        "SK",
+        "SI",
+        "ES",
+        "SE",
+    ]
+)
+
+
+class PlaceableRegion(Protocol):
+    @property
+    def provider(self) -> str: ...
+
+    @property
+    def region(self) -> str: ...
+
+    @property
+    def country(self) -> str | None: ...
+
+
+class PlanRegion(PlaceableRegion, Protocol):
+    """What the planner reads from a region: its grid zone (for the series) and its PUE (None: the
+    energy model's stated default)."""
+
+    @property
+    def zone(self) -> str: ...
+
+    @property
+    def pue(self) -> float | None: ...
+
+
+R = TypeVar("R", bound=PlaceableRegion)
+
+
+def region_ref(region: PlaceableRegion) -> str:
+    return f"{region.provider}:{region.region}".lower()
+
+
+def country_code(region: PlaceableRegion) -> str | None:
+    """'US-CA' and 'us' are both the US for data residency."""
+    if not region.country:
+        return None
+    return region.country.split("-")[0].strip().upper()
+
+
+def find_region(regions: Iterable[R], ref: str, *, field: str) -> R:
+    """The region named `ref` ('provider:region'), or a UserInputError on `field` with close matches."""
+    by_ref = {region_ref(r): r for r in regions}
+    found = by_ref.get(ref.lower())
+    if found is None:
+        raise UserInputError(field, _unknown(ref, by_ref))
+    return found
+
+
+def filter_candidates(regions: Sequence[R], placement: Placement) -> list[R]:
+    """The regions the placement rules allow, in their original order.
+
+    Rules, applied in this order: `providers` (empty: all), `regions` allow-list (empty: all),
+    `exclude`, `countries` (ISO codes; 'EU' = the member states; a region with no known country never
+    passes a country rule, since residency cannot be shown). A name that matches no region at all is
+    an error rather than a silent no-op, and so is an empty result; the message says which rule
+    emptied the set.
+    """
+    by_ref = {region_ref(r): r for r in regions}
+    known_providers = sorted({r.provider.lower() for r in regions})
+    for p in placement.providers:
+        if p not in known_providers:
+            raise UserInputError(
+                "placement.providers", f"unknown provider {p!r}; known: {', '.join(known_providers)}"
+            )
+    for field, refs in (("placement.regions", placement.regions), ("placement.exclude", placement.exclude)):
+        for ref in refs:
+            if ref.lower() not in by_ref:
+                raise UserInputError(field, _unknown(ref, by_ref))
+
+    left = list(regions)
+    trail = [f"{len(left)} regions in the catalog"]
+    if placement.providers:
+        wanted = set(placement.providers)
+        left = [r for r in left if r.provider.lower() in wanted]
+        trail.append(f"{len(left)} from providers {', '.join(placement.providers)}")
+    if placement.regions:
+        allowed = {ref.lower() for ref in placement.regions}
+        left = [r for r in left if region_ref(r) in allowed]
+        trail.append(f"{len(left)} in the regions allow-list")
+    if placement.exclude:
+        excluded = {ref.lower() for ref in placement.exclude}
+        left = [r for r in left if region_ref(r) not in excluded]
+        trail.append(f"{len(left)} after exclude")
+    if placement.countries:
+        codes = expand_countries(placement.countries)
+        left = [r for r in left if country_code(r) in codes]
+        trail.append(f"{len(left)} in countries {', '.join(placement.countries)}")
+    if not left:
+        raise UserInputError("placement", "no candidate region is left: " + " -> ".join(trail))
+    return left
+
+
+def expand_countries(codes: Iterable[str]) -> frozenset[str]:
+    out: set[str] = set()
+    for code in codes:
+        c = code.upper()
+        out |= EU_COUNTRIES if c == "EU" else {c}
+    if "GR" in out or "EL" in out:
+        out |= {"GR", "EL"}
+    return frozenset(out)
+
+
+def _unknown(ref: str, known: Collection[str]) -> str:
+    close = difflib.get_close_matches(ref.lower(), list(known), n=3)
+    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    return f"unknown region {ref!r} (write provider:region, e.g. gcp:us-central1){hint}"

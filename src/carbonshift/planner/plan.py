@@ -1,0 +1,454 @@
+"""The pure planning function: a job spec and each candidate region's intensity series in, a ranked
+plan out. No I/O, no clock (``now`` is an argument), no scheduler or provider imports.
+
+Energy and emissions, stated once so every number is read the same way:
+
+* ``Plan.energy_kwh`` is the job's IT energy (the hardware's draw times the duration), the same in
+  every region. Each option's and the baseline's ``energy_kwh`` include that region's PUE, and their
+  ``kg_co2e = energy_kwh x mean_g_per_kwh / 1000``.
+* The baseline is a contiguous run starting at earliest: in the spec's ``baseline`` region when it
+  names one (every option's saving is against that one run), otherwise in each option's own region
+  (the saving is then that of waiting, not of moving; the top-level baseline shown is the best
+  option's own).
+* Series of different signals (average, marginal) are never compared: mixing them raises.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal, NamedTuple
+
+import numpy as np
+
+from carbonshift.config.jobspec import JobSpec
+from carbonshift.errors import CarbonshiftError, UserInputError
+from carbonshift.intensity.types import IntensitySeries, Kind, Signal
+from carbonshift.planner.contiguous import best_starts, window_means, window_slice
+from carbonshift.planner.energy import EnergyEstimate, EnergyModel, PowerBreakdown, default_model
+from carbonshift.planner.interruptible import cheapest_chunks_many
+from carbonshift.planner.placement import PlanRegion, region_ref
+from carbonshift.timeutil import from_epoch_s, isoformat_z, to_epoch_s
+
+FALLBACK_KINDS = frozenset({Kind.STATIC, Kind.MODELLED})
+NO_TIME_PREFERENCE = "no time preference: only flat static values"
+
+
+class PlanningError(CarbonshiftError):
+    """Inputs the planner cannot use as given (mixed signals, a series with gaps): a caller's bug or
+    a data problem, not something the user wrote."""
+
+
+class Candidate(NamedTuple):
+    region: PlanRegion
+    series: IntensitySeries
+
+
+EnergyFor = Callable[[PlanRegion], EnergyEstimate]
+
+
+@dataclass(frozen=True, slots=True)
+class SourceShare:
+    """One provenance's share of the time a run uses."""
+
+    source: str
+    kind: Kind
+    share: float
+    note: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"source": self.source, "kind": self.kind.value, "share": round(self.share, 4)}
+        if self.note:
+            out["note"] = self.note
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Baseline:
+    provider: str
+    region: str
+    zone: str
+    start: datetime
+    end: datetime
+    mean_g_per_kwh: float
+    kg_co2e: float
+    energy: EnergyEstimate
+    sources: tuple[SourceShare, ...]
+    static_fallback: bool
+    basis: Literal["spec", "own-region"]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "provider": self.provider,
+            "region": self.region,
+            "zone": self.zone,
+            "start": isoformat_z(self.start),
+            "end": isoformat_z(self.end),
+            "mean_g_per_kwh": round(self.mean_g_per_kwh, 3),
+            "kg_co2e": round(self.kg_co2e, 6),
+            "energy_kwh": round(self.energy.kwh, 6),
+            "pue": self.energy.pue,
+            "basis": self.basis,
+            "sources": [s.to_dict() for s in self.sources],
+            "static_fallback": self.static_fallback,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class PlanOption:
+    provider: str
+    region: str
+    zone: str
+    start: datetime
+    end: datetime
+    chunks: tuple[tuple[datetime, datetime], ...]  # one (start, end) for a contiguous run
+    mean_g_per_kwh: float
+    kg_co2e: float
+    energy: EnergyEstimate
+    baseline_kg_co2e: float
+    savings_kg: float
+    savings_pct: float | None  # None when the baseline emits nothing
+    sources: tuple[SourceShare, ...]
+    static_fallback: bool
+    flat: bool  # this region's intensity is the same all through the window
+    exact: bool  # the guaranteed optimum (see interruptible.py for when it is not)
+
+    @property
+    def ref(self) -> str:
+        return f"{self.provider}:{self.region}"
+
+    def to_dict(self, *, with_chunks: bool = False) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "provider": self.provider,
+            "region": self.region,
+            "zone": self.zone,
+            "start": isoformat_z(self.start),
+            "end": isoformat_z(self.end),
+            "mean_g_per_kwh": round(self.mean_g_per_kwh, 3),
+            "kg_co2e": round(self.kg_co2e, 6),
+            "savings_pct": None if self.savings_pct is None else round(self.savings_pct, 2),
+            "savings_kg": round(self.savings_kg, 6),
+            "baseline_kg_co2e": round(self.baseline_kg_co2e, 6),
+            "energy_kwh": round(self.energy.kwh, 6),
+            "pue": self.energy.pue,
+            "sources": [s.to_dict() for s in self.sources],
+            "static_fallback": self.static_fallback,
+            "flat": self.flat,
+        }
+        if with_chunks:
+            out["chunks"] = [{"start": isoformat_z(a), "end": isoformat_z(b)} for a, b in self.chunks]
+        if not self.exact:
+            out["exact"] = False
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    job: str
+    signal: Signal
+    generated_at: datetime
+    earliest: datetime
+    deadline: datetime
+    duration_s: int
+    interruptible: bool
+    min_chunk_s: int
+    it_energy: EnergyEstimate  # the hardware model at PUE 1: region-independent
+    baseline: Baseline
+    options: tuple[PlanOption, ...]  # kg_co2e ascending
+    no_time_preference: bool
+    notes: tuple[str, ...]
+
+    @property
+    def energy_kwh(self) -> float:
+        """IT energy, before any region's PUE (see the module docstring)."""
+        return self.it_energy.it_kwh
+
+    @property
+    def best(self) -> PlanOption:
+        return self.options[0]
+
+    def to_dict(self, *, top: int | None = None) -> dict[str, Any]:
+        options = self.options if top is None else self.options[:top]
+        energy = self.it_energy.to_dict()
+        return {
+            "job": self.job,
+            "signal": self.signal.value,
+            "energy_kwh": round(self.energy_kwh, 6),
+            "baseline": self.baseline.to_dict(),
+            "options": [o.to_dict(with_chunks=self.interruptible) for o in options],
+            "generated_at": isoformat_z(self.generated_at),
+            "window": {"earliest": isoformat_z(self.earliest), "deadline": isoformat_z(self.deadline)},
+            "duration_s": self.duration_s,
+            "interruptible": self.interruptible,
+            "min_chunk_s": self.min_chunk_s,
+            "energy": {
+                "basis": "energy_kwh is the IT energy; each option's and the baseline's energy_kwh "
+                "include their region's PUE",
+                "it_power_w": energy["it_power_w"],
+                "power_w": energy["power_w"],
+                "source": energy["source"],
+                "assumptions": [a for a in self.it_energy.assumptions if not a.startswith("PUE")],
+            },
+            "no_time_preference": self.no_time_preference,
+            "notes": list(self.notes),
+        }
+
+
+def plan(
+    spec: JobSpec,
+    candidates: Sequence[Candidate | tuple[PlanRegion, IntensitySeries]],
+    *,
+    now: datetime,
+    energy_for: EnergyFor | None = None,
+    baseline: Candidate | tuple[PlanRegion, IntensitySeries] | None = None,
+    model: EnergyModel | None = None,
+) -> Plan:
+    """Rank every candidate region by the emissions of its best run in the spec's window.
+
+    `candidates` are (region, series) pairs, already filtered by placement; each series must cover
+    [earliest, deadline] without gaps, all in one signal. `baseline` supplies the series of the
+    spec's baseline region when that region is not a candidate (e.g. excluded by placement).
+    `energy_for` maps a region to its energy estimate; by default the hardware model at the region's
+    PUE. Raises UserInputError (window cannot be met, no candidates) or PlanningError (bad inputs).
+    """
+    cands = [Candidate(*c) for c in candidates]
+    if not cands:
+        raise UserInputError("placement", "no candidate region to plan in")
+    earliest, deadline = spec.resolve_window(now)
+    lo, hi, d = to_epoch_s(earliest), to_epoch_s(deadline), spec.duration_s
+    energy_model = model or default_model()
+    it_power = energy_model.power(spec)
+    energy_of = energy_for or _energy_by_pue(energy_model, it_power, d)
+
+    base_cand = _baseline_candidate(spec, cands, baseline)
+    signal = _one_signal(cands, base_cand)
+
+    found = _evaluate(cands, spec, lo, hi, d)
+
+    base: Baseline | None = None
+    if base_cand is not None:
+        base_mean = _series_mean(base_cand, lo, lo + d)
+        base_energy = energy_of(base_cand.region)
+        base = _baseline(base_cand, lo, d, base_mean, base_energy, "spec")
+
+    ranked: list[tuple[PlanOption, Candidate, float]] = []
+    for cand, (chunks, mean, earliest_mean, flat, exact) in zip(cands, found, strict=True):
+        energy = energy_of(cand.region)
+        kg = energy.kg_co2e(mean)
+        base_kg = base.kg_co2e if base is not None else energy.kg_co2e(earliest_mean)
+        sources, fallback = _sources(cand.series, chunks)
+        region = cand.region
+        start, end = from_epoch_s(chunks[0][0]), from_epoch_s(chunks[-1][1])
+        option = PlanOption(
+            provider=region.provider,
+            region=region.region,
+            zone=region.zone,
+            start=start,
+            end=end,
+            chunks=((start, end),)
+            if len(chunks) == 1
+            else tuple((from_epoch_s(a), from_epoch_s(b)) for a, b in chunks),
+            mean_g_per_kwh=mean,
+            kg_co2e=kg,
+            energy=energy,
+            baseline_kg_co2e=base_kg,
+            savings_kg=base_kg - kg,
+            savings_pct=100.0 * (base_kg - kg) / base_kg if base_kg > 0 else None,
+            sources=sources,
+            static_fallback=fallback,
+            flat=flat,
+            exact=exact,
+        )
+        ranked.append((option, cand, earliest_mean))
+    ranked.sort(key=lambda r: (r[0].kg_co2e, r[0].start, r[0].provider, r[0].region))
+    options = [r[0] for r in ranked]
+
+    if base is None:
+        top, top_cand, top_earliest_mean = ranked[0]
+        base = _baseline(top_cand, lo, d, top_earliest_mean, top.energy, "own-region")
+
+    no_pref = all(o.flat for o in options)
+    notes = _notes(options, no_pref, base)
+    return Plan(
+        job=spec.name,
+        signal=signal,
+        generated_at=now,
+        earliest=earliest,
+        deadline=deadline,
+        duration_s=d,
+        interruptible=spec.interruptible,
+        min_chunk_s=spec.min_chunk_s,
+        it_energy=energy_model.at_pue(it_power, d, 1.0),
+        baseline=base,
+        options=tuple(options),
+        no_time_preference=no_pref,
+        notes=tuple(notes),
+    )
+
+
+# ---- internals -------------------------------------------------------------------------------------
+
+_Found = tuple[tuple[tuple[int, int], ...], float, float, bool, bool]
+
+
+def _evaluate(cands: list[Candidate], spec: JobSpec, lo: int, hi: int, d: int) -> list[_Found]:
+    """Best run per candidate, vectorised over the candidates whose series share edges (the usual
+    case: one service, one grid), so 150 regions cost a handful of numpy calls."""
+    groups: dict[bytes, list[int]] = {}
+    for i, c in enumerate(cands):
+        groups.setdefault(c.series.edges_s.tobytes(), []).append(i)
+    out: list[_Found | None] = [None] * len(cands)
+    for members in groups.values():
+        edges = cands[members[0]].series.edges_s
+        values = np.stack([cands[i].series.values for i in members])
+        try:
+            _, window_vals = window_slice(edges, values, lo, hi)
+        except ValueError as exc:
+            names = ", ".join(region_ref(cands[i].region) for i in members)
+            raise PlanningError(f"intensity series for {names}: {exc}") from None
+        flat = window_vals.max(axis=1) == window_vals.min(axis=1)
+        if spec.interruptible:
+            earliest_means = window_means(edges, values, lo, lo + d)
+            chunk_plans = cheapest_chunks_many(edges, values, lo, hi, d, spec.min_chunk_s)
+            for k, i in enumerate(members):
+                cp = chunk_plans[k]
+                out[i] = (cp.chunks, cp.mean_g_per_kwh, float(earliest_means[k]), bool(flat[k]), cp.exact)
+        else:
+            res = best_starts(edges, values, lo, hi - d, d)
+            starts = res.start_s.tolist()
+            means = res.mean_g_per_kwh.tolist()
+            at_earliest = res.earliest_mean_g_per_kwh.tolist()
+            for k, i in enumerate(members):
+                s = starts[k]
+                out[i] = (((s, s + d),), means[k], at_earliest[k], bool(flat[k]), True)
+    return [o for o in out if o is not None]
+
+
+def _energy_by_pue(model: EnergyModel, power: PowerBreakdown, duration_s: int) -> EnergyFor:
+    cache: dict[float | None, EnergyEstimate] = {}
+
+    def energy_for(region: PlanRegion) -> EnergyEstimate:
+        pue = region.pue
+        found = cache.get(pue)
+        if found is None:
+            found = cache[pue] = model.at_pue(power, duration_s, pue)
+        return found
+
+    return energy_for
+
+
+def _baseline_candidate(
+    spec: JobSpec, cands: list[Candidate], given: Candidate | tuple[PlanRegion, IntensitySeries] | None
+) -> Candidate | None:
+    if spec.baseline is None:
+        return None
+    if given is not None:
+        cand = Candidate(*given)
+        if region_ref(cand.region) != spec.baseline:
+            raise PlanningError(
+                f"baseline series is for {region_ref(cand.region)}, the spec says {spec.baseline}"
+            )
+        return cand
+    for c in cands:
+        if region_ref(c.region) == spec.baseline:
+            return c
+    raise PlanningError(f"baseline {spec.baseline} is not a candidate and no series was given for it")
+
+
+def _one_signal(cands: list[Candidate], base: Candidate | None) -> Signal:
+    signals = {c.series.signal for c in cands}
+    if base is not None:
+        signals.add(base.series.signal)
+    if len(signals) > 1:
+        raise PlanningError(
+            "candidates mix average and marginal intensity; they measure different things and are "
+            "never compared: ask the intensity service for one signal"
+        )
+    return signals.pop()
+
+
+def _series_mean(cand: Candidate, start_s: int, end_s: int) -> float:
+    try:
+        return float(window_means(cand.series.edges_s, cand.series.values[None, :], start_s, end_s)[0])
+    except ValueError as exc:
+        raise PlanningError(f"intensity series for {region_ref(cand.region)}: {exc}") from None
+
+
+def _baseline(
+    cand: Candidate,
+    lo: int,
+    d: int,
+    mean: float,
+    energy: EnergyEstimate,
+    basis: Literal["spec", "own-region"],
+) -> Baseline:
+    sources, fallback = _sources(cand.series, ((lo, lo + d),))
+    return Baseline(
+        provider=cand.region.provider,
+        region=cand.region.region,
+        zone=cand.region.zone,
+        start=from_epoch_s(lo),
+        end=from_epoch_s(lo + d),
+        mean_g_per_kwh=mean,
+        kg_co2e=energy.kg_co2e(mean),
+        energy=energy,
+        sources=sources,
+        static_fallback=fallback,
+        basis=basis,
+    )
+
+
+def _sources(
+    series: IntensitySeries, chunks: Sequence[tuple[int, int]]
+) -> tuple[tuple[SourceShare, ...], bool]:
+    """Which provenances the chosen time used, by share of time; and whether any was static or
+    modelled (the `static_fallback` flag)."""
+    provs = series.provenances
+    if len(provs) == 1:
+        p = provs[0]
+        return (SourceShare(p.source, p.kind, 1.0, p.note),), p.kind in FALLBACK_KINDS
+    edges = series.edges_s
+    weights = np.zeros(len(provs))
+    for a, b in chunks:
+        i0 = int(np.searchsorted(edges, a, side="right")) - 1
+        i1 = int(np.searchsorted(edges, b, side="left"))
+        seg = edges[i0 : i1 + 1]
+        overlap = np.minimum(seg[1:], b) - np.maximum(seg[:-1], a)
+        idx = series.prov_index[i0:i1]
+        keep = idx >= 0
+        weights += np.bincount(idx[keep], weights=overlap[keep], minlength=len(provs))
+    total = weights.sum()
+    shares = []
+    fallback = False
+    for k in np.flatnonzero(weights > 0):
+        p = provs[int(k)]
+        shares.append(SourceShare(p.source, p.kind, float(weights[k] / total), p.note))
+        fallback = fallback or p.kind in FALLBACK_KINDS
+    shares.sort(key=lambda s: -s.share)
+    return tuple(shares), fallback
+
+
+def _notes(options: list[PlanOption], no_pref: bool, base: Baseline) -> list[str]:
+    notes: list[str] = []
+    if no_pref:
+        only_static = all(s.kind is Kind.STATIC for o in options for s in o.sources)
+        notes.append(
+            NO_TIME_PREFERENCE
+            if only_static
+            else "no time preference: every candidate's intensity is flat over the window"
+        )
+        notes.append("each region starts at earliest; regions are ranked by their (annual) intensity and PUE")
+    fallback = [o.ref for o in options if o.static_fallback]
+    if fallback and not no_pref:
+        shown = ", ".join(fallback[:5]) + (f" and {len(fallback) - 5} more" if len(fallback) > 5 else "")
+        notes.append(f"static or modelled values fill part of the window for {shown}")
+    inexact = [o.ref for o in options if not o.exact]
+    if inexact:
+        notes.append(
+            "interruptible schedule optimal on its time grid only (window ends off the data's step) for "
+            + ", ".join(inexact[:5])
+        )
+    if base.basis == "own-region":
+        notes.append("savings are against starting at earliest in each option's own region (no baseline set)")
+    return notes

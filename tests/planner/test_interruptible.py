@@ -1,0 +1,204 @@
+"""Interruptible planning against enumeration of every schedule on a fine grid (small instances)."""
+
+from __future__ import annotations
+
+import itertools
+from unittest.mock import patch
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from carbonshift.planner import interruptible
+from carbonshift.planner.contiguous import best_start
+from carbonshift.planner.interruptible import ChunkPlan, cheapest_chunks, cheapest_chunks_many, choose_grid
+
+from .helpers import emissions
+
+
+def enumerate_best(edges: list[int], values: list[float], lo: int, hi: int, d: int, m: int) -> float:
+    """Least emissions over every set of d one-second slots in [lo, hi) whose runs are all at least
+    min(m, d) long. With integer data this grid is at least as fine as any the planner uses."""
+    m = min(m, d)
+    slot_cost = [emissions(edges, values, t, t + 1) for t in range(lo, hi)]
+    best = float("inf")
+    for combo in itertools.combinations(range(hi - lo), d):
+        run, ok = 1, True
+        for a, b in itertools.pairwise(combo):
+            if b == a + 1:
+                run += 1
+            else:
+                ok = ok and run >= m
+                run = 1
+        if ok and run >= m:
+            best = min(best, sum(slot_cost[i] for i in combo))
+    return best
+
+
+def check_valid(
+    plan: ChunkPlan, edges: list[int], values: list[float], lo: int, hi: int, d: int, m: int
+) -> None:
+    chunks = plan.chunks
+    assert chunks, "no chunks"
+    assert all(a < b for a, b in chunks)
+    assert all(b1 < a2 for (_, b1), (a2, _) in itertools.pairwise(chunks)), "chunks overlap or touch"
+    assert lo <= chunks[0][0] and chunks[-1][1] <= hi
+    assert sum(b - a for a, b in chunks) == d
+    assert all(b - a >= min(m, d) for a, b in chunks)
+    recomputed = sum(emissions(edges, values, a, b) for a, b in chunks) / d
+    assert plan.mean_g_per_kwh == pytest.approx(recomputed, rel=1e-9, abs=1e-9)
+
+
+@st.composite
+def small_problems(draw: st.DrawFn) -> tuple[list[int], list[float], int, int, int, int]:
+    """Everything a multiple of `scale` seconds (so the planner's grid is coarser than the 1-second
+    enumeration, which tests that the continuous optimum lies on its grid), windows of <= 12 s."""
+    scale = draw(st.sampled_from([1, 1, 2, 3]))
+    units = 12 // scale
+    n = draw(st.integers(1, 5))
+    widths = draw(st.lists(st.integers(1, 4), min_size=n, max_size=n))
+    values = draw(st.lists(st.integers(0, 7), min_size=n, max_size=n))
+    edges = [0]
+    for w in widths:
+        edges.append(edges[-1] + w)
+    lo = draw(st.integers(0, min(edges[-1] - 1, units)))
+    hi = draw(st.integers(lo + 1, min(edges[-1], lo + units)))
+    d = draw(st.integers(1, hi - lo))
+    m = draw(st.integers(0, d + 1))
+    return (
+        [e * scale for e in edges],
+        [float(v) for v in values],
+        lo * scale,
+        hi * scale,
+        d * scale,
+        m * scale,
+    )
+
+
+@settings(max_examples=250, deadline=None)
+@given(small_problems())
+def test_equals_enumeration(problem: tuple[list[int], list[float], int, int, int, int]) -> None:
+    edges, values, lo, hi, d, m = problem
+    plan = cheapest_chunks(edges, values, lo, hi, d, m)
+    check_valid(plan, edges, values, lo, hi, d, m)
+    assert plan.exact
+    assert plan.mean_g_per_kwh * d == pytest.approx(enumerate_best(edges, values, lo, hi, d, m), abs=1e-9)
+
+
+@st.composite
+def unaligned_problems(draw: st.DrawFn) -> tuple[list[int], list[float], int, int, int, int]:
+    """5-minute data, earliest/deadline off the grid (as with `now`), so the exact grid would be tiny
+    and the planner falls back to the data's step inside the window."""
+    n = draw(st.integers(3, 10))
+    values = draw(st.lists(st.floats(0, 500, allow_nan=False), min_size=n, max_size=n))
+    base = 1_790_000_100
+    edges = [base + 300 * i for i in range(n + 1)]
+    lo = base + draw(st.integers(1, 299))
+    hi = edges[-1] - draw(st.integers(1, 299))
+    d = 300 * draw(st.integers(1, max(1, (hi - lo) // 300 - 1)))
+    m = 300 * draw(st.integers(1, 4))
+    return edges, values, lo, hi, d, m
+
+
+@settings(max_examples=100, deadline=None)
+@given(unaligned_problems())
+def test_unaligned_window_is_optimal_on_the_data_grid_and_never_worse_than_contiguous(
+    problem: tuple[list[int], list[float], int, int, int, int],
+) -> None:
+    edges, values, lo, hi, d, m = problem
+    with patch.object(interruptible, "MAX_SLOTS", 40):  # as a 72 h window on a 1 s grid would
+        plan = cheapest_chunks(edges, values, lo, hi, d, m)
+    check_valid(plan, edges, values, lo, hi, d, m)
+    _, contiguous_mean = best_start(edges, values, lo, hi - d, d)
+    assert plan.mean_g_per_kwh <= contiguous_mean + 1e-9 * max(values) * (edges[-1] - edges[0]) / d
+    # enumerate the slot grid inside the window: the planner must match it or beat it (contiguous)
+    g_lo, g_hi = edges[1], edges[-2]
+    k, mm = d // 300, min(m, d) // 300
+    slot_cost = [
+        emissions(edges, values, g_lo + 300 * i, g_lo + 300 * (i + 1)) for i in range((g_hi - g_lo) // 300)
+    ]
+    best = float("inf")
+    for combo in itertools.combinations(range(len(slot_cost)), k):
+        runs = [len(list(g)) for _, g in itertools.groupby(enumerate(combo), key=lambda p: p[1] - p[0])]
+        if min(runs) >= mm:
+            best = min(best, sum(slot_cost[i] for i in combo))
+    # ties within 1e-9 of the series' scale count as equal (see contiguous.TIE_RTOL)
+    assert plan.mean_g_per_kwh * d <= best + 1e-8 * max(values) * (edges[-1] - edges[0]) + 1e-9
+
+
+def test_no_minimum_takes_the_cheapest_time_first_ties_earliest() -> None:
+    edges = [0, 10, 20, 30, 40]
+    values = [3.0, 1.0, 2.0, 1.0]
+    plan = cheapest_chunks(edges, values, 0, 40, 25, 0)
+    # both 1.0 intervals, then 5 s of the 2.0 one, at its start
+    assert plan.chunks == ((10, 25), (30, 40))
+    assert plan.mean_g_per_kwh == pytest.approx((10 + 10 + 5 * 2) / 25)
+    assert plan.method == "greedy"
+    # ties: equal values, the earliest intervals win
+    flat = cheapest_chunks([0, 10, 20, 30], [1.0, 1.0, 1.0], 0, 30, 10, 0)
+    assert flat.chunks == ((0, 10),)
+    # a part interval joins the chunk that follows it when only that one is taken
+    joined = cheapest_chunks([0, 10, 20, 30], [9.0, 2.0, 1.0], 0, 30, 15, 0)
+    assert joined.chunks == ((15, 30),)
+
+
+def test_minimum_chunk_changes_the_answer() -> None:
+    edges = list(range(0, 13))
+    values = [1.0, 9.0, 1.0, 9.0, 1.0, 9.0, 5.0, 5.0, 9.0, 9.0, 9.0, 9.0]
+    free = cheapest_chunks(edges, values, 0, 12, 3, 0)
+    assert free.chunks == ((0, 1), (2, 3), (4, 5))
+    chunked = cheapest_chunks(edges, values, 0, 12, 3, 2)
+    assert chunked.mean_g_per_kwh * 3 == pytest.approx(enumerate_best(edges, values, 0, 12, 3, 2))
+    assert all(b - a >= 2 for a, b in chunked.chunks)
+
+
+def test_min_chunk_at_least_the_duration_is_contiguous() -> None:
+    edges = [0, 10, 20, 30, 40]
+    values = [3.0, 1.0, 2.0, 1.0]
+    plan = cheapest_chunks(edges, values, 0, 40, 15, 3600)
+    assert plan.method == "contiguous"
+    assert plan.chunks == (
+        (best_start(edges, values, 0, 25, 15)[0], best_start(edges, values, 0, 25, 15)[0] + 15),
+    )
+
+
+def test_window_exactly_as_long_as_the_job() -> None:
+    plan = cheapest_chunks([0, 10, 20, 30], [5.0, 1.0, 7.0], 5, 25, 20, 5)
+    assert plan.chunks == ((5, 25),)
+
+
+def test_many_series_at_once_equal_one_at_a_time() -> None:
+    rng = np.random.default_rng(7)
+    edges = 1_790_000_000 + 300 * np.arange(97)
+    values = rng.uniform(0, 500, size=(6, 96))
+    lo, hi, d, m = int(edges[0]), int(edges[-1]), 300 * 12, 300 * 3
+    many = cheapest_chunks_many(edges, values, lo, hi, d, m)
+    for r in range(6):
+        one = cheapest_chunks(edges, values[r], lo, hi, d, m)
+        assert many[r].chunks == one.chunks
+        assert many[r].mean_g_per_kwh == pytest.approx(one.mean_g_per_kwh)
+
+
+def test_grid_choice() -> None:
+    edges = np.array([0, 300, 600, 900, 1200])
+    assert choose_grid(edges, 0, 1200, 600, 300) == (300, 0, 1200, True)
+    # a short window off the grid: a 1 s grid is small enough to be exact
+    assert choose_grid(edges + 1_790_000_100, 1_790_000_107, 1_790_001_280, 600, 300) == (
+        1,
+        1_790_000_107,
+        1_790_001_280,
+        True,
+    )
+    # 72 h off the grid: 1 s slots are too many; the data's 300 s step inside the window is used
+    long_edges = 1_790_000_100 + 300 * np.arange(865)
+    lo, hi = 1_790_000_107, int(long_edges[-1]) - 13
+    found = choose_grid(long_edges, lo, hi, 4 * 3600, 1800)
+    assert found == (300, 1_790_000_400, int(long_edges[-2]), False)
+    # a duration off every step: only the contiguous run is left
+    assert choose_grid(long_edges, lo, hi, 4 * 3600 + 7, 1800) is None
+
+
+def test_rejects_a_window_shorter_than_the_job() -> None:
+    with pytest.raises(ValueError, match="shorter"):
+        cheapest_chunks([0, 10], [1.0], 0, 5, 6, 0)
