@@ -162,9 +162,22 @@ def test_cache_serves_repeat_requests_and_stale_data_on_failure(tmp_path: Path) 
     assert len(src.calls) == 3
 
 
-def test_series_many_dedupes_zones_and_runs_concurrently() -> None:
-    src = ScriptedSource("em", lambda t: 42.0)
-    zones = [ZONE, GridZone("FR", static_g_per_kwh=50.0), ZONE]
-    out = service(src).series_many(zones, SPAN)
-    assert set(out) == {"DE", "FR"} and len(src.calls) == 2
-    assert all(s.is_complete for s in out.values())
+def test_series_many_shares_live_fetches_but_keeps_each_regions_static_value() -> None:
+    fr = GridZone("FR", static_g_per_kwh=50.0)
+    # two hours of history only: too little for a model, so the future falls back to static
+    src = ScriptedSource("em", lambda t: 42.0, start_s=NOW_S - 7200, end_s=NOW_S)
+    # two regions in one grid zone, with different static values (as CCF gives us-east-1 and us-east-2)
+    de_a = GridZone("DE", static_g_per_kwh=300.0, cloud_region="a")
+    de_b = GridZone("DE", static_g_per_kwh=400.0, cloud_region="b")
+    svc = service(src)
+    out = svc.series_many(
+        [de_a, fr, de_b, de_a], TimeSpan(NOW - timedelta(hours=1), NOW + timedelta(hours=1))
+    )
+    assert set(out) == {de_a, de_b, fr}
+    assert len([c for c in src.calls if c.end == NOW + timedelta(hours=1)]) == 2  # DE once, FR once
+    future = NOW_S + 1800
+    assert out[de_a].mean_g_per_kwh(NOW_S, future) == 300.0
+    assert out[de_b].mean_g_per_kwh(NOW_S, future) == 400.0
+    assert (
+        out[de_a].mean_g_per_kwh(NOW_S - 3600, NOW_S) == 42.0 == out[de_b].mean_g_per_kwh(NOW_S - 3600, NOW_S)
+    )

@@ -49,3 +49,11 @@ class IntensitySource(Protocol):
         """A series covering exactly `span` (NaN where the source has nothing), with provenance per
         value: kind `measured` for time before `now`, `forecast` after. Raises SourceError."""
         ...
+
+
+def place_key(source: IntensitySource, zone: GridZone) -> str:
+    """The key a source's answers for a zone are cached and shared under. Most sources know a place
+    by its zone id; a source that asks by something finer (a WattTime region, an SDK location name)
+    defines `place_key(zone)`."""
+    custom = getattr(source, "place_key", None)
+    return str(custom(zone)) if callable(custom) else zone.id

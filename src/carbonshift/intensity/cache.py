@@ -1,7 +1,7 @@
 """A persistent cache of fetched intensity (SQLite), so repeated plans are fast and offline runs work
 from what was fetched before.
 
-Points are keyed by source, zone, signal and interval start; a newer fetch replaces an older value
+Points are keyed by source, place (the source's key for a zone), signal and interval start; a newer fetch replaces an older value
 for the same interval (a measurement replaces the forecast it supersedes). A separate table records
 which span each fetch covered and when, which is what freshness is judged on. Failures are remembered
 briefly too, so a dead source is not asked again by every command in a row.
@@ -74,8 +74,9 @@ class IntensityCache:
         yield conn
 
     # ---- writes -------------------------------------------------------------------------------
-    def store(self, source: str, series: IntensitySeries, span: TimeSpan, now: datetime) -> None:
-        """Keep a successful fetch: its points and the span it answered for."""
+    def store(self, source: str, place: str, series: IntensitySeries, span: TimeSpan, now: datetime) -> None:
+        """Keep a successful fetch: its points and the span it answered for, under the source's key
+        for the place (usually the zone id)."""
         now_s = to_epoch_s(now)
         rows = []
         for i in np.flatnonzero(~np.isnan(series.values)):
@@ -83,7 +84,7 @@ class IntensityCache:
             rows.append(
                 (
                     source,
-                    series.zone,
+                    place,
                     series.signal.value,
                     int(series.edges_s[i]),
                     int(series.edges_s[i + 1]),
@@ -101,12 +102,12 @@ class IntensityCache:
                     # drop cached points the new answer overlaps, so re-gridded data can't double up
                     conn.execute(
                         "DELETE FROM points WHERE source=? AND zone=? AND signal=? AND start_s<? AND end_s>?",
-                        (source, series.zone, series.signal.value, span.end_s, span.start_s),
+                        (source, place, series.signal.value, span.end_s, span.start_s),
                     )
                     conn.executemany("INSERT OR REPLACE INTO points VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
                 conn.execute(
                     "INSERT INTO fetches VALUES (?,?,?,?,?,?)",
-                    (source, series.zone, series.signal.value, span.start_s, span.end_s, now_s),
+                    (source, place, series.signal.value, span.start_s, span.end_s, now_s),
                 )
                 conn.execute("DELETE FROM failures WHERE source=?", (source,))
                 conn.execute("COMMIT")
@@ -129,19 +130,20 @@ class IntensityCache:
 
     # ---- reads --------------------------------------------------------------------------------
     def lookup(
-        self, source: str, zone: str, signal: Signal, span: TimeSpan, now: datetime
+        self, source: str, place: str, zone: str, signal: Signal, span: TimeSpan, now: datetime
     ) -> CachedFetch | None:
-        """What the cache holds for the span, and whether a fresh fetch covered all of it."""
+        """What the cache holds for the span at a place (the source's key for it), as a series for
+        `zone`, and whether a fresh fetch covered all of the span."""
         with self._conn() as conn:
             fetch = conn.execute(
                 "SELECT fetched_at_s FROM fetches WHERE source=? AND zone=? AND signal=? "
                 "AND start_s<=? AND end_s>=? ORDER BY fetched_at_s DESC LIMIT 1",
-                (source, zone, signal.value, span.start_s, span.end_s),
+                (source, place, signal.value, span.start_s, span.end_s),
             ).fetchone()
             rows = conn.execute(
                 "SELECT start_s, end_s, g_per_kwh, kind, note, provenance_source, fetched_at_s FROM points "
                 "WHERE source=? AND zone=? AND signal=? AND start_s<? AND end_s>? ORDER BY start_s",
-                (source, zone, signal.value, span.end_s, span.start_s),
+                (source, place, signal.value, span.end_s, span.start_s),
             ).fetchall()
         if not rows and fetch is None:
             return None

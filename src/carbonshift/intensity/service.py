@@ -23,7 +23,7 @@ import numpy as np
 
 from carbonshift.clock import Clock, SystemClock
 from carbonshift.errors import NoDataError, UserInputError
-from carbonshift.intensity.base import IntensitySource, SourceError
+from carbonshift.intensity.base import IntensitySource, SourceError, place_key
 from carbonshift.intensity.cache import IntensityCache
 from carbonshift.intensity.model import DAY_S, profile_forecast
 from carbonshift.intensity.sources.files import FileSource
@@ -52,6 +52,8 @@ class IntensityService:
         self.static = StaticSource()
         self.notices: list[str] = []
         self._tripped: dict[str, str] = {}
+        # answers already fetched by this service: regions sharing a grid zone share one request
+        self._memo: dict[tuple[str, str, Signal, TimeSpan], IntensitySeries] = {}
         self._unknown_zone: dict[tuple[str, str], str] = {}
 
     # ---- public API ---------------------------------------------------------------------------
@@ -104,14 +106,20 @@ class IntensityService:
 
     def series_many(
         self, zones: Sequence[GridZone], span: TimeSpan, signal: Signal = Signal.AVERAGE, max_workers: int = 8
-    ) -> dict[str, IntensitySeries]:
-        """Series for several zones at once (live sources are I/O bound, so threads help)."""
-        unique = list({z.id: z for z in zones}.values())
+    ) -> dict[GridZone, IntensitySeries]:
+        """Series for several zones at once, keyed by zone (live sources are I/O bound, so threads
+        help). Zones are distinct when anything about them differs: two regions in one grid zone share
+        live data but keep their own static fallback values."""
+        unique = list(dict.fromkeys(zones))
         if len(unique) <= 1 or not any(s.supports(z, signal) for z in unique for s in self.sources):
-            return {z.id: self.series(z, span, signal) for z in unique}
-        with ThreadPoolExecutor(max_workers=min(max_workers, len(unique))) as pool:
-            results = pool.map(lambda z: self.series(z, span, signal), unique)
-            return {z.id: s for z, s in zip(unique, results, strict=True)}
+            return {z: self.series(z, span, signal) for z in unique}
+        by_place: dict[tuple[str, ...], GridZone] = {}
+        for z in unique:  # fetch each place once first, so the threads don't race for the same data
+            by_place.setdefault(tuple(place_key(s, z) for s in self.sources), z)
+        firsts = list(by_place.values())
+        with ThreadPoolExecutor(max_workers=min(max_workers, len(firsts))) as pool:
+            done = dict(zip(firsts, pool.map(lambda z: self.series(z, span, signal), firsts), strict=True))
+        return {z: done[z] if z in done else self.series(z, span, signal) for z in unique}
 
     # ---- fetching through the cache -----------------------------------------------------------
     def _fetch(
@@ -123,8 +131,13 @@ class IntensityService:
         failures: list[str],
     ) -> IntensitySeries | None:
         now = self.clock.now()
-        cached = self.cache.lookup(source.name, zone.id, signal, span, now) if self.cache else None
+        key = place_key(source, zone)
+        memo_key = (source.name, key, signal, span)
+        if memo_key in self._memo:
+            return self._memo[memo_key]
+        cached = self.cache.lookup(source.name, key, zone.id, signal, span, now) if self.cache else None
         if cached is not None and cached.fresh:
+            self._memo[memo_key] = cached.series
             return cached.series
         reason = self._skip_reason(source, zone, now)
         if reason is None:
@@ -135,7 +148,8 @@ class IntensityService:
                 self._remember_failure(source, zone, exc, now)
             else:
                 if self.cache is not None and not isinstance(source, FileSource):
-                    self.cache.store(source.name, series, span, now)
+                    self.cache.store(source.name, key, series, span, now)
+                self._memo[memo_key] = series
                 return series
         failures.append(f"{source.name}: {reason}")
         self._notice(f"{source.name} unavailable for {zone.id}: {reason}")

@@ -91,6 +91,11 @@ class CarbonAwareSdkSource:
     def location(zone: GridZone) -> str:
         return zone.cloud_region or zone.id
 
+    @classmethod
+    def place_key(cls, zone: GridZone) -> str:
+        """The SDK is asked by location name, so that is what its cached answers are keyed by."""
+        return cls.location(zone)
+
     def supports(self, zone: GridZone, signal: Signal) -> bool:
         return signal is self.signal
 

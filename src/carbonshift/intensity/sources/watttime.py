@@ -126,6 +126,14 @@ class WattTimeSource:
             max_g_per_kwh=settings.intensity.max_g_per_kwh,
         )
 
+    @staticmethod
+    def place_key(zone: GridZone) -> str:
+        """What identifies a place to WattTime (its own region, else the coordinates), for caching:
+        one Electricity Maps zone can span several WattTime regions."""
+        if zone.watttime_region:
+            return f"{zone.id}|{zone.watttime_region}"
+        return f"{zone.id}|{zone.lat},{zone.lon}"
+
     def supports(self, zone: GridZone, signal: Signal) -> bool:
         return signal in SIGNAL_TYPES and (
             zone.watttime_region is not None or (zone.lat is not None and zone.lon is not None)
