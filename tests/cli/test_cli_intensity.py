@@ -31,7 +31,7 @@ def test_offline_region_gives_static_with_source_and_year(tmp_path: Path) -> Non
 def test_file_mapped_user_location(tmp_path: Path) -> None:
     data = run_json(
         "--config",
-        str(REPO / "examples" / "config.yaml"),
+        str(REPO / "examples" / "config" / "carbonshift.yaml"),
         "intensity",
         "madrid-lab",
         "--from",

@@ -6,7 +6,7 @@ import importlib
 
 import typer
 
-COMMAND_MODULES: tuple[str, ...] = ("regions", "intensity")
+COMMAND_MODULES: tuple[str, ...] = ("regions", "intensity", "plan")
 
 
 def register(app: typer.Typer) -> None:

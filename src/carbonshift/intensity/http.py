@@ -258,7 +258,10 @@ class HttpClient:
         except requests.exceptions.TooManyRedirects:
             raise SourceError(name, "too many redirects (check the configured URL)") from None
         except requests.exceptions.ConnectionError as exc:
-            raise _Retry(SourceError(name, _describe_connection_error(exc), transient=True)) from None
+            reason = _describe_connection_error(exc)
+            if reason == "host name not found":  # offline or a mistyped URL: asking again won't help
+                raise SourceError(name, reason, transient=True) from None
+            raise _Retry(SourceError(name, reason, transient=True)) from None
         except requests.exceptions.RequestException as exc:
             raise SourceError(name, f"request failed ({type(exc).__name__})", transient=True) from None
         with resp:

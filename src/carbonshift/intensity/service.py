@@ -184,7 +184,7 @@ class IntensityService:
     def _notice(self, text: str) -> None:
         if text not in self.notices:
             self.notices.append(text)
-            log.warning(text)
+            log.info(text)  # callers show notices themselves (CLI warnings, plan notes, API fields)
 
     # ---- modelled forecast --------------------------------------------------------------------
     def _modelled(

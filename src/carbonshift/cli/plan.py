@@ -1,0 +1,103 @@
+"""`carbonshift plan`: where and when should this job run? A dry run: nothing is stored or launched."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from carbonshift import runtime
+from carbonshift.advisor import advise
+from carbonshift.cli import context
+from carbonshift.cli.options import parse_signal_option, parse_time_option
+from carbonshift.cli.plan_view import render_plan
+from carbonshift.cli.render import OutputFormat, emit_json, warn
+from carbonshift.clock import FixedClock, SystemClock
+from carbonshift.config.jobspec import JobSpec, jobspec_json_schema, load_jobspec
+from carbonshift.errors import UserInputError
+
+SPEC_SUFFIXES = (".yaml", ".yml", ".json")
+
+
+def _spec_files(paths: list[Path]) -> list[Path]:
+    files: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            found = sorted(f for f in p.iterdir() if f.suffix.lower() in SPEC_SUFFIXES and f.is_file())
+            if not found:
+                raise UserInputError(str(p), "directory holds no job spec (*.yaml, *.yml, *.json)")
+            files.extend(found)
+        elif p.exists():
+            files.append(p)
+        else:
+            raise UserInputError(str(p), "no such file or directory")
+    return files
+
+
+def plan_command(
+    specs: Annotated[
+        list[Path], typer.Argument(help="Job spec files (YAML or JSON), or directories of them.")
+    ],
+    now: Annotated[
+        str | None,
+        typer.Option("--now", help="Plan as if it were this time (reproducible and what-if plans)."),
+    ] = None,
+    top: Annotated[int | None, typer.Option("--top", min=1, help="Show the N best options.")] = None,
+    output: Annotated[
+        OutputFormat | None,
+        typer.Option("--format", help="table (one spec) or json; several specs print JSON lines."),
+    ] = None,
+    plot: Annotated[
+        Path | None, typer.Option("--plot", help="Write a PNG of the candidates' intensity over the window.")
+    ] = None,
+    signal: Annotated[
+        str | None, typer.Option("--signal", help="average or marginal (default: settings).")
+    ] = None,
+) -> None:
+    """Plan the lowest-carbon region and start time for job specs, ranked, with savings."""
+    settings = context.settings()
+    at = parse_time_option("--now", now, SystemClock().now()) or SystemClock().now()
+    sig = parse_signal_option(signal) if signal else settings.signal
+    files = _spec_files(specs)
+    loaded: list[JobSpec] = []
+    problems: list[str] = []
+    for f in files:  # validate every spec before planning any: a bad batch plans nothing
+        try:
+            loaded.append(load_jobspec(f, now=at))
+        except UserInputError as exc:
+            problems.append(str(exc))
+    if problems:
+        for p in problems:
+            typer.echo(f"error: {p}", err=True)
+        raise typer.Exit(context.EXIT_USER_ERROR)
+    batch = len(loaded) > 1
+    if plot is not None and batch:
+        raise UserInputError("--plot", "plots one spec at a time")
+    catalog = runtime.build_catalog(settings)
+    service = runtime.build_service(settings, clock=FixedClock(at))
+    fmt = output or (OutputFormat.JSON if batch else OutputFormat.TABLE)
+    for spec in loaded:
+        advice = advise(spec, catalog=catalog, service=service, now=at, signal=sig)
+        if batch:
+            typer.echo(json.dumps(advice.to_dict(top=top), ensure_ascii=False, separators=(",", ":")))
+        elif fmt is OutputFormat.JSON:
+            emit_json(advice.to_dict(top=top))
+        else:
+            typer.echo(render_plan(advice.plan, top or 10, advice.notices))
+        if plot is not None:
+            from carbonshift.cli.plan_plot import write_plot
+
+            write_plot(advice, plot, top or 8)
+            warn(f"plot written to {plot}") if fmt is OutputFormat.JSON else typer.echo(f"plot: {plot}")
+
+
+def schema_command() -> None:
+    """Print the job spec's JSON Schema (for editors and CI validation)."""
+    emit_json(jobspec_json_schema())
+
+
+def register(app: typer.Typer) -> None:
+    app.command("plan")(plan_command)
+    app.command("schema")(schema_command)

@@ -1,0 +1,108 @@
+"""The plan as a table for people: aligned columns, units, the saving in kg and %, and what it means."""
+
+from __future__ import annotations
+
+from carbonshift.cli.render import table
+from carbonshift.equivalents import CAR_SOURCE, km_by_car
+from carbonshift.planner.plan import Plan, PlanOption, SourceShare
+from carbonshift.timeutil import isoformat_z
+
+
+def _when(option: PlanOption) -> tuple[str, str]:
+    return isoformat_z(option.start)[:16].replace("T", " "), isoformat_z(option.end)[:16].replace("T", " ")
+
+
+def _data_label(sources: tuple[SourceShare, ...]) -> str:
+    kinds = []
+    for s in sources:
+        if s.kind.value not in kinds:
+            kinds.append(s.kind.value)
+    return "+".join(kinds)
+
+
+def _kg(value: float) -> str:
+    """Three significant figures for small jobs (grams matter there), thousands separators for big ones."""
+    return f"{value:,.3f}" if abs(value) >= 1 else f"{value:.3g}"
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}%"
+
+
+def render_plan(plan: Plan, top: int, notices: list[str]) -> str:
+    energy = plan.it_energy
+    power = energy.power
+    if power.measured_w:
+        power_text = f"{power.measured_w:,.0f} W measured (power_watts)"
+    else:
+        power_text = (
+            f"{power.it_w:,.0f} W IT power (GPU {power.gpu_w:,.0f} W, CPU {power.cpu_w:,.0f} W, "
+            f"memory {power.memory_w:,.0f} W)"
+        )
+    hours = plan.duration_s / 3600
+    lines = [
+        f"job {plan.job}: {hours:g} h at {power_text} = {plan.energy_kwh:,.2f} kWh before PUE",
+        f"window {isoformat_z(plan.earliest)} .. {isoformat_z(plan.deadline)} (must finish by), "
+        f"{plan.signal.value} signal" + (", interruptible" if plan.interruptible else ""),
+    ]
+    b = plan.baseline
+    basis = "baseline" if b.basis == "spec" else "baseline (best region, started at earliest)"
+    lines.append(
+        f"{basis}: {b.provider}:{b.region} from {isoformat_z(b.start)}, {b.mean_g_per_kwh:.1f} gCO2e/kWh, "
+        f"{b.energy.kwh:,.2f} kWh (PUE {b.energy.pue:.2f}) -> {_kg(b.kg_co2e)} kg CO2e"
+    )
+    rows = []
+    for rank, o in enumerate(plan.options[:top], start=1):
+        start, end = _when(o)
+        rows.append(
+            (
+                rank,
+                f"{o.provider}:{o.region}",
+                o.zone,
+                start,
+                end + (f" ({len(o.chunks)} runs)" if len(o.chunks) > 1 else ""),
+                f"{o.mean_g_per_kwh:.1f}",
+                _kg(o.kg_co2e),
+                _kg(o.savings_kg),
+                _pct(o.savings_pct),
+                _data_label(o.sources),
+            )
+        )
+    lines.append("")
+    lines.append(
+        table(
+            [
+                "#",
+                "region",
+                "zone",
+                "start (UTC)",
+                "end (UTC)",
+                "gCO2e/kWh",
+                "kg CO2e",
+                "saved kg",
+                "saved",
+                "data",
+            ],
+            rows,
+            "rllllrrrrl",
+        )
+    )
+    if len(plan.options) > top:
+        lines.append(f"... {len(plan.options) - top} more (--top N, or --format json for all)")
+    best = plan.best
+    lines.append("")
+    if best.savings_kg > 0:
+        lines.append(
+            f"best: {best.provider}:{best.region} from {isoformat_z(best.start)} saves {_kg(best.savings_kg)} kg "
+            f"CO2e ({_pct(best.savings_pct)}) against the baseline, about {km_by_car(best.savings_kg):,.1f} km "
+            f"by car ({CAR_SOURCE})"
+        )
+    else:
+        lines.append(
+            f"best: {best.provider}:{best.region} from {isoformat_z(best.start)}: no saving against the baseline"
+        )
+    for note in plan.notes:
+        lines.append(f"note: {note}")
+    for notice in notices:
+        lines.append(f"data: {notice}")
+    return "\n".join(lines)
