@@ -42,17 +42,22 @@ def write_plot(advice: Advice, path: Path, top: int) -> None:
         edges = np.clip(series.edges_s, int(lo.timestamp()), int(hi.timestamp()))
         times = [from_epoch_s(int(t)) for t in edges]
         values = np.append(series.values, series.values[-1])
-        style = {"linewidth": 2.2 if i == 0 else 1.2, "zorder": 3 if i == 0 else 2}
         label = f"{ref} (best)" if i == 0 else (f"{ref} (baseline)" if ref == base_ref else ref)
-        if ref == base_ref:
-            style["linestyle"] = "--"
-        ax.step(times, values, where="post", label=label, **style)  # type: ignore[arg-type]
+        ax.step(
+            times,
+            values,
+            where="post",
+            label=label,
+            linewidth=2.2 if i == 0 else 1.2,
+            zorder=3 if i == 0 else 2,
+            linestyle="--" if ref == base_ref else "-",
+        )
     for a, b in plan.best.chunks:
         ax.axvspan(_num(a), _num(b), color="tab:green", alpha=0.18, zorder=1)
     ax.set_xlim(_num(lo), _num(hi))
     ax.set_ylabel(f"gCO2e/kWh ({plan.signal.value})")
     ax.set_xlabel("time (UTC)")
-    ax.xaxis.set_major_formatter(mdates.DateFormatter("%m-%d %H:%M"))
+    ax.xaxis.set_major_formatter(mdates.DateFormatter("%m-%d %H:%M"))  # type: ignore[no-untyped-call]
     best = plan.best
     saving = "" if best.savings_pct is None else f", {best.savings_pct:.1f}% less than the baseline"
     ax.set_title(f"{plan.job}: best run shaded ({best.ref}, {best.kg_co2e:.3f} kg CO2e{saving})")
@@ -71,4 +76,4 @@ def write_plot(advice: Advice, path: Path, top: int) -> None:
 def _num(t: datetime) -> float:
     import matplotlib.dates as mdates
 
-    return float(mdates.date2num(t))
+    return float(mdates.date2num(t))  # type: ignore[no-untyped-call]
