@@ -40,7 +40,7 @@ def write_plot(advice: Advice, path: Path, top: int) -> None:
     for i, ref in enumerate(refs):
         series = advice.series[ref]
         edges = np.clip(series.edges_s, int(lo.timestamp()), int(hi.timestamp()))
-        times = [from_epoch_s(int(t)) for t in edges]
+        times = [_num(from_epoch_s(int(t))) for t in edges]
         values = np.append(series.values, series.values[-1])
         label = f"{ref} (best)" if i == 0 else (f"{ref} (baseline)" if ref == base_ref else ref)
         ax.step(
