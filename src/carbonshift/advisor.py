@@ -19,6 +19,7 @@ from carbonshift.intensity.service import IntensityService
 from carbonshift.intensity.types import IntensitySeries, Signal, TimeSpan
 from carbonshift.planner.placement import filter_candidates, region_ref
 from carbonshift.planner.plan import Plan, plan
+from carbonshift.schedule import next_occurrence, occurrence_spec
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,11 @@ def advise(
     now: datetime,
     signal: Signal = Signal.AVERAGE,
 ) -> Advice:
-    """Plan `spec` over every allowed region with the intensity the service has for the window."""
+    """Plan `spec` over every allowed region with the intensity the service has for the window. A
+    recurring spec is planned for its next occurrence."""
+    nominal = next_occurrence(spec, now)
+    if nominal is not None:
+        spec = occurrence_spec(spec, nominal)
     candidates = candidate_regions(spec, catalog)
     base = baseline_region(spec, catalog)
     earliest, deadline = spec.resolve_window(now)

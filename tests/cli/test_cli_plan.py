@@ -148,3 +148,17 @@ def test_schema_is_a_json_schema_of_the_spec(tmp_path: Path) -> None:
     assert schema["$schema"].startswith("https://json-schema.org/")
     assert {"name", "command", "duration", "window", "placement", "baseline"} <= set(schema["properties"])
     assert set(schema["required"]) == {"name", "command", "duration"}
+
+
+def test_a_recurring_spec_is_planned_for_its_next_occurrence_across_dst(tmp_path: Path) -> None:
+    spec = write_spec(
+        tmp_path,
+        "name: nightly\ncommand: [x]\nduration: 1h30m\nplacement: {regions: [gcp:europe-west3]}\n"
+        "schedule: {cron: '0 22 * * *', timezone: Europe/Berlin, flex: 8h}\n",
+    )
+    winter = run_json("plan", spec, "--now", "2026-11-24T12:00Z", "--format", "json", tmp=tmp_path)
+    # 22:00 in Berlin is 21:00Z in winter; the run may start 8 h late and must then finish
+    assert winter["window"] == {"earliest": "2026-11-24T21:00:00Z", "deadline": "2026-11-25T06:30:00Z"}
+    summer = run_json("plan", spec, "--now", "2026-03-29T12:00Z", "--format", "json", tmp=tmp_path)
+    # the night DST began (2026-03-29), 22:00 in Berlin is 20:00Z
+    assert summer["window"]["earliest"] == "2026-03-29T20:00:00Z"
