@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from carbonshift.planner import contiguous
 from carbonshift.planner.contiguous import best_start, best_starts, window_means
 
 from .helpers import emissions
@@ -151,3 +152,36 @@ def test_rejects_gaps_inside_the_window() -> None:
         best_start([0, 10, 20, 30], [1.0, np.nan, 3.0], 0, 20, 10)
     # a gap outside the window does not matter
     assert best_start([0, 10, 20, 30], [np.nan, 2.0, 3.0], 10, 20, 10) == (10, 2.0)
+
+
+@st.composite
+def regular_problems(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray, int, int, int]:
+    w = draw(st.sampled_from([1, 3, 300, 3600]))
+    n = draw(st.integers(1, 30))
+    rows = draw(st.integers(1, 4))
+    ints = draw(st.booleans())  # integer values make exact ties common
+    elems = st.integers(0, 5).map(float) if ints else st.floats(0, 900, allow_nan=False)
+    values = np.array(draw(st.lists(elems, min_size=n * rows, max_size=n * rows))).reshape(rows, n)
+    e0 = draw(st.sampled_from([0, 1_790_000_100]))
+    edges = e0 + w * np.arange(n + 1, dtype=np.int64)
+    span = n * w
+    lo = e0 + draw(st.integers(0, span - 1))
+    deadline = draw(st.integers(lo + 1, e0 + span))
+    d = draw(st.integers(1, deadline - lo))
+    return edges, values, lo, deadline - d, d
+
+
+@settings(max_examples=300, deadline=None)
+@given(regular_problems())
+def test_regular_grid_fast_path_equals_the_general_one(
+    problem: tuple[np.ndarray, np.ndarray, int, int, int],
+) -> None:
+    edges, values, lo, latest, d = problem
+    fast = best_starts(edges, values, lo, latest, d)
+    e, v = contiguous.window_slice(edges, values, lo, latest + d)
+    general = contiguous._best_general(e, v, lo, latest, d)
+    assert fast.start_s.tolist() == general.start_s.tolist()
+    np.testing.assert_allclose(fast.mean_g_per_kwh, general.mean_g_per_kwh, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(
+        fast.earliest_mean_g_per_kwh, general.earliest_mean_g_per_kwh, rtol=1e-9, atol=1e-9
+    )

@@ -13,9 +13,9 @@ that shares the same edges. Edges, earliest, latest and d are integer seconds, s
 whole second too.
 
 Ties go to the earliest start: every candidate within a tolerance of the minimum counts as a minimum,
-and candidates are sorted by time. The tolerance is 1e-9 of the largest |C| in the window, far above
-float rounding in C (about n * 2e-16 relative) and far below any difference worth moving a job for.
-A flat series therefore starts at earliest.
+and candidates are sorted by time. The tolerance is 1e-9 of |C| over the whole window (plus |min F|),
+far above float rounding in C (about n * 2e-16 relative) and far below any difference worth moving a
+job for. A flat series therefore starts at earliest.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
 
 TIE_RTOL = 1e-9
+_NO_START = np.iinfo(np.int64).max
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,12 +70,25 @@ def best_starts(
     if hi < lo:
         raise ValueError(f"latest start {hi} is before earliest {lo}")
     e, v = window_slice(edges, vals, lo, hi + d)
+    return best_starts_in_window(e, v, lo, hi, d)
 
+
+def best_starts_in_window(e: IntArray, v: FloatArray, lo: int, hi: int, d: int) -> BestStarts:
+    """`best_starts` on edges and values already cut and checked by `window_slice` (callers that
+    slice once for several purposes skip a second pass over the data)."""
+    steps = np.diff(e)
+    if len(steps) > 1 and bool((steps == steps[0]).all()):
+        return _best_regular(e, v, lo, hi, d)
+    return _best_general(e, v, lo, hi, d)
+
+
+def _best_general(e: IntArray, v: FloatArray, lo: int, hi: int, d: int) -> BestStarts:
     cum = cumulative(e, v)
     cands = candidate_starts(e, lo, hi, d)
     f = integral_at(e, v, cum, cands + d) - integral_at(e, v, cum, cands)
-    tol = TIE_RTOL * np.abs(cum).max(axis=1) + 1e-300
-    is_min = f <= (f.min(axis=1) + tol)[:, None]
+    f_min = f.min(axis=1)
+    tol = TIE_RTOL * (np.abs(cum[:, -1]) + np.abs(f_min)) + 1e-300
+    is_min = f <= (f_min + tol)[:, None]
     pick = np.argmax(is_min, axis=1)  # first True: candidates are sorted, so the earliest minimum
     rows = np.arange(v.shape[0])
     return BestStarts(
@@ -82,6 +96,70 @@ def best_starts(
         mean_g_per_kwh=f[rows, pick] / d,
         earliest_mean_g_per_kwh=f[:, 0] / d,  # cands[0] == earliest
     )
+
+
+def _best_regular(e: IntArray, v: FloatArray, lo: int, hi: int, d: int) -> BestStarts:
+    """The same candidates on a regular grid (the usual case), read with slices instead of gathers.
+
+    With step w and d = q*w + r: a run starting on edge k ends at edge k+q plus r, and a run ending on
+    edge j starts at edge j-q-1 plus (w - r), so both candidate families are shifted slices of C and
+    of the values. C is kept in units of one step (cumsum of values) and scaled once at the end.
+    """
+    e0, w = int(e[0]), int(e[1] - e[0])
+    n = v.shape[1]
+    q, r = divmod(d, w)
+    cum = np.zeros((v.shape[0], n + 1))
+    np.cumsum(v, axis=1, out=cum[:, 1:])  # C / w at the edges
+
+    # runs starting on an edge k in [lo, hi]
+    ka, kb = -(-(lo - e0) // w), (hi - e0) // w
+    f1 = cum[:, ka + q : kb + q + 1] - cum[:, ka : kb + 1]
+    if r:  # e_k + d < e_n, so k + q < n
+        f1 = f1 + v[:, ka + q : kb + q + 1] * (r / w)
+    t1 = e0 + w * np.arange(ka, kb + 1, dtype=np.int64)
+    families = [(t1, f1)]
+    if r:  # runs ending on an edge j (with r == 0 these are the runs above)
+        ja, jb = -(-(lo + d - e0) // w), (hi + d - e0) // w
+        a, b = ja - q - 1, jb - q - 1
+        f2 = cum[:, ja : jb + 1] - cum[:, a : b + 1] - v[:, a : b + 1] * ((w - r) / w)
+        families.append((e0 + w * np.arange(ja, jb + 1, dtype=np.int64) - d, f2))
+    ends = np.array([lo, hi], dtype=np.int64)
+    f_ends = _c_per_step(e0, w, v, cum, ends + d) - _c_per_step(e0, w, v, cum, ends)
+
+    rows = v.shape[0]
+    f_min = f_ends.min(axis=1)
+    for _, f in families:
+        if f.shape[1]:
+            f_min = np.minimum(f_min, f.min(axis=1))
+    tol = TIE_RTOL * (np.abs(cum[:, -1]) + np.abs(f_min)) + 1e-300
+    limit = (f_min + tol)[:, None]
+    # per family, its earliest start within the tolerance (inf where none); then the earliest of all
+    best_t = np.full((rows, len(families) + 2), _NO_START, dtype=np.int64)
+    best_f = np.zeros((rows, len(families) + 2))
+    ok_ends = f_ends <= limit
+    best_t[:, :2] = np.where(ok_ends, ends, best_t[:, :2])
+    best_f[:, :2] = f_ends
+    idx = np.arange(rows)
+    for col, (t, f) in enumerate(families, start=2):
+        if not f.shape[1]:
+            continue
+        ok = f <= limit
+        first = np.argmax(ok, axis=1)
+        found = ok[idx, first]
+        best_t[:, col] = np.where(found, t[first], best_t[:, col])
+        best_f[:, col] = f[idx, first]
+    pick = np.argmin(best_t, axis=1)
+    return BestStarts(
+        start_s=best_t[idx, pick],
+        mean_g_per_kwh=best_f[idx, pick] * (w / d),
+        earliest_mean_g_per_kwh=f_ends[:, 0] * (w / d),
+    )
+
+
+def _c_per_step(e0: int, w: int, v: FloatArray, cum: FloatArray, t_s: IntArray) -> FloatArray:
+    k, off = np.divmod(t_s - e0, w)
+    inside = np.minimum(k, v.shape[1] - 1)  # t == last edge: k == n, offset 0
+    return cum[:, k] + v[:, inside] * (off / w)
 
 
 def window_slice(edges: IntArray, values: FloatArray, lo_s: int, hi_s: int) -> tuple[IntArray, FloatArray]:

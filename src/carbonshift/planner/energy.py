@@ -42,16 +42,33 @@ class EnergyEstimate:
     power: PowerBreakdown
     pue: float
     duration_s: int
-    assumptions: tuple[str, ...] = field(default=())
+    pue_stated: bool = True  # False: the region gave none and the default was used
+    it_kwh: float = field(init=False)
+    kwh: float = field(init=False)  # what the grid supplies: IT energy times PUE
+
+    def __post_init__(self) -> None:
+        # stored, not derived on each access: a plan reads them once per region
+        it_kwh = self.power.it_w * self.duration_s / 3.6e6
+        object.__setattr__(self, "it_kwh", it_kwh)
+        object.__setattr__(self, "kwh", it_kwh * self.pue)
 
     @property
-    def it_kwh(self) -> float:
-        return self.power.it_w * self.duration_s / 3.6e6
-
-    @property
-    def kwh(self) -> float:
-        """What the grid supplies: IT energy times PUE."""
-        return self.it_kwh * self.pue
+    def assumptions(self) -> tuple[str, ...]:
+        """Every assumption behind the figure, in words. Built when asked for (the planner makes an
+        estimate per region and shows the words for a few)."""
+        if self.pue_stated:
+            pue_note = f"PUE {self.pue:g} (the region's)"
+        else:
+            pue_note = (
+                f"PUE {self.pue:g} assumed: the region states none (Green Algorithms' default, "
+                "Uptime Institute 2024 survey)"
+            )
+        return (
+            *self.power.assumptions,
+            pue_note,
+            f"energy = IT power x PUE x {format_duration_s(self.duration_s)}; restarts of an "
+            "interrupted job add nothing",
+        )
 
     @property
     def facility_w(self) -> float:
@@ -150,29 +167,17 @@ class EnergyModel:
         """The same IT power in another building: only the PUE changes, so plans over many regions
         compute the hardware model once."""
         if pue is None:
-            used = self.host.default_pue
-            pue_note = (
-                f"PUE {used:g} assumed: the region states none (Green Algorithms' default, "
-                "Uptime Institute 2024 survey)"
-            )
-        else:
-            if pue < 1.0:
-                raise ValueError(f"a PUE below 1 ({pue}) is not physical")
-            used = pue
-            pue_note = f"PUE {used:g} (the region's)"
-        notes = (
-            *power.assumptions,
-            pue_note,
-            f"energy = IT power x PUE x {format_duration_s(duration_s)}; restarts of an interrupted job "
-            "add nothing",
-        )
-        return EnergyEstimate(power, used, duration_s, notes)
+            return EnergyEstimate(power, self.host.default_pue, duration_s, pue_stated=False)
+        if pue < 1.0:
+            raise ValueError(f"a PUE below 1 ({pue}) is not physical")
+        return EnergyEstimate(power, pue, duration_s)
 
     @staticmethod
     def _gpu_row(name: str | None) -> GpuPower:
+        table = gpu_table()
         if name is None:
-            return gpu_table()["Any"]
-        row = lookup_gpu(name)
+            return table["Any"]
+        row = table.get(name) or lookup_gpu(name)  # a validated spec holds the table's own name
         if row is None:  # the job spec checks names, so only a hand-built spec gets here
             raise ValueError(f"unknown GPU model {name!r}")
         return row

@@ -16,7 +16,7 @@ Energy and emissions, stated once so every number is read the same way:
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, NamedTuple
 
@@ -25,7 +25,7 @@ import numpy as np
 from carbonshift.config.jobspec import JobSpec
 from carbonshift.errors import CarbonshiftError, UserInputError
 from carbonshift.intensity.types import IntensitySeries, Kind, Signal
-from carbonshift.planner.contiguous import best_starts, window_means, window_slice
+from carbonshift.planner.contiguous import best_starts_in_window, window_means, window_slice
 from carbonshift.planner.energy import EnergyEstimate, EnergyModel, PowerBreakdown, default_model
 from carbonshift.planner.interruptible import cheapest_chunks_many
 from carbonshift.planner.placement import PlanRegion, region_ref
@@ -97,22 +97,63 @@ class Baseline:
 
 @dataclass(frozen=True, slots=True)
 class PlanOption:
+    """One region's best run. Times are kept as epoch seconds and shown as datetimes on demand, and
+    the provenance summary is worked out when asked for: a batch plans thousands of options and
+    shows a few."""
+
     provider: str
     region: str
     zone: str
-    start: datetime
-    end: datetime
-    chunks: tuple[tuple[datetime, datetime], ...]  # one (start, end) for a contiguous run
+    start_s: int
+    end_s: int
+    chunks_s: tuple[tuple[int, int], ...]  # one (start, end) for a contiguous run
     mean_g_per_kwh: float
     kg_co2e: float
-    energy: EnergyEstimate
+    energy_kwh: float  # IT energy x this region's PUE
+    pue: float
     baseline_kg_co2e: float
     savings_kg: float
     savings_pct: float | None  # None when the baseline emits nothing
-    sources: tuple[SourceShare, ...]
-    static_fallback: bool
     flat: bool  # this region's intensity is the same all through the window
     exact: bool  # the guaranteed optimum (see interruptible.py for when it is not)
+    series: IntensitySeries = field(repr=False, compare=False)
+    power: PowerBreakdown = field(repr=False, compare=False)
+    pue_stated: bool = field(default=True, repr=False, compare=False)
+
+    @property
+    def energy(self) -> EnergyEstimate:
+        """The full estimate (power breakdown, assumptions) behind energy_kwh."""
+        return EnergyEstimate(
+            self.power,
+            self.pue,
+            sum(b - a for a, b in self.chunks_s),  # the job's duration, split or not
+            self.pue_stated,
+        )
+
+    @property
+    def start(self) -> datetime:
+        return from_epoch_s(self.start_s)
+
+    @property
+    def end(self) -> datetime:
+        return from_epoch_s(self.end_s)
+
+    @property
+    def chunks(self) -> tuple[tuple[datetime, datetime], ...]:
+        return tuple((from_epoch_s(a), from_epoch_s(b)) for a, b in self.chunks_s)
+
+    @property
+    def sources(self) -> tuple[SourceShare, ...]:
+        """Which sources the chosen time used, by share of time."""
+        return _sources(self.series, self.chunks_s)[0]
+
+    @property
+    def static_fallback(self) -> bool:
+        """True when any of the chosen time is covered by static or modelled values."""
+        provs = self.series.provenances
+        if len(provs) == 1:
+            return provs[0].kind in FALLBACK_KINDS
+        return _sources(self.series, self.chunks_s)[1]
 
     @property
     def ref(self) -> str:
@@ -130,8 +171,8 @@ class PlanOption:
             "savings_pct": None if self.savings_pct is None else round(self.savings_pct, 2),
             "savings_kg": round(self.savings_kg, 6),
             "baseline_kg_co2e": round(self.baseline_kg_co2e, 6),
-            "energy_kwh": round(self.energy.kwh, 6),
-            "pue": self.energy.pue,
+            "energy_kwh": round(self.energy_kwh, 6),
+            "pue": self.pue,
             "sources": [s.to_dict() for s in self.sources],
             "static_fallback": self.static_fallback,
             "flat": self.flat,
@@ -233,35 +274,43 @@ def plan(
         base = _baseline(base_cand, lo, d, base_mean, base_energy, "spec")
 
     ranked: list[tuple[PlanOption, Candidate, float]] = []
-    for cand, (chunks, mean, earliest_mean, flat, exact) in zip(cands, found, strict=True):
-        energy = energy_of(cand.region)
-        kg = energy.kg_co2e(mean)
-        base_kg = base.kg_co2e if base is not None else energy.kg_co2e(earliest_mean)
-        sources, fallback = _sources(cand.series, chunks)
+    base_kg_fixed = base.kg_co2e if base is not None else None
+    if energy_for is None:  # the usual case: one hardware model, only the PUE differs
+        it_kwh = it_power.it_w * d / 3.6e6
+        default_pue = energy_model.host.default_pue
+        per_region = [_pue_of(c.region, default_pue) for c in cands]
+        energies = [(it_kwh * pue, pue, stated, it_power) for pue, stated in per_region]
+    else:
+        estimates = [energy_for(c.region) for c in cands]
+        energies = [(e.kwh, e.pue, e.pue_stated, e.power) for e in estimates]
+    for cand, (chunks, mean, earliest_mean, flat, exact), (kwh, pue, stated, power) in zip(
+        cands, found, energies, strict=True
+    ):
+        kg = kwh * mean / 1000.0
+        base_kg = base_kg_fixed if base_kg_fixed is not None else kwh * earliest_mean / 1000.0
         region = cand.region
-        start, end = from_epoch_s(chunks[0][0]), from_epoch_s(chunks[-1][1])
         option = PlanOption(
-            provider=region.provider,
-            region=region.region,
-            zone=region.zone,
-            start=start,
-            end=end,
-            chunks=((start, end),)
-            if len(chunks) == 1
-            else tuple((from_epoch_s(a), from_epoch_s(b)) for a, b in chunks),
-            mean_g_per_kwh=mean,
-            kg_co2e=kg,
-            energy=energy,
-            baseline_kg_co2e=base_kg,
-            savings_kg=base_kg - kg,
-            savings_pct=100.0 * (base_kg - kg) / base_kg if base_kg > 0 else None,
-            sources=sources,
-            static_fallback=fallback,
-            flat=flat,
-            exact=exact,
+            region.provider,
+            region.region,
+            region.zone,
+            chunks[0][0],
+            chunks[-1][1],
+            chunks,
+            mean,
+            kg,
+            kwh,
+            pue,
+            base_kg,
+            base_kg - kg,
+            100.0 * (base_kg - kg) / base_kg if base_kg > 0 else None,
+            flat,
+            exact,
+            cand.series,
+            power,
+            stated,
         )
         ranked.append((option, cand, earliest_mean))
-    ranked.sort(key=lambda r: (r[0].kg_co2e, r[0].start, r[0].provider, r[0].region))
+    ranked.sort(key=lambda r: (r[0].kg_co2e, r[0].start_s, r[0].provider, r[0].region))
     options = [r[0] for r in ranked]
 
     if base is None:
@@ -296,33 +345,51 @@ def _evaluate(cands: list[Candidate], spec: JobSpec, lo: int, hi: int, d: int) -
     """Best run per candidate, vectorised over the candidates whose series share edges (the usual
     case: one service, one grid), so 150 regions cost a handful of numpy calls."""
     groups: dict[bytes, list[int]] = {}
+    seen: dict[int, bytes] = {}  # edges arrays shared by identity need hashing once
     for i, c in enumerate(cands):
-        groups.setdefault(c.series.edges_s.tobytes(), []).append(i)
+        edges = c.series.edges_s
+        key = seen.get(id(edges))
+        if key is None:
+            key = seen[id(edges)] = edges.tobytes()
+        groups.setdefault(key, []).append(i)
     out: list[_Found | None] = [None] * len(cands)
     for members in groups.values():
         edges = cands[members[0]].series.edges_s
-        values = np.stack([cands[i].series.values for i in members])
+        # copy only the window of each series (a 72 h forecast for a 6 h window is mostly not needed)
+        i0 = max(int(np.searchsorted(edges, lo, side="right")) - 1, 0)
+        i1 = max(int(np.searchsorted(edges, hi, side="left")), i0 + 1)
+        values = np.array([cands[i].series.values[i0:i1] for i in members])
+        edges = edges[i0 : i1 + 1]
         try:
-            _, window_vals = window_slice(edges, values, lo, hi)
+            window_edges, window_vals = window_slice(edges, values, lo, hi)
         except ValueError as exc:
             names = ", ".join(region_ref(cands[i].region) for i in members)
             raise PlanningError(f"intensity series for {names}: {exc}") from None
-        flat = window_vals.max(axis=1) == window_vals.min(axis=1)
+        flat = (window_vals.max(axis=1) == window_vals.min(axis=1)).tolist()
         if spec.interruptible:
             earliest_means = window_means(edges, values, lo, lo + d)
             chunk_plans = cheapest_chunks_many(edges, values, lo, hi, d, spec.min_chunk_s)
             for k, i in enumerate(members):
                 cp = chunk_plans[k]
-                out[i] = (cp.chunks, cp.mean_g_per_kwh, float(earliest_means[k]), bool(flat[k]), cp.exact)
+                out[i] = (cp.chunks, cp.mean_g_per_kwh, float(earliest_means[k]), flat[k], cp.exact)
         else:
-            res = best_starts(edges, values, lo, hi - d, d)
+            res = best_starts_in_window(window_edges, window_vals, lo, hi - d, d)
             starts = res.start_s.tolist()
             means = res.mean_g_per_kwh.tolist()
             at_earliest = res.earliest_mean_g_per_kwh.tolist()
             for k, i in enumerate(members):
                 s = starts[k]
-                out[i] = (((s, s + d),), means[k], at_earliest[k], bool(flat[k]), True)
+                out[i] = (((s, s + d),), means[k], at_earliest[k], flat[k], True)
     return [o for o in out if o is not None]
+
+
+def _pue_of(region: PlanRegion, default_pue: float) -> tuple[float, bool]:
+    pue = region.pue
+    if pue is None:
+        return default_pue, False
+    if pue < 1.0:
+        raise PlanningError(f"{region_ref(region)}: a PUE below 1 ({pue}) is not physical")
+    return pue, True
 
 
 def _energy_by_pue(model: EnergyModel, power: PowerBreakdown, duration_s: int) -> EnergyFor:
@@ -439,7 +506,15 @@ def _notes(options: list[PlanOption], no_pref: bool, base: Baseline) -> list[str
             else "no time preference: every candidate's intensity is flat over the window"
         )
         notes.append("each region starts at earliest; regions are ranked by their (annual) intensity and PUE")
-    fallback = [o.ref for o in options if o.static_fallback]
+    may: dict[int, bool] = {}  # series from one source share their provenance tuple
+    fallback = []
+    for o in options:
+        provs = o.series.provenances
+        flag = may.get(id(provs))
+        if flag is None:
+            flag = may[id(provs)] = any(p.kind in FALLBACK_KINDS for p in provs)
+        if flag and o.static_fallback:
+            fallback.append(o.ref)
     if fallback and not no_pref:
         shown = ", ".join(fallback[:5]) + (f" and {len(fallback) - 5} more" if len(fallback) > 5 else "")
         notes.append(f"static or modelled values fill part of the window for {shown}")
