@@ -265,3 +265,12 @@ def test_series_are_not_modified() -> None:
     plan(spec(interruptible=True), [Candidate(Reg("aws", "a"), s)], now=NOW)
     assert np.array_equal(before[0], s.edges_s) and np.array_equal(before[1], s.values)
     assert isinstance(s, IntensitySeries)
+
+
+def test_missing_pue_uses_the_stated_default_and_impossible_ones_are_refused() -> None:
+    result = plan(spec(), [Candidate(Reg("local", "here", pue=None), hourly(DAY))], now=NOW)
+    assert result.best.pue == 1.56
+    assert any("PUE 1.56 assumed" in a for a in result.best.energy.assumptions)
+    assert result.best.energy.kwh == pytest.approx(result.best.energy_kwh)
+    with pytest.raises(PlanningError, match="below 1"):
+        plan(spec(), [Candidate(Reg("aws", "odd", pue=0.9), hourly(DAY))], now=NOW)

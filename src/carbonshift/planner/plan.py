@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal, NamedTuple
 
 import numpy as np
@@ -273,16 +273,58 @@ def plan(
         base_energy = energy_of(base_cand.region)
         base = _baseline(base_cand, lo, d, base_mean, base_energy, "spec")
 
-    ranked: list[tuple[PlanOption, Candidate, float]] = []
-    base_kg_fixed = base.kg_co2e if base is not None else None
+    ranked = _options(cands, found, energy_for, energy_model, it_power, d, base)
+    options = [r[0] for r in ranked]
+
+    if base is None:
+        top, top_cand, top_earliest_mean = ranked[0]
+        base = _baseline(top_cand, lo, d, top_earliest_mean, top.energy, "own-region")
+
+    no_pref = all(o.flat for o in options)
+    notes = _notes(options, no_pref, base)
+    return Plan(
+        job=spec.name,
+        signal=signal,
+        generated_at=now.astimezone(UTC),
+        earliest=earliest,
+        deadline=deadline,
+        duration_s=d,
+        interruptible=spec.interruptible,
+        min_chunk_s=spec.min_chunk_s,
+        it_energy=energy_model.at_pue(it_power, d, 1.0),
+        baseline=base,
+        options=tuple(options),
+        no_time_preference=no_pref,
+        notes=tuple(notes),
+    )
+
+
+# ---- internals -------------------------------------------------------------------------------------
+
+# per candidate: chunks [(start_s, end_s)], mean g/kWh, mean g/kWh of a run at earliest, flat, exact
+_Found = tuple[tuple[tuple[int, int], ...], float, float, bool, bool]
+
+
+def _options(
+    cands: list[Candidate],
+    found: list[_Found],
+    energy_for: EnergyFor | None,
+    model: EnergyModel,
+    it_power: PowerBreakdown,
+    d: int,
+    base: Baseline | None,
+) -> list[tuple[PlanOption, Candidate, float]]:
+    """One option per candidate, ranked by kg CO2e (then earlier start, then name), each with the
+    candidate and its mean at earliest (for an own-region baseline)."""
     if energy_for is None:  # the usual case: one hardware model, only the PUE differs
         it_kwh = it_power.it_w * d / 3.6e6
-        default_pue = energy_model.host.default_pue
-        per_region = [_pue_of(c.region, default_pue) for c in cands]
+        per_region = [_pue_of(c.region, model.host.default_pue) for c in cands]
         energies = [(it_kwh * pue, pue, stated, it_power) for pue, stated in per_region]
     else:
         estimates = [energy_for(c.region) for c in cands]
         energies = [(e.kwh, e.pue, e.pue_stated, e.power) for e in estimates]
+    base_kg_fixed = base.kg_co2e if base is not None else None
+    ranked: list[tuple[PlanOption, Candidate, float]] = []
     for cand, (chunks, mean, earliest_mean, flat, exact), (kwh, pue, stated, power) in zip(
         cands, found, energies, strict=True
     ):
@@ -311,34 +353,7 @@ def plan(
         )
         ranked.append((option, cand, earliest_mean))
     ranked.sort(key=lambda r: (r[0].kg_co2e, r[0].start_s, r[0].provider, r[0].region))
-    options = [r[0] for r in ranked]
-
-    if base is None:
-        top, top_cand, top_earliest_mean = ranked[0]
-        base = _baseline(top_cand, lo, d, top_earliest_mean, top.energy, "own-region")
-
-    no_pref = all(o.flat for o in options)
-    notes = _notes(options, no_pref, base)
-    return Plan(
-        job=spec.name,
-        signal=signal,
-        generated_at=now,
-        earliest=earliest,
-        deadline=deadline,
-        duration_s=d,
-        interruptible=spec.interruptible,
-        min_chunk_s=spec.min_chunk_s,
-        it_energy=energy_model.at_pue(it_power, d, 1.0),
-        baseline=base,
-        options=tuple(options),
-        no_time_preference=no_pref,
-        notes=tuple(notes),
-    )
-
-
-# ---- internals -------------------------------------------------------------------------------------
-
-_Found = tuple[tuple[tuple[int, int], ...], float, float, bool, bool]
+    return ranked
 
 
 def _evaluate(cands: list[Candidate], spec: JobSpec, lo: int, hi: int, d: int) -> list[_Found]:
@@ -393,14 +408,9 @@ def _pue_of(region: PlanRegion, default_pue: float) -> tuple[float, bool]:
 
 
 def _energy_by_pue(model: EnergyModel, power: PowerBreakdown, duration_s: int) -> EnergyFor:
-    cache: dict[float | None, EnergyEstimate] = {}
-
     def energy_for(region: PlanRegion) -> EnergyEstimate:
-        pue = region.pue
-        found = cache.get(pue)
-        if found is None:
-            found = cache[pue] = model.at_pue(power, duration_s, pue)
-        return found
+        pue, stated = _pue_of(region, model.host.default_pue)
+        return EnergyEstimate(power, pue, duration_s, stated)
 
     return energy_for
 
