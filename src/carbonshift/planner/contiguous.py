@@ -124,7 +124,8 @@ def _best_regular(e: IntArray, v: FloatArray, lo: int, hi: int, d: int) -> BestS
         f2 = cum[:, ja : jb + 1] - cum[:, a : b + 1] - v[:, a : b + 1] * ((w - r) / w)
         families.append((e0 + w * np.arange(ja, jb + 1, dtype=np.int64) - d, f2))
     ends = np.array([lo, hi], dtype=np.int64)
-    f_ends = _c_per_step(e0, w, v, cum, ends + d) - _c_per_step(e0, w, v, cum, ends)
+    at = _c_per_step(e0, w, v, cum, np.array([lo, hi, lo + d, hi + d], dtype=np.int64))
+    f_ends = at[:, 2:] - at[:, :2]
 
     rows = v.shape[0]
     f_min = f_ends.min(axis=1)

@@ -114,6 +114,7 @@ class EnergyModel:
         self.cpu_utilisation = self.host.cpu_utilisation if cpu_utilisation is None else cpu_utilisation
         if not 0.0 <= self.cpu_utilisation <= 1.0:
             raise ValueError("cpu_utilisation is a fraction in [0, 1]")
+        self._power_cache: dict[tuple[object, ...], PowerBreakdown] = {}
 
     @property
     def cpu_w_per_vcpu(self) -> float:
@@ -121,6 +122,18 @@ class EnergyModel:
         return h.cpu_min_w_per_vcpu + self.cpu_utilisation * (h.cpu_max_w_per_vcpu - h.cpu_min_w_per_vcpu)
 
     def power(self, spec: JobSpec) -> PowerBreakdown:
+        """IT power of the spec's hardware (or its measured draw). Remembered per distinct hardware:
+        a batch of specs usually shares a few machine shapes."""
+        hw = spec.hardware
+        key = (spec.power_watts, hw.gpu, hw.gpus, hw.vcpus, hw.memory_gb, frozenset(hw.model_fields_set))
+        found = self._power_cache.get(key)
+        if found is None:
+            if len(self._power_cache) >= 4096:
+                self._power_cache.clear()
+            found = self._power_cache[key] = self._power(spec)
+        return found
+
+    def _power(self, spec: JobSpec) -> PowerBreakdown:
         if spec.power_watts is not None:
             return PowerBreakdown(
                 0.0,

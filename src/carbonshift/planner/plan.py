@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from operator import itemgetter
 from typing import Any, Literal, NamedTuple
 
 import numpy as np
@@ -198,7 +199,11 @@ class Plan:
     baseline: Baseline
     options: tuple[PlanOption, ...]  # kg_co2e ascending
     no_time_preference: bool
-    notes: tuple[str, ...]
+
+    @property
+    def notes(self) -> tuple[str, ...]:
+        """What a reader should know about this plan, in words (worked out when shown)."""
+        return tuple(_notes(self.options, self.no_time_preference, self.baseline))
 
     @property
     def energy_kwh(self) -> float:
@@ -281,7 +286,6 @@ def plan(
         base = _baseline(top_cand, lo, d, top_earliest_mean, top.energy, "own-region")
 
     no_pref = all(o.flat for o in options)
-    notes = _notes(options, no_pref, base)
     return Plan(
         job=spec.name,
         signal=signal,
@@ -295,7 +299,6 @@ def plan(
         baseline=base,
         options=tuple(options),
         no_time_preference=no_pref,
-        notes=tuple(notes),
     )
 
 
@@ -324,7 +327,7 @@ def _options(
         estimates = [energy_for(c.region) for c in cands]
         energies = [(e.kwh, e.pue, e.pue_stated, e.power) for e in estimates]
     base_kg_fixed = base.kg_co2e if base is not None else None
-    ranked: list[tuple[PlanOption, Candidate, float]] = []
+    ranked: list[tuple[tuple[float, int, str, str], PlanOption, Candidate, float]] = []
     for cand, (chunks, mean, earliest_mean, flat, exact), (kwh, pue, stated, power) in zip(
         cands, found, energies, strict=True
     ):
@@ -351,9 +354,9 @@ def _options(
             power,
             stated,
         )
-        ranked.append((option, cand, earliest_mean))
-    ranked.sort(key=lambda r: (r[0].kg_co2e, r[0].start_s, r[0].provider, r[0].region))
-    return ranked
+        ranked.append(((kg, option.start_s, option.provider, option.region), option, cand, earliest_mean))
+    ranked.sort(key=itemgetter(0))
+    return [(option, cand, earliest_mean) for _, option, cand, earliest_mean in ranked]
 
 
 def _evaluate(cands: list[Candidate], spec: JobSpec, lo: int, hi: int, d: int) -> list[_Found]:
@@ -384,17 +387,26 @@ def _evaluate(cands: list[Candidate], spec: JobSpec, lo: int, hi: int, d: int) -
         if spec.interruptible:
             earliest_means = window_means(edges, values, lo, lo + d)
             chunk_plans = cheapest_chunks_many(edges, values, lo, hi, d, spec.min_chunk_s)
-            for k, i in enumerate(members):
-                cp = chunk_plans[k]
-                out[i] = (cp.chunks, cp.mean_g_per_kwh, float(earliest_means[k]), flat[k], cp.exact)
+            found: list[_Found] = [
+                (cp.chunks, cp.mean_g_per_kwh, em, f, cp.exact)
+                for cp, em, f in zip(chunk_plans, earliest_means.tolist(), flat, strict=True)
+            ]
         else:
             res = best_starts_in_window(window_edges, window_vals, lo, hi - d, d)
-            starts = res.start_s.tolist()
-            means = res.mean_g_per_kwh.tolist()
-            at_earliest = res.earliest_mean_g_per_kwh.tolist()
-            for k, i in enumerate(members):
-                s = starts[k]
-                out[i] = (((s, s + d),), means[k], at_earliest[k], flat[k], True)
+            found = [
+                (((s, s + d),), m, em, f, True)
+                for s, m, em, f in zip(
+                    res.start_s.tolist(),
+                    res.mean_g_per_kwh.tolist(),
+                    res.earliest_mean_g_per_kwh.tolist(),
+                    flat,
+                    strict=True,
+                )
+            ]
+        if len(members) == len(cands):
+            return found  # one group: already in candidate order
+        for i, item in zip(members, found, strict=True):
+            out[i] = item
     return [o for o in out if o is not None]
 
 
@@ -506,7 +518,7 @@ def _sources(
     return tuple(shares), fallback
 
 
-def _notes(options: list[PlanOption], no_pref: bool, base: Baseline) -> list[str]:
+def _notes(options: Sequence[PlanOption], no_pref: bool, base: Baseline) -> list[str]:
     notes: list[str] = []
     if no_pref:
         only_static = all(s.kind is Kind.STATIC for o in options for s in o.sources)
