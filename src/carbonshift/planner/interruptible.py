@@ -251,18 +251,20 @@ def _dp_batch(c: FloatArray, k: int, m: int) -> list[IntArray]:
         f = np.minimum(f, g)
         ring[i % (m + 1)] = f
         g = g_next
+    if not np.isfinite(np.minimum(g[:, k], f[:, k])).all():
+        raise ValueError("no schedule fits (window too short for the duration)")
     out: list[IntArray] = []
     for r in range(rows):
+        fg, ge = f_from_g[:, r, :], g_extends[:, r, :]
         in_g = bool(g[r, k] < f[r, k])
-        if not np.isfinite(min(g[r, k], f[r, k])):
-            raise ValueError("no schedule fits (window too short for the duration)")
         i, j = n, k
         chosen: list[int] = []
-        fg, ge = f_from_g[:, r, :], g_extends[:, r, :]
         while i > 0 and j > 0:
             if not in_g:
-                in_g = bool(fg[i, j])
-                i -= 1
+                # unused slots: jump back to the last step whose F came from G (one numpy call
+                # instead of one Python step per unused slot)
+                i = int(np.flatnonzero(fg[1 : i + 1, j])[-1])  # F[i + 1] came from G[i]
+                in_g = True
             elif ge[i, j]:
                 chosen.append(i - 1)
                 i -= 1
