@@ -18,6 +18,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from carbonshift.errors import ConfigError
 from carbonshift.intensity.types import Signal
+from carbonshift.tracker.settings import TrackerSettings
 
 ENV_PREFIX = "CARBONSHIFT_"
 CONFIG_ENV = "CARBONSHIFT_CONFIG"
@@ -112,6 +113,7 @@ class Settings(BaseSettings):
     intensity: IntensitySettings = Field(default_factory=IntensitySettings)
     cache: CacheSettings = Field(default_factory=CacheSettings)
     locations: list[LocationSetting] = Field(default_factory=list)
+    tracker: TrackerSettings = Field(default_factory=TrackerSettings)
 
     _yaml_data: ClassVar[dict[str, Any]] = {}
 

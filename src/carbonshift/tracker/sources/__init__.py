@@ -1,0 +1,1 @@
+"""Power sources: each measures (or models) one component's energy over an interval, machine-wide."""
