@@ -6,7 +6,7 @@ import importlib
 
 import typer
 
-COMMAND_MODULES: tuple[str, ...] = ("regions", "intensity", "plan")
+COMMAND_MODULES: tuple[str, ...] = ("regions", "intensity", "plan", "track", "run")
 
 
 def register(app: typer.Typer) -> None:

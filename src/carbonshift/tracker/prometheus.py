@@ -149,7 +149,12 @@ class Metrics:
         server = ThreadingHTTPServer(("127.0.0.1", port), _Handler)
         server.daemon_threads = True
         self._server = server
-        threading.Thread(target=server.serve_forever, name="carbonshift-metrics", daemon=True).start()
+        threading.Thread(
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="carbonshift-metrics",
+            daemon=True,
+        ).start()
         return int(server.server_address[1])
 
     def close(self) -> None:
