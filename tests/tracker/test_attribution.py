@@ -85,3 +85,19 @@ def test_machine_cpu_sees_a_busy_loop() -> None:
         pass
     busy, util = m.advance()
     assert busy >= 0.15 and 0 < util <= 1
+
+
+def test_the_portable_psutil_path_agrees_with_proc() -> None:
+    proc = subprocess.Popen([PY, "-c", BURN.format(s=0.3) + "import time; time.sleep(5)"])
+    try:
+        fast = ProcessTree(proc.pid)
+        portable = ProcessTree()
+        portable._reader.linux = False  # what macOS and Windows use
+        portable.attach(proc.pid)
+        time.sleep(0.6)
+        a, b = fast.cpu_seconds(), portable.cpu_seconds()
+        assert a >= 0.25 and b == pytest.approx(a, abs=0.05)
+        assert portable.rss_bytes == pytest.approx(fast.rss_bytes, rel=0.2)
+    finally:
+        proc.kill()
+        proc.wait()

@@ -84,6 +84,12 @@ class Sampler:
         self._thread = threading.Thread(target=self._run, name="carbonshift-sampler", daemon=True)
         self._thread.start()
 
+    def attach(self, pid: int) -> None:
+        """Follow a job process started after sampling began (between two samples, never during one)."""
+        with self._lock:
+            self.job.attach(pid)
+            self._last_job_cpu = self.job.cpu_seconds()
+
     def stop(self, final_job_cpu_s: float | None = None) -> EnergyLog:
         """Stop sampling and take the last (partial) interval; `final_job_cpu_s` is the job's total CPU
         time as its parent's rusage says (the wrapper knows it once the root is reaped)."""

@@ -124,7 +124,10 @@ class Tracker:
         return self
 
     def attach(self, pid: int) -> None:
-        self.job.attach(pid)
+        if self.sampler is not None:
+            self.sampler.attach(pid)
+        else:
+            self.job.attach(pid)
 
     def _detect(self) -> None:
         ts = self.settings.tracker
