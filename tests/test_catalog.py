@@ -374,3 +374,21 @@ def test_a_user_location_can_override_a_bundled_region() -> None:
     mine = load_catalog([LocationSetting(provider="aws", region="eu-west-1", zone="IE", pue=1.1)])
     assert mine.region("aws", "eu-west-1").pue == 1.1
     assert len(mine.regions(provider="aws")) == len(load_catalog().regions(provider="aws"))
+
+
+def test_user_location_with_an_own_zone_name_falls_back_to_its_declared_country() -> None:
+    from carbonshift.catalog import load_catalog
+    from carbonshift.config.settings import LocationSetting
+
+    cat = load_catalog(
+        locations=[
+            LocationSetting(region="lab", zone="LAB-ZONE", country="ES"),
+            LocationSetting(region="kl", zone="MY-LAB", country="DE"),  # looks like Malaysia, is in Germany
+        ]
+    )
+    es, de = cat.country("ES"), cat.country("DE")
+    assert es is not None and de is not None
+    lab, kl = cat.resolve("local:lab"), cat.resolve("local:kl")
+    assert (lab.g_per_kwh, lab.country) == (es.g_per_kwh, "ES")
+    assert (kl.g_per_kwh, kl.country) == (de.g_per_kwh, "DE")
+    assert kl.source is not None and "country average DE" in kl.source

@@ -157,6 +157,18 @@ class Catalog:
     def _user_region(self, loc: LocationSetting) -> Region:
         zone = self.zone(loc.zone)
         country = loc.country.upper() if loc.country else zone.country
+        declared = self._countries.get(country) if loc.country and country else None
+        guessed = zone.static_source is not None and zone.static_source.startswith("country average")
+        if declared is not None and (zone.static_g_per_kwh is None or (guessed and zone.country != country)):
+            # a zone name of the user's own ('LAB-ZONE', or 'MY-LAB' that merely looks like Malaysia):
+            # the country they declared is the better static fallback than a guess from the name
+            zone = GridZone(
+                id=loc.zone,
+                country=declared.id,
+                static_g_per_kwh=declared.g_per_kwh,
+                static_source=f"country average {declared.id}: {declared.source}",
+                static_year=declared.year,
+            )
         return Region(
             provider=loc.provider.strip().lower(),
             region=loc.region.strip(),
