@@ -1,0 +1,134 @@
+"""The seam between the scheduler and where a job runs.
+
+A provider only executes: it is given a run that was already planned (region, start now) and turns it
+into a process or an instance; it never chooses where or when. Launch is idempotent by run id — the
+scheduler may call `launch` again after a crash or a timeout, and the provider must then return the
+instance it already made (look it up by the run id tag/name first; an SDK idempotency token alone is
+not enough). Capacity and quota refusals are one exception type, so the scheduler can try the plan's
+next-best option without knowing any cloud's error codes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Protocol, runtime_checkable
+
+from carbonshift.config.jobspec import JobSpec
+from carbonshift.errors import CarbonshiftError
+
+
+class ProviderError(CarbonshiftError):
+    """A provider could not do what was asked (bad credentials, API error, a missing SDK extra).
+    Messages never contain credentials."""
+
+    def __init__(self, provider: str, reason: str) -> None:
+        self.provider = provider
+        self.reason = reason
+        super().__init__(f"{provider}: {reason}")
+
+
+class CapacityError(ProviderError):
+    """The region cannot take the instance now (no capacity, quota exhausted, SKU not offered):
+    the scheduler tries the next-best option of the plan and records this refusal."""
+
+    def __init__(self, provider: str, region: str, reason: str, code: str = "") -> None:
+        self.region = region
+        self.code = code
+        super().__init__(provider, f"{region}: {reason}" + (f" ({code})" if code else ""))
+
+
+class InstanceState(StrEnum):
+    PENDING = "pending"  # asked for, not running yet
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"  # the job ended with exit code 0
+    FAILED = "failed"  # the job ended non-zero, or the instance died
+    TERMINATED = "terminated"  # stopped on request (cancel, watchdog)
+    UNKNOWN = "unknown"  # the provider no longer knows it (lost)
+
+
+@dataclass(frozen=True, slots=True)
+class LaunchRequest:
+    """Everything a provider needs to start one run. `report_url`/`report_token` let the job's tracker
+    send its report back to the scheduler; the token is per run and is the only secret a launched job
+    ever receives."""
+
+    run_id: str  # the idempotency key: unique, stable across retries
+    spec: JobSpec
+    region: str
+    deadline: datetime  # the run must finish by then (the watchdog's reference)
+    instance_type: str | None = None  # None: the provider picks one for spec.hardware
+    interruptible: bool = False  # spot / preemptible allowed
+    report_url: str | None = None
+    report_token: str | None = field(default=None, repr=False)
+    log_path: str | None = None  # local provider: where the job's output goes
+
+
+@dataclass(frozen=True, slots=True)
+class Handle:
+    """What identifies a launched run at its provider; JSON-serialisable through `to_dict`, so the
+    scheduler can persist it before and after the launch call and find the run again after a restart."""
+
+    provider: str
+    region: str
+    run_id: str
+    instance_id: str
+    console_url: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "provider": self.provider,
+            "region": self.region,
+            "run_id": self.run_id,
+            "instance_id": self.instance_id,
+            "console_url": self.console_url,
+            "details": dict(self.details),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Handle:
+        return cls(
+            provider=str(data["provider"]),
+            region=str(data["region"]),
+            run_id=str(data["run_id"]),
+            instance_id=str(data["instance_id"]),
+            console_url=data.get("console_url"),
+            details=dict(data.get("details") or {}),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceStatus:
+    state: InstanceState
+    exit_code: int | None = None
+    detail: str = ""
+    report: dict[str, Any] | None = None  # the tracker's report when the provider can read it (local)
+
+
+@runtime_checkable
+class Provider(Protocol):
+    name: str
+
+    def regions(self) -> list[str]:
+        """Region ids this provider can launch in (as in the catalog)."""
+        ...
+
+    def launch(self, request: LaunchRequest) -> Handle:
+        """Start the run (idempotent by run id). Raises CapacityError or ProviderError."""
+        ...
+
+    def find(self, run_id: str, region: str) -> Handle | None:
+        """The run's instance if one exists (the lookup that makes launch idempotent)."""
+        ...
+
+    def status(self, handle: Handle) -> InstanceStatus: ...
+
+    def terminate(self, handle: Handle) -> None:
+        """Stop the run; no error if it already ended."""
+        ...
+
+    def managed(self) -> list[Handle]:
+        """Every instance this provider holds that carbonshift launched (for orphan detection)."""
+        ...
