@@ -91,9 +91,7 @@ def test_the_portable_psutil_path_agrees_with_proc() -> None:
     proc = subprocess.Popen([PY, "-c", BURN.format(s=0.3) + "import time; time.sleep(5)"])
     try:
         fast = ProcessTree(proc.pid)
-        portable = ProcessTree()
-        portable._reader.linux = False  # what macOS and Windows use
-        portable.attach(proc.pid)
+        portable = ProcessTree(proc.pid, procfs=False)  # psutil: what macOS and Windows use
         time.sleep(0.6)
         a, b = fast.cpu_seconds(), portable.cpu_seconds()
         assert a >= 0.25 and b == pytest.approx(a, abs=0.05)

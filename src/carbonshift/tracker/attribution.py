@@ -31,8 +31,8 @@ class _ProcReader:
     start time that tells a recycled pid apart), about 6 us a process against 30 us through psutil;
     the descendants come from one pass over /proc/*/stat. Elsewhere: psutil."""
 
-    def __init__(self) -> None:
-        self.linux = os.path.exists("/proc/self/stat")
+    def __init__(self, procfs: bool | None = None) -> None:
+        self.linux = os.path.exists("/proc/self/stat") if procfs is None else procfs
         self._tick_s = 1.0 / os.sysconf("SC_CLK_TCK") if self.linux else 0.0
         self._page = os.sysconf("SC_PAGE_SIZE") if self.linux else 0
         self._psutil: dict[int, psutil.Process] = {}
@@ -114,8 +114,10 @@ class ProcessTree:
         root_pid: int | None = None,
         *,
         exclude_cpu_s: Callable[[], float] | None = None,
+        procfs: bool | None = None,
     ) -> None:
-        self._reader = _ProcReader()
+        """`procfs`: read /proc directly (None: where it exists; False: psutil, the portable path)."""
+        self._reader = _ProcReader(procfs)
         self._procs: dict[int, int] = {}  # pid -> identity (start time)
         self._root: int | None = None
         self._baseline = 0.0

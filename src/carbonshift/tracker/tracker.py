@@ -239,7 +239,8 @@ class Tracker:
         cpu_job_s = elog.job_cpu_s
         weights = machine[Component.CPU]
         job_cpu_share = (
-            float(np.dot(weights, shares[Component.CPU]) / weights.sum()) if weights.sum() > 0 else None
+            # what the process tree used, whichever mode charges it (machine mode still says it)
+            float(np.dot(weights, _arr(elog.cpu_share, n)) / weights.sum()) if weights.sum() > 0 else None
         )
         attribution = {
             "mode": ts.attribution,
