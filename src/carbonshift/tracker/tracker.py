@@ -199,7 +199,7 @@ class Tracker:
         if len(t0) == 0:  # stopped within the same instant it started
             t0 = t1 = np.array([sampler.started_wall])
         n = len(t0)
-        pue = place.pue if place is not None else 1.0
+        pue = place.pue if place is not None else (ts.pue or 1.0)  # no place: IT energy unless told
         machine = {c: _arr(elog.machine_j[c], n) for c in Component}
         shares = {
             Component.CPU: _arr(elog.cpu_share, n),
