@@ -6,7 +6,7 @@ import importlib
 
 import typer
 
-COMMAND_MODULES: tuple[str, ...] = ("regions", "intensity", "plan", "track", "run")
+COMMAND_MODULES: tuple[str, ...] = ("regions", "intensity", "plan", "track", "run", "serve", "jobs")
 
 
 def register(app: typer.Typer) -> None:

@@ -109,6 +109,12 @@ class Settings(BaseSettings):
     signal: Signal = Signal.AVERAGE
     location: str | None = Field(default=None, description="this machine's location: a region or zone")
     data_dir: Path | None = None
+    # HTTP API (`carbonshift serve`) and its CLI clients; without a token the API is open, loopback only
+    api_token: SecretStr | None = Field(default=None, description="bearer token for the HTTP API")
+    server: str = Field(default="http://127.0.0.1:8765", description="the API the CLI clients talk to")
+    host: str = Field(default="127.0.0.1", description="address `carbonshift serve` listens on")
+    port: int = Field(default=8765, ge=0, le=65535, description="port `carbonshift serve` listens on")
+    max_body_bytes: int = Field(default=1_048_576, ge=1024, description="largest request body the API reads")
 
     intensity: IntensitySettings = Field(default_factory=IntensitySettings)
     cache: CacheSettings = Field(default_factory=CacheSettings)

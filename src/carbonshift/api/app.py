@@ -1,0 +1,297 @@
+"""The scheduler's HTTP API: a thin FastAPI layer over the scheduler's Python API.
+
+Routes parse and answer; every decision (planning, storing, launching, cancelling) is the
+scheduler's. The scheduler is synchronous (SQLAlchemy, APScheduler), so each call runs in the
+worker thread pool and never blocks the event loop. Auth and the body limit are ASGI middleware (see
+security.py) so that no route can be forgotten. Error bodies are FastAPI's shape (`{"detail": ...}`)
+and carry only messages carbonshift wrote for people: never a token, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from typing import Annotated, Any
+
+from fastapi import APIRouter, FastAPI, Query, Request, Response
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse, PlainTextResponse
+from starlette.concurrency import run_in_threadpool
+
+from carbonshift import __version__
+from carbonshift.api.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from carbonshift.api.metrics import render_metrics
+from carbonshift.api.port import SchedulerPort
+from carbonshift.api.security import TOKEN_ENV, BearerAuth, BodyLimit
+from carbonshift.api.specs import UnsupportedMediaType, problems_detail, read_spec
+from carbonshift.config import Settings
+from carbonshift.config.jobspec import JobSpec
+from carbonshift.errors import CarbonshiftError, NoDataError, UserInputError
+from carbonshift.scheduler import NotFoundError
+
+log = logging.getLogger(__name__)
+
+API_PREFIX = "/api/v1"
+
+_SPEC_BODY = {
+    "requestBody": {
+        "required": True,
+        "description": "a job spec (see `carbonshift schema`), as JSON or as YAML",
+        "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/JobSpec"}},
+            "application/yaml": {"schema": {"type": "string"}},
+            "text/yaml": {"schema": {"type": "string"}},
+        },
+    }
+}
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": f"no or wrong API token ({TOKEN_ENV})"},
+    413: {"description": "request body over max_body_bytes"},
+}
+_SPEC_ERRORS: dict[int | str, dict[str, Any]] = {
+    **_ERRORS,
+    415: {"description": "body neither JSON nor YAML"},
+    422: {"description": "invalid job spec: detail lists each field (loc) and its problem (msg)"},
+}
+
+
+class SafeJSONResponse(JSONResponse):
+    """JSON that never fails on a float: NaN or infinity (a division by a zero baseline, say) becomes
+    null instead of a 500."""
+
+    def render(self, content: Any) -> bytes:
+        try:
+            return json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+        except ValueError:
+            return json.dumps(_finite(content), ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+async def _spec_from(request: Request) -> JobSpec:
+    body = await request.body()
+    return read_spec(body, request.headers.get("content-type"))
+
+
+def _job_created(job: dict[str, Any]) -> dict[str, Any]:
+    """The submit answer: the job as `GET /jobs/{id}` shows it, which includes `plan`, the plan in
+    force (added here from the last plan should a view ever leave it out)."""
+    if "plan" in job:
+        return job
+    plans = job.get("plans") or []
+    return {**job, "plan": plans[-1] if plans else None}
+
+
+def create_app(scheduler: SchedulerPort, settings: Settings) -> FastAPI:
+    """The API over `scheduler`. Auth: the bearer token `settings.api_token` on every route but
+    /healthz and a run's report; none configured means open (`serve` allows that on loopback only)."""
+    app = FastAPI(
+        title="carbonshift",
+        version=__version__,
+        summary="Carbon-aware job scheduler: submit jobs, see their plans and runs, planned vs actual.",
+        default_response_class=SafeJSONResponse,
+        redoc_url=None,
+    )
+    token = settings.api_token.get_secret_value() if settings.api_token is not None else None
+
+    # ---- errors --------------------------------------------------------------------------------
+    @app.exception_handler(NotFoundError)
+    async def _not_found(_request: Request, exc: NotFoundError) -> Response:
+        return SafeJSONResponse({"detail": str(exc)}, status_code=404)
+
+    @app.exception_handler(UserInputError)
+    async def _bad_input(_request: Request, exc: UserInputError) -> Response:
+        return SafeJSONResponse({"detail": problems_detail(exc)}, status_code=422)
+
+    @app.exception_handler(UnsupportedMediaType)
+    async def _media(_request: Request, exc: UnsupportedMediaType) -> Response:
+        return SafeJSONResponse({"detail": str(exc)}, status_code=415)
+
+    @app.exception_handler(NoDataError)
+    async def _no_data(_request: Request, exc: NoDataError) -> Response:
+        return SafeJSONResponse({"detail": str(exc)}, status_code=503)
+
+    @app.exception_handler(CarbonshiftError)
+    async def _failed(_request: Request, exc: CarbonshiftError) -> Response:
+        log.warning("request failed: %s", exc)
+        return SafeJSONResponse({"detail": str(exc)}, status_code=500)
+
+    # ---- routes --------------------------------------------------------------------------------
+    @app.get("/healthz", tags=["service"], summary="Liveness (no auth)")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
+
+    @app.get(
+        "/metrics",
+        tags=["service"],
+        summary="Prometheus metrics: runs by status, planned and actual kg CO2e, saving",
+        response_class=PlainTextResponse,
+        responses=_ERRORS,
+    )
+    async def metrics() -> Response:
+        data = await run_in_threadpool(scheduler.metrics)
+        return Response(render_metrics(data), media_type=METRICS_CONTENT_TYPE)
+
+    api = APIRouter(prefix=API_PREFIX)
+
+    @api.post(
+        "/jobs",
+        status_code=201,
+        tags=["jobs"],
+        summary="Submit a job: it is planned and stored, and runs at its planned time",
+        openapi_extra=_SPEC_BODY,
+        responses=_SPEC_ERRORS,
+    )
+    async def submit(request: Request) -> Response:
+        spec = await _spec_from(request)
+        view = await run_in_threadpool(scheduler.submit, spec)
+        job = _job_created(view.to_dict())
+        return SafeJSONResponse(job, status_code=201, headers={"Location": f"{API_PREFIX}/jobs/{job['id']}"})
+
+    @api.get(
+        "/jobs",
+        tags=["jobs"],
+        summary="Every job, newest first as the scheduler lists them",
+        responses=_ERRORS,
+    )
+    async def list_jobs() -> Response:
+        views = await run_in_threadpool(scheduler.list_jobs)
+        return SafeJSONResponse({"jobs": [v.to_dict() for v in views]})
+
+    @api.get(
+        "/jobs/{job_id}",
+        tags=["jobs"],
+        summary="One job: spec, every plan, runs with status, planned vs actual",
+        responses={**_ERRORS, 404: {"description": "no such job"}},
+    )
+    async def get_job(job_id: str) -> Response:
+        view = await run_in_threadpool(scheduler.get_job, job_id)
+        return SafeJSONResponse(view.to_dict())
+
+    @api.delete(
+        "/jobs/{job_id}",
+        tags=["jobs"],
+        summary="Cancel a job: a waiting run never starts, a running one is stopped",
+        responses={**_ERRORS, 404: {"description": "no such job"}},
+    )
+    async def cancel(job_id: str) -> Response:
+        view = await run_in_threadpool(scheduler.cancel, job_id)
+        return SafeJSONResponse(view.to_dict())
+
+    @api.get(
+        "/jobs/{job_id}/runs/{run_id}/log",
+        tags=["jobs"],
+        summary="A run's captured output (text)",
+        response_class=PlainTextResponse,
+        responses={**_ERRORS, 404: {"description": "no such job or run"}},
+    )
+    async def run_log(job_id: str, run_id: str) -> Response:
+        text = await run_in_threadpool(scheduler.run_log, job_id, run_id)
+        return PlainTextResponse(text)
+
+    @api.post(
+        "/plan",
+        tags=["plan"],
+        summary="Dry run: the ranked plan for a spec; nothing is stored or launched",
+        openapi_extra=_SPEC_BODY,
+        responses=_SPEC_ERRORS,
+    )
+    async def dry_run(
+        request: Request,
+        top: Annotated[int | None, Query(ge=1, le=10_000, description="only the N best options")] = None,
+    ) -> Response:
+        spec = await _spec_from(request)
+        advice = await run_in_threadpool(scheduler.dry_run, spec)
+        return SafeJSONResponse(advice.to_dict(top=top))
+
+    @api.post(
+        "/runs/{run_id}/report",
+        tags=["runs"],
+        summary="A launched job's tracker reports back, with its per-run token (not the API token)",
+        responses={
+            401: {"description": "no bearer token"},
+            403: {"description": "not this run's token"},
+            404: {"description": "no such run"},
+            413: {"description": "request body over max_body_bytes"},
+            422: {"description": "the body is not a JSON object"},
+        },
+    )
+    async def report(run_id: str, request: Request) -> Response:
+        auth = request.headers.get("authorization", "")
+        scheme, _, run_token = auth.partition(" ")
+        if scheme.lower() != "bearer" or not run_token.strip():
+            return SafeJSONResponse(
+                {"detail": "missing run token: send 'Authorization: Bearer <the run's report token>'"},
+                status_code=401,
+                headers={"WWW-Authenticate": 'Bearer realm="carbonshift-run"'},
+            )
+        try:
+            data = json.loads(await request.body())
+        except (ValueError, UnicodeDecodeError):
+            data = None
+        if not isinstance(data, dict):
+            return SafeJSONResponse(
+                {
+                    "detail": [
+                        {"loc": ["body"], "msg": "a run report is a JSON object", "type": "value_error"}
+                    ]
+                },
+                status_code=422,
+            )
+        try:
+            view = await run_in_threadpool(scheduler.record_report, run_id, run_token.strip(), data)
+        except PermissionError:
+            return SafeJSONResponse({"detail": "this token is not the run's report token"}, status_code=403)
+        return SafeJSONResponse(view.to_dict())
+
+    app.include_router(api)
+    _document(app)
+    # the last middleware added runs first: auth before a byte of the body is read
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BearerAuth, token=token)
+    return app
+
+
+def _document(app: FastAPI) -> None:
+    """OpenAPI with the job spec's schema and the bearer scheme (every route but /healthz needs it)."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = get_openapi(
+            title=app.title,
+            version=app.version,
+            summary=app.summary,
+            routes=app.routes,
+            tags=app.openapi_tags,
+        )
+        spec_schema = JobSpec.model_json_schema(ref_template="#/components/schemas/{model}")
+        components = schema.setdefault("components", {})
+        schemas = components.setdefault("schemas", {})
+        schemas.update(spec_schema.pop("$defs", {}))
+        spec_schema.pop("$schema", None)
+        schemas["JobSpec"] = spec_schema
+        components["securitySchemes"] = {
+            "apiToken": {"type": "http", "scheme": "bearer", "description": f"the value of {TOKEN_ENV}"},
+            "runToken": {"type": "http", "scheme": "bearer", "description": "a run's own report token"},
+        }
+        schema["security"] = [{"apiToken": []}]
+        for path, item in schema.get("paths", {}).items():
+            for operation in item.values():
+                if path == "/healthz":
+                    operation["security"] = []
+                elif path.endswith("/report"):
+                    operation["security"] = [{"runToken": []}]
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -1,0 +1,37 @@
+"""What the HTTP API needs from the scheduler, as a protocol.
+
+The API layer depends on these few methods, not on the scheduler's classes: the real
+`carbonshift.scheduler.Scheduler` satisfies it, and so can a small stand-in in a unit test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from carbonshift.advisor import Advice
+from carbonshift.config.jobspec import JobSpec
+
+
+class View(Protocol):
+    """A JobView or RunView: what the API returns is its `to_dict()`."""
+
+    def to_dict(self) -> dict[str, Any]: ...
+
+
+class SchedulerPort(Protocol):
+    def submit(self, spec: JobSpec) -> View: ...
+
+    def list_jobs(self) -> Sequence[View]: ...
+
+    def get_job(self, job_id: str) -> View: ...
+
+    def cancel(self, job_id: str) -> View: ...
+
+    def run_log(self, job_id: str, run_id: str) -> str: ...
+
+    def dry_run(self, spec: JobSpec) -> Advice: ...
+
+    def record_report(self, run_id: str, token: str, report: dict[str, Any]) -> View: ...
+
+    def metrics(self) -> dict[str, Any]: ...

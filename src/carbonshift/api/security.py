@@ -1,0 +1,188 @@
+"""The API's two gates, as plain ASGI middleware in front of every route: the bearer token and the
+request-body limit.
+
+Why middleware rather than a FastAPI dependency on each route: a route added later (or one FastAPI
+adds itself, such as /openapi.json and /docs) is protected without anyone remembering to, and the
+token is checked before a byte of the body is read, so an unauthenticated client cannot make the
+server buffer anything. The exceptions are spelled out here and nowhere else: /healthz (for load
+balancers and `serve`'s own start-up check) and a run's report endpoint, which a launched job calls
+with its own per-run token, never the API token.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import json
+import re
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the CLI clients import is_loopback from here: no starlette at their start-up
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+TOKEN_ENV = "CARBONSHIFT_API_TOKEN"
+REPORT_PATH = re.compile(r"^/api/v1/runs/[^/]+/report$")
+# Over-limit bodies up to this many times the limit are read and dropped before the 413, so the client
+# sees the answer instead of a connection reset in the middle of its upload; bigger ones are cut off.
+DRAIN_FACTOR = 8
+
+
+def is_loopback(host: str) -> bool:
+    """True for addresses only this machine can reach: 127.0.0.0/8, ::1 and the name localhost.
+    Anything else, 0.0.0.0 and :: (every interface) or an unresolved name included, is not."""
+    name = host.strip().strip("[]").lower()
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def bearer_token(headers: list[tuple[bytes, bytes]]) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header, or None."""
+    for key, value in headers:
+        if key.lower() == b"authorization":
+            scheme, _, token = value.decode("latin-1").strip().partition(" ")
+            if scheme.lower() == "bearer" and token.strip():
+                return token.strip()
+            return None
+    return None
+
+
+def tokens_match(given: str, expected: str) -> bool:
+    """Constant-time comparison; hashing first keeps the expected token's length from leaking too."""
+    a = hashlib.sha256(given.encode("utf-8")).digest()
+    b = hashlib.sha256(expected.encode("utf-8")).digest()
+    return hmac.compare_digest(a, b)
+
+
+async def send_json(
+    send: Send, status: int, body: dict[str, Any], headers: list[tuple[bytes, bytes]]
+) -> None:
+    payload = json.dumps(body).encode("utf-8")
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(payload)).encode()),
+                *headers,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": payload})
+
+
+class BearerAuth:
+    """401 for every request without the API token, except /healthz and the per-run report endpoint.
+
+    With no token configured the API is open: `serve` allows that only on a loopback address. The
+    messages name the environment variable, never a token (neither the expected nor the one sent).
+    """
+
+    def __init__(self, app: ASGIApp, token: str | None) -> None:
+        if token is not None and not token.strip():
+            raise ValueError(f"{TOKEN_ENV} is set but empty; unset it or give it a value")
+        self.app = app
+        self.token = token
+
+    @staticmethod
+    def exempt(method: str, path: str) -> bool:
+        if path == "/healthz" and method in {"GET", "HEAD"}:
+            return True
+        return method == "POST" and REPORT_PATH.match(path) is not None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or self.token is None or self.exempt(scope["method"], scope["path"]):
+            await self.app(scope, receive, send)
+            return
+        given = bearer_token(scope.get("headers", []))
+        if given is not None and tokens_match(given, self.token):
+            await self.app(scope, receive, send)
+            return
+        detail = (
+            f"missing API token: send 'Authorization: Bearer <token>' with the value of {TOKEN_ENV}"
+            if given is None
+            else f"invalid API token: check {TOKEN_ENV}"
+        )
+        await send_json(send, 401, {"detail": detail}, [(b"www-authenticate", b'Bearer realm="carbonshift"')])
+
+
+class BodyLimit:
+    """413 for a request body over `max_bytes`, whether it declares its length or streams in chunks.
+
+    The body is read here, up to the limit, and handed to the app from memory: the routes then never
+    see more than `max_bytes`, whatever they do with it.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def _too_large(self, send: Send) -> None:
+        await send_json(
+            send,
+            413,
+            {"detail": f"request body too large: the limit is {self.max_bytes} bytes (max_body_bytes)"},
+            [(b"connection", b"close")],
+        )
+
+    async def _drain(self, receive: Receive, already: int) -> None:
+        """Read and drop the rest of a moderately oversized body (see DRAIN_FACTOR)."""
+        seen = already
+        while seen <= self.max_bytes * DRAIN_FACTOR:
+            message = await receive()
+            if message["type"] != "http.request":
+                return
+            seen += len(message.get("body", b""))
+            if not message.get("more_body", False):
+                return
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared: int | None = None
+        for key, value in scope.get("headers", []):
+            if key.lower() == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    await send_json(send, 400, {"detail": "invalid Content-Length header"}, [])
+                    return
+        if declared is not None and declared > self.max_bytes:
+            if declared <= self.max_bytes * DRAIN_FACTOR:
+                await self._drain(receive, 0)
+            await self._too_large(send)
+            return
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":  # the client went away: let the app see that
+                chunks_done: Message = message
+                break
+            body = message.get("body", b"")
+            size += len(body)
+            if size > self.max_bytes:
+                if message.get("more_body", False):
+                    await self._drain(receive, size)
+                await self._too_large(send)
+                return
+            chunks.append(body)
+            if not message.get("more_body", False):
+                chunks_done = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+                break
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return chunks_done
+            return await receive()
+
+        await self.app(scope, replay, send)

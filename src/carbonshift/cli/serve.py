@@ -1,0 +1,145 @@
+"""`carbonshift serve`: the scheduler daemon and its HTTP API in one process.
+
+Order matters: the token rule is checked first (nothing started), then the port is bound (a busy
+port is reported before any job could be launched), then the scheduler takes its database lock and
+starts, then uvicorn serves on the socket already bound. SIGTERM and Ctrl-C stop accepting requests,
+let the ones in flight finish (a few seconds at most), and shut the scheduler down before exiting 0.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import socket
+import sys
+from types import FrameType
+from typing import Annotated
+
+import typer
+
+from carbonshift.api.security import TOKEN_ENV, is_loopback
+from carbonshift.cli import context
+
+EXIT_FAILURE = 1
+GRACEFUL_SHUTDOWN_S = 5
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """Bind before anything starts, so 'port in use' is a clear message (uvicorn would log and exit)
+    and `--port 0` can pick a free port that we then announce."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise context.fail(f"--host {host!r}: cannot resolve it ({exc.strerror})") from None
+    family, kind, proto, _name, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        raise context.fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}", EXIT_FAILURE) from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def _url(host: str, port: int) -> str:
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}"
+
+
+def serve_command(
+    db: Annotated[
+        str | None,
+        typer.Option(
+            "--db", help="Database URL (default: $CARBONSHIFT_DB_URL, else SQLite in the data dir)."
+        ),
+    ] = None,
+    host: Annotated[
+        str | None,
+        typer.Option("--host", help="Address to listen on (default 127.0.0.1; others need a token)."),
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option("--port", min=0, max=65535, help="Port (default 8765; 0: any free port).")
+    ] = None,
+    log_level: Annotated[str, typer.Option("--log-level", help="debug, info, warning or error.")] = "info",
+) -> None:
+    """Run the scheduler and its HTTP API until SIGTERM or Ctrl-C."""
+    settings = context.settings()
+    bind_host = host if host is not None else settings.host
+    bind_port = port if port is not None else settings.port
+    level = log_level.lower()
+    if level not in {"debug", "info", "warning", "error"}:
+        raise context.fail(f"--log-level {log_level!r}: use debug, info, warning or error")
+    token = settings.api_token.get_secret_value() if settings.api_token is not None else None
+    if token is not None and not token.strip():
+        raise context.fail(f"{TOKEN_ENV} is set but empty: give it a long random value, or unset it")
+    if token is None and not is_loopback(bind_host):
+        raise context.fail(
+            f"refusing to listen on {bind_host} without an API token: anyone who can reach it could submit "
+            f"jobs that run commands here. Set {TOKEN_ENV} (e.g. to the output of "
+            "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`), or listen on 127.0.0.1"
+        )
+
+    import uvicorn
+
+    from carbonshift.api import create_app
+    from carbonshift.scheduler import DaemonLockedError, Scheduler
+
+    sock = _bind(bind_host, bind_port)
+    actual_port = int(sock.getsockname()[1])
+    updates: dict[str, object] = {"host": bind_host, "port": actual_port}
+    if settings.scheduler.report_url is None:
+        # where a launched job's tracker posts its report; a wildcard address is no address to call
+        reach = socket.getfqdn() if bind_host in {"0.0.0.0", "::", ""} else bind_host
+        report_url = _url(reach, actual_port) + "/api/v1/runs/{run_id}/report"
+        updates["scheduler"] = settings.scheduler.model_copy(update={"report_url": report_url})
+    if db is not None:
+        updates["db_url"] = db
+    settings = settings.model_copy(update=updates)
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        scheduler = Scheduler.from_settings(settings)
+        scheduler.start()
+    except DaemonLockedError as exc:
+        sock.close()
+        raise context.fail(str(exc), EXIT_FAILURE) from None
+    except BaseException:
+        sock.close()
+        raise
+    stopping: list[int] = []
+
+    def note_signal(signum: int, _frame: FrameType | None) -> None:
+        # uvicorn handles SIGINT/SIGTERM while it serves and raises them again once it has stopped;
+        # this handler receives that second delivery, so the scheduler still gets shut down below
+        stopping.append(signum)
+
+    previous = {s: signal.signal(s, note_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        app = create_app(scheduler, settings)
+        config = uvicorn.Config(
+            app,
+            log_level=level,
+            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+            server_header=False,
+            date_header=True,
+        )
+        server = uvicorn.Server(config)
+        auth = "bearer token required" if token is not None else "no token: open to this machine only"
+        typer.echo(f"carbonshift serving on {_url(bind_host, actual_port)} ({auth})", err=True)
+        sys.stderr.flush()
+        server.run(sockets=[sock])
+    finally:
+        typer.echo("carbonshift: shutting down the scheduler", err=True)
+        try:
+            scheduler.shutdown(wait=True)
+        finally:
+            sock.close()
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+    typer.echo("carbonshift: stopped", err=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(serve_command)
