@@ -52,5 +52,8 @@ def main() -> None:
         app()  # standalone: usage errors and --help are handled by typer, with exit code 2 / 0
     except SystemExit:
         raise
+    except KeyboardInterrupt:  # Ctrl-C before a command installed its own handling: no traceback
+        typer.echo("interrupted", err=True)
+        sys.exit(130)
     except Exception as exc:  # the one place where every error becomes a message
         sys.exit(context.report_error(exc))
