@@ -6,7 +6,17 @@ import importlib
 
 import typer
 
-COMMAND_MODULES: tuple[str, ...] = ("regions", "intensity", "plan", "track", "run", "serve", "jobs")
+COMMAND_MODULES: tuple[str, ...] = (
+    "regions",
+    "intensity",
+    "plan",
+    "track",
+    "run",
+    "serve",
+    "jobs",
+    "launch",
+    "providers",
+)
 
 
 def register(app: typer.Typer) -> None:

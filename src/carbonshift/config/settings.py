@@ -121,6 +121,41 @@ class Settings(BaseSettings):
     locations: list[LocationSetting] = Field(default_factory=list)
     tracker: TrackerSettings = Field(default_factory=TrackerSettings)
 
+    # Cloud launches (providers/). Credentials come from each SDK's own chain (AWS profiles and env,
+    # Google ADC, Azure DefaultAzureCredential), never from here. The endpoints are for tests, emulators
+    # and private clouds: when one is set, that adapter uses anonymous/static credentials. AWS takes
+    # boto3's own AWS_ENDPOINT_URL_EC2.
+    gcp_endpoint: str | None = Field(
+        default=None, description="Compute Engine API endpoint, e.g. http://127.0.0.1:8080 (anonymous)"
+    )
+    gcp_project: str | None = Field(default=None, description="Google Cloud project; default: ADC's")
+    azure_endpoint: str | None = Field(
+        default=None, description="Azure Resource Manager endpoint, e.g. http://127.0.0.1:8081 (static)"
+    )
+    azure_subscription_id: str | None = Field(default=None, description="Azure subscription for launches")
+    azure_resource_group: str = Field(
+        default="carbonshift", description="existing Azure resource group that launched VMs go in"
+    )
+    azure_ssh_public_key: str | None = Field(
+        default=None, description="public key for the VMs' admin user; default: a random unused password"
+    )
+    images: dict[str, str] = Field(
+        default_factory=dict,
+        description="VM image by 'provider' or 'provider:region' (region wins); defaults: README, providers",
+    )
+    bootstrap_package: str | None = Field(
+        default=None, description="what a launched VM pip-installs; default: carbonshift==<this version>"
+    )
+
+    @field_validator("images")
+    @classmethod
+    def _image_keys(cls, value: dict[str, str]) -> dict[str, str]:
+        for key in value:
+            provider = key.partition(":")[0]
+            if provider not in ("aws", "gcp", "azure"):
+                raise ValueError(f"key {key!r}: write aws, gcp or azure, optionally with :REGION")
+        return value
+
     _yaml_data: ClassVar[dict[str, Any]] = {}
 
     @classmethod

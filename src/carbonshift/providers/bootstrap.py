@@ -1,0 +1,185 @@
+"""The script a launched instance runs at first boot (EC2 user-data, Compute Engine startup-script,
+Azure custom data): install carbonshift, run the job's command under the tracker, send the report
+back, power off.
+
+It is a plain POSIX shell script on purpose: a user can read exactly what will run (`carbonshift launch
+--dry-run` prints it). Every value that comes from a spec or a request is a single-quoted shell word
+(`shlex.quote`), assigned once at the top or placed as one argument, so no spec content can break out
+into the script: an argv list is quoted word by word, a string command is ONE argument to `sh -c`.
+The only secret it ever holds is the run's own report token, which the scheduler mints per run and
+which allows nothing but posting that run's report; no cloud credential or API token goes in.
+
+The command runs under `timeout` at the deadline plus the watchdog margin, so the tracker still writes
+a report for a job that overran; a guard in the background powers the machine off a little later in
+any case (a hung install, a scheduler that is gone). The exit code is printed to the console as
+`carbonshift-exit-code: N`, which the adapters read back where the cloud keeps a console log.
+"""
+
+from __future__ import annotations
+
+import shlex
+from datetime import datetime, timedelta
+from urllib.parse import quote
+
+from carbonshift import __version__
+from carbonshift.errors import UserInputError
+from carbonshift.providers.base import LaunchRequest
+
+DEFAULT_PACKAGE = f"carbonshift=={__version__}"
+STATE_DIR = "/var/lib/carbonshift"
+REPORT_PATH = f"{STATE_DIR}/report.json"
+EXIT_MARKER = "carbonshift-exit-code:"
+REPORT_PATH_TEMPLATE = "/api/v1/runs/{run_id}/report"
+DEFAULT_MARGIN = timedelta(minutes=15)  # the watchdog's: a run may overrun its deadline by this much
+GUARD_EXTRA = timedelta(minutes=10)  # after the job's timeout, time to send the report and power off
+TOKEN_PLACEHOLDER = "<per-run report token>"
+
+
+def report_url_for(base_url: str, run_id: str) -> str:
+    """The URL a run posts its report to: the scheduler API's base URL plus
+    /api/v1/runs/{run_id}/report (the run id percent-encoded)."""
+    return base_url.rstrip("/") + REPORT_PATH_TEMPLATE.format(run_id=quote(run_id, safe=""))
+
+
+def command_words(command: list[str] | str) -> str:
+    """The job's command as shell words: each argv element single-quoted, or a string command as ONE
+    quoted argument to `sh -c` (the user asked for a shell; it gets one, inside its own quotes)."""
+    parts = command if isinstance(command, list) else [command]
+    for part in parts:
+        if "\x00" in part:
+            raise UserInputError("command", "contains a NUL character, which no shell can pass on")
+    if isinstance(command, str):
+        return "sh -c " + shlex.quote(command)
+    return " ".join(shlex.quote(arg) for arg in command)
+
+
+def render_bootstrap(
+    request: LaunchRequest,
+    provider: str,
+    *,
+    now: datetime,
+    package: str = DEFAULT_PACKAGE,
+    margin: timedelta = DEFAULT_MARGIN,
+) -> str:
+    """The first-boot script for `request` on `provider` (its region is passed to the tracker as
+    provider:region, so the report is in that region's grid intensity)."""
+    if request.report_url is not None and not request.report_url.startswith(("https://", "http://")):
+        raise UserInputError("report_url", f"must be an http(s) URL, got {request.report_url!r}")
+    job_timeout = max(int((request.deadline - now + margin).total_seconds()), 60)
+    guard = job_timeout + int(GUARD_EXTRA.total_seconds())
+    q = shlex.quote
+    values = {
+        "RUN_ID": request.run_id,
+        "JOB": request.spec.name,
+        "REGION": f"{provider}:{request.region}",
+        "PACKAGE": package,
+        "REPORT_URL": request.report_url or "",
+        "REPORT_TOKEN": request.report_token or "",
+    }
+    assignments = "\n".join(f"{name}={q(value)}" for name, value in values.items())
+    return _TEMPLATE.format(
+        version=__version__,
+        assignments=assignments,
+        job_timeout=job_timeout,
+        guard=guard,
+        state_dir=STATE_DIR,
+        marker=EXIT_MARKER,
+        command=command_words(request.spec.command),
+    )
+
+
+def redact(script: str, token: str | None) -> str:
+    """The script as it may be shown (dry-run, logs): the per-run token replaced."""
+    if not token:
+        return script
+    return script.replace(shlex.quote(token), shlex.quote(TOKEN_PLACEHOLDER)).replace(
+        token, TOKEN_PLACEHOLDER
+    )
+
+
+# Doubled braces are literal shell braces (str.format). Keep this readable: users are meant to read it.
+_TEMPLATE = """\
+#!/bin/sh
+# carbonshift {version} bootstrap: install carbonshift, run the job under the tracker,
+# send the report, power off. Values below are single-quoted shell words; the job's
+# command is the one line after `-- ` further down, quoted the same way.
+set -u
+
+{assignments}
+JOB_TIMEOUT_S={job_timeout}
+GUARD_S={guard}
+STATE_DIR="${{CARBONSHIFT_STATE_DIR:-{state_dir}}}"
+REPORT="$STATE_DIR/report.json"
+
+log() {{ printf 'carbonshift-bootstrap: %s\\n' "$*"; }}
+
+finish() {{
+  log "powering off"
+  kill "$GUARD_PID" 2>/dev/null
+  sync
+  poweroff || shutdown -h now
+  exit 0
+}}
+
+umask 077
+mkdir -p "$STATE_DIR"
+
+# Guard: whatever happens below, this machine does not outlive the run's deadline by much.
+( sleep "$GUARD_S" && poweroff ) >/dev/null 2>&1 &
+GUARD_PID=$!
+
+log "run $RUN_ID, job $JOB, region $REGION"
+
+# 1. carbonshift itself: already on the image, or pip-installed into its own venv.
+if command -v carbonshift >/dev/null 2>&1; then
+  CARBONSHIFT=carbonshift
+else
+  log "installing $PACKAGE"
+  if ! python3 -m venv /opt/carbonshift >/dev/null 2>&1; then
+    if command -v apt-get >/dev/null 2>&1; then
+      apt-get -qq update && DEBIAN_FRONTEND=noninteractive apt-get -qq install -y python3-venv >/dev/null
+    elif command -v dnf >/dev/null 2>&1; then
+      dnf -q -y install python3 python3-pip >/dev/null
+    fi
+    python3 -m venv /opt/carbonshift
+  fi
+  if ! /opt/carbonshift/bin/pip install --quiet --disable-pip-version-check "$PACKAGE"; then
+    log "could not install $PACKAGE"
+    printf '%s %s\\n' '{marker}' 127
+    finish
+  fi
+  CARBONSHIFT=/opt/carbonshift/bin/carbonshift
+fi
+
+# 2. the job, under the tracker; the report goes to $REPORT.
+log "starting the job"
+timeout --kill-after=60 "$JOB_TIMEOUT_S" "$CARBONSHIFT" track --region "$REGION" --report "$REPORT" -- \\
+  {command}
+EXIT_CODE=$?
+log "the job ended with exit code $EXIT_CODE"
+printf '%s %s\\n' '{marker}' "$EXIT_CODE"
+
+# 3. the report: to the scheduler with this run's token, or kept here and shown on the console.
+if [ ! -s "$REPORT" ]; then
+  log "no report was written"
+elif [ -n "$REPORT_URL" ]; then
+  HEADERS="$STATE_DIR/headers"
+  printf 'Content-Type: application/json\\n' > "$HEADERS"
+  if [ -n "$REPORT_TOKEN" ]; then
+    printf 'Authorization: Bearer %s\\n' "$REPORT_TOKEN" >> "$HEADERS"
+  fi
+  if curl --silent --show-error --fail --retry 5 --retry-delay 5 --retry-connrefused \\
+      -X POST -H @"$HEADERS" --data-binary @"$REPORT" "$REPORT_URL" >/dev/null; then
+    log "report sent"
+  else
+    log "could not send the report; here it is:"
+    cat "$REPORT"
+  fi
+  rm -f "$HEADERS"
+else
+  log "no report URL: the report stays in $REPORT; here it is:"
+  cat "$REPORT"
+fi
+
+finish
+"""
