@@ -18,6 +18,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from carbonshift.errors import ConfigError
 from carbonshift.intensity.types import Signal
+from carbonshift.scheduler.settings import SchedulerSettings
 from carbonshift.tracker.settings import TrackerSettings
 
 ENV_PREFIX = "CARBONSHIFT_"
@@ -120,6 +121,12 @@ class Settings(BaseSettings):
     cache: CacheSettings = Field(default_factory=CacheSettings)
     locations: list[LocationSetting] = Field(default_factory=list)
     tracker: TrackerSettings = Field(default_factory=TrackerSettings)
+
+    # scheduler daemon (issue 5): its database (SQLite in data_dir by default; postgresql://... for teams)
+    db_url: str | None = Field(
+        default=None, description="scheduler database URL; default: SQLite <data_dir>/carbonshift.db"
+    )
+    scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
 
     # Cloud launches (providers/). Credentials come from each SDK's own chain (AWS profiles and env,
     # Google ADC, Azure DefaultAzureCredential), never from here. The endpoints are for tests, emulators

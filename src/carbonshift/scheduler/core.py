@@ -1,0 +1,1520 @@
+"""The scheduler daemon's engine: `Scheduler`, the Python API the HTTP API and the CLI build on.
+
+How it stays correct through crashes and races:
+
+* The database is the source of truth. APScheduler (3.x, its SQLAlchemy job store on the same
+  database) only wakes the daemon: a date job at each waiting run's planned start, and interval jobs
+  that run `tick` (launch what is due, follow running runs, create occurrences of schedules) and the
+  re-planning pass. Every APScheduler job can be re-derived from the tables and is, at every start; a
+  lost or dropped job costs at most one poll interval, never a run.
+* Every state change is a compare-and-set (`UPDATE ... WHERE state = <expected>`) committed, with
+  its reason, before the action it announces: `launching` and the run id are committed before
+  `provider.launch`, so a restart finds the run in `launching` and asks `provider.find(run_id)`
+  instead of launching a second time. Two threads, or two daemons during a takeover, can never both
+  win the same transition.
+* APScheduler's misfire handling is set on purpose: `misfire_grace_time=None` (run however late) and
+  `coalesce=True` (many missed wake-ups become one), because the 1 s default silently drops a one-off
+  job that comes due while the daemon is down. Whether a late run still starts is decided here, from
+  its deadline: it starts if start + duration <= deadline (and, if set, within
+  `scheduler.misfire_grace_s`), otherwise it is marked missed, with the reason.
+* One active daemon per database (see `lock.py`): others refuse (SQLite) or wait as a hot standby
+  (PostgreSQL). API calls work on any instance, active or not: they only write rows, and the active
+  daemon acts on them (a submission is picked up as `planned`, a cancellation as `cancel_requested`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+import logging
+import secrets
+import threading
+import time
+import weakref
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal, cast
+
+from sqlalchemy import CursorResult, and_, exists, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from carbonshift import runtime
+from carbonshift.advisor import Advice, advise
+from carbonshift.catalog import Catalog
+from carbonshift.clock import Clock, SystemClock
+from carbonshift.config import Settings
+from carbonshift.config.jobspec import JobSpec, Window, format_duration, parse_jobspec
+from carbonshift.errors import CarbonshiftError, UserInputError
+from carbonshift.intensity.service import IntensityService
+from carbonshift.planner.plan import PlanOption
+from carbonshift.providers.base import (
+    CapacityError,
+    Handle,
+    InstanceState,
+    InstanceStatus,
+    LaunchRequest,
+    Provider,
+)
+from carbonshift.providers.local import LocalProvider
+from carbonshift.schedule import cron_trigger, next_occurrence
+from carbonshift.scheduler import db
+from carbonshift.scheduler.lock import DaemonLock, DaemonLockedError, FileLock, PgAdvisoryLock
+from carbonshift.scheduler.models import JobRow, PlanRow, ReportRow, RunEventRow, RunRow
+from carbonshift.scheduler.states import ALLOWED, TERMINAL, JobStatus, RunState
+from carbonshift.scheduler.views import JobView, RunView
+from carbonshift.timeutil import isoformat_z, to_epoch_s
+
+__all__ = ["DaemonLockedError", "NotFoundError", "Scheduler"]
+
+log = logging.getLogger(__name__)
+
+Role = Literal["stopped", "standby", "active"]
+ServiceFactory = Callable[[], IntensityService]
+
+_PENDING = (RunState.PLANNED.value, RunState.WAITING.value)
+_ACTIVE = (RunState.LAUNCHING.value, RunState.RUNNING.value)
+_TERMINAL = tuple(s.value for s in TERMINAL)
+_CHUNK = 500  # ids per IN (...) query
+
+# APScheduler pickles a job's function by reference and its arguments by value: the function is this
+# module's `_timer` and the argument a key into this registry, rewritten at every start.
+_INSTANCES: weakref.WeakValueDictionary[str, Scheduler] = weakref.WeakValueDictionary()
+
+
+class NotFoundError(CarbonshiftError, LookupError):
+    """No such job, run or log."""
+
+    def __init__(self, what: str, ident: str, hint: str = "") -> None:
+        self.what = what
+        self.ident = ident
+        super().__init__(f"no {what} {ident!r}" + (f": {hint}" if hint else ""))
+
+
+def _timer(key: str, action: str, run_id: str | None = None) -> None:
+    """APScheduler's entry point (module level, so the job store can pickle a reference to it)."""
+    sched = _INSTANCES.get(key)
+    if sched is None:
+        log.debug("timer %s for an instance no longer here; ignored (re-derived at start)", action)
+        return
+    sched._on_timer(action, run_id)
+
+
+def _new_id(prefix: str) -> str:
+    """Short, unique, and a valid instance name on every cloud (lower case, starts with a letter)."""
+    return f"{prefix}-{secrets.token_hex(6)}"
+
+
+def _hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _z(t: datetime) -> str:
+    return isoformat_z(t)
+
+
+def _chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:
+    for i in range(0, len(items), _CHUNK):
+        yield items[i : i + _CHUNK]
+
+
+def _option_dict(option: PlanOption, signal: str) -> dict[str, Any]:
+    out = option.to_dict()
+    out["ref"] = option.ref
+    out["signal"] = signal
+    return out
+
+
+@dataclass(frozen=True)
+class _Planned:
+    """A plan made for one run: the advice, the option chosen and the launchable ones (fallbacks)."""
+
+    advice: Advice
+    chosen: PlanOption
+    launchable: list[PlanOption]
+    notes: list[str] = field(default_factory=list)
+
+    def option_dicts(self) -> list[dict[str, Any]]:
+        signal = self.advice.plan.signal.value
+        return [_option_dict(o, signal) for o in self.launchable]
+
+
+class Scheduler:
+    """Jobs and schedules, planned, launched at the chosen time, followed to the end.
+
+    Construct with `from_settings`; `start()` makes this instance the active daemon (or a standby);
+    the API methods (submit, get_job, cancel, ...) work whether or not it was started.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        db_url: str | None = None,
+        clock: Clock | None = None,
+        providers: dict[str, Provider] | None = None,
+        catalog: Catalog | None = None,
+        service_factory: ServiceFactory | None = None,
+    ) -> None:
+        self.settings = settings
+        self.cfg = settings.scheduler
+        self.url = db.resolve_url(settings, db_url)
+        self.engine = db.create_db_engine(self.url)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self.clock: Clock = clock or SystemClock()
+        self.runs_dir = settings.resolved_data_dir() / "scheduler" / "runs"
+        self.providers: dict[str, Provider] = dict(providers or {})
+        if "local" not in self.providers:
+            self.providers["local"] = LocalProvider(
+                self.runs_dir,
+                settings=settings,
+                use_tracker=self.cfg.local_tracker,
+                terminate_grace_s=self.cfg.terminate_grace_s,
+            )
+        self._catalog = catalog
+        self._service_factory = service_factory or (lambda: runtime.build_service(settings, self.clock))
+        self.report_url = self.cfg.report_url
+        self._schema_ready = False
+        self._schema_lock = threading.Lock()
+        self._tick_lock = threading.Lock()
+        self._replan_lock = threading.Lock()
+        self._state_lock = threading.Lock()
+        self._role: Role = "stopped"
+        self._lock: DaemonLock | None = None
+        self._aps: Any = None  # apscheduler BackgroundScheduler while active
+        self._background = True
+        self._stop = threading.Event()
+        self._standby_thread: threading.Thread | None = None
+        self._key = secrets.token_hex(8)
+        _INSTANCES[self._key] = self
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        clock: Clock | None = None,
+        providers: dict[str, Provider] | None = None,
+        **kwargs: Any,
+    ) -> Scheduler:
+        """The scheduler for these settings: database `db_url` (CARBONSHIFT_DB_URL) or SQLite in the
+        data dir; the local provider is always there, next to any given `providers`."""
+        return cls(settings, clock=clock, providers=providers, **kwargs)
+
+    # ---- lifecycle ---------------------------------------------------------------------------------
+    @property
+    def role(self) -> Role:
+        """'active' (this instance launches runs), 'standby' (waiting for the lock) or 'stopped'."""
+        return self._role
+
+    @property
+    def is_active(self) -> bool:
+        return self._role == "active"
+
+    @property
+    def database(self) -> str:
+        """The database URL, password hidden (for logs and /healthz)."""
+        return db.safe_url(self.url)
+
+    @property
+    def catalog(self) -> Catalog:
+        if self._catalog is None:
+            self._catalog = runtime.build_catalog(self.settings)
+        return self._catalog
+
+    def start(self, *, background: bool = True) -> None:
+        """Become the active daemon: take the single-daemon lock, migrate the schema, recover (runs
+        found launching, running or overdue), and start the timers. On PostgreSQL with another daemon
+        active, return at once as a hot standby that takes over when that one's connection drops;
+        on SQLite raise DaemonLockedError. `background=False` starts no timers: the caller drives the
+        daemon with `tick()` (tests with an injected clock, debugging)."""
+        with self._state_lock:
+            if self._role != "stopped":
+                return
+            self._ensure_schema()
+            self._stop.clear()
+            self._background = background
+            lock = self._lock = self._make_lock()
+            acquired = lock.try_acquire()
+            if acquired:
+                self._activate()
+            else:
+                holder = lock.holder()
+        if acquired:
+            self._after_activate()
+            return
+        with self._state_lock:
+            if isinstance(lock, PgAdvisoryLock) and self.cfg.standby:
+                log.info("standby: %s is active on %s; taking over when it stops", holder, self.database)
+                self._enter_standby()
+                return
+            lock.release()
+            self._lock = None
+        if isinstance(lock, PgAdvisoryLock):
+            raise DaemonLockedError(
+                f"another carbonshift daemon is active on {self.database} ({holder}) and "
+                "scheduler.standby is false: not starting a second one"
+            )
+        raise DaemonLockedError(
+            f"another carbonshift daemon is already running on {self.database} ({holder}). SQLite allows "
+            "one daemon per database file: stop that one first, or give this one another database "
+            "(CARBONSHIFT_DB_URL), or use PostgreSQL, where a second daemon waits as a hot standby."
+        )
+
+    def wait_active(self, timeout: float) -> bool:
+        """Wait until this instance is the active daemon (a standby taking over); False on timeout."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if self.is_active:
+                return True
+            time.sleep(0.05)
+        return self.is_active
+
+    def shutdown(self, wait: bool = True) -> None:
+        """Stop the timers and give the lock back. Runs already started keep running (local ones in
+        their own process sessions) and are picked up by the next daemon."""
+        self._stop.set()
+        with self._state_lock:
+            aps, self._aps = self._aps, None
+            thread, self._standby_thread = self._standby_thread, None
+        if aps is not None:
+            with contextlib.suppress(Exception):
+                aps.shutdown(wait=wait)
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=10)
+        with self._tick_lock, self._replan_lock, self._state_lock:
+            if self._lock is not None:
+                self._lock.release()
+                self._lock = None
+            self._role = "stopped"
+        self.engine.dispose()
+
+    def _make_lock(self) -> DaemonLock:
+        if db.is_sqlite(self.url):
+            path = db.sqlite_path(self.url)
+            return _NoLock() if path is None else FileLock(path.with_name(path.name + ".lock"))
+        return PgAdvisoryLock(self.url)
+
+    def _activate(self) -> None:
+        """With the lock and the state lock held: timers re-derived from the tables (paused)."""
+        if self._background:
+            self._start_timers()
+        self._role = "active"
+        log.info("active daemon on %s", self.database)
+
+    def _after_activate(self) -> None:
+        """Without the state lock (a tick may need it): one recovery tick, then the timers run."""
+        self._safely(self._tick_core)
+        aps = self._aps
+        if aps is not None:
+            with contextlib.suppress(Exception):
+                aps.resume()
+
+    def _enter_standby(self) -> None:
+        self._role = "standby"
+        self._standby_thread = threading.Thread(
+            target=self._standby_loop, name="carbonshift-standby", daemon=True
+        )
+        self._standby_thread.start()
+
+    def _standby_loop(self) -> None:
+        while not self._stop.wait(self.cfg.standby_poll_s):
+            lock = self._lock
+            if lock is None:
+                return
+            try:
+                acquired = lock.try_acquire()
+            except Exception:
+                log.exception("standby: cannot try the daemon lock")
+                continue
+            if acquired:
+                with self._state_lock:
+                    if self._stop.is_set():
+                        return
+                    log.warning("standby: the active daemon is gone; taking over on %s", self.database)
+                    self._standby_thread = None
+                    self._activate()
+                self._after_activate()
+                return
+
+    def _lose_leadership(self) -> None:
+        """The lock connection dropped: another daemon may take over, so stop acting at once."""
+        with self._state_lock:
+            if self._role != "active":
+                return
+            aps, self._aps = self._aps, None
+            if aps is not None:
+                with contextlib.suppress(Exception):
+                    aps.shutdown(wait=False)  # from a timer thread: never wait for ourselves
+            lock = self._lock
+            if isinstance(lock, PgAdvisoryLock) and self.cfg.standby and not self._stop.is_set():
+                self._enter_standby()
+            else:
+                self._role = "stopped"
+
+    def _start_timers(self) -> None:
+        from apscheduler.executors.pool import ThreadPoolExecutor
+        from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+        from apscheduler.schedulers.background import BackgroundScheduler
+
+        for name in ("apscheduler.executors.default", "apscheduler.scheduler"):
+            logger = logging.getLogger(name)
+            if logger.level == logging.NOTSET:
+                logger.setLevel(logging.WARNING)  # a tick every few seconds would drown the log
+        aps = BackgroundScheduler(
+            jobstores={"default": SQLAlchemyJobStore(engine=self.engine, tablename=db.APSCHEDULER_TABLE)},
+            executors={"default": ThreadPoolExecutor(4)},
+            job_defaults={"coalesce": True, "misfire_grace_time": None, "max_instances": 1},
+            timezone=UTC,
+        )
+        aps.start(paused=True)
+        self._aps = aps
+        now = datetime.now(UTC)
+        for action in ("tick", "replan"):
+            aps.add_job(
+                _timer,
+                "interval",
+                seconds=self.cfg.poll_interval_s,
+                id=f"carbonshift:{action}",
+                args=[self._key, action],
+                replace_existing=True,
+                next_run_time=now + timedelta(seconds=self.cfg.poll_interval_s),
+            )
+        with self._tx() as s:
+            waiting = {
+                r.id: r.planned_start for r in s.scalars(select(RunRow).where(RunRow.state.in_(_PENDING)))
+            }
+        for job in aps.get_jobs():
+            if job.id.startswith("launch:") and job.id.removeprefix("launch:") not in waiting:
+                with contextlib.suppress(Exception):
+                    aps.remove_job(job.id)
+        for run_id, start in waiting.items():
+            if start is not None:
+                self._schedule_launch(run_id, start)
+
+    def _schedule_launch(self, run_id: str, at: datetime) -> None:
+        aps = self._aps
+        if aps is None:
+            return
+        try:
+            aps.add_job(
+                _timer,
+                "date",
+                run_date=at,
+                id=f"launch:{run_id}",
+                args=[self._key, "launch", run_id],
+                replace_existing=True,
+            )
+        except Exception:
+            log.exception("run %s: could not set its launch timer (the poll will launch it)", run_id)
+
+    def _unschedule(self, run_id: str) -> None:
+        aps = self._aps
+        if aps is not None:
+            with contextlib.suppress(Exception):
+                aps.remove_job(f"launch:{run_id}")
+
+    def _on_timer(self, action: str, run_id: str | None) -> None:
+        if action == "replan":
+            self._safely(self._replan_pass)
+        else:
+            self._safely(self._tick_core)
+
+    def _safely(self, fn: Callable[[], None]) -> None:
+        try:
+            fn()
+        except Exception:
+            log.exception("scheduler: %s failed (retried at the next tick)", fn.__name__)
+
+    # ---- database helpers ----------------------------------------------------------------------------
+    def _ensure_schema(self) -> None:
+        if self._schema_ready:
+            return
+        with self._schema_lock:
+            if not self._schema_ready:
+                db.upgrade(self.engine)
+                self._schema_ready = True
+
+    @contextlib.contextmanager
+    def _tx(self) -> Iterator[Session]:
+        """One short transaction, committed on exit. Never nested, and never held across a provider
+        call or an APScheduler job-store call (both may wait on the database themselves)."""
+        self._ensure_schema()
+        with self._sessions.begin() as session:
+            yield session
+
+    def _move(self, s: Session, run: RunRow, to: RunState, reason: str, now: datetime, **values: Any) -> bool:
+        """Compare-and-set the run's state, with an event row; False when someone else moved it first."""
+        frm = RunState(run.state)
+        if to not in ALLOWED[frm]:
+            raise RuntimeError(f"run {run.id}: {frm} -> {to} is not a transition")
+        stmt = (
+            update(RunRow)
+            .where(RunRow.id == run.id, RunRow.state == frm.value)
+            .values(state=to.value, updated_at=now, **values)
+            .execution_options(synchronize_session=False)
+        )
+        if to is RunState.LAUNCHING:
+            stmt = stmt.where(RunRow.cancel_requested.is_(False))
+        result = cast(CursorResult[Any], s.execute(stmt))
+        s.expire(run)
+        if result.rowcount != 1:
+            return False
+        s.add(RunEventRow(run_id=run.id, at=now, from_state=frm.value, to_state=to.value, reason=reason))
+        log.info("run %s: %s -> %s: %s", run.id, frm.value, to.value, reason)
+        return True
+
+    @staticmethod
+    def _note(s: Session, run: RunRow, reason: str, now: datetime) -> None:
+        """An event that is not a state change (a re-plan, a refusal, a stop request)."""
+        s.add(RunEventRow(run_id=run.id, at=now, from_state=run.state, to_state=run.state, reason=reason))
+
+    # ---- planning ------------------------------------------------------------------------------------
+    def _plan(self, spec: JobSpec, earliest: datetime, deadline: datetime, now: datetime) -> _Planned:
+        notes: list[str] = []
+        if spec.interruptible:
+            notes.append("planned as one contiguous run: the scheduler starts a job once and lets it finish")
+        one = spec.model_copy(
+            update={
+                "window": Window(earliest=earliest, deadline=deadline),
+                "schedule": None,
+                "interruptible": False,
+            }
+        )
+        advice = advise(
+            one, catalog=self.catalog, service=self._service_factory(), now=now, signal=self.settings.signal
+        )
+        options = advice.plan.options
+        launchable = [o for o in options if o.provider in self.providers]
+        if not launchable:
+            raise UserInputError(
+                "placement.providers",
+                f"no provider configured here can run this job: the plan's options are on "
+                f"{', '.join(sorted({o.provider for o in options}))}; configured: "
+                f"{', '.join(sorted(self.providers))}",
+            )
+        if launchable[0] is not options[0]:
+            notes.append(
+                f"the lowest-carbon option ({options[0].ref}) is on a provider not configured here; "
+                f"using {launchable[0].ref}"
+            )
+        return _Planned(advice, launchable[0], launchable[: self.cfg.plan_options_kept], notes)
+
+    def _plan_row(
+        self,
+        run: RunRow,
+        planned: _Planned,
+        kind: str,
+        adopted: bool,
+        reason: str,
+        gain_pct: float | None = None,
+        chosen: PlanOption | None = None,
+    ) -> PlanRow:
+        plan = planned.advice.plan
+        option = chosen or planned.chosen
+        return PlanRow(
+            job_id=run.job_id,
+            run_id=run.id,
+            generated_at=plan.generated_at,
+            kind=kind,
+            adopted=adopted,
+            reason=reason,
+            gain_pct=gain_pct,
+            option=_option_dict(option, plan.signal.value),
+            options=planned.option_dicts(),
+            baseline=plan.baseline.to_dict(),
+            signal=plan.signal.value,
+            notices=[*planned.notes, *plan.notes, *planned.advice.notices],
+        )
+
+    @staticmethod
+    def _planned_fields(option: PlanOption, signal: str, plan_id: int | None) -> dict[str, Any]:
+        planned = _option_dict(option, signal)
+        planned["plan_id"] = plan_id
+        return {
+            "provider": option.provider,
+            "region": option.region,
+            "zone": option.zone,
+            "planned_start": option.start,
+            "planned_end": option.end,
+            "planned": planned,
+        }
+
+    def _attach_plan(self, s: Session, run: RunRow, planned: _Planned, reason: str, now: datetime) -> None:
+        row = self._plan_row(run, planned, "initial", True, reason)
+        s.add(row)
+        s.flush()
+        for key, value in self._planned_fields(planned.chosen, row.signal or "", row.id).items():
+            setattr(run, key, value)
+        run.plan_id = row.id
+        run.last_planned_at = now
+
+    @staticmethod
+    def _first_reason(planned: _Planned) -> str:
+        o = planned.chosen
+        saving = "" if o.savings_pct is None else f", {o.savings_pct:.1f}% below its baseline"
+        return (
+            f"first plan: {o.ref} at {_z(o.start)} ({o.kg_co2e:.4g} kg CO2e{saving}), "
+            f"best of {len(planned.advice.plan.options)} option(s)"
+        )
+
+    @staticmethod
+    def _window_for(spec: JobSpec, nominal: datetime) -> tuple[datetime, datetime]:
+        assert spec.schedule is not None
+        return nominal, nominal + spec.schedule.flex + spec.duration
+
+    # ---- the API -------------------------------------------------------------------------------------
+    def submit(self, spec: JobSpec) -> JobView:
+        """Store the job, plan its first run (for a schedule: its next occurrence) and, on the active
+        daemon, schedule the launch. UserInputError when the window cannot be met or no configured
+        provider can run it; nothing is stored then."""
+        now = self.clock.now()
+        nominal: datetime | None = None
+        if spec.schedule is not None:
+            nominal = next_occurrence(spec, now)
+            if nominal is None:
+                raise UserInputError("schedule.cron", "the expression never fires")
+            earliest, deadline = self._window_for(spec, nominal)
+        else:
+            earliest, deadline = spec.resolve_window(now)
+        planned = self._plan(spec, earliest, deadline, now)
+        job_id = _new_id("job")
+        with self._tx() as s:
+            job = JobRow(
+                id=job_id,
+                name=spec.name,
+                spec=spec.model_dump(mode="json"),
+                recurring=spec.schedule is not None,
+                status=JobStatus.ACTIVE.value,
+                created_at=now,
+                updated_at=now,
+            )
+            s.add(job)
+            s.flush()
+            run = self._new_run(s, job, 1, nominal, earliest, deadline, spec.duration_s, now)
+            self._attach_plan(s, run, planned, self._first_reason(planned), now)
+            run_id = run.id
+        log.info("job %s (%s) submitted", job_id, spec.name)
+        if self.is_active:
+            self._adopt(run_id)
+        return self.get_job(job_id)
+
+    def list_jobs(self) -> list[JobView]:
+        with self._tx() as s:
+            jobs = list(s.scalars(select(JobRow).order_by(JobRow.created_at.desc(), JobRow.id)))
+            return self._job_views(s, jobs)
+
+    def get_job(self, job_id: str) -> JobView:
+        with self._tx() as s:
+            job = s.get(JobRow, job_id)
+            if job is None:
+                raise NotFoundError("job", job_id)
+            return self._job_views(s, [job])[0]
+
+    def get_run(self, run_id: str) -> RunView:
+        with self._tx() as s:
+            run = s.get(RunRow, run_id)
+            if run is None:
+                raise NotFoundError("run", run_id)
+            return self._run_views(s, [run])[0]
+
+    def cancel(self, job_id: str) -> JobView:
+        """Cancel a job: runs not started never start, running ones are stopped (on the active daemon
+        at once, waiting up to `scheduler.cancel_wait_s` for them to end; elsewhere at the active
+        daemon's next tick), and a schedule makes no more occurrences. Cancelling twice is harmless."""
+        now = self.clock.now()
+        to_stop: list[str] = []
+        with self._tx() as s:
+            job = s.get(JobRow, job_id)
+            if job is None:
+                raise NotFoundError("job", job_id)
+            if job.status != JobStatus.CANCELLED.value:
+                job.status = JobStatus.CANCELLED.value
+                job.status_reason = f"cancelled at {_z(now)}"
+                job.updated_at = now
+            s.execute(
+                update(RunRow)
+                .where(RunRow.job_id == job_id, RunRow.state.not_in(_TERMINAL))
+                .values(cancel_requested=True, updated_at=now)
+                .execution_options(synchronize_session=False)
+            )
+            runs = list(
+                s.scalars(select(RunRow).where(RunRow.job_id == job_id, RunRow.state.not_in(_TERMINAL)))
+            )
+            pending: list[str] = []
+            for run in runs:
+                if run.state in _PENDING:
+                    if self._move(
+                        s, run, RunState.CANCELLED, "cancelled before it started", now, ended_at=now
+                    ):
+                        pending.append(run.id)
+                else:
+                    to_stop.append(run.id)
+        for run_id in pending:
+            self._unschedule(run_id)
+        if self.is_active:
+            for run_id in to_stop:
+                self._stop_run(run_id, now)
+            deadline = time.monotonic() + self.cfg.cancel_wait_s
+            left = list(to_stop)
+            while left and time.monotonic() < deadline:
+                for run_id in list(left):
+                    if self._poll_run(run_id, self.clock.now()):
+                        left.remove(run_id)
+                if left:
+                    time.sleep(0.1)
+        return self.get_job(job_id)
+
+    def run_log(self, job_id: str, run_id: str) -> str:
+        """The captured stdout and stderr of a local run (the tail, at most scheduler.max_log_bytes)."""
+        with self._tx() as s:
+            run = s.get(RunRow, run_id)
+            if run is None or run.job_id != job_id:
+                raise NotFoundError("run", run_id, f"job {job_id!r} has no such run")
+            provider, handle, state = run.provider, run.handle, RunState(run.state)
+        if provider != "local":
+            raise NotFoundError(
+                "log", run_id, f"runs on {provider} have no log captured here; see console_url"
+            )
+        local = self.providers.get("local")
+        details = (handle or {}).get("details") or {}
+        if details.get("log_path"):
+            path = Path(str(details["log_path"]))
+        elif isinstance(local, LocalProvider):
+            path = local.log_path(run_id)
+        else:
+            raise NotFoundError("log", run_id, "no local provider here")
+        if not path.exists():
+            hint = "the run has not started yet" if state.pending else "its log is not on this machine"
+            raise NotFoundError("log", run_id, hint)
+        size = path.stat().st_size
+        with open(path, "rb") as fh:
+            if size > self.cfg.max_log_bytes:
+                fh.seek(size - self.cfg.max_log_bytes)
+            data = fh.read()
+        text = data.decode("utf-8", errors="replace")
+        if size > self.cfg.max_log_bytes:
+            text = f"[... {size - self.cfg.max_log_bytes} earlier bytes not shown ...]\n" + text
+        return text
+
+    def dry_run(self, spec: JobSpec) -> Advice:
+        """The plan `submit` would start from (a schedule: its next occurrence); nothing is stored."""
+        return advise(
+            spec,
+            catalog=self.catalog,
+            service=self._service_factory(),
+            now=self.clock.now(),
+            signal=self.settings.signal,
+        )
+
+    def record_report(self, run_id: str, token: str, report: dict[str, Any]) -> RunView:
+        """A remote run's tracker reporting back. The token is the run's own (given at launch, stored
+        only as a hash) and compared in constant time; PermissionError when it does not match. A
+        report with an exit code ends a run still launching or running."""
+        now = self.clock.now()
+        if not isinstance(report, dict):
+            raise UserInputError("report", "a tracker report is a JSON object")
+        with self._tx() as s:
+            run = s.get(RunRow, run_id)
+            if run is None:
+                raise NotFoundError("run", run_id)
+            expected = run.report_token_hash
+            # both sides are SHA-256 hex digests of equal length: compare_digest runs in constant time
+            if expected is None or not hmac.compare_digest(_hash_token(token or ""), expected):
+                raise PermissionError(f"run {run_id}: wrong report token")
+            s.add(ReportRow(run_id=run_id, received_at=now, source="remote", body=dict(report)))
+            code = report.get("exit_code")
+            if run.state in _ACTIVE and isinstance(code, int) and not isinstance(code, bool):
+                if code == 0:
+                    to = RunState.SUCCEEDED
+                else:
+                    to = RunState.CANCELLED if run.cancel_requested else RunState.FAILED
+                self._move(
+                    s,
+                    run,
+                    to,
+                    f"the run's tracker reported exit code {code}",
+                    now,
+                    exit_code=code,
+                    ended_at=now,
+                )
+        self._close_finished_jobs(now)
+        return self.get_run(run_id)
+
+    def metrics(self) -> dict[str, Any]:
+        """Counters for Prometheus /metrics: runs by status, jobs by status, and kg CO2e planned,
+        measured and saved. planned/baseline/saving count runs that were launched (a waiting run has
+        saved nothing yet); `actual_kg_co2e` sums the trackers' reports, and `planned_kg_co2e_measured`
+        the plans of the same runs, so the two compare like for like."""
+        with self._tx() as s:
+            runs = list(s.scalars(select(RunRow)))
+            jobs = list(s.scalars(select(JobRow.status)))
+            reports = {r.run_id: r for r in s.scalars(select(ReportRow).order_by(ReportRow.id))}
+        by_status = {state.value: 0 for state in RunState}
+        planned = baseline = actual = planned_measured = 0.0
+        launched = measured = 0
+        for run in runs:
+            by_status[run.state] = by_status.get(run.state, 0) + 1
+            p = run.planned or {}
+            if run.launched_at is not None:
+                launched += 1
+                planned += float(p.get("kg_co2e") or 0.0)
+                baseline += float(p.get("baseline_kg_co2e") or 0.0)
+            report = reports.get(run.id)
+            if report is not None and isinstance(report.body.get("kg_co2e"), int | float):
+                measured += 1
+                actual += float(report.body["kg_co2e"])
+                planned_measured += float(p.get("kg_co2e") or 0.0)
+        jobs_by_status = {status.value: 0 for status in JobStatus}
+        for status in jobs:
+            jobs_by_status[status] = jobs_by_status.get(status, 0) + 1
+        return {
+            "role": self.role,
+            "jobs_by_status": jobs_by_status,
+            "runs_by_status": by_status,
+            "runs_launched": launched,
+            "planned_kg_co2e": planned,
+            "baseline_kg_co2e": baseline,
+            "saving_kg_co2e": baseline - planned,
+            "saving_pct": (baseline - planned) / baseline * 100 if baseline > 0 else None,
+            "runs_measured": measured,
+            "actual_kg_co2e": actual,
+            "planned_kg_co2e_measured": planned_measured,
+        }
+
+    # ---- views ---------------------------------------------------------------------------------------
+    def _job_views(self, s: Session, jobs: list[JobRow]) -> list[JobView]:
+        if not jobs:
+            return []
+        ids = [j.id for j in jobs]
+        runs: list[RunRow] = []
+        plans: list[PlanRow] = []
+        for part in _chunks(ids):
+            runs += s.scalars(select(RunRow).where(RunRow.job_id.in_(part)).order_by(RunRow.seq))
+            plans += s.scalars(select(PlanRow).where(PlanRow.job_id.in_(part)).order_by(PlanRow.id))
+        views = self._run_views(s, runs)
+        runs_by_job: dict[str, list[RunView]] = {}
+        for view in views:
+            runs_by_job.setdefault(view.job_id, []).append(view)
+        plans_by_job: dict[str, list[PlanRow]] = {}
+        for plan in plans:
+            plans_by_job.setdefault(plan.job_id, []).append(plan)
+        now = self.clock.now()
+        out = []
+        for job in jobs:
+            nxt = None
+            if job.recurring and job.status == JobStatus.ACTIVE.value:
+                with contextlib.suppress(Exception):
+                    nxt = next_occurrence(parse_jobspec(job.spec, source=f"job {job.id}"), now)
+            out.append(JobView.build(job, runs_by_job.get(job.id, []), plans_by_job.get(job.id, []), nxt))
+        return out
+
+    def _run_views(self, s: Session, runs: list[RunRow]) -> list[RunView]:
+        ids = [r.id for r in runs]
+        events: dict[str, list[RunEventRow]] = {}
+        reports: dict[str, ReportRow] = {}
+        for part in _chunks(ids):
+            for e in s.scalars(
+                select(RunEventRow).where(RunEventRow.run_id.in_(part)).order_by(RunEventRow.id)
+            ):
+                events.setdefault(e.run_id, []).append(e)
+            for r in s.scalars(select(ReportRow).where(ReportRow.run_id.in_(part)).order_by(ReportRow.id)):
+                reports[r.run_id] = r  # the latest report wins
+        out = []
+        for run in runs:
+            details = (run.handle or {}).get("details") or {}
+            log_path = details.get("log_path")
+            available = bool(log_path) and Path(str(log_path)).exists()
+            out.append(
+                RunView.from_row(run, events.get(run.id, []), reports.get(run.id), log_available=available)
+            )
+        return out
+
+    # ---- the daemon's work ---------------------------------------------------------------------------
+    def tick(self) -> None:
+        """One pass of everything due at `clock.now()`: exactly what the timers do, on demand. Tests
+        with an injected clock set the clock and call this; so can a debugging session."""
+        if not self.is_active:
+            raise RuntimeError("tick() needs the active daemon: call start() first")
+        self._tick_core()
+        self._replan_pass()
+
+    def _tick_core(self) -> None:
+        if not self.is_active:
+            return
+        with self._tick_lock:
+            lock = self._lock
+            if lock is None or not lock.alive():
+                self._lose_leadership()
+                return
+            now = self.clock.now()
+            self._adopt_planned()
+            self._resolve_launching(now)
+            self._poll_running()
+            self._advance_schedules(now)
+            self._launch_due(now)
+            self._close_finished_jobs(now)
+
+    def _adopt(self, run_id: str) -> None:
+        """planned -> waiting: the launch timer is set (outside any transaction), then the state."""
+        with self._tx() as s:
+            run = s.get(RunRow, run_id)
+            if run is None or run.state != RunState.PLANNED.value or run.planned_start is None:
+                return
+            start = run.planned_start
+        self._schedule_launch(run_id, start)
+        now = self.clock.now()
+        with self._tx() as s:
+            run = s.get(RunRow, run_id)
+            if run is not None and run.state == RunState.PLANNED.value:
+                self._move(s, run, RunState.WAITING, f"scheduled to launch at {_z(start)}", now)
+
+    def _adopt_planned(self) -> None:
+        with self._tx() as s:
+            ids = list(s.scalars(select(RunRow.id).where(RunRow.state == RunState.PLANNED.value)))
+        for run_id in ids:
+            self._adopt(run_id)
+
+    def _resolve_launching(self, now: datetime) -> None:
+        """A run found in `launching` here was being launched when a daemon stopped (launches happen
+        only inside a tick, under the tick lock). Its provider, asked by run id, decides: it has the
+        instance (the launch got through: running) or not (it never did: waiting, launched once)."""
+        with self._tx() as s:
+            rows = [
+                (r.id, r.provider, r.region)
+                for r in s.scalars(select(RunRow).where(RunRow.state == RunState.LAUNCHING.value))
+            ]
+        for run_id, provider_name, region in rows:
+            provider = self.providers.get(provider_name or "")
+            if provider is None:
+                log.warning("run %s: launching on %s, which is not configured here", run_id, provider_name)
+                continue
+            try:
+                handle = provider.find(run_id, region or "")
+            except Exception as exc:
+                log.warning(
+                    "run %s: cannot ask %s for it (%s); retrying next tick", run_id, provider_name, exc
+                )
+                continue
+            with self._tx() as s:
+                run = s.get(RunRow, run_id)
+                if run is None or run.state != RunState.LAUNCHING.value:
+                    continue
+                if handle is not None:
+                    self._move(
+                        s,
+                        run,
+                        RunState.RUNNING,
+                        f"recovered after a restart: {provider_name} has instance {handle.instance_id} "
+                        "for this run id (the launch had got through)",
+                        now,
+                        **self._handle_fields(handle),
+                    )
+                else:
+                    self._move(
+                        s,
+                        run,
+                        RunState.WAITING,
+                        f"recovered after a restart: {provider_name} has no instance for this run id, so "
+                        "the launch never got through; it will be launched (once)",
+                        now,
+                    )
+
+    @staticmethod
+    def _handle_fields(handle: Handle) -> dict[str, Any]:
+        return {
+            "handle": handle.to_dict(),
+            "instance_id": handle.instance_id,
+            "console_url": handle.console_url,
+        }
+
+    def _poll_running(self) -> None:
+        with self._tx() as s:
+            ids = list(s.scalars(select(RunRow.id).where(RunRow.state == RunState.RUNNING.value)))
+        for run_id in ids:
+            self._poll_run(run_id, self.clock.now())
+
+    def _poll_run(self, run_id: str, now: datetime) -> bool:
+        """Ask the provider about a running run; finish it if it ended. True when it is over."""
+        with self._tx() as s:
+            run = s.get(RunRow, run_id)
+            if run is None or run.state not in _ACTIVE:
+                return True
+            if run.state != RunState.RUNNING.value or run.handle is None:
+                return False
+            provider = self.providers.get(run.provider or "")
+            handle = Handle.from_dict(run.handle)
+            cancel, sent = run.cancel_requested, run.terminate_sent_at
+        if provider is None:
+            return False
+        try:
+            status = provider.status(handle)
+        except Exception as exc:
+            log.warning(
+                "run %s: status from %s failed (%s); asking again next tick", run_id, handle.provider, exc
+            )
+            return False
+        if status.state in (InstanceState.PENDING, InstanceState.RUNNING):
+            resend = sent is None or (now - sent).total_seconds() > 2 * self.cfg.terminate_grace_s + 5
+            if cancel and resend:
+                self._stop_run(run_id, now)
+            return False
+        self._finish(run_id, status, now)
+        return True
+
+    def _finish(self, run_id: str, status: InstanceStatus, now: datetime) -> None:
+        with self._tx() as s:
+            run = s.get(RunRow, run_id)
+            if run is None or run.state != RunState.RUNNING.value:
+                return
+            state = status.state
+            if state is InstanceState.SUCCEEDED:
+                to, why = RunState.SUCCEEDED, f"ended: {status.detail or 'exit code 0'}"
+            elif run.cancel_requested:
+                to, why = RunState.CANCELLED, f"stopped on request: {status.detail or state.value}"
+            elif state is InstanceState.TERMINATED:
+                to, why = RunState.FAILED, f"stopped outside carbonshift: {status.detail or 'terminated'}"
+            elif state is InstanceState.UNKNOWN:
+                to, why = RunState.FAILED, f"the provider no longer knows the instance: {status.detail}"
+            else:
+                to, why = RunState.FAILED, f"ended: {status.detail or 'failed'}"
+            error = None if to in (RunState.SUCCEEDED, RunState.CANCELLED) else why
+            moved = self._move(s, run, to, why, now, exit_code=status.exit_code, ended_at=now, error=error)
+            if moved and status.report is not None:
+                s.add(ReportRow(run_id=run_id, received_at=now, source="local", body=status.report))
+
+    def _stop_run(self, run_id: str, now: datetime) -> None:
+        """Ask the provider to stop a running run (cancel); the poll finishes it when it has ended."""
+        with self._tx() as s:
+            run = s.get(RunRow, run_id)
+            if run is None or run.state != RunState.RUNNING.value or run.handle is None:
+                return
+            run.terminate_sent_at = now
+            self._note(s, run, "stop requested: terminating the run", now)
+            provider = self.providers.get(run.provider or "")
+            handle = Handle.from_dict(run.handle)
+        if provider is None:
+            return
+        try:
+            provider.terminate(handle)
+        except Exception as exc:
+            log.warning("run %s: terminate on %s failed (%s); retrying", run_id, handle.provider, exc)
+
+    def _close_finished_jobs(self, now: datetime) -> None:
+        """A one-off job whose run has ended is done (a schedule stays active until cancelled)."""
+        unfinished = exists().where(and_(RunRow.job_id == JobRow.id, RunRow.state.not_in(_TERMINAL)))
+        with self._tx() as s:
+            s.execute(
+                update(JobRow)
+                .where(JobRow.recurring.is_(False), JobRow.status == JobStatus.ACTIVE.value, ~unfinished)
+                .values(status=JobStatus.DONE.value, updated_at=now)
+                .execution_options(synchronize_session=False)
+            )
+
+    def _new_run(
+        self,
+        s: Session,
+        job: JobRow,
+        seq: int,
+        nominal: datetime | None,
+        earliest: datetime,
+        deadline: datetime,
+        duration_s: int,
+        now: datetime,
+        state: RunState = RunState.PLANNED,
+        reason: str = "planned",
+    ) -> RunRow:
+        run = RunRow(
+            id=_new_id("run"),
+            job_id=job.id,
+            seq=seq,
+            nominal=nominal,
+            state=state.value,
+            window_earliest=earliest,
+            deadline=deadline,
+            duration_s=duration_s,
+            refusals=[],
+            cancel_requested=False,
+            prestart_replanned=False,
+            launch_attempts=0,
+            created_at=now,
+            updated_at=now,
+            ended_at=now if state.terminal else None,
+            error=reason if state.terminal else None,
+        )
+        s.add(run)
+        s.flush()
+        s.add(RunEventRow(run_id=run.id, at=now, from_state=None, to_state=state.value, reason=reason))
+        return run
+
+    # ---- recurring schedules ---------------------------------------------------------------------------
+    def _advance_schedules(self, now: datetime) -> None:
+        with self._tx() as s:
+            ids = list(
+                s.scalars(
+                    select(JobRow.id).where(
+                        JobRow.recurring.is_(True), JobRow.status == JobStatus.ACTIVE.value
+                    )
+                )
+            )
+        for job_id in ids:
+            try:
+                self._advance_schedule(job_id, now)
+            except Exception:
+                log.exception("job %s: could not create its next occurrence", job_id)
+
+    def _advance_schedule(self, job_id: str, now: datetime) -> None:
+        """Keep one occurrence planned ahead, and account for every occurrence whose time has come:
+        one run per nominal time (a unique constraint guards it), planned in its own window, or
+        recorded as missed when its window closed while no daemon was running."""
+        created = 0
+        while created < self.cfg.max_catchup:
+            with self._tx() as s:
+                job = s.get(JobRow, job_id)
+                if job is None or job.status != JobStatus.ACTIVE.value:
+                    return
+                spec = parse_jobspec(job.spec, source=f"job {job_id}")
+                runs = list(s.scalars(select(RunRow).where(RunRow.job_id == job_id)))
+                created_at = job.created_at
+            assert spec.schedule is not None
+            nominals = [r.nominal for r in runs if r.nominal is not None]
+            pending = any(r.state in _PENDING for r in runs)
+            seq = max((r.seq for r in runs), default=0) + 1
+            if nominals:
+                trigger = cron_trigger(spec.schedule.cron, spec.schedule.timezone)
+                fire = trigger.get_next_fire_time(None, max(nominals) + timedelta(seconds=1))
+                nxt = None if fire is None else fire.astimezone(UTC)
+            else:
+                nxt = next_occurrence(spec, created_at)
+            if nxt is None or (nxt > now and pending):
+                return
+            earliest, deadline = self._window_for(spec, nxt)
+            latest_start = deadline - spec.duration
+            planned: _Planned | None = None
+            problem = ""
+            if now > latest_start:
+                problem = (
+                    f"occurrence at {_z(nxt)} never started: its window (latest start {_z(latest_start)}) "
+                    f"passed while no daemon was running (now {_z(now)})"
+                )
+            else:
+                try:
+                    planned = self._plan(spec, max(earliest, now), deadline, now)
+                except CarbonshiftError as exc:
+                    problem = f"occurrence at {_z(nxt)} could not be planned: {exc}"
+            try:
+                with self._tx() as s:
+                    job = s.get(JobRow, job_id)
+                    if job is None or job.status != JobStatus.ACTIVE.value:
+                        return
+                    if planned is None:
+                        self._new_run(
+                            s,
+                            job,
+                            seq,
+                            nxt,
+                            earliest,
+                            deadline,
+                            spec.duration_s,
+                            now,
+                            RunState.MISSED,
+                            problem,
+                        )
+                        run_id = None
+                    else:
+                        run = self._new_run(s, job, seq, nxt, earliest, deadline, spec.duration_s, now)
+                        reason = self._first_reason(planned).replace("first plan", f"occurrence {_z(nxt)}")
+                        self._attach_plan(s, run, planned, reason, now)
+                        run_id = run.id
+            except IntegrityError:
+                log.info("job %s: occurrence %s already exists", job_id, _z(nxt))
+                return
+            created += 1
+            if run_id is not None:
+                self._adopt(run_id)
+            if nxt > now:
+                return
+
+    # ---- launching -----------------------------------------------------------------------------------
+    def _launch_due(self, now: datetime) -> None:
+        with self._tx() as s:
+            ids = list(
+                s.scalars(
+                    select(RunRow.id)
+                    .where(RunRow.state == RunState.WAITING.value, RunRow.planned_start <= now)
+                    .order_by(RunRow.planned_start, RunRow.seq)
+                )
+            )
+        for run_id in ids:
+            try:
+                self._launch(run_id, now)
+            except Exception:
+                log.exception("run %s: launch step failed; retried next tick", run_id)
+
+    def _launch(self, run_id: str, now: datetime) -> None:
+        with self._tx() as s:
+            run = s.get(RunRow, run_id)
+            if run is None or run.state != RunState.WAITING.value or run.planned_start is None:
+                return
+            job = s.get(JobRow, run.job_id)
+            assert job is not None
+            if job.status == JobStatus.CANCELLED.value or run.cancel_requested:
+                self._move(s, run, RunState.CANCELLED, "cancelled before it started", now, ended_at=now)
+                return
+            spec = parse_jobspec(job.spec, source=f"job {job.id}")
+            duration = timedelta(seconds=run.duration_s)
+            latest = run.deadline - duration
+            if job.recurring and spec.schedule is not None:
+                blocker = s.scalars(
+                    select(RunRow).where(
+                        RunRow.job_id == job.id, RunRow.state.in_(_ACTIVE), RunRow.id != run.id
+                    )
+                ).first()
+                if blocker is not None:
+                    self._overlap(s, run, blocker, spec.schedule.overlap, latest, now)
+                    return
+            late_s = (now - run.planned_start).total_seconds()
+            if now > latest:
+                self._move(
+                    s,
+                    run,
+                    RunState.MISSED,
+                    f"due at {_z(run.planned_start)} but not started by its latest start {_z(latest)} "
+                    f"(deadline {_z(run.deadline)} minus duration {format_duration(duration)}); it is now "
+                    f"{_z(now)}: the daemon was down or could not launch it in time",
+                    now,
+                    ended_at=now,
+                    error="missed its deadline",
+                )
+                return
+            grace = self.cfg.misfire_grace_s
+            if grace is not None and late_s > grace:
+                self._move(
+                    s,
+                    run,
+                    RunState.MISSED,
+                    f"due at {_z(run.planned_start)}, now {late_s:.0f} s late: more than "
+                    f"scheduler.misfire_grace_s ({grace:.0f} s)",
+                    now,
+                    ended_at=now,
+                    error="later than the misfire grace",
+                )
+                return
+            options = self._options_for(s, run)
+            launch_spec = spec.model_copy(
+                update={
+                    "window": Window(earliest=run.window_earliest, deadline=run.deadline),
+                    "schedule": None,
+                }
+            )
+            deadline = run.deadline
+        self._launch_options(run_id, launch_spec, deadline, options, late_s, now)
+
+    def _overlap(
+        self, s: Session, run: RunRow, blocker: RunRow, policy: str, latest: datetime, now: datetime
+    ) -> None:
+        if policy == "skip":
+            self._move(
+                s,
+                run,
+                RunState.MISSED,
+                f"skipped: run {blocker.id} of this schedule was still {blocker.state} when this occurrence "
+                "was due (schedule.overlap: skip)",
+                now,
+                ended_at=now,
+                error="skipped: the previous run was still going",
+            )
+        elif now > latest:
+            self._move(
+                s,
+                run,
+                RunState.MISSED,
+                f"queued behind run {blocker.id} (schedule.overlap: queue) until its latest start "
+                f"{_z(latest)} passed",
+                now,
+                ended_at=now,
+                error="queued past its latest start",
+            )
+        else:
+            note = (
+                f"queued behind run {blocker.id}, still {blocker.state} (schedule.overlap: queue): starts "
+                f"when it ends, if by {_z(latest)}"
+            )
+            if run.note != note:
+                run.note = note
+                self._note(s, run, note, now)
+
+    def _options_for(self, s: Session, run: RunRow) -> list[dict[str, Any]]:
+        """The run's own option first, then the plan's next-best ones (capacity fallbacks)."""
+        plan = s.get(PlanRow, run.plan_id) if run.plan_id is not None else None
+        options = [dict(o) for o in (plan.options if plan is not None else [])]
+        mine = {**(run.planned or {}), "provider": run.provider, "region": run.region, "zone": run.zone}
+        others = [o for o in options if (o.get("provider"), o.get("region")) != (run.provider, run.region)]
+        return [mine, *others]
+
+    def _launch_options(
+        self,
+        run_id: str,
+        spec: JobSpec,
+        deadline: datetime,
+        options: list[dict[str, Any]],
+        late_s: float,
+        now: datetime,
+    ) -> None:
+        usable = [o for o in options if o.get("provider") in self.providers]
+        if not usable:
+            with self._tx() as s:
+                run = s.get(RunRow, run_id)
+                if run is not None and run.state == RunState.WAITING.value:
+                    self._move(
+                        s,
+                        run,
+                        RunState.FAILED,
+                        f"no configured provider for any option (wanted {options[0].get('provider')})",
+                        now,
+                        ended_at=now,
+                        error="provider not configured",
+                    )
+            return
+        refused: list[str] = []
+        for index, option in enumerate(usable):
+            ref = f"{option['provider']}:{option['region']}"
+            token = secrets.token_urlsafe(32)
+            with self._tx() as s:
+                run = s.get(RunRow, run_id)
+                if run is None:
+                    return
+                values = {
+                    "provider": option["provider"],
+                    "region": option["region"],
+                    "zone": option.get("zone"),
+                    "report_token_hash": _hash_token(token),
+                    "launch_attempts": run.launch_attempts + 1,
+                    "launched_at": now,
+                }
+                if index == 0:
+                    lateness = f", {late_s:.0f} s after its planned start" if late_s >= 1 else ""
+                    if not self._move(
+                        s, run, RunState.LAUNCHING, f"launching on {ref}{lateness}", now, **values
+                    ):
+                        return
+                else:
+                    if run.state != RunState.LAUNCHING.value:
+                        return
+                    for key, value in values.items():
+                        setattr(run, key, value)
+                    run.planned = {
+                        **option,
+                        "note": f"capacity fallback: started at {_z(now)} in the plan's next-best region",
+                    }
+                    s.add(
+                        PlanRow(
+                            job_id=run.job_id,
+                            run_id=run.id,
+                            generated_at=now,
+                            kind="capacity",
+                            adopted=True,
+                            reason=f"capacity: {'; '.join(refused)}; launching on {ref}, the plan's next best",
+                            option=option,
+                            options=[o for o in options if o is not option],
+                            baseline=None,
+                            signal=option.get("signal"),
+                            notices=[],
+                        )
+                    )
+                    self._note(s, run, f"trying {ref} after a capacity refusal", now)
+            provider = self.providers[str(option["provider"])]
+            request = LaunchRequest(
+                run_id=run_id,
+                spec=spec,
+                region=str(option["region"]),
+                deadline=deadline,
+                report_url=None if self.report_url is None else self.report_url.replace("{run_id}", run_id),
+                report_token=token,
+            )
+            try:
+                handle = provider.launch(request)
+            except CapacityError as exc:
+                why = exc.reason.removeprefix(f"{exc.region}: ")
+                refusal = {
+                    "at": _z(self.clock.now()),
+                    "provider": option["provider"],
+                    "region": option["region"],
+                    "reason": why,
+                    "code": exc.code,
+                }
+                refused.append(f"{ref} refused ({why})")
+                with self._tx() as s:
+                    run = s.get(RunRow, run_id)
+                    if run is None:
+                        return
+                    run.refusals = [*(run.refusals or []), refusal]
+                    self._note(s, run, f"{ref} refused: {why}", now)
+                continue
+            except Exception as exc:
+                with self._tx() as s:
+                    run = s.get(RunRow, run_id)
+                    if run is not None and run.state == RunState.LAUNCHING.value:
+                        self._move(
+                            s,
+                            run,
+                            RunState.FAILED,
+                            f"launch on {ref} failed: {exc}",
+                            now,
+                            ended_at=now,
+                            error=str(exc),
+                        )
+                return
+            with self._tx() as s:
+                run = s.get(RunRow, run_id)
+                if run is None:
+                    return
+                self._move(
+                    s,
+                    run,
+                    RunState.RUNNING,
+                    f"launched on {ref}: {handle.instance_id}",
+                    self.clock.now(),
+                    **self._handle_fields(handle),
+                )
+                cancel = run.cancel_requested
+            if cancel:
+                self._stop_run(run_id, now)
+            return
+        with self._tx() as s:
+            run = s.get(RunRow, run_id)
+            if run is not None and run.state == RunState.LAUNCHING.value:
+                self._move(
+                    s,
+                    run,
+                    RunState.FAILED,
+                    "every option of the plan refused: " + "; ".join(refused),
+                    now,
+                    ended_at=now,
+                    error="no capacity in any option",
+                )
+
+    # ---- re-planning -----------------------------------------------------------------------------------
+    def _replan_pass(self) -> None:
+        """Plan each waiting run again with fresh forecasts when its interval is up, and once more
+        shortly before it starts. A run moves only for a gain above the threshold; every plan is
+        kept, with why it moved or did not."""
+        if not self.is_active:
+            return
+        with self._replan_lock:
+            now = self.clock.now()
+            interval = timedelta(seconds=self.cfg.replan_interval_s)
+            before = timedelta(seconds=self.cfg.replan_before_start_s)
+            due: list[tuple[str, str]] = []
+            with self._tx() as s:
+                for run in s.scalars(
+                    select(RunRow).where(RunRow.state == RunState.WAITING.value, RunRow.planned_start > now)
+                ):
+                    assert run.planned_start is not None
+                    last = run.last_planned_at
+                    if (
+                        before > timedelta(0)
+                        and not run.prestart_replanned
+                        and run.planned_start - now <= before
+                        and (last is None or last < run.planned_start - before)
+                    ):
+                        due.append((run.id, "prestart"))
+                    elif last is None or now - last >= interval:
+                        due.append((run.id, "replan"))
+            for run_id, kind in due:
+                try:
+                    self._replan(run_id, kind, now)
+                except Exception:
+                    log.exception("run %s: re-plan failed", run_id)
+
+    def _replan(self, run_id: str, kind: str, now: datetime) -> None:
+        with self._tx() as s:
+            run = s.get(RunRow, run_id)
+            if run is None or run.state != RunState.WAITING.value or run.planned_start is None:
+                return
+            job = s.get(JobRow, run.job_id)
+            assert job is not None and run.planned_end is not None
+            spec = parse_jobspec(job.spec, source=f"job {job.id}")
+            plan_id, start, end = run.plan_id, run.planned_start, run.planned_end
+            cur_ref = f"{run.provider}:{run.region}"
+            energy = float((run.planned or {}).get("energy_kwh") or 0.0)
+            earliest, deadline = max(run.window_earliest, now), run.deadline
+        planned: _Planned | None = None
+        failure = ""
+        try:
+            planned = self._plan(spec, earliest, deadline, now)
+        except CarbonshiftError as exc:
+            failure = f"re-plan failed ({exc}); keeping the current plan"
+        move = False
+        reason = ""
+        gain: float | None = None
+        if planned is not None:
+            new = planned.chosen
+            current_kg: float | None = None
+            series = planned.advice.series.get(cur_ref)
+            if series is not None and energy > 0:
+                with contextlib.suppress(ValueError):
+                    current_kg = energy * series.mean_g_per_kwh(to_epoch_s(start), to_epoch_s(end)) / 1000
+            if new.ref == cur_ref and new.start_s == to_epoch_s(start):
+                gain = 0.0
+                reason = f"kept: {cur_ref} at {_z(start)} is still the best ({new.kg_co2e:.4g} kg CO2e on fresh forecasts)"
+            elif current_kg is None:
+                reason = f"kept: the current start ({cur_ref} at {_z(start)}) could not be evaluated on fresh forecasts"
+            else:
+                gain = (current_kg - new.kg_co2e) / current_kg * 100 if current_kg > 0 else 0.0
+                words = (
+                    f"{new.ref} at {_z(new.start)} emits {gain:.2f}% less than {cur_ref} at {_z(start)} "
+                    f"({current_kg:.4g} -> {new.kg_co2e:.4g} kg CO2e on fresh forecasts)"
+                )
+                threshold = self.cfg.replan_min_gain_pct
+                if gain > 0 and gain >= threshold:
+                    move = True
+                    reason = f"moved: {words}, at least the {threshold:g}% threshold"
+                else:
+                    reason = f"kept: {words}, under the {threshold:g}% threshold"
+        new_start: datetime | None = None
+        with self._tx() as s:
+            run = s.get(RunRow, run_id)
+            if run is None:
+                return
+            current = run.state == RunState.WAITING.value and run.plan_id == plan_id
+            run.last_planned_at = now
+            if kind == "prestart":
+                run.prestart_replanned = True
+            if planned is None:
+                self._note(s, run, failure, now)
+                return
+            if not current:
+                move = False
+                reason = "superseded: the run changed while it was being re-planned"
+            row = self._plan_row(run, planned, kind, move, reason, gain)
+            s.add(row)
+            s.flush()
+            if move:
+                fields = self._planned_fields(planned.chosen, row.signal or "", row.id)
+                for key, value in fields.items():
+                    setattr(run, key, value)
+                run.plan_id = row.id
+                run.updated_at = now
+                new_start = planned.chosen.start
+                self._note(s, run, f"re-planned ({kind}): {reason}", now)
+        if new_start is not None:
+            self._schedule_launch(run_id, new_start)
+
+
+class _NoLock:
+    """An in-memory SQLite database belongs to one process: there is nothing to contend for."""
+
+    def try_acquire(self) -> bool:
+        return True
+
+    def alive(self) -> bool:
+        return True
+
+    def holder(self) -> str:
+        return "this process"
+
+    def release(self) -> None:
+        return None

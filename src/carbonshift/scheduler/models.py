@@ -1,0 +1,147 @@
+"""The scheduler's tables (SQLAlchemy 2 ORM). The schema itself is created and changed only by the
+Alembic migrations in `migrations/`; these classes must match the latest one (a test checks).
+
+Times are stored as naive UTC (SQLite has no time zone type) and come back timezone-aware through
+`UtcDateTime`, so nothing downstream ever compares a naive and an aware datetime.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in, aware UTC datetimes out, naive UTC in the database."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    """Every column's type is given explicitly, so the models read like the migration."""
+
+
+class JobRow(Base):
+    __tablename__ = "jobs"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(63))
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    recurring: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    status_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class RunRow(Base):
+    __tablename__ = "runs"
+    __table_args__ = (
+        # one run per occurrence of a schedule, whichever daemon or thread creates it
+        UniqueConstraint("job_id", "nominal", name="uq_runs_job_nominal"),
+        Index("ix_runs_state_start", "state", "planned_start"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    nominal: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    state: Mapped[str] = mapped_column(String(16))
+    window_earliest: Mapped[datetime] = mapped_column(UtcDateTime)
+    deadline: Mapped[datetime] = mapped_column(UtcDateTime)
+    duration_s: Mapped[int] = mapped_column(Integer)
+    provider: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    region: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    zone: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    planned_start: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    planned_end: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    plan_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    planned: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    handle: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    instance_id: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    console_url: Mapped[str | None] = mapped_column(Text, nullable=True)
+    refusals: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    note: Mapped[str | None] = mapped_column(Text, nullable=True)
+    exit_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    terminate_sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    report_token_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    last_planned_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    prestart_replanned: Mapped[bool] = mapped_column(Boolean, default=False)
+    launch_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    launched_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class PlanRow(Base):
+    """Every plan ever made for a run: the first, each re-plan (adopted or not, and why), each
+    capacity fallback."""
+
+    __tablename__ = "plans"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    generated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    kind: Mapped[str] = mapped_column(String(16))
+    adopted: Mapped[bool] = mapped_column(Boolean)
+    reason: Mapped[str] = mapped_column(Text)
+    gain_pct: Mapped[float | None] = mapped_column(Float, nullable=True)
+    option: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    options: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    baseline: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    signal: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    notices: Mapped[list[Any]] = mapped_column(JSON, default=list)
+
+
+class RunEventRow(Base):
+    __tablename__ = "run_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+    from_state: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    to_state: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(Text)
+
+
+class ReportRow(Base):
+    __tablename__ = "reports"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    source: Mapped[str] = mapped_column(String(16))  # local: read from the run dir; remote: posted back
+    body: Mapped[dict[str, Any]] = mapped_column(JSON)
