@@ -224,10 +224,12 @@ class GcpProvider(CloudProvider):
             instance = compute.Instance.from_json(json.dumps(_with_zone(plan.body, zone)))
             try:
                 op = self._client("InstancesClient").insert(
-                    project=project,
-                    zone=zone,
-                    instance_resource=instance,
-                    request_id=request_uuid(plan.run_id, zone),
+                    request=compute.InsertInstanceRequest(
+                        project=project,
+                        zone=zone,
+                        instance_resource=instance,
+                        request_id=request_uuid(plan.run_id, zone),
+                    ),
                     timeout=60,
                 )
                 self._wait(project, zone, op.name, plan)
