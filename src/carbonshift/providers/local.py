@@ -62,6 +62,10 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
+def default_runs_dir(settings: Settings) -> Path:
+    return settings.resolved_data_dir() / "scheduler" / "runs"
+
+
 def tracker_config(settings: Settings) -> dict[str, Any]:
     """The daemon's settings as a config file for the tracker of a run, without any secret: the
     tracker resolves the same locations, intensity files and tracker options as the daemon that
@@ -352,3 +356,20 @@ def _flocked(path: Path) -> Any:
         yield
     finally:
         os.close(fd)
+
+
+def _from_settings(settings: Settings, **kwargs: Any) -> LocalProvider:
+    """The registry's factory (`get_provider("local", settings)`), configured as the daemon's own."""
+    cfg = settings.scheduler
+    kwargs.setdefault("use_tracker", cfg.local_tracker)
+    kwargs.setdefault("terminate_grace_s", cfg.terminate_grace_s)
+    return LocalProvider(default_runs_dir(settings), settings=settings, **kwargs)
+
+
+def _register() -> None:
+    from carbonshift.providers.registry import register_provider
+
+    register_provider("local", _from_settings)
+
+
+_register()

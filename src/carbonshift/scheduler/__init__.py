@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from carbonshift.scheduler.core import DaemonLockedError, NotFoundError, Scheduler
+    from carbonshift.scheduler.core import DaemonLockedError, NotFoundError, Scheduler, live_run_ids
     from carbonshift.scheduler.states import JobStatus, RunState
     from carbonshift.scheduler.trigger import CarbonAwareTrigger
     from carbonshift.scheduler.views import JobView, PlanView, RunView
@@ -26,12 +26,14 @@ __all__ = [
     "RunState",
     "RunView",
     "Scheduler",
+    "live_run_ids",
 ]
 
 _LAZY = {
     "Scheduler": "carbonshift.scheduler.core",
     "NotFoundError": "carbonshift.scheduler.core",
     "DaemonLockedError": "carbonshift.scheduler.core",
+    "live_run_ids": "carbonshift.scheduler.core",
     "RunState": "carbonshift.scheduler.states",
     "JobStatus": "carbonshift.scheduler.states",
     "JobView": "carbonshift.scheduler.views",

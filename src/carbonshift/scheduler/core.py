@@ -59,7 +59,8 @@ from carbonshift.providers.base import (
     LaunchRequest,
     Provider,
 )
-from carbonshift.providers.local import LocalProvider
+from carbonshift.providers.local import LocalProvider, default_runs_dir
+from carbonshift.providers.registry import get_provider
 from carbonshift.schedule import cron_trigger, next_occurrence
 from carbonshift.scheduler import db
 from carbonshift.scheduler.lock import DaemonLock, DaemonLockedError, FileLock, PgAdvisoryLock
@@ -68,7 +69,7 @@ from carbonshift.scheduler.states import ALLOWED, TERMINAL, JobStatus, RunState
 from carbonshift.scheduler.views import JobView, RunView
 from carbonshift.timeutil import isoformat_z, to_epoch_s
 
-__all__ = ["DaemonLockedError", "NotFoundError", "Scheduler"]
+__all__ = ["DaemonLockedError", "NotFoundError", "Scheduler", "live_run_ids"]
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +102,17 @@ def _timer(key: str, action: str, run_id: str | None = None) -> None:
         log.debug("timer %s for an instance no longer here; ignored (re-derived at start)", action)
         return
     sched._on_timer(action, run_id)
+
+
+def live_run_ids(settings: Settings) -> set[str]:
+    """Ids of every run not yet ended, from the scheduler's database: an instance tagged with one of
+    them is not an orphan (the providers' orphan check asks this)."""
+    sched = Scheduler(settings, providers={})
+    try:
+        with sched._tx() as s:
+            return set(s.scalars(select(RunRow.id).where(RunRow.state.not_in(_TERMINAL))))
+    finally:
+        sched.engine.dispose()
 
 
 def _new_id(prefix: str) -> str:
@@ -165,15 +177,14 @@ class Scheduler:
         self.engine = db.create_db_engine(self.url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self.clock: Clock = clock or SystemClock()
-        self.runs_dir = settings.resolved_data_dir() / "scheduler" / "runs"
+        self.runs_dir = default_runs_dir(settings)
         self.providers: dict[str, Provider] = dict(providers or {})
+        if providers is None:
+            for name in self.cfg.providers:
+                if name != "local":
+                    self.providers[name] = get_provider(name, settings)
         if "local" not in self.providers:
-            self.providers["local"] = LocalProvider(
-                self.runs_dir,
-                settings=settings,
-                use_tracker=self.cfg.local_tracker,
-                terminate_grace_s=self.cfg.terminate_grace_s,
-            )
+            self.providers["local"] = get_provider("local", settings)
         self._catalog = catalog
         self._service_factory = service_factory or (lambda: runtime.build_service(settings, self.clock))
         self.report_url = self.cfg.report_url
@@ -200,7 +211,8 @@ class Scheduler:
         **kwargs: Any,
     ) -> Scheduler:
         """The scheduler for these settings: database `db_url` (CARBONSHIFT_DB_URL) or SQLite in the
-        data dir; the local provider is always there, next to any given `providers`."""
+        data dir. Providers: the given ones, else those named in `scheduler.providers` (built by the
+        provider registry); the local provider is always there."""
         return cls(settings, clock=clock, providers=providers, **kwargs)
 
     # ---- lifecycle ---------------------------------------------------------------------------------

@@ -13,6 +13,12 @@ from pydantic import BaseModel, ConfigDict, Field
 class SchedulerSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    providers: list[str] = Field(
+        default_factory=lambda: ["local"],
+        description="where this daemon launches runs: local (this machine) is always there; add aws, gcp "
+        "or azure once their credentials are set up (a plan's options elsewhere are not launched)",
+    )
+
     poll_interval_s: float = Field(
         default=5.0,
         gt=0,

@@ -1,0 +1,89 @@
+"""A real scheduler daemon in its own process, for the crash tests.
+
+The tests fork it from a multiprocessing forkserver that has imported carbonshift once (a daemon then
+starts in milliseconds instead of seconds); it also runs as a script: settings as JSON in
+CS_TEST_SETTINGS (passed to load_settings), role lines on stdout. A crash mode makes the daemon kill
+itself with SIGKILL at a chosen point of launching one job (by name): `before-launch` (after
+`launching` was committed, before the provider was asked) or `after-launch` (after the provider
+started the run, before `running` was recorded). It writes its role (`ROLE active`, `ROLE standby`)
+whenever it changes, `REFUSED <message>` when the lock is taken, and stops on SIGTERM.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from carbonshift.config import load_settings
+from carbonshift.providers.base import Handle, LaunchRequest
+from carbonshift.providers.local import LocalProvider
+from carbonshift.scheduler import DaemonLockedError, Scheduler
+
+
+class CrashingLocalProvider(LocalProvider):
+    def __init__(self, *args: object, mode: str, job: str, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.mode = mode
+        self.job = job
+
+    def launch(self, request: LaunchRequest) -> Handle:
+        if request.spec.name == self.job and self.mode == "before-launch":
+            os.kill(os.getpid(), signal.SIGKILL)
+        handle = super().launch(request)
+        if request.spec.name == self.job and self.mode == "after-launch":
+            os.kill(os.getpid(), signal.SIGKILL)
+        return handle
+
+
+def run_daemon(settings_json: str, role_path: str, crash_mode: str = "", crash_job: str = "") -> None:
+    """The daemon: start, report role changes (one line each) to `role_path`, stop on SIGTERM.
+    Used as a multiprocessing target (the tests fork it from a preloaded server) and by `main`."""
+    out = open(role_path, "a", buffering=1)  # noqa: SIM115
+    settings = load_settings(None, **json.loads(settings_json))
+    providers = {}
+    if crash_mode:
+        runs_dir = settings.resolved_data_dir() / "scheduler" / "runs"
+        providers["local"] = CrashingLocalProvider(
+            runs_dir,
+            settings=settings,
+            use_tracker=settings.scheduler.local_tracker,
+            mode=crash_mode,
+            job=crash_job,
+        )
+    sched = Scheduler.from_settings(settings, providers=providers)  # type: ignore[arg-type]
+    stop: list[int] = []
+    signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
+    try:
+        sched.start()
+    except DaemonLockedError as exc:
+        out.write(f"REFUSED {exc}\n")
+        sys.exit(3)
+    role = ""
+    while not stop:
+        if sched.role != role:
+            role = sched.role
+            out.write(f"ROLE {role}\n")
+        time.sleep(0.05)
+    sched.shutdown()
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
+    run_daemon(
+        os.environ["CS_TEST_SETTINGS"],
+        "/dev/stdout",
+        os.environ.get("CS_TEST_CRASH", ""),
+        os.environ.get("CS_TEST_CRASH_JOB", ""),
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
