@@ -367,20 +367,23 @@ class FakeArm(FakeServer):
 
 
 class Ec2Proxy(FakeServer):
-    """Forwards every request to moto, except RunInstances for an instance type in `refuse`, which is
-    answered with that EC2 error code (as EC2 answers it: XML, HTTP 400)."""
+    """Forwards every request to moto, except RunInstances for an instance type in `refuse` or a region
+    in `refuse_regions`, answered with that EC2 error code (as EC2 answers it: XML, HTTP 400)."""
 
     def __init__(self, upstream: str) -> None:
         self.upstream = upstream
         self.refuse: dict[str, str] = {}  # instance type -> error code
+        self.refuse_regions: dict[str, str] = {}  # region (from the request's signature) -> error code
         super().__init__()
 
     def route(self, rec: Recorded, raw: bytes) -> Answer:
         form = parse_qs(raw.decode()) if raw else {}
         action = (form.get("Action") or [""])[0]
         itype = (form.get("InstanceType") or [""])[0]
-        if action == "RunInstances" and itype in self.refuse:
-            code = self.refuse[itype]
+        scope = rec.headers.get("authorization", "")
+        region = next((r for r in self.refuse_regions if f"/{r}/ec2/" in scope), None)
+        if action == "RunInstances" and (itype in self.refuse or region is not None):
+            code = self.refuse[itype] if itype in self.refuse else self.refuse_regions[str(region)]
             xml = (
                 '<?xml version="1.0" encoding="UTF-8"?><Response><Errors><Error>'
                 f"<Code>{code}</Code><Message>We currently do not have sufficient {itype} capacity in the "

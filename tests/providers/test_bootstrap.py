@@ -74,10 +74,11 @@ echo called >> "$SANDBOX/poweroff.called"
 """
 
 
-def _sandbox(tmp_path: Path) -> Path:
+def _sandbox(tmp_path: Path, stubs: tuple[str, ...]) -> Path:
     bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    for name, text in (("carbonshift", STUB_CARBONSHIFT), ("curl", STUB_CURL), ("poweroff", STUB_POWEROFF)):
+    bin_dir.mkdir(parents=True)
+    texts = {"carbonshift": STUB_CARBONSHIFT, "curl": STUB_CURL, "poweroff": STUB_POWEROFF}
+    for name, text in ((n, texts[n]) for n in stubs):
         path = bin_dir / name
         path.write_text(text)
         path.chmod(path.stat().st_mode | stat.S_IXUSR)
@@ -85,8 +86,11 @@ def _sandbox(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def run_script(tmp_path: Path, script: str, **env: str) -> subprocess.CompletedProcess[str]:
-    sandbox = _sandbox(tmp_path)
+def run_script(
+    tmp_path: Path, script: str, stubs: tuple[str, ...] = ("carbonshift", "curl", "poweroff"), **env: str
+) -> subprocess.CompletedProcess[str]:
+    """Run `script` with /bin/sh in a sandbox whose PATH starts with the given stubs."""
+    sandbox = _sandbox(tmp_path, stubs)
     path = sandbox / "bootstrap.sh"
     path.write_text(script)
     environment = {
