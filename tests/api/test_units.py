@@ -88,11 +88,13 @@ def test_client_reads_the_servers_problems_back() -> None:
 def test_render_metrics() -> None:
     text = render_metrics(
         {
-            "runs": {"succeeded": 3, "waiting": 1},
+            "role": "active",
+            "runs_by_status": {"succeeded": 3, "waiting": 1},
             "planned_kg_co2e": 1.5,
-            "actual_kg_co2e": None,
+            "saving_pct": None,
             "ignored": "text",
             "flag": True,
+            "new_figure": 7,
             'label "odd"': {"a\nb": 2},
         }
     )
@@ -101,7 +103,10 @@ def test_render_metrics() -> None:
     assert 'carbonshift_runs{status="succeeded"} 3' in lines
     assert 'carbonshift_runs{status="waiting"} 1' in lines
     assert "carbonshift_planned_kg_co2e 1.5" in lines
-    assert not any("actual" in line or "ignored" in line or "flag" in line for line in lines)
+    assert 'carbonshift_daemon_role{role="active"} 1' in lines
+    assert 'carbonshift_daemon_role{role="standby"} 0' in lines
+    assert "carbonshift_new_figure 7" in lines  # a key without a name yet is still shown
+    assert not any("saving" in line or "ignored" in line or "flag" in line for line in lines)
     assert 'carbonshift_label__odd{key="a\\nb"} 2' in lines
     assert text.endswith("\n")
 
@@ -128,6 +133,9 @@ def test_units_in_tables() -> None:
     assert co2(0.0123) == "12.3 g"
     assert co2(2.5) == "2.5 kg"
     assert co2(12_345) == "12.3 t"
+    assert co2(5e-05) == "50 mg"
+    assert co2(3.78e-08) == "37.8 µg"
+    assert co2(0) == "0 g"
     assert co2(None) == "-"
     assert render_job_list([]) == "no jobs"
     job = {

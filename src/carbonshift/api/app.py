@@ -126,9 +126,10 @@ def create_app(scheduler: SchedulerPort, settings: Settings) -> FastAPI:
         return SafeJSONResponse({"detail": str(exc)}, status_code=500)
 
     # ---- routes --------------------------------------------------------------------------------
-    @app.get("/healthz", tags=["service"], summary="Liveness (no auth)")
+    @app.get("/healthz", tags=["service"], summary="Liveness and the daemon's role (no auth)")
     async def healthz() -> dict[str, str]:
-        return {"status": "ok", "version": __version__}
+        # role tells a load balancer which instance is active; nothing here is secret (no database URL)
+        return {"status": "ok", "role": scheduler.role, "version": __version__}
 
     @app.get(
         "/metrics",
@@ -160,7 +161,7 @@ def create_app(scheduler: SchedulerPort, settings: Settings) -> FastAPI:
     @api.get(
         "/jobs",
         tags=["jobs"],
-        summary="Every job, newest first as the scheduler lists them",
+        summary="Every job the scheduler holds, with plans and runs",
         responses=_ERRORS,
     )
     async def list_jobs() -> Response:

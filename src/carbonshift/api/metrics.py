@@ -1,9 +1,10 @@
 """The scheduler's figures in the Prometheus text format (version 0.0.4), for GET /metrics.
 
 `Scheduler.metrics()` returns plain numbers and mappings; this module only names and formats them,
-so the scheduler needs no Prometheus client and the names stay stable here. A number becomes a gauge
-`carbonshift_<key>`; a mapping of names to numbers becomes one gauge with a label (`status` for runs
-by status), so a dashboard can sum or filter it.
+so the scheduler needs no Prometheus client and the metric names are fixed here, in one table. A key
+the table does not know yet still appears (a number as `carbonshift_<key>`, a mapping with a `key`
+label) so a new figure is never silently dropped. A value of None (nothing measured yet) is left out
+rather than written as 0.
 """
 
 from __future__ import annotations
@@ -11,27 +12,51 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 PREFIX = "carbonshift_"
 _NAME_BAD = re.compile(r"[^a-zA-Z0-9_]")
+ROLES = ("active", "standby", "stopped")
 
-HELP = {
-    "runs": "Runs by status.",
-    "runs_by_status": "Runs by status.",
-    "jobs": "Jobs by status.",
-    "jobs_by_status": "Jobs by status.",
-    "planned_kg_co2e": "Planned emissions of the runs, kg CO2e.",
-    "actual_kg_co2e": "Measured emissions of the runs that reported, kg CO2e.",
-    "saving_kg_co2e": "Emissions avoided against each run's baseline, kg CO2e.",
-    "baseline_kg_co2e": "Emissions the runs would have had at their baseline, kg CO2e.",
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    help: str
+    label: str | None = None  # for a mapping: the label its keys go into
+
+
+KNOWN: dict[str, Metric] = {
+    "runs_by_status": Metric("carbonshift_runs", "Runs by status.", "status"),
+    "jobs_by_status": Metric("carbonshift_jobs", "Jobs by status.", "status"),
+    "runs_launched": Metric("carbonshift_runs_launched", "Runs handed to a provider so far."),
+    "planned_kg_co2e": Metric(
+        "carbonshift_planned_kg_co2e", "Planned emissions of the launched runs, kg CO2e."
+    ),
+    "baseline_kg_co2e": Metric(
+        "carbonshift_baseline_kg_co2e",
+        "Emissions the launched runs would have had at their baseline (region and time), kg CO2e.",
+    ),
+    "saving_kg_co2e": Metric(
+        "carbonshift_saving_kg_co2e", "Planned saving against the baseline for the launched runs, kg CO2e."
+    ),
+    "saving_pct": Metric("carbonshift_saving_percent", "Planned saving against the baseline, percent."),
+    "runs_measured": Metric("carbonshift_runs_measured", "Runs whose tracker reported measured emissions."),
+    "actual_kg_co2e": Metric(
+        "carbonshift_actual_kg_co2e", "Measured emissions of the runs that reported, kg CO2e."
+    ),
+    "planned_kg_co2e_measured": Metric(
+        "carbonshift_planned_kg_co2e_measured",
+        "Planned emissions of the same runs as actual_kg_co2e (compare like for like), kg CO2e.",
+    ),
 }
 
 
-def _metric_name(key: str) -> str:
-    name = _NAME_BAD.sub("_", key.strip()).strip("_").lower()
-    return PREFIX + (name or "value")
+def _generic(key: str) -> Metric:
+    name = _NAME_BAD.sub("_", key.strip()).strip("_").lower() or "value"
+    return Metric(PREFIX + name, key.replace("_", " ").capitalize() + ".", "key")
 
 
 def _label_value(text: str) -> str:
@@ -52,26 +77,38 @@ def _format(value: float) -> str:
     return str(int(value)) if value.is_integer() and abs(value) < 2**53 else repr(value)
 
 
-def _label_name(key: str) -> str:
-    return "status" if key.startswith(("runs", "jobs")) or "status" in key else "key"
+def _role_lines(role: str) -> list[str]:
+    """The daemon's role as a state set: 1 for the current role, 0 for the others."""
+    name = PREFIX + "daemon_role"
+    roles = sorted({*ROLES, role})
+    return [
+        f"# HELP {name} This daemon's role: active (launches runs), standby (waits for the lock), stopped.",
+        f"# TYPE {name} gauge",
+        *(f'{name}{{role="{_label_value(r)}"}} {1 if r == role else 0}' for r in roles),
+    ]
 
 
 def render_metrics(data: Mapping[str, Any]) -> str:
-    """Prometheus text for the scheduler's metrics; values that are neither numbers nor mappings of
-    numbers (None: nothing measured yet) are left out rather than written as 0."""
+    """Prometheus text for the scheduler's metrics."""
     lines: list[str] = []
     for key in sorted(data):
         value = data[key]
-        name = _metric_name(key)
-        help_text = HELP.get(key, key.replace("_", " ").capitalize() + ".")
+        if key == "role" and isinstance(value, str):
+            lines += _role_lines(value)
+            continue
+        metric = KNOWN.get(key) or _generic(key)
         if (number := _number(value)) is not None:
-            lines += [f"# HELP {name} {help_text}", f"# TYPE {name} gauge", f"{name} {_format(number)}"]
+            lines += [
+                f"# HELP {metric.name} {metric.help}",
+                f"# TYPE {metric.name} gauge",
+                f"{metric.name} {_format(number)}",
+            ]
         elif isinstance(value, Mapping):
             samples = [(str(k), _number(v)) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))]
             kept = [(k, v) for k, v in samples if v is not None]
             if not kept:
                 continue
-            label = _label_name(key)
-            lines += [f"# HELP {name} {help_text}", f"# TYPE {name} gauge"]
-            lines += [f'{name}{{{label}="{_label_value(k)}"}} {_format(v)}' for k, v in kept]
+            label = metric.label or "key"
+            lines += [f"# HELP {metric.name} {metric.help}", f"# TYPE {metric.name} gauge"]
+            lines += [f'{metric.name}{{{label}="{_label_value(k)}"}} {_format(v)}' for k, v in kept]
     return "\n".join(lines) + "\n"

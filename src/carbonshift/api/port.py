@@ -20,6 +20,11 @@ class View(Protocol):
 
 
 class SchedulerPort(Protocol):
+    @property
+    def role(self) -> str:
+        """'active', 'standby' or 'stopped' (shown by /healthz)."""
+        ...
+
     def submit(self, spec: JobSpec) -> View: ...
 
     def list_jobs(self) -> Sequence[View]: ...

@@ -10,6 +10,7 @@ cannot be reached or fails.
 
 from __future__ import annotations
 
+import shlex
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -93,15 +94,14 @@ def _resolve_job(client: Client, job_id: str) -> dict[str, Any]:
 
 
 def co2(kg: Any) -> str:
-    """Emissions with a unit people read at a glance: g below 1 kg, kg up to 1 t, then t."""
+    """Emissions in a unit people read at a glance (t, kg, g, mg, µg), three significant digits."""
     if not isinstance(kg, int | float) or isinstance(kg, bool):
         return "-"
     value = float(kg)
-    if abs(value) < 1:
-        return f"{value * 1000:.3g} g"
-    if abs(value) < 1000:
-        return f"{value:.3g} kg"
-    return f"{value / 1000:.3g} t"
+    for unit, size in (("t", 1000.0), ("kg", 1.0), ("g", 1e-3), ("mg", 1e-6)):
+        if abs(value) >= size:
+            return f"{value / size:.3g} {unit}"
+    return "0 g" if value == 0 else f"{value / 1e-9:.3g} µg"
 
 
 def _pct(value: Any) -> str:
@@ -188,9 +188,20 @@ def render_job_list(jobs: list[dict[str, Any]]) -> str:
     if not rows:
         return "no jobs"
     return table(
-        ("id", "name", "status", "schedule", "runs", "last run", "where", "start (UTC)", "planned", "actual"),
+        (
+            "id",
+            "name",
+            "status",
+            "schedule",
+            "runs",
+            "last run",
+            "where",
+            "start (UTC)",
+            "planned CO2e",
+            "actual CO2e",
+        ),
         rows,
-        "lllllrllrr",
+        "llllrlllrr",
     )
 
 
@@ -214,7 +225,7 @@ def render_job(job: dict[str, Any]) -> str:
     spec = job.get("spec") if isinstance(job.get("spec"), dict) else {}
     assert isinstance(spec, dict)
     command = spec.get("command")
-    command_text = " ".join(command) if isinstance(command, list) else str(command or "-")
+    command_text = shlex.join(command) if isinstance(command, list) else str(command or "-")
     out = [
         f"job {job.get('id')} ({job.get('name', '')}): {job.get('status', '')}",
         f"  command:  {command_text}",
@@ -269,7 +280,7 @@ def render_job(job: dict[str, Any]) -> str:
         for r in runs:
             planned, actual = _planned_kg(r), _actual_kg(r)
             ratio = (
-                f"x{float(actual) / float(planned):.2f}"
+                f"x{float(actual) / float(planned):.3g}"
                 if isinstance(actual, int | float) and isinstance(planned, int | float) and planned
                 else "-"
             )
@@ -294,8 +305,8 @@ def render_job(job: dict[str, Any]) -> str:
                     "where",
                     "start (UTC)",
                     "end (UTC)",
-                    "planned",
-                    "actual",
+                    "planned CO2e",
+                    "actual CO2e",
                     "actual/planned",
                     "note",
                 ),

@@ -99,6 +99,9 @@ def serve_command(
         updates["db_url"] = db
     settings = settings.model_copy(update=updates)
     logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if level != "debug":  # their INFO lines (every timer firing, every migration step) bury ours
+        for noisy in ("apscheduler", "alembic"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         scheduler = Scheduler.from_settings(settings)
         scheduler.start()
@@ -128,6 +131,12 @@ def serve_command(
         server = uvicorn.Server(config)
         auth = "bearer token required" if token is not None else "no token: open to this machine only"
         typer.echo(f"carbonshift serving on {_url(bind_host, actual_port)} ({auth})", err=True)
+        if scheduler.role == "standby":
+            typer.echo(
+                "carbonshift: hot standby: another daemon is active on this database; the API answers "
+                "here, and this one launches runs once it takes over",
+                err=True,
+            )
         sys.stderr.flush()
         server.run(sockets=[sock])
     finally:
