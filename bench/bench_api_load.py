@@ -1,4 +1,5 @@
-"""Load test of the scheduler's HTTP API on loopback: 200 job submissions and 1,000 dry-run plans.
+"""Load test of the scheduler's HTTP API on loopback: 200 job submissions and 1,000 dry-run plans
+(and, for reference, 1,000 GET /healthz, the HTTP stack alone, and 50 listings of every job).
 
 It starts its own `carbonshift serve` (real scheduler, a fresh SQLite database, one uvicorn worker,
 bearer token on) on 127.0.0.1 with a free port, sends a bounded number of requests from a few client
@@ -229,6 +230,16 @@ def main() -> None:
                     f"{url}/api/v1/plan", data=plan_body, headers=headers, timeout=REQUEST_TIMEOUT_S
                 ).status_code
 
+            def health(session: requests.Session, _i: int) -> int:
+                return session.get(f"{url}/healthz", timeout=REQUEST_TIMEOUT_S).status_code
+
+            def list_jobs(session: requests.Session, _i: int) -> int:
+                return session.get(f"{url}/api/v1/jobs", headers=auth, timeout=REQUEST_TIMEOUT_S).status_code
+
+            # the HTTP stack alone (no auth, no database): what every other figure includes
+            results.append(
+                run_phase("healthz (GET /healthz)", args.plans, args.concurrency, health, deadline)
+            )
             results.append(
                 run_phase("submit (POST /api/v1/jobs)", args.submissions, args.concurrency, submit, deadline)
             )
@@ -238,6 +249,15 @@ def main() -> None:
                     args.plans,
                     args.concurrency,
                     plan,
+                    deadline,
+                )
+            )
+            results.append(
+                run_phase(
+                    f"list (GET /api/v1/jobs, {args.submissions} jobs)",
+                    50,
+                    args.concurrency,
+                    list_jobs,
                     deadline,
                 )
             )

@@ -50,6 +50,12 @@ def test_list_and_show(api: ApiServer) -> None:
     job = api.submit(_later("list-show"))
     listed = api.get("/api/v1/jobs").json()["jobs"]
     assert job["id"] in [j["id"] for j in listed]
+    summary = next(j for j in listed if j["id"] == job["id"])
+    assert "plans" not in summary and "options" not in summary["plan"]  # the history stays out of lists
+    assert summary["plan"]["option"] == job["plan"]["option"]
+    assert summary["runs"][0]["status"] == job["runs"][0]["status"] and "events" not in summary["runs"][0]
+    full = api.get("/api/v1/jobs?full=true").json()["jobs"]
+    assert next(j for j in full if j["id"] == job["id"])["plans"] == job["plans"]
     shown = api.get(f"/api/v1/jobs/{job['id']}").json()
     assert shown["id"] == job["id"] and shown["spec"]["name"] == "list-show"
     assert len(shown["plans"]) >= 1

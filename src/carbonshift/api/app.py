@@ -61,10 +61,20 @@ class SafeJSONResponse(JSONResponse):
     null instead of a 500."""
 
     def render(self, content: Any) -> bytes:
-        try:
-            return json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
-        except ValueError:
-            return json.dumps(_finite(content), ensure_ascii=False, separators=(",", ":")).encode()
+        return encode_json(content)
+
+
+def encode_json(content: Any) -> bytes:
+    try:
+        return json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+    except ValueError:
+        return json.dumps(_finite(content), ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _json(body: bytes, status_code: int = 200, headers: dict[str, str] | None = None) -> Response:
+    """A response from JSON already encoded in a worker thread: building and encoding a large answer
+    (a listing of every job, a plan over 139 regions) never holds up the event loop."""
+    return Response(body, status_code=status_code, headers=headers, media_type="application/json")
 
 
 def _finite(value: Any) -> Any:
@@ -89,6 +99,21 @@ def _job_created(job: dict[str, Any]) -> dict[str, Any]:
         return job
     plans = job.get("plans") or []
     return {**job, "plan": plans[-1] if plans else None}
+
+
+def _summary(job: dict[str, Any]) -> dict[str, Any]:
+    """A job for the list: what `jobs list` shows and scripts filter on, without the history (every
+    plan with its ranked options, every run event). That history is most of a job's size (a listing of
+    200 jobs shrinks from about 1 MB); GET /jobs/{id} and `?full=true` have it."""
+    out = {k: v for k, v in job.items() if k != "plans"}
+    plan = job.get("plan")
+    if isinstance(plan, dict):
+        out["plan"] = {k: v for k, v in plan.items() if k != "options"}
+    out["runs"] = [
+        {k: v for k, v in run.items() if k != "events"} if isinstance(run, dict) else run
+        for run in job.get("runs") or []
+    ]
+    return out
 
 
 def create_app(scheduler: SchedulerPort, settings: Settings) -> FastAPI:
@@ -139,8 +164,8 @@ def create_app(scheduler: SchedulerPort, settings: Settings) -> FastAPI:
         responses=_ERRORS,
     )
     async def metrics() -> Response:
-        data = await run_in_threadpool(scheduler.metrics)
-        return Response(render_metrics(data), media_type=METRICS_CONTENT_TYPE)
+        text = await run_in_threadpool(lambda: render_metrics(scheduler.metrics()))
+        return Response(text, media_type=METRICS_CONTENT_TYPE)
 
     api = APIRouter(prefix=API_PREFIX)
 
@@ -154,19 +179,30 @@ def create_app(scheduler: SchedulerPort, settings: Settings) -> FastAPI:
     )
     async def submit(request: Request) -> Response:
         spec = await _spec_from(request)
-        view = await run_in_threadpool(scheduler.submit, spec)
-        job = _job_created(view.to_dict())
-        return SafeJSONResponse(job, status_code=201, headers={"Location": f"{API_PREFIX}/jobs/{job['id']}"})
+
+        def work() -> tuple[str, bytes]:
+            job = _job_created(scheduler.submit(spec).to_dict())
+            return str(job["id"]), encode_json(job)
+
+        job_id, body = await run_in_threadpool(work)
+        return _json(body, 201, {"Location": f"{API_PREFIX}/jobs/{job_id}"})
 
     @api.get(
         "/jobs",
         tags=["jobs"],
-        summary="Every job the scheduler holds, with plans and runs",
+        summary="Every job: status, the plan in force and the runs (`full=true`: every plan too)",
         responses=_ERRORS,
     )
-    async def list_jobs() -> Response:
-        views = await run_in_threadpool(scheduler.list_jobs)
-        return SafeJSONResponse({"jobs": [v.to_dict() for v in views]})
+    async def list_jobs(
+        full: Annotated[
+            bool, Query(description="each job exactly as GET /jobs/{id} shows it (every plan, run events)")
+        ] = False,
+    ) -> Response:
+        def work() -> bytes:
+            jobs = [v.to_dict() for v in scheduler.list_jobs()]
+            return encode_json({"jobs": jobs if full else [_summary(j) for j in jobs]})
+
+        return _json(await run_in_threadpool(work))
 
     @api.get(
         "/jobs/{job_id}",
@@ -175,8 +211,7 @@ def create_app(scheduler: SchedulerPort, settings: Settings) -> FastAPI:
         responses={**_ERRORS, 404: {"description": "no such job"}},
     )
     async def get_job(job_id: str) -> Response:
-        view = await run_in_threadpool(scheduler.get_job, job_id)
-        return SafeJSONResponse(view.to_dict())
+        return _json(await run_in_threadpool(lambda: encode_json(scheduler.get_job(job_id).to_dict())))
 
     @api.delete(
         "/jobs/{job_id}",
@@ -185,8 +220,7 @@ def create_app(scheduler: SchedulerPort, settings: Settings) -> FastAPI:
         responses={**_ERRORS, 404: {"description": "no such job"}},
     )
     async def cancel(job_id: str) -> Response:
-        view = await run_in_threadpool(scheduler.cancel, job_id)
-        return SafeJSONResponse(view.to_dict())
+        return _json(await run_in_threadpool(lambda: encode_json(scheduler.cancel(job_id).to_dict())))
 
     @api.get(
         "/jobs/{job_id}/runs/{run_id}/log",
@@ -211,8 +245,7 @@ def create_app(scheduler: SchedulerPort, settings: Settings) -> FastAPI:
         top: Annotated[int | None, Query(ge=1, le=10_000, description="only the N best options")] = None,
     ) -> Response:
         spec = await _spec_from(request)
-        advice = await run_in_threadpool(scheduler.dry_run, spec)
-        return SafeJSONResponse(advice.to_dict(top=top))
+        return _json(await run_in_threadpool(lambda: encode_json(scheduler.dry_run(spec).to_dict(top=top))))
 
     @api.post(
         "/runs/{run_id}/report",

@@ -170,7 +170,7 @@ def render_job_list(jobs: list[dict[str, Any]]) -> str:
     for job in jobs:
         runs = _runs(job)
         last = runs[-1] if runs else {}
-        plan = _best((job.get("plans") or [None])[-1])
+        plan = _best(job.get("plan") or (job.get("plans") or [None])[-1])
         rows.append(
             (
                 job.get("id", "?"),
