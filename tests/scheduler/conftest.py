@@ -35,3 +35,9 @@ def pg_url() -> Iterator[str]:
     finally:
         conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
         conn.close()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request: pytest.FixtureRequest) -> str | None:
+    """Each test using it runs on SQLite (the default database) and on PostgreSQL."""
+    return None if request.param == "sqlite" else str(request.getfixturevalue("pg_url"))

@@ -118,11 +118,6 @@ def wait_status(client: Scheduler, job_id: str, wanted: str, timeout: float = 20
     )
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def db_url(request: pytest.FixtureRequest) -> str | None:
-    return None if request.param == "sqlite" else str(request.getfixturevalue("pg_url"))
-
-
 def test_kill_9_with_runs_waiting_running_and_mid_launch_loses_nothing_and_doubles_nothing(
     tmp_path: Path, db_url: str | None
 ) -> None:

@@ -50,6 +50,8 @@ def test_urls(tmp_path: Path) -> None:
     assert db.resolve_url(settings).database == str(tmp_path / "data" / "carbonshift.db")
     pg = db.resolve_url(settings, "postgres://me:s3cret@db.example:5432/cs")
     assert pg.drivername == "postgresql+psycopg" and "s3cret" not in db.safe_url(pg)
+    with pytest.raises(ConfigError, match="in-memory"):
+        db.resolve_url(settings, "sqlite://")
     with pytest.raises(ConfigError, match="unsupported database"):
         db.resolve_url(settings, "mysql://x@y/z")
     with pytest.raises(ConfigError) as info:

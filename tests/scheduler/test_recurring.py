@@ -24,17 +24,17 @@ def nightly(overlap: str = "skip"):  # type: ignore[no-untyped-def]
     )
 
 
-def setup(tmp_path: Path, **sched: object) -> tuple[Scheduler, FixedClock, FakeProvider]:
+def setup(tmp_path: Path, db_url: str | None = None) -> tuple[Scheduler, FixedClock, FakeProvider]:
     clock = FixedClock(NOW)
     provider = FakeProvider()
-    settings = make_settings(tmp_path, {"lab": nightly_rows()}, scheduler=dict(sched))
+    settings = make_settings(tmp_path, {"lab": nightly_rows()}, db_url=db_url)
     s = Scheduler.from_settings(settings, clock=clock, providers={"local": provider})  # type: ignore[dict-item]
     s.start(background=False)
     return s, clock, provider
 
 
-def test_each_occurrence_is_planned_in_its_own_window(tmp_path: Path) -> None:
-    sched, clock, provider = setup(tmp_path)
+def test_each_occurrence_is_planned_in_its_own_window(tmp_path: Path, db_url: str | None) -> None:
+    sched, clock, provider = setup(tmp_path, db_url)
     try:
         job = sched.submit(nightly())
         assert job.status == "scheduled"
@@ -114,8 +114,10 @@ def test_overlap_queue_starts_after_the_previous_run_if_the_window_allows(tmp_pa
         sched.shutdown()
 
 
-def test_occurrences_that_passed_during_downtime_are_recorded_and_the_next_is_planned(tmp_path: Path) -> None:
-    sched, clock, provider = setup(tmp_path)
+def test_occurrences_that_passed_during_downtime_are_recorded_and_the_next_is_planned(
+    tmp_path: Path, db_url: str | None
+) -> None:
+    sched, clock, provider = setup(tmp_path, db_url)
     job = sched.submit(nightly())
     first = job.runs[0]
     sched.shutdown()  # down from 00:00 on day 1 until 22:30 on day 4

@@ -25,10 +25,10 @@ def started(
     return sched, clock, provider
 
 
-def test_submit_plans_waits_launches_and_finishes(tmp_path: Path) -> None:
+def test_submit_plans_waits_launches_and_finishes(tmp_path: Path, db_url: str | None) -> None:
     # a dip from 05:00 to 07:00: the 2 h job is planned there
     rows = hourly(NOW - timedelta(days=1), 72, lambda h: 100.0 if h in (29, 30) else 400.0)
-    sched, clock, provider = started(tmp_path, series={"lab": rows})
+    sched, clock, provider = started(tmp_path, series={"lab": rows}, db_url=db_url)
     try:
         job = sched.submit(spec(duration="2h", window=window(NOW, NOW + timedelta(hours=12))))
         assert job.status == "waiting"

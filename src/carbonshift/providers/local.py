@@ -46,6 +46,7 @@ EXEC_SCRIPT = Path(__file__).with_name("_local_exec.py")
 _RUN_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 # never handed to a job: the API's token and the database URL (which may hold a password)
 _ENV_WITHHELD = ("CARBONSHIFT_API_TOKEN", "CARBONSHIFT_DB_URL")
+_SECRET_WORDS = ("token", "password", "secret", "credential", "key")
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
@@ -74,7 +75,8 @@ def tracker_config(settings: Settings) -> dict[str, Any]:
 
     data = settings.model_dump(mode="json")
     for name in Settings.model_fields:
-        if isinstance(getattr(settings, name), SecretStr) or name in ("db_url", "api_token"):
+        secret = isinstance(getattr(settings, name), SecretStr) or any(w in name for w in _SECRET_WORDS)
+        if secret or name in ("db_url", "api_token"):
             data.pop(name, None)
     files = data.get("intensity", {}).get("files", {})
     for zone, path in list(files.items()):
@@ -141,6 +143,8 @@ class LocalProvider:
             return self._handle(run_id, region, run_dir, info)
         if (run_dir / "exit.json").exists():
             return self._handle(run_id, region, run_dir, {})
+        if not (run_dir / "request.json").exists():
+            return None  # written before the process is started: nothing was ever started here
         pid = _scan_for(run_dir)
         if pid is not None:
             return self._handle(

@@ -38,7 +38,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, cast
 
-from sqlalchemy import CursorResult, and_, exists, select, update
+from sqlalchemy import CursorResult, and_, exists, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -304,9 +304,9 @@ class Scheduler:
         self.engine.dispose()
 
     def _make_lock(self) -> DaemonLock:
-        if db.is_sqlite(self.url):
-            path = db.sqlite_path(self.url)
-            return _NoLock() if path is None else FileLock(path.with_name(path.name + ".lock"))
+        path = db.sqlite_path(self.url)
+        if path is not None:
+            return FileLock(path.with_name(path.name + ".lock"))
         return PgAdvisoryLock(self.url)
 
     def _activate(self) -> None:
@@ -1088,15 +1088,22 @@ class Scheduler:
                 if job is None or job.status != JobStatus.ACTIVE.value:
                     return
                 spec = parse_jobspec(job.spec, source=f"job {job_id}")
-                runs = list(s.scalars(select(RunRow).where(RunRow.job_id == job_id)))
+                mine = RunRow.job_id == job_id
+                # aggregates, not every run: a nightly schedule has hundreds after a year
+                last_nominal, last_seq = s.execute(
+                    select(func.max(RunRow.nominal), func.max(RunRow.seq)).where(mine)
+                ).one()
+                pending = (
+                    s.scalar(select(RunRow.id).where(mine, RunRow.state.in_(_PENDING)).limit(1)) is not None
+                )
                 created_at = job.created_at
             assert spec.schedule is not None
-            nominals = [r.nominal for r in runs if r.nominal is not None]
-            pending = any(r.state in _PENDING for r in runs)
-            seq = max((r.seq for r in runs), default=0) + 1
-            if nominals:
+            seq = (last_seq or 0) + 1
+            if last_nominal is not None:
+                # max() keeps the column's type (aware UTC); the check is for drivers that drop it
+                last = last_nominal if last_nominal.tzinfo else last_nominal.replace(tzinfo=UTC)
                 trigger = cron_trigger(spec.schedule.cron, spec.schedule.timezone)
-                fire = trigger.get_next_fire_time(None, max(nominals) + timedelta(seconds=1))
+                fire = trigger.get_next_fire_time(None, last + timedelta(seconds=1))
                 nxt = None if fire is None else fire.astimezone(UTC)
             else:
                 nxt = next_occurrence(spec, created_at)
@@ -1514,19 +1521,3 @@ class Scheduler:
                 self._note(s, run, f"re-planned ({kind}): {reason}", now)
         if new_start is not None:
             self._schedule_launch(run_id, new_start)
-
-
-class _NoLock:
-    """An in-memory SQLite database belongs to one process: there is nothing to contend for."""
-
-    def try_acquire(self) -> bool:
-        return True
-
-    def alive(self) -> bool:
-        return True
-
-    def holder(self) -> str:
-        return "this process"
-
-    def release(self) -> None:
-        return None

@@ -17,7 +17,6 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.pool import StaticPool
 
 from carbonshift.config import Settings
 from carbonshift.errors import ConfigError
@@ -49,6 +48,11 @@ def resolve_url(settings: Settings, url: str | None = None) -> URL:
         parsed = parsed.set(drivername="postgresql+psycopg")
     elif not (name.startswith("postgresql") or name.startswith("sqlite")):
         raise ConfigError("db_url", f"unsupported database {name!r}: use sqlite:/// or postgresql://")
+    elif parsed.database in (None, "", ":memory:"):
+        # the daemon's threads (API, timers, job store) each need a connection to the same data
+        raise ConfigError(
+            "db_url", "an in-memory SQLite database cannot be shared: give a file, sqlite:///PATH"
+        )
     return parsed
 
 
@@ -62,7 +66,7 @@ def is_sqlite(url: URL) -> bool:
 
 
 def sqlite_path(url: URL) -> Path | None:
-    """The database file, or None for an in-memory database."""
+    """The database file (None for PostgreSQL)."""
     if not is_sqlite(url) or url.database in (None, "", ":memory:"):
         return None
     return Path(str(url.database)).expanduser().resolve()
@@ -82,20 +86,19 @@ def create_db_engine(url: URL) -> Engine:
 
 def _sqlite_engine(url: URL) -> Engine:
     path = sqlite_path(url)
-    kwargs: dict[str, Any] = {"connect_args": {"check_same_thread": False, "timeout": SQLITE_BUSY_MS / 1000}}
     if path is None:
-        kwargs["poolclass"] = StaticPool  # one shared in-memory database for every thread
-    else:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, **kwargs)
+        raise ConfigError(
+            "db_url", "an in-memory SQLite database cannot be shared: give a file, sqlite:///PATH"
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_MS / 1000})
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.isolation_level = None  # we issue BEGIN ourselves (below)
         cur = dbapi_conn.cursor()
-        if path is not None:
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_MS}")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.close()
