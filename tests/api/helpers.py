@@ -150,9 +150,11 @@ class ApiServer:
             time.sleep(0.1)
 
 
-def start_server(tmp: Path, token: str | None = TOKEN, **extra: Any) -> ApiServer:
+def start_server(
+    tmp: Path, token: str | None = TOKEN, providers: dict[str, Any] | None = None, **extra: Any
+) -> ApiServer:
     settings = api_settings(tmp, token=token, **extra)
-    return ApiServer(settings, Scheduler.from_settings(settings), token=token).start()
+    return ApiServer(settings, Scheduler.from_settings(settings, providers=providers), token=token).start()
 
 
 def local_spec(
