@@ -281,3 +281,30 @@ def test_a_second_scheduler_in_one_process_is_refused_too(tmp_path: Path) -> Non
         assert job.runs[0].status is RunState.PLANNED
     finally:
         first.shutdown()
+
+
+def test_a_daemon_whose_lock_connection_drops_steps_down_and_the_standby_takes_over(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """No split brain: losing the advisory lock's connection (a network cut, a server restart) makes
+    the active daemon stop acting at its next tick, and it waits as a standby itself."""
+    from sqlalchemy import text
+
+    from carbonshift.scheduler.lock import PgAdvisoryLock
+
+    settings = load_settings(None, **overrides(tmp_path, pg_url))
+    first, second = Scheduler.from_settings(settings), Scheduler.from_settings(settings)
+    try:
+        first.start()
+        second.start()
+        assert (first.role, second.role) == ("active", "standby")
+        lock = first._lock
+        assert isinstance(lock, PgAdvisoryLock) and lock._conn is not None
+        backend = lock._conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
+        with second.engine.connect() as admin:
+            admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": backend})
+        wait_for(lambda: second.is_active, 10, "the standby to take over")
+        wait_for(lambda: first.role == "standby", 10, "the old daemon to step down")
+    finally:
+        first.shutdown()
+        second.shutdown()

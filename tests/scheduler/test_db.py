@@ -57,3 +57,21 @@ def test_urls(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         db.resolve_url(settings, "::not a url s3cret::")
     assert "s3cret" not in str(info.value)
+
+
+def test_an_existing_database_upgrades_with_its_data(tmp_path: Path) -> None:
+    engine = db.create_db_engine(db.resolve_url(make_settings(tmp_path)))
+    db.upgrade(engine, "0001")
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "INSERT INTO jobs (id, name, spec, recurring, status, created_at, updated_at) "
+            "VALUES ('job-old', 'old', '{}', 0, 'done', '2026-01-01 00:00:00', '2026-01-01 00:00:00')"
+        )
+    assert "stop_reason" not in {c["name"] for c in inspect(engine).get_columns("runs")}
+    db.upgrade(engine)
+    assert "stop_reason" in {c["name"] for c in inspect(engine).get_columns("runs")}
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT name FROM jobs").scalar() == "old"
+        assert conn.exec_driver_sql(f"SELECT version_num FROM {db.VERSION_TABLE}").scalar() == "0002"
+    assert _diffs(engine) == []
+    engine.dispose()

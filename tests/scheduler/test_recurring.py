@@ -24,10 +24,14 @@ def nightly(overlap: str = "skip"):  # type: ignore[no-untyped-def]
     )
 
 
-def setup(tmp_path: Path, db_url: str | None = None) -> tuple[Scheduler, FixedClock, FakeProvider]:
+def setup(
+    tmp_path: Path, db_url: str | None = None, watchdog: bool = True
+) -> tuple[Scheduler, FixedClock, FakeProvider]:
     clock = FixedClock(NOW)
     provider = FakeProvider()
-    settings = make_settings(tmp_path, {"lab": nightly_rows()}, db_url=db_url)
+    # the overlap tests keep a run going past its deadline, which the watchdog would stop
+    extra = {} if watchdog else {"watchdog_margin_s": None}
+    settings = make_settings(tmp_path, {"lab": nightly_rows()}, db_url=db_url, scheduler=extra)
     s = Scheduler.from_settings(settings, clock=clock, providers={"local": provider})  # type: ignore[dict-item]
     s.start(background=False)
     return s, clock, provider
@@ -68,7 +72,7 @@ def test_each_occurrence_is_planned_in_its_own_window(tmp_path: Path, db_url: st
 
 
 def test_overlap_skip_records_a_missed_occurrence_with_the_reason(tmp_path: Path) -> None:
-    sched, clock, _provider = setup(tmp_path)
+    sched, clock, _provider = setup(tmp_path, watchdog=False)
     try:
         job = sched.submit(nightly("skip"))
         clock.advance(23 * 3600)
@@ -87,7 +91,7 @@ def test_overlap_skip_records_a_missed_occurrence_with_the_reason(tmp_path: Path
 
 
 def test_overlap_queue_starts_after_the_previous_run_if_the_window_allows(tmp_path: Path) -> None:
-    sched, clock, provider = setup(tmp_path)
+    sched, clock, provider = setup(tmp_path, watchdog=False)
     try:
         job = sched.submit(nightly("queue"))
         clock.advance(23 * 3600)

@@ -211,3 +211,27 @@ def test_not_found(tmp_path: Path) -> None:
     job = sched.submit(spec(window=window(NOW + timedelta(hours=1), NOW + timedelta(hours=6))))
     with pytest.raises(NotFoundError, match="not started"):
         sched.run_log(job.id, job.runs[0].id)
+
+
+def test_the_watchdog_stops_a_run_past_its_deadline_and_fails_it(tmp_path: Path) -> None:
+    sched, clock, provider = started(tmp_path, scheduler={"watchdog_margin_s": 600})
+    try:
+        job = sched.submit(spec(window=window(NOW, NOW + timedelta(hours=2))))
+        sched.tick()
+        run_id = sched.get_job(job.id).runs[0].id
+        clock.advance(2 * 3600 + 599)  # within the margin: left alone
+        sched.tick()
+        assert provider.terminated == []
+        clock.advance(2)
+        sched.tick()  # overdue: stopped
+        assert provider.terminated == [run_id]
+        sched.tick()
+        run = sched.get_job(job.id).runs[0]
+        assert run.status is RunState.FAILED
+        assert (
+            run.error is not None
+            and run.error.startswith("overdue:")
+            and "deadline 2030-03-05T02:00:00Z" in run.error
+        )
+    finally:
+        sched.shutdown()

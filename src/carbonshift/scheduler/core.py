@@ -61,6 +61,7 @@ from carbonshift.providers.base import (
 )
 from carbonshift.providers.local import LocalProvider, default_runs_dir
 from carbonshift.providers.registry import get_provider
+from carbonshift.providers.watchdog import overdue
 from carbonshift.schedule import cron_trigger, next_occurrence
 from carbonshift.scheduler import db
 from carbonshift.scheduler.lock import DaemonLock, DaemonLockedError, FileLock, PgAdvisoryLock
@@ -959,6 +960,7 @@ class Scheduler:
             provider = self.providers.get(run.provider or "")
             handle = Handle.from_dict(run.handle)
             cancel, sent = run.cancel_requested, run.terminate_sent_at
+            deadline, stop_reason = run.deadline, run.stop_reason
         if provider is None:
             return False
         try:
@@ -970,7 +972,19 @@ class Scheduler:
             return False
         if status.state in (InstanceState.PENDING, InstanceState.RUNNING):
             resend = sent is None or (now - sent).total_seconds() > 2 * self.cfg.terminate_grace_s + 5
-            if cancel and resend:
+            margin = self.cfg.watchdog_margin_s
+            if (
+                not cancel
+                and margin is not None
+                and overdue([(run_id, deadline)], now, timedelta(seconds=margin))
+            ):
+                if stop_reason is None or resend:
+                    why = stop_reason or (
+                        f"overdue: still running at {_z(now)}, past its deadline {_z(deadline)} + "
+                        f"{format_duration(timedelta(seconds=int(margin)))}: stopped by the watchdog"
+                    )
+                    self._stop_run(run_id, now, stop_reason=why)
+            elif cancel and resend:
                 self._stop_run(run_id, now)
             return False
         self._finish(run_id, status, now)
@@ -986,6 +1000,8 @@ class Scheduler:
                 to, why = RunState.SUCCEEDED, f"ended: {status.detail or 'exit code 0'}"
             elif run.cancel_requested:
                 to, why = RunState.CANCELLED, f"stopped on request: {status.detail or state.value}"
+            elif run.stop_reason:
+                to, why = RunState.FAILED, f"{run.stop_reason} ({status.detail or state.value})"
             elif state is InstanceState.TERMINATED:
                 to, why = RunState.FAILED, f"stopped outside carbonshift: {status.detail or 'terminated'}"
             elif state is InstanceState.UNKNOWN:
@@ -997,14 +1013,17 @@ class Scheduler:
             if moved and status.report is not None:
                 s.add(ReportRow(run_id=run_id, received_at=now, source="local", body=status.report))
 
-    def _stop_run(self, run_id: str, now: datetime) -> None:
-        """Ask the provider to stop a running run (cancel); the poll finishes it when it has ended."""
+    def _stop_run(self, run_id: str, now: datetime, stop_reason: str | None = None) -> None:
+        """Ask the provider to stop a running run (a cancel, or the watchdog with `stop_reason`); the
+        poll finishes it when it has ended."""
         with self._tx() as s:
             run = s.get(RunRow, run_id)
             if run is None or run.state != RunState.RUNNING.value or run.handle is None:
                 return
             run.terminate_sent_at = now
-            self._note(s, run, "stop requested: terminating the run", now)
+            if stop_reason is not None:
+                run.stop_reason = stop_reason
+            self._note(s, run, f"stop requested: {stop_reason or 'cancelled'}; terminating the run", now)
             provider = self.providers.get(run.provider or "")
             handle = Handle.from_dict(run.handle)
         if provider is None:

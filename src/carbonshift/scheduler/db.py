@@ -117,8 +117,8 @@ def lock_key(name: str, url: URL, schema: str) -> int:
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
-def upgrade(engine: Engine) -> None:
-    """Bring the schema to the latest migration. Safe to call from several processes at once: on
+def upgrade(engine: Engine, target: str = "head") -> None:
+    """Bring the schema to the latest migration (or `target`, for tests of the upgrade path). Safe to call from several processes at once: on
     PostgreSQL a transaction-level advisory lock serialises them, on SQLite BEGIN IMMEDIATE does."""
     from alembic import command
     from alembic.config import Config
@@ -133,7 +133,7 @@ def upgrade(engine: Engine) -> None:
             conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
         cfg.attributes["connection"] = conn
         try:
-            command.upgrade(cfg, "head")
+            command.upgrade(cfg, target)
         except CommandError as exc:
             raise ConfigError(
                 "db_url",

@@ -95,6 +95,7 @@ class RunRow(Base):
     exit_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     terminate_sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    stop_reason: Mapped[str | None] = mapped_column(Text, nullable=True)  # migration 0002
     report_token_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
     last_planned_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     prestart_replanned: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -55,6 +55,12 @@ class SchedulerSettings(BaseModel):
     terminate_grace_s: float = Field(
         default=10.0, ge=0, description="after SIGTERM, how long a local run gets before SIGKILL"
     )
+    watchdog_margin_s: float | None = Field(
+        default=900.0,
+        ge=0,
+        description="a run still going this long after its deadline is stopped and marked failed "
+        "(a hung job must not run, and bill, forever); None: never",
+    )
     cancel_wait_s: float = Field(
         default=3.0, ge=0, le=60, description="how long cancel() waits for a running run to stop"
     )
