@@ -72,6 +72,7 @@ def test_submit_plans_waits_launches_and_finishes(tmp_path: Path, db_url: str | 
         sched.tick()
         job = sched.get_job(job.id)
         assert job.status == "succeeded" and job.job_status.value == "done"
+        assert sched.cancel(job.id).status == "succeeded"  # an ended job stays as it ended
         states = [(e.from_state, e.to_state) for e in job.runs[0].events]
         assert states == [
             (None, "planned"),

@@ -636,13 +636,16 @@ class Scheduler:
     def cancel(self, job_id: str) -> JobView:
         """Cancel a job: runs not started never start, running ones are stopped (on the active daemon
         at once, waiting up to `scheduler.cancel_wait_s` for them to end; elsewhere at the active
-        daemon's next tick), and a schedule makes no more occurrences. Cancelling twice is harmless."""
+        daemon's next tick), and a schedule makes no more occurrences. Cancelling twice, or cancelling a
+        one-off job that has already ended, changes nothing."""
         now = self.clock.now()
         to_stop: list[str] = []
         with self._tx() as s:
             job = s.get(JobRow, job_id)
             if job is None:
                 raise NotFoundError("job", job_id)
+            if job.status == JobStatus.DONE.value:
+                return self._job_views(s, [job])[0]  # a finished one-off job stays as it ended
             if job.status != JobStatus.CANCELLED.value:
                 job.status = JobStatus.CANCELLED.value
                 job.status_reason = f"cancelled at {_z(now)}"
