@@ -136,7 +136,7 @@ def test_kill_9_with_runs_waiting_running_and_mid_launch_loses_nothing_and_doubl
             spec(name="running", command=marker_command(marker, 3), duration="10m", window=window(now, hour))
         )
         wait_status(client, running.id, "running")
-        soon = now + timedelta(seconds=4)
+        soon = datetime.now(UTC) + timedelta(seconds=4)  # after the waits above, on a slow machine too
         waiting = client.submit(
             spec(
                 name="waiting", command=marker_command(marker, 0.2), duration="1m", window=window(soon, hour)
