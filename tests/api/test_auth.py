@@ -3,6 +3,7 @@ token on a run's report (403 when wrong), and an open API when no token is confi
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -87,3 +88,25 @@ def test_without_a_configured_token_the_api_is_open(open_api: ApiServer) -> None
     assert open_api.get("/metrics").status_code == 200
     # a token sent anyway is ignored, not compared with nothing
     assert open_api.get("/api/v1/jobs", token="anything").status_code == 200
+
+
+def test_an_open_api_refuses_browser_tricks(open_api: ApiServer) -> None:
+    spec = json.dumps(local_spec("csrf", ["true"], start_in=timedelta(hours=1))).encode()
+    # DNS rebinding: the attacker's name resolved to 127.0.0.1 arrives in the Host header
+    rebound = open_api.post(
+        "/api/v1/jobs",
+        data=spec,
+        headers={"Host": "attacker.example:8765", "Content-Type": "application/json"},
+    )
+    assert rebound.status_code == 403
+    # a cross-site page (fetch with mode no-cors still sends Origin)
+    cross = open_api.post(
+        "/api/v1/jobs",
+        data=spec,
+        headers={"Origin": "https://attacker.example", "Content-Type": "application/json"},
+    )
+    assert cross.status_code == 403
+    # a body without a Content-Type (a Blob) is not taken for JSON
+    untyped = open_api.session.post(open_api.url + "/api/v1/jobs", data=spec, timeout=10)
+    assert untyped.status_code == 415
+    assert open_api.get("/api/v1/jobs").json()["jobs"] == []

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from carbonshift.api.metrics import render_metrics
-from carbonshift.api.security import bearer_token, is_loopback, tokens_match
+from carbonshift.api.security import bearer_token, browser_risk, is_loopback, tokens_match
 from carbonshift.api.specs import UnsupportedMediaType, body_format, field_loc, problems_detail
 from carbonshift.cli.jobs import co2, render_job, render_job_list
 from carbonshift.client import Client, _field_of, _problems, check_server_url, sends_token_in_clear
@@ -45,6 +45,24 @@ def test_bearer_token_parsing() -> None:
     assert bearer_token([]) is None
 
 
+def test_an_open_api_refuses_what_a_browser_could_be_tricked_into_sending() -> None:
+    ok = [
+        [(b"host", b"127.0.0.1:8765")],
+        [(b"host", b"localhost:8765"), (b"origin", b"http://localhost:3000")],
+        [(b"host", b"[::1]:8765")],
+        [],
+    ]
+    for headers in ok:
+        assert browser_risk(headers) is None, headers
+    refused = [
+        [(b"host", b"attacker.example:8765")],  # DNS rebinding: the page's own name, resolved to 127.0.0.1
+        [(b"host", b"127.0.0.1:8765"), (b"origin", b"https://attacker.example")],
+        [(b"host", b"127.0.0.1:8765"), (b"origin", b"null")],  # sandboxed frames, file:// pages
+    ]
+    for headers in refused:
+        assert browser_risk(headers) is not None, headers
+
+
 def test_tokens_match() -> None:
     assert tokens_match("secret-value", "secret-value")
     assert not tokens_match("secret-valu", "secret-value")
@@ -53,7 +71,9 @@ def test_tokens_match() -> None:
 
 
 def test_body_format() -> None:
-    assert body_format(None) == "json"
+    for missing in (None, ""):  # a page can send a body without a type: no guessing
+        with pytest.raises(UnsupportedMediaType, match="no Content-Type"):
+            body_format(missing)
     assert body_format("application/json; charset=utf-8") == "json"
     assert body_format("application/vnd.api+json") == "json"
     assert body_format("application/yaml") == "yaml"

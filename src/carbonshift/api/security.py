@@ -76,10 +76,47 @@ async def send_json(
     await send({"type": "http.response.body", "body": payload})
 
 
+def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> str | None:
+    for key, value in headers:
+        if key.lower() == name:
+            return value.decode("latin-1").strip()
+    return None
+
+
+def _hostname(authority: str) -> str:
+    """'127.0.0.1:8765' -> '127.0.0.1'; '[::1]:8765' -> '::1'; 'http://localhost:8765' -> 'localhost'."""
+    text = authority.split("://", 1)[-1].split("/", 1)[0].rsplit("@", 1)[-1]
+    if text.startswith("["):
+        return text[1 : text.find("]")] if "]" in text else text
+    return text.rsplit(":", 1)[0] if text.count(":") == 1 else text
+
+
+def browser_risk(headers: list[tuple[bytes, bytes]]) -> str | None:
+    """Why an open (token-less) API refuses a request, or None.
+
+    Without a token, the only thing between a job that runs commands and a web page the user happens
+    to visit is the browser. A page can reach 127.0.0.1 through DNS rebinding (its own name, resolved
+    to 127.0.0.1: the Host header then carries that name) or by a cross-site request (the Origin
+    header names the page). So the open API answers only requests addressed to a loopback name and,
+    if they come from a page at all, from a loopback page.
+    """
+    host = _header(headers, b"host")
+    if host is not None and not is_loopback(_hostname(host)):
+        return (
+            "this API has no token and answers only requests addressed to 127.0.0.1, ::1 or localhost; "
+            f"set {TOKEN_ENV} on the server to accept others"
+        )
+    origin = _header(headers, b"origin")
+    if origin is not None and (origin == "null" or not is_loopback(_hostname(origin))):
+        return f"cross-site requests are refused by an API without a token ({TOKEN_ENV})"
+    return None
+
+
 class BearerAuth:
     """401 for every request without the API token, except /healthz and the per-run report endpoint.
 
-    With no token configured the API is open: `serve` allows that only on a loopback address. The
+    With no token configured the API is open: `serve` allows that only on a loopback address, and
+    requests a browser could have been tricked into sending are refused (see `browser_risk`). The
     messages name the environment variable, never a token (neither the expected nor the one sent).
     """
 
@@ -96,7 +133,15 @@ class BearerAuth:
         return method == "POST" and REPORT_PATH.match(path) is not None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or self.token is None or self.exempt(scope["method"], scope["path"]):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if self.token is None:
+            problem = browser_risk(scope.get("headers", []))
+            if problem is not None:
+                await send_json(send, 403, {"detail": problem}, [])
+                return
+        if self.token is None or self.exempt(scope["method"], scope["path"]):
             await self.app(scope, receive, send)
             return
         given = bearer_token(scope.get("headers", []))

@@ -15,7 +15,9 @@ from carbonshift.config.jobspec import JobSpec, JobSpecError, loads_jobspec
 from carbonshift.errors import UserInputError
 
 YAML_TYPES = frozenset({"application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml"})
-JSON_TYPES = frozenset({"application/json", ""})
+# No Content-Type is no spec: a web page can POST a body without one (a Blob) and no CORS preflight
+# stops it, so guessing JSON would let any site a user visits submit a job to an open loopback API.
+JSON_TYPES = frozenset({"application/json"})
 _LOC_PART = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
 
 
@@ -29,9 +31,8 @@ def body_format(content_type: str | None) -> Literal["json", "yaml"]:
         return "yaml"
     if media in JSON_TYPES or media.endswith("+json"):
         return "json"
-    raise UnsupportedMediaType(
-        f"unsupported content type {media!r}: send a job spec as application/json or application/yaml"
-    )
+    shown = f"content type {media!r}" if media else "no Content-Type header"
+    raise UnsupportedMediaType(f"{shown}: send a job spec as application/json or application/yaml")
 
 
 def read_spec(body: bytes, content_type: str | None) -> JobSpec:
