@@ -73,6 +73,7 @@ def test_scheduler_to_aws_to_report(ec2: Ec2Proxy, tmp_path: Path) -> None:
                 "command": ["python", "train.py", "--epochs", "1"],
                 "duration": "1h",
                 "hardware": {"vcpus": 2, "memory_gb": 8},
+                "interruptible": True,
                 "placement": {"providers": ["aws"], "regions": ["aws:eu-north-1", "aws:eu-west-1"]},
             }
         )
@@ -86,6 +87,11 @@ def test_scheduler_to_aws_to_report(ec2: Ec2Proxy, tmp_path: Path) -> None:
         assert run.provider == "aws" and run.region == "eu-west-1"  # the next-best option
         assert [r["code"] for r in run.refusals] == ["InsufficientInstanceCapacity"]
         assert run.instance_id and run.instance_id.startswith("i-")
+        launched = boto3.client("ec2", region_name="eu-west-1").describe_instances(
+            InstanceIds=[run.instance_id]
+        )
+        instance = launched["Reservations"][0]["Instances"][0]
+        assert instance.get("InstanceLifecycle") == "spot"  # an interruptible job runs on spot capacity
 
         # the instance: what EC2 stored as user data, run as the machine would run it
         client: Any = boto3.client("ec2", region_name="eu-west-1")
@@ -102,6 +108,9 @@ def test_scheduler_to_aws_to_report(ec2: Ec2Proxy, tmp_path: Path) -> None:
         assert metrics["runs_measured"] == 1
         assert metrics["actual_kg_co2e"] == pytest.approx(0.001)  # what the stub tracker reported
         assert metrics["planned_kg_co2e_measured"] > 0  # planned vs actual, like for like
+        # the finished run's instance is released (terminated), not left to bill
+        state = client.describe_instances(InstanceIds=[run.instance_id])["Reservations"][0]["Instances"][0]
+        assert state["State"]["Name"] in ("shutting-down", "terminated")
         # a wrong token is refused
         with pytest.raises(PermissionError):
             sched.record_report(run.id, "not-the-token", {"exit_code": 0})

@@ -732,6 +732,7 @@ class Scheduler:
         now = self.clock.now()
         if not isinstance(report, dict):
             raise UserInputError("report", "a tracker report is a JSON object")
+        ended = False
         with self._tx() as s:
             run = s.get(RunRow, run_id)
             if run is None:
@@ -756,6 +757,9 @@ class Scheduler:
                     exit_code=code,
                     ended_at=now,
                 )
+                ended = True
+        if ended:
+            self._release_instance(run_id)
         self._close_finished_jobs(now)
         return self.get_run(run_id)
 
@@ -994,6 +998,7 @@ class Scheduler:
         return True
 
     def _finish(self, run_id: str, status: InstanceStatus, now: datetime) -> None:
+        moved = False
         with self._tx() as s:
             run = s.get(RunRow, run_id)
             if run is None or run.state != RunState.RUNNING.value:
@@ -1015,6 +1020,25 @@ class Scheduler:
             moved = self._move(s, run, to, why, now, exit_code=status.exit_code, ended_at=now, error=error)
             if moved and status.report is not None:
                 s.add(ReportRow(run_id=run_id, received_at=now, source="local", body=status.report))
+        if moved:
+            self._release_instance(run_id)
+
+    def _release_instance(self, run_id: str) -> None:
+        """Delete a finished cloud run's instance. A powered-off VM is not gone everywhere: Azure keeps
+        (and bills) a stopped VM, Compute Engine keeps its disk; terminate is safe to repeat. Local runs
+        have nothing left to release once their process group has exited."""
+        with self._tx() as s:
+            run = s.get(RunRow, run_id)
+            if run is None or run.handle is None or run.provider in (None, "local"):
+                return
+            provider = self.providers.get(run.provider)
+            handle = Handle.from_dict(run.handle)
+        if provider is None:
+            return
+        try:
+            provider.terminate(handle)
+        except Exception as exc:
+            log.warning("run %s: releasing its %s instance failed (%s)", run_id, handle.provider, exc)
 
     def _stop_run(self, run_id: str, now: datetime, stop_reason: str | None = None) -> None:
         """Ask the provider to stop a running run (a cancel, or the watchdog with `stop_reason`); the
@@ -1374,6 +1398,7 @@ class Scheduler:
                 deadline=deadline,
                 report_url=None if self.report_url is None else self.report_url.replace("{run_id}", run_id),
                 report_token=token,
+                interruptible=spec.interruptible,  # spot / preemptible capacity only when the job allows it
             )
             try:
                 handle = provider.launch(request)
