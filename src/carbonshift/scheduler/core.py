@@ -294,6 +294,9 @@ class Scheduler:
             thread, self._standby_thread = self._standby_thread, None
         if aps is not None:
             with contextlib.suppress(Exception):
+                # pause first: no new timer is handed to the executor while it shuts down (APScheduler 3
+                # would otherwise log 'cannot schedule new futures after shutdown' now and then)
+                aps.pause()
                 aps.shutdown(wait=wait)
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout=10)
