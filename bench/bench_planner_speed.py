@@ -5,10 +5,16 @@ Series: 72 h at 5-minute resolution per region. By default they are cut from the
 random 72 h stretch and a random scale per region), read here at bench time and never bundled;
 without that folder (or with --synthetic) a daily sine plus noise is used.
 
-Timed: planner time only (`plan()` on ready series: no spec parsing, no I/O), single core, median of
-repeated runs. The comparison loop is the approach of CATS' windowed forecast: for each start on the
-data grid, average the next `duration` of points, keep the least (and, unlike the planner, only
-grid-aligned starts are tried).
+Timed: planner time only (`plan()` / `plan_batch()` on ready series: no spec parsing, no I/O), single
+core, median of repeated runs. The batch specs each have their own duration (30 min .. 8 h in 5-minute
+steps), window (earliest anywhere in the first 24 h, to the second; 1 .. 40 h of slack) and placement.
+"Every region" plans each spec over all regions with `plan_batch` (one call for the whole batch), and
+compares it with the per-spec loop `[plan(spec, regions) for spec in specs]` on the first 1,000
+specs; the batch's results are checked against the loop's before anything is timed. `plan_batch`
+builds each plan's options when they are read, so reading them is timed separately (`to_dict(top=3)`,
+what `carbonshift plan --top 3` prints). The comparison loop is the approach of CATS' windowed
+forecast: for each start on the data grid, average the next `duration` of points, keep the least (and,
+unlike the planner, only grid-aligned starts are tried).
 
     .venv/bin/python bench/bench_planner_speed.py [--regions 150] [--batch 10000] [--synthetic]
 """
@@ -30,8 +36,9 @@ import numpy as np
 
 from carbonshift.config.jobspec import JobSpec, parse_jobspec
 from carbonshift.intensity.types import IntensitySeries, Kind, Provenance, Signal
+from carbonshift.planner.batch import PlacementIndex, plan_batch
 from carbonshift.planner.placement import filter_candidates
-from carbonshift.planner.plan import Candidate, plan
+from carbonshift.planner.plan import Candidate, Plan, plan
 
 STEP_S = 300
 HOURS = 72
@@ -216,36 +223,96 @@ def main() -> None:
         specs.append(spec)
     regions = [c.region for c in cands]
     by_region = {c.region.region: c for c in cands}
+    n_loop = min(args.batch, 1000)
+
+    check_batch(specs[: min(args.batch, 300)], cands)
+    print(
+        f"  every region ({args.regions}) for each spec: plan_batch == the per-spec loop (checked on 300 specs)"
+    )
+    batch_times = [timed_once(lambda: plan_batch(specs, cands, now=T0)) for _ in range(args.passes)]
+    batch_rate = args.batch / statistics.median(batch_times)
+    print(
+        f"    plan_batch, {args.batch} specs, {args.passes} passes: {batch_rate:8.0f} plans/s median,"
+        f" {args.batch / min(batch_times):.0f} best   ({1e6 / batch_rate:.0f} us per plan)"
+    )
+    loop_passes = [
+        timed_once(lambda: [plan(spec, cands, now=T0) for spec in specs[:n_loop]]) for _ in range(args.passes)
+    ]
+    loop_rate = n_loop / statistics.median(loop_passes)
+    print(
+        f"    per-spec plan() loop, first {n_loop} specs: {loop_rate:8.0f} plans/s median,"
+        f" {n_loop / min(loop_passes):.0f} best   ({1e3 / loop_rate:.2f} ms per plan)"
+    )
+    print(
+        f"    batch / loop: {batch_rate / loop_rate:.1f}x   goal >= 2,000 plans/s: {'met' if batch_rate >= 2000 else 'NOT met'}"
+    )
+    plans = plan_batch(specs[:n_loop], cands, now=T0)
+    read = timed_once(lambda: [p.to_dict(top=3) for p in plans])
+    print(
+        f"    reading a batch plan afterwards, to_dict(top=3): {1e6 * read / n_loop:.0f} us per plan"
+        " (builds 3 of the options; not in the figures above)"
+    )
+
     chosen = [[by_region[r.region] for r in filter_candidates(regions, s.placement)] for s in specs]
     mean_cands = statistics.mean(len(c) for c in chosen)
+    print(f"  placement-filtered candidates (mean {mean_cands:.1f} regions per spec):")
 
     def run_filtered() -> None:
         for spec, cs in zip(specs, chosen, strict=True):
             plan(spec, cs, now=T0)
 
     passes = [timed_once(run_filtered) for _ in range(args.passes)]
-    print(f"  placement-filtered candidates (mean {mean_cands:.1f} regions per spec), {args.passes} passes:")
     print(
-        f"    {args.batch / statistics.median(passes):8.0f} plans/s median, {args.batch / min(passes):.0f} best"
-        f"   ({1e6 * statistics.median(passes) / args.batch:.0f} us per plan)"
+        f"    per-spec plan() loop: {args.batch / statistics.median(passes):8.0f} plans/s median,"
+        f" {args.batch / min(passes):.0f} best   ({1e6 * statistics.median(passes) / args.batch:.0f} us per plan)"
     )
     filter_time = timed_once(lambda: [filter_candidates(regions, s.placement) for s in specs])
     print(
         f"    placement filtering itself (not in the figure above): {1e6 * filter_time / args.batch:.0f} us per spec"
     )
 
-    n_all = min(args.batch, 1000)
+    def run_filtered_batch() -> list[Plan]:
+        index = PlacementIndex(regions)
+        lists: dict[int, list[Candidate]] = {}
 
-    def run_every() -> None:
-        for spec in specs[:n_all]:
-            plan(spec, cands, now=T0)
+        def candidates_for(spec: JobSpec) -> list[Candidate]:
+            allowed = index.filter(spec.placement)  # one list object per distinct placement
+            found = lists.get(id(allowed))
+            if found is None:
+                found = lists[id(allowed)] = [by_region[r.region] for r in allowed]
+            return found
 
-    passes = [timed_once(run_every) for _ in range(args.passes)]
-    print(f"  every region ({args.regions}) for each spec, first {n_all} specs:")
+        return plan_batch(specs, candidates_for, now=T0)
+
+    passes = [timed_once(run_filtered_batch) for _ in range(args.passes)]
     print(
-        f"    {n_all / statistics.median(passes):8.0f} plans/s median, {n_all / min(passes):.0f} best"
-        f"   ({1e3 * statistics.median(passes) / n_all:.2f} ms per plan)"
+        f"    plan_batch, placement by PlacementIndex masks (included): {args.batch / statistics.median(passes):8.0f}"
+        f" plans/s median, {args.batch / min(passes):.0f} best"
     )
+
+
+def check_batch(specs: list[JobSpec], cands: list[Candidate]) -> None:
+    """What is timed must be right: plan_batch's answers are plan()'s."""
+    for got, spec in zip(plan_batch(specs, cands, now=T0), specs, strict=True):
+        want = plan(spec, cands, now=T0)
+        assert [(o.ref, o.start_s) for o in got.options] == [(o.ref, o.start_s) for o in want.options]
+        assert all(
+            abs(a.kg_co2e - b.kg_co2e) <= 1e-9 * abs(b.kg_co2e)
+            for a, b in zip(got.options, want.options, strict=True)
+        )
+        assert got.to_dict(top=3) == want.to_dict(top=3) or _close_dicts(
+            got.to_dict(top=3), want.to_dict(top=3)
+        )
+
+
+def _close_dicts(a: object, b: object) -> bool:
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_close_dicts(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_close_dicts(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, float) and isinstance(b, float):
+        return abs(a - b) <= 1e-6 * max(abs(a), abs(b), 1.0)  # rounded for output: a last digit may differ
+    return a == b
 
 
 def timed_once(fn: Callable[[], object]) -> float:

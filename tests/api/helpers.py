@@ -183,7 +183,7 @@ def cloud_spec(name: str = "api-plan") -> dict[str, Any]:
         "name": name,
         "command": ["python", "train.py"],
         "duration": "1h",
-        "hardware": {"gpu": "A100", "gpus": 1, "vcpus": 8, "memory_gb": 32},
+        "hardware": {"vcpus": 8, "memory_gb": 32},  # CPU-only: offered in every EU Google Cloud region
         "placement": {"providers": ["gcp"], "countries": ["EU"]},
         "baseline": "gcp:us-central1",
     }

@@ -210,6 +210,39 @@ def candidate_starts(edges: IntArray, lo_s: int, hi_s: int, duration_s: int) -> 
     return np.unique(np.concatenate(([lo_s, hi_s], starts, ends)).astype(np.int64))
 
 
+def run_integrals(
+    edges: IntArray, values: FloatArray, rows: IntArray, starts: IntArray, ends: IntArray
+) -> FloatArray:
+    """The integral of each run [starts[i], ends[i]) of series values[rows[i]] (every series on
+    `edges`), added up interval by interval from the run's start.
+
+    Differences of C serve to find the best start; this is what a plan reports. It depends only on
+    the values the run covers, not on where the series starts, so a plan over a longer fetch of the
+    same data (a batch's shared series) reports the same figures to the last bit, and a run inside
+    one interval is that interval's value times its length, rounded once.
+    """
+    if not len(starts):
+        return np.zeros(0)
+    last = len(edges) - 2
+    k0 = np.minimum(np.searchsorted(edges, starts, side="right") - 1, last)
+    k1 = np.minimum(np.searchsorted(edges, ends, side="left") - 1, last)  # the last interval reached
+    if bool((starts == starts[0]).all() and (ends == ends[0]).all()):  # one run in every row: slices
+        a, b = int(k0[0]), int(k1[0])
+        overlap = np.minimum(edges[a + 1 : b + 2], ends[0]) - np.maximum(edges[a : b + 1], starts[0])
+        parts = values[rows, a : b + 1] * overlap.astype(np.float64)
+    else:
+        length = k1 - k0 + 1
+        steps = np.arange(int(length.max()))
+        idx = np.minimum(k0[:, None] + steps, k1[:, None])  # past its end, a row repeats its last
+        weight = np.diff(edges).astype(np.float64)[idx]  # ... with weight 0
+        weight[:, 0] = np.minimum(edges[k0 + 1], ends) - starts
+        r = np.arange(len(starts))
+        weight[r, length - 1] = ends - np.maximum(edges[k1], starts)
+        weight[steps >= length[:, None]] = 0.0
+        parts = values.reshape(-1)[(rows * values.shape[1])[:, None] + idx] * weight
+    return np.asarray(np.cumsum(parts, axis=1)[:, -1], dtype=np.float64)  # in order: not pairwise
+
+
 def window_means(edges_s: npt.ArrayLike, values: npt.ArrayLike, start_s: int, end_s: int) -> FloatArray:
     """Exact time-weighted mean over [start_s, end_s) of each series (row) sharing `edges_s`."""
     edges = np.asarray(edges_s, dtype=np.int64)

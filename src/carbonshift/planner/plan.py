@@ -26,7 +26,13 @@ import numpy as np
 from carbonshift.config.jobspec import JobSpec
 from carbonshift.errors import CarbonshiftError, UserInputError
 from carbonshift.intensity.types import IntensitySeries, Kind, Signal
-from carbonshift.planner.contiguous import best_starts_in_window, window_means, window_slice
+from carbonshift.planner.contiguous import (
+    FloatArray,
+    IntArray,
+    best_starts_in_window,
+    run_integrals,
+    window_slice,
+)
 from carbonshift.planner.energy import EnergyEstimate, EnergyModel, PowerBreakdown, default_model
 from carbonshift.planner.interruptible import cheapest_chunks_many
 from carbonshift.planner.placement import PlanRegion, region_ref
@@ -197,13 +203,16 @@ class Plan:
     min_chunk_s: int
     it_energy: EnergyEstimate  # the hardware model at PUE 1: region-independent
     baseline: Baseline
-    options: tuple[PlanOption, ...]  # kg_co2e ascending
+    # kg_co2e ascending: a tuple from plan(); from plan_batch a sequence that builds each option
+    # when it is first read (a batch ranks every region for thousands of specs and shows a few)
+    options: Sequence[PlanOption]
     no_time_preference: bool
 
     @property
     def notes(self) -> tuple[str, ...]:
         """What a reader should know about this plan, in words (worked out when shown)."""
-        return tuple(_notes(self.options, self.no_time_preference, self.baseline))
+        inputs = note_inputs(self.options, self.no_time_preference)
+        return tuple(_notes(inputs, self.no_time_preference, self.baseline))
 
     @property
     def energy_kwh(self) -> float:
@@ -302,6 +311,34 @@ def plan(
     )
 
 
+class NoteInputs(NamedTuple):
+    """What a plan's notes say about its options (refs in rank order)."""
+
+    only_static: bool  # every option's run uses static values only (read when no time preference)
+    fallback: list[str]  # options whose run uses static or modelled values (when there is one)
+    inexact: list[str]  # options that are not the guaranteed optimum
+
+
+def note_inputs(options: Sequence[PlanOption], no_time_preference: bool) -> NoteInputs:
+    # options built when read (plan_batch's RankedOptions) work these out without building options
+    own: Callable[[bool], NoteInputs] | None = getattr(options, "note_inputs", None)
+    if own is not None:
+        return own(no_time_preference)
+    if no_time_preference:
+        only_static = all(s.kind is Kind.STATIC for o in options for s in o.sources)
+        return NoteInputs(only_static, [], [o.ref for o in options if not o.exact])
+    may: dict[int, bool] = {}  # series from one source share their provenance tuple
+    fallback = []
+    for o in options:
+        provs = o.series.provenances
+        flag = may.get(id(provs))
+        if flag is None:
+            flag = may[id(provs)] = any(p.kind in FALLBACK_KINDS for p in provs)
+        if flag and o.static_fallback:
+            fallback.append(o.ref)
+    return NoteInputs(False, fallback, [o.ref for o in options if not o.exact])
+
+
 # ---- internals -------------------------------------------------------------------------------------
 
 # per candidate: chunks [(start_s, end_s)], mean g/kWh, mean g/kWh of a run at earliest, flat, exact
@@ -384,24 +421,29 @@ def _evaluate(cands: list[Candidate], spec: JobSpec, lo: int, hi: int, d: int) -
             names = ", ".join(region_ref(cands[i].region) for i in members)
             raise PlanningError(f"intensity series for {names}: {exc}") from None
         flat = (window_vals.max(axis=1) == window_vals.min(axis=1)).tolist()
+        # the figures reported are summed over each run itself (run_integrals): the same whatever
+        # span the series was fetched for
+        rows = np.arange(len(members))
+        earliest_means = _run_means(edges, values, rows, np.full(len(members), lo), d)
         if spec.interruptible:
-            earliest_means = window_means(edges, values, lo, lo + d)
             chunk_plans = cheapest_chunks_many(edges, values, lo, hi, d, spec.min_chunk_s)
+            pieces = [(r, a, b) for r, cp in enumerate(chunk_plans) for a, b in cp.chunks]
+            parts = run_integrals(
+                edges, values, *(np.array(col, dtype=np.int64) for col in zip(*pieces, strict=True))
+            ).tolist()
+            totals = [0.0] * len(members)
+            for (r, _, _), part in zip(pieces, parts, strict=True):  # in time order, row by row
+                totals[r] += part
             found: list[_Found] = [
-                (cp.chunks, cp.mean_g_per_kwh, em, f, cp.exact)
-                for cp, em, f in zip(chunk_plans, earliest_means.tolist(), flat, strict=True)
+                (cp.chunks, total / d, em, f, cp.exact)
+                for cp, total, em, f in zip(chunk_plans, totals, earliest_means, flat, strict=True)
             ]
         else:
             res = best_starts_in_window(window_edges, window_vals, lo, hi - d, d)
+            means = _run_means(edges, values, rows, res.start_s, d)
             found = [
                 (((s, s + d),), m, em, f, True)
-                for s, m, em, f in zip(
-                    res.start_s.tolist(),
-                    res.mean_g_per_kwh.tolist(),
-                    res.earliest_mean_g_per_kwh.tolist(),
-                    flat,
-                    strict=True,
-                )
+                for s, m, em, f in zip(res.start_s.tolist(), means, earliest_means, flat, strict=True)
             ]
         if len(members) == len(cands):
             return found  # one group: already in candidate order
@@ -458,10 +500,18 @@ def _one_signal(cands: list[Candidate], base: Candidate | None) -> Signal:
 
 
 def _series_mean(cand: Candidate, start_s: int, end_s: int) -> float:
+    edges, values = cand.series.edges_s, cand.series.values[None, :]
     try:
-        return float(window_means(cand.series.edges_s, cand.series.values[None, :], start_s, end_s)[0])
+        window_slice(edges, values, start_s, end_s)  # covered, without gaps
     except ValueError as exc:
         raise PlanningError(f"intensity series for {region_ref(cand.region)}: {exc}") from None
+    return _run_means(edges, values, np.zeros(1, dtype=np.int64), np.array([start_s]), end_s - start_s)[0]
+
+
+def _run_means(edges: IntArray, values: FloatArray, rows: IntArray, starts: IntArray, d: int) -> list[float]:
+    starts = np.asarray(starts, dtype=np.int64)
+    means: list[float] = (run_integrals(edges, values, rows, starts, starts + d) / d).tolist()
+    return means
 
 
 def _baseline(
@@ -518,29 +568,20 @@ def _sources(
     return tuple(shares), fallback
 
 
-def _notes(options: Sequence[PlanOption], no_pref: bool, base: Baseline) -> list[str]:
+def _notes(inputs: NoteInputs, no_pref: bool, base: Baseline) -> list[str]:
     notes: list[str] = []
     if no_pref:
-        only_static = all(s.kind is Kind.STATIC for o in options for s in o.sources)
         notes.append(
             NO_TIME_PREFERENCE
-            if only_static
+            if inputs.only_static
             else "no time preference: every candidate's intensity is flat over the window"
         )
         notes.append("each region starts at earliest; regions are ranked by their (annual) intensity and PUE")
-    may: dict[int, bool] = {}  # series from one source share their provenance tuple
-    fallback = []
-    for o in options:
-        provs = o.series.provenances
-        flag = may.get(id(provs))
-        if flag is None:
-            flag = may[id(provs)] = any(p.kind in FALLBACK_KINDS for p in provs)
-        if flag and o.static_fallback:
-            fallback.append(o.ref)
+    fallback = inputs.fallback
     if fallback and not no_pref:
         shown = ", ".join(fallback[:5]) + (f" and {len(fallback) - 5} more" if len(fallback) > 5 else "")
         notes.append(f"static or modelled values fill part of the window for {shown}")
-    inexact = [o.ref for o in options if not o.exact]
+    inexact = inputs.inexact
     if inexact:
         notes.append(
             "interruptible schedule optimal on its time grid only (window ends off the data's step) for "

@@ -1,0 +1,1284 @@
+"""Many job specs planned at once, with the plans `plan()` gives for each one.
+
+    plan_batch(specs, candidates, now=now)  ==  [plan(spec, candidates_for(spec), now=now) for spec in specs]
+
+The same options in the same order with the same figures, to the last bit, and the same errors (the
+first failing spec's, raised by `plan()` itself); see "Exactness" for the one proviso. `candidates` is
+one sequence of (region, series) pairs shared by every spec, or a function giving each spec its own;
+`baseline` is likewise one pair, a function, or None.
+
+What is shared, and why it is fast:
+
+* Series. Each distinct series (by identity) is integrated once, C(t) = integral from its first edge,
+  and series with the same edges are stacked into one matrix. Every spec whose window lies inside a
+  series reuses it.
+* Start times, by duration. For a duration d, F(t) = C(t + d) - C(t) at every candidate start of the
+  whole series (the edges and the edges minus d: where the optimum can lie, see `contiguous.py`) is
+  one array per group of series, computed once for every spec of that duration, with a sparse table
+  of range minima over it. Each (spec, region) pair then needs the minimum over its window (two
+  look-ups) and the earliest start within the tie tolerance of it (a descent through the table, one
+  look-up per power of two), for all pairs of all specs of that duration in one pass of numpy calls.
+  Where few specs share a duration the table costs more than it saves, and each spec's window is
+  evaluated on its own (a regions x starts matrix, still without a per-spec integral).
+* Ranking: one sort over a (specs x regions) matrix.
+* Options are built when read: `Plan.options` is a `RankedOptions`, a sequence that builds each
+  `PlanOption` on first access. `plan.best`, `to_dict(top=N)` and the notes build only what they show.
+
+Interruptible specs (a DP per spec) and any spec whose inputs `plan()` would refuse (no candidates, an
+impossible window, a series with a gap in the window, mixed signals, an unknown baseline, a PUE below
+1) are handed to `plan()` itself, in place: the refusal is then `plan()`'s own error.
+
+Exactness. The figures a plan reports (means, kg, savings, baselines) are sums over each run
+(`contiguous.run_integrals`), in `plan()` and here alike, so they agree to the last bit once the
+start is the same; options are ranked by those figures wherever two kg are close enough for rounding
+to matter. The start is chosen, in both, as the earliest within 1e-9 of the least emissions; both
+find the least by differences of C, `plan()` of C from the window's start and the batch of C from the
+series' first edge, so their rounding differs by about 1e-16 of the integral of |values| over the
+whole series. Only a start whose emissions lie within that of the tie tolerance can be chosen by one
+and not the other: runs whose emissions are below ~1e-15 of the series' integral (values near zero
+next to ordinary ones), or adversarial data. Both starts are then optimal to within that rounding.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Generic, TypeVar, overload
+
+import numpy as np
+import numpy.typing as npt
+
+from carbonshift.config.jobspec import JobSpec, Placement
+from carbonshift.intensity.types import IntensitySeries, Kind, Signal
+from carbonshift.planner.contiguous import TIE_RTOL, run_integrals
+from carbonshift.planner.energy import EnergyEstimate, EnergyModel, PowerBreakdown, default_model
+from carbonshift.planner.placement import (
+    PlaceableRegion,
+    PlanRegion,
+    country_code,
+    expand_countries,
+    filter_candidates,
+    region_ref,
+)
+from carbonshift.planner.plan import (
+    FALLBACK_KINDS,
+    Candidate,
+    EnergyFor,
+    NoteInputs,
+    Plan,
+    PlanningError,
+    PlanOption,
+    SourceShare,
+    _baseline,
+    _energy_by_pue,
+    _pue_of,
+    _sources,
+    plan,
+)
+from carbonshift.timeutil import to_epoch_s
+
+IntArray = npt.NDArray[np.int64]
+FloatArray = npt.NDArray[np.float64]
+BoolArray = npt.NDArray[np.bool_]
+
+CandidateLike = Candidate | tuple[PlanRegion, IntensitySeries]
+CandidatesFor = Callable[[JobSpec], Sequence[CandidateLike]]
+BaselineFor = Callable[[JobSpec], CandidateLike | None]
+
+# a sparse table (levels x values) larger than this is not built: each job's window is evaluated
+MAX_TABLE = 1 << 25
+# (spec, region) pairs evaluated together: about 100 bytes each at the peak
+MAX_PAIRS = 1 << 21
+
+
+def plan_batch(
+    specs: Sequence[JobSpec],
+    candidates: Sequence[CandidateLike] | CandidatesFor,
+    *,
+    now: datetime,
+    baseline: CandidateLike | BaselineFor | None = None,
+    energy_for: EnergyFor | None = None,
+    model: EnergyModel | None = None,
+) -> list[Plan]:
+    """`plan()` for every spec, in order (see the module docstring for what is shared).
+
+    `candidates`: the (region, series) pairs every spec plans over, or a function giving a spec its
+    own (return the same sequence object for specs that share one: its regions are then prepared once).
+    `baseline`: the baseline region's pair when it is not a candidate, or a function giving it per
+    spec (None where not needed). `now`, `energy_for` and `model` are `plan()`'s.
+    """
+    energy_model = model or default_model()
+    if callable(candidates):
+        cands_for: CandidatesFor = candidates
+    else:
+        shared = candidates
+
+        def cands_for(_spec: JobSpec) -> Sequence[CandidateLike]:
+            return shared
+
+    if baseline is None or callable(baseline):
+        base_for: BaselineFor | None = baseline
+    else:
+        shared_base = baseline
+
+        def base_for(_spec: JobSpec) -> CandidateLike | None:
+            return shared_base
+
+    out: list[Plan | None] = [None] * len(specs)
+    prep = _Prep(energy_model, energy_for, now)
+    to_plan: list[tuple[int, CandidateLike | None]] = []  # specs plan() sees itself
+    for i, spec in enumerate(specs):
+        given = base_for(spec) if base_for is not None and spec.baseline is not None else None
+        if not prep.add(i, spec, cands_for(spec), given):
+            to_plan.append((i, given))
+    if prep.jobs:
+        prep.pool.build()
+        for jobs in _blocks(prep.jobs, MAX_PAIRS):  # bounded memory, however large the batch
+            for i, result in _contiguous_plans(prep, jobs, now).items():
+                out[i] = result
+        to_plan += [(job.index, job.given) for job in prep.demoted]
+    # interruptible specs, and plan()'s own error for the first spec (in order) it refuses
+    for i, given in sorted(to_plan, key=lambda item: item[0]):
+        spec = specs[i]
+        out[i] = plan(spec, cands_for(spec), now=now, energy_for=energy_for, baseline=given, model=model)
+    plans = [p for p in out if p is not None]
+    if len(plans) != len(specs):  # pragma: no cover - every spec is planned above
+        raise AssertionError("a spec was left unplanned")
+    return plans
+
+
+# ---- the lazily built ranking -----------------------------------------------------------------------
+
+
+class RankedOptions(Sequence[PlanOption]):
+    """A batch plan's options, best first, each built the first time it is read.
+
+    Compares equal to the tuple of the same options, and pickles as one (without the batch's arrays).
+    """
+
+    __slots__ = ("_built", "_job", "_ranking")
+
+    def __init__(self, ranking: _Ranking, job: int) -> None:
+        self._ranking = ranking
+        self._job = job
+        self._built: list[PlanOption | None] | None = None
+
+    def __len__(self) -> int:
+        return self._ranking.jobs[self._job].count
+
+    @overload
+    def __getitem__(self, index: int) -> PlanOption: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> tuple[PlanOption, ...]: ...
+
+    def __getitem__(self, index: int | slice) -> PlanOption | tuple[PlanOption, ...]:
+        n = len(self)
+        if isinstance(index, slice):
+            return tuple(self._build(range(*index.indices(n))))
+        i = index + n if index < 0 else index
+        if not 0 <= i < n:
+            raise IndexError("option index out of range")
+        return self._build((i,))[0]
+
+    def __iter__(self) -> Iterator[PlanOption]:
+        return iter(self._build(range(len(self))))
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, RankedOptions | tuple | list):
+            return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(tuple(self))
+
+    def __repr__(self) -> str:
+        return f"RankedOptions({len(self)} options, best first)"
+
+    def __reduce__(self) -> tuple[type[tuple[PlanOption, ...]], tuple[tuple[PlanOption, ...]]]:
+        return tuple, (tuple(self),)
+
+    def note_inputs(self, no_time_preference: bool) -> NoteInputs:
+        """What the plan's notes say, without building the options."""
+        return self._ranking.note_inputs(self._job, no_time_preference)
+
+    def _build(self, ranks: Sequence[int]) -> list[PlanOption]:
+        """The options at these ranks, building (together) those not built yet."""
+        built = self._built
+        if built is None:
+            built = self._built = [None] * len(self)
+        missing = [i for i in ranks if built[i] is None]
+        if missing:
+            for i, option in zip(missing, self._ranking.options(self._job, missing), strict=True):
+                built[i] = option
+        return [o for o in (built[i] for i in ranks) if o is not None]
+
+
+# ---- placement by masks -----------------------------------------------------------------------------
+
+R = TypeVar("R", bound=PlaceableRegion)
+
+
+class PlacementIndex(Generic[R]):
+    """`filter_candidates` for many specs over one region list: numpy masks per rule, and one answer
+    per distinct placement (the same list object each time: do not modify it). Names it does not know
+    and empty results are left to `filter_candidates`, so errors are its own."""
+
+    def __init__(self, regions: Sequence[R]) -> None:
+        self.regions = list(regions)
+        self._providers = np.array([r.provider.lower() for r in self.regions], dtype=object)
+        self._refs = np.array([region_ref(r) for r in self.regions], dtype=object)
+        self._countries = np.array([country_code(r) for r in self.regions], dtype=object)
+        self._known_providers = frozenset(self._providers.tolist())
+        self._known_refs = frozenset(self._refs.tolist())
+        self._memo: dict[tuple[tuple[str, ...], ...], list[R]] = {}
+
+    def filter(self, placement: Placement) -> list[R]:
+        key = (
+            tuple(placement.providers),
+            tuple(placement.regions),
+            tuple(placement.exclude),
+            tuple(placement.countries),
+        )
+        found = self._memo.get(key)
+        if found is None:
+            found = self._memo[key] = self._filter(placement)
+        return found
+
+    def _filter(self, placement: Placement) -> list[R]:
+        unknown = any(p not in self._known_providers for p in placement.providers) or any(
+            ref.lower() not in self._known_refs for ref in (*placement.regions, *placement.exclude)
+        )
+        if unknown:
+            return filter_candidates(self.regions, placement)  # raises, naming the field
+        mask = np.ones(len(self.regions), dtype=bool)
+        if placement.providers:
+            mask &= np.isin(self._providers, list(placement.providers))
+        if placement.regions:
+            mask &= np.isin(self._refs, [ref.lower() for ref in placement.regions])
+        if placement.exclude:
+            mask &= ~np.isin(self._refs, [ref.lower() for ref in placement.exclude])
+        if placement.countries:
+            mask &= np.isin(self._countries, list(expand_countries(placement.countries)))
+        if not mask.any():
+            return filter_candidates(self.regions, placement)  # raises, saying which rule emptied it
+        return [self.regions[i] for i in np.flatnonzero(mask).tolist()]
+
+
+# ---- preparing specs --------------------------------------------------------------------------------
+
+
+class _CandSet:
+    """One candidate sequence as given (several specs usually share it), prepared once."""
+
+    __slots__ = ("by_ref", "cands", "opt_refs", "pue", "pue_ok", "raw", "rows", "signals", "stated")
+
+    def __init__(self, raw: Sequence[CandidateLike], pool: _Pool, default_pue: float) -> None:
+        self.raw = raw  # kept alive: the set is found again by id(raw)
+        self.cands = [c if isinstance(c, Candidate) else Candidate(*c) for c in raw]
+        self.rows = np.array([pool.row(c.series) for c in self.cands], dtype=np.int64)
+        self.signals = {c.series.signal for c in self.cands}
+        self.opt_refs = [f"{c.region.provider}:{c.region.region}" for c in self.cands]
+        self.by_ref: dict[str, int] = {}
+        for j, c in enumerate(self.cands):
+            self.by_ref.setdefault(region_ref(c.region), j)
+        try:
+            pues = [_pue_of(c.region, default_pue) for c in self.cands]
+        except PlanningError:  # plan() raises it, for the specs that use this set
+            self.pue_ok = False
+            pues = [(1.0, True)] * len(self.cands)
+        else:
+            self.pue_ok = True
+        self.pue = [p for p, _ in pues]
+        self.stated = [s for _, s in pues]
+
+
+class _Job:
+    """A contiguous spec the vectorised pass plans."""
+
+    __slots__ = (
+        "base",
+        "base_energy",
+        "base_row",
+        "count",
+        "cset",
+        "custom",
+        "d",
+        "deadline",
+        "earliest",
+        "given",
+        "hi",
+        "index",
+        "lo",
+        "power",
+        "pstart",
+        "signal",
+        "spec",
+    )
+
+    def __init__(self) -> None:
+        self.index = 0
+        self.spec: JobSpec
+        self.cset: _CandSet
+        self.earliest: datetime
+        self.deadline: datetime
+        self.lo = self.hi = self.d = 0
+        self.signal: Signal
+        self.given: CandidateLike | None = None
+        self.base: Candidate | None = None
+        self.base_row = -1
+        self.base_energy: EnergyEstimate | None = None
+        self.power: PowerBreakdown
+        self.custom: list[EnergyEstimate] | None = None
+        self.pstart = 0  # its pairs are pstart .. pstart + count - 1, in candidate order
+        self.count = 0
+
+
+class _Prep:
+    def __init__(self, model: EnergyModel, energy_for: EnergyFor | None, now: datetime) -> None:
+        self.model = model
+        self.energy_for = energy_for
+        self.now = now
+        self.pool = _Pool()
+        self.sets: dict[int, _CandSet] = {}
+        self.jobs: list[_Job] = []
+        self.demoted: list[_Job] = []
+        self._it_energy: dict[tuple[int, int], EnergyEstimate] = {}
+
+    def add(
+        self, index: int, spec: JobSpec, raw: Sequence[CandidateLike], given: CandidateLike | None
+    ) -> bool:
+        """Queue the spec for the vectorised pass; False when plan() must see it itself."""
+        job = self._job(index, spec, raw, given)
+        if job is None:
+            return False
+        self.jobs.append(job)
+        return True
+
+    def _job(
+        self, index: int, spec: JobSpec, raw: Sequence[CandidateLike], given: CandidateLike | None
+    ) -> _Job | None:
+        if spec.interruptible or not raw:
+            return None
+        cset = self.sets.get(id(raw))
+        if cset is None:
+            cset = self.sets[id(raw)] = _CandSet(raw, self.pool, self.model.host.default_pue)
+        job = _Job()
+        job.index, job.spec, job.cset, job.given = index, spec, cset, given
+        try:
+            job.earliest, job.deadline = spec.resolve_window(self.now)
+            job.power = self.model.power(spec)
+        except Exception:
+            return None
+        job.lo, job.hi, job.d = to_epoch_s(job.earliest), to_epoch_s(job.deadline), spec.duration_s
+        if spec.baseline is not None:
+            if given is not None:
+                base = given if isinstance(given, Candidate) else Candidate(*given)
+                if region_ref(base.region) != spec.baseline:
+                    return None
+            else:
+                j = cset.by_ref.get(spec.baseline)
+                if j is None:
+                    return None
+                base = cset.cands[j]
+            job.base = base
+            job.base_row = self.pool.row(base.series)
+            signals = cset.signals | {base.series.signal}
+        else:
+            signals = cset.signals
+        if len(signals) > 1:
+            return None
+        job.signal = next(iter(signals))
+        try:
+            if self.energy_for is None:
+                if not cset.pue_ok:
+                    return None
+                if job.base is not None:
+                    job.base_energy = _energy_by_pue(self.model, job.power, job.d)(job.base.region)
+            else:
+                job.custom = [self.energy_for(c.region) for c in cset.cands]
+                if job.base is not None:
+                    job.base_energy = self.energy_for(job.base.region)
+        except Exception:
+            return None
+        return job
+
+    def it_energy(self, power: PowerBreakdown, d: int) -> EnergyEstimate:
+        key = (id(power), d)  # powers are the model's cached objects, kept alive by the estimate
+        found = self._it_energy.get(key)
+        if found is None:
+            found = self._it_energy[key] = self.model.at_pue(power, d, 1.0)
+        return found
+
+
+# ---- the series pool --------------------------------------------------------------------------------
+
+
+class _Pool:
+    """Every distinct series of the batch, integrated once, in flat arrays.
+
+    Series with identical edges form a group (one matrix). Row r's C (len n + 1) starts at
+    cflat[crow[r]] and its values (len n, NaN read as 0) at vflat[vrow[r]]. nan_pre and chg_pre are
+    prefix counts over vflat of NaNs and of value changes between neighbours, so a window's gaps and
+    flatness are two look-ups each.
+    """
+
+    def __init__(self) -> None:
+        self.series: list[IntensitySeries] = []
+        self._row_of: dict[int, int] = {}
+
+    def row(self, series: IntensitySeries) -> int:
+        r = self._row_of.get(id(series))
+        if r is None:
+            r = self._row_of[id(series)] = len(self.series)
+            self.series.append(series)
+        return r
+
+    def build(self) -> None:
+        keys: dict[bytes, int] = {}
+        seen: dict[int, bytes] = {}
+        members: list[list[int]] = []
+        for r, s in enumerate(self.series):
+            edges = s.edges_s
+            key = seen.get(id(edges))
+            if key is None:
+                key = seen[id(edges)] = np.asarray(edges, dtype=np.int64).tobytes()
+            g = keys.get(key)
+            if g is None:
+                g = keys[key] = len(members)
+                members.append([])
+            members[g].append(r)
+        n_rows = len(self.series)
+        self.group_of = np.empty(n_rows, dtype=np.int64)
+        self.n_row = np.empty(n_rows)  # intervals per row
+        self.abs_total = np.empty(n_rows)  # integral of |values| over the row
+        self.local = np.empty(n_rows, dtype=np.int64)
+        self.crow = np.empty(n_rows, dtype=np.int64)
+        self.vrow = np.empty(n_rows, dtype=np.int64)
+        self.groups: list[_Group] = []
+        c_parts: list[FloatArray] = []
+        v_parts: list[FloatArray] = []
+        nan_parts: list[BoolArray] = []
+        c_off = v_off = 0
+        for g, rows in enumerate(members):
+            edges = np.asarray(self.series[rows[0]].edges_s, dtype=np.int64)
+            n = len(edges) - 1
+            values = np.array([self.series[r].values for r in rows], dtype=np.float64).reshape(len(rows), n)
+            nan = np.isnan(values)
+            if nan.any():
+                values = np.where(nan, 0.0, values)
+            widths = np.diff(edges).astype(np.float64)
+            cum = np.zeros((len(rows), n + 1))
+            np.cumsum(values * widths, axis=1, out=cum[:, 1:])
+            steps = np.diff(edges)
+            step = int(steps[0]) if n >= 1 and bool((steps == steps[0]).all()) else 0
+            self.groups.append(_Group(edges, n, step, np.array(rows, dtype=np.int64), cum, values))
+            idx = np.array(rows, dtype=np.int64)
+            self.group_of[idx] = g
+            self.n_row[idx] = n
+            self.abs_total[idx] = np.abs(values) @ widths
+            self.local[idx] = np.arange(len(rows))
+            self.crow[idx] = c_off + (n + 1) * np.arange(len(rows))
+            self.vrow[idx] = v_off + n * np.arange(len(rows))
+            c_off += (n + 1) * len(rows)
+            v_off += n * len(rows)
+            c_parts.append(cum.ravel())
+            v_parts.append(values.ravel())
+            nan_parts.append(nan.ravel())
+        self.cflat = np.concatenate(c_parts)
+        self.vflat = np.concatenate(v_parts)
+        nan_flat = np.concatenate(nan_parts)
+        self.nan_pre = np.zeros(len(nan_flat) + 1, dtype=np.int64)
+        np.cumsum(nan_flat, out=self.nan_pre[1:])
+        changes = self.vflat[1:] != self.vflat[:-1]
+        self.chg_pre = np.zeros(len(self.vflat) + 1, dtype=np.int64)
+        np.cumsum(changes, out=self.chg_pre[1 : len(changes) + 1])
+        self.chg_pre[len(changes) + 1 :] = self.chg_pre[len(changes)]
+
+
+@dataclass(frozen=True, slots=True)
+class _Group:
+    edges: IntArray
+    n: int
+    step: int  # > 0: every interval is this long
+    rows: IntArray
+    cum: FloatArray  # (rows, n + 1)
+    values: FloatArray  # (rows, n), NaN read as 0
+
+
+@dataclass(frozen=True, slots=True)
+class _Starts:
+    """A group's candidate starts for one duration d: T, and where T and T + d fall among the edges.
+    `on_edges`: every T and T + d is an edge (a regular grid and d a whole number of steps). `one`:
+    the run lies inside one interval; F is then that interval's value times d (rounded once, as
+    `run_integrals` sums it), so runs inside flat stretches tie exactly."""
+
+    t: IntArray
+    k0: IntArray
+    v0: IntArray
+    o0: FloatArray
+    k1: IntArray
+    v1: IntArray
+    o1: FloatArray
+    on_edges: bool
+    d: int
+    one: BoolArray
+
+    def f_rows(self, g: _Group, out: FloatArray) -> None:
+        """F = C(T + d) - C(T) for every row of the group, into `out` (rows, len(T))."""
+        m = len(self.t)
+        if not m:
+            return
+        if self.one.all():
+            np.multiply(g.values[:, self.v0], float(self.d), out=out)
+            return
+        if self.on_edges:  # k0 and k1 run in steps of one: slices
+            k0, k1 = int(self.k0[0]), int(self.k1[0])
+            np.subtract(g.cum[:, k1 : k1 + m], g.cum[:, k0 : k0 + m], out=out)
+        else:
+            c1 = g.cum[:, self.k1] + g.values[:, self.v1] * self.o1
+            c0 = g.cum[:, self.k0] + g.values[:, self.v0] * self.o0
+            np.subtract(c1, c0, out=out)
+        if self.one.any():
+            out[:, self.one] = g.values[:, self.v0[self.one]] * float(self.d)
+
+    def window(self, g: _Group, local: IntArray, a: int, b: int) -> FloatArray:
+        """F at starts a..b for some rows of the group (the same numbers as f_rows)."""
+        every = len(local) == g.rows.size and bool((local == np.arange(len(local))).all())
+        values = g.values if every else g.values[local]
+        cols = slice(a, b + 1)
+        one = self.one[cols]
+        if one.all():
+            return np.asarray(values[:, self.v0[cols]] * float(self.d), dtype=np.float64)
+        cum = g.cum if every else g.cum[local]
+        if self.on_edges:  # k0 and k1 run in steps of one: slices
+            k0, k1 = int(self.k0[a]), int(self.k1[a])
+            width = b - a + 1
+            f = np.asarray(cum[:, k1 : k1 + width] - cum[:, k0 : k0 + width], dtype=np.float64)
+        else:
+            c1 = cum[:, self.k1[cols]] + values[:, self.v1[cols]] * self.o1[cols]
+            c0 = cum[:, self.k0[cols]] + values[:, self.v0[cols]] * self.o0[cols]
+            f = np.asarray(c1 - c0, dtype=np.float64)
+        if one.any():
+            f[:, one] = values[:, self.v0[cols][one]] * float(self.d)
+        return f
+
+
+def _starts(g: _Group, d: int) -> _Starts:
+    """Every start where the optimum can lie, over the whole series (contiguous.py): the edges and
+    the edges minus d, inside [first edge, last edge - d]."""
+    edges, n = g.edges, g.n
+    if g.step:
+        w = g.step
+        q, r = divmod(d, w)
+        if r == 0:  # the two families coincide, on edges
+            m = max(n - q + 1, 0)
+            k0 = np.arange(m, dtype=np.int64)
+            zero = np.zeros(m)
+            k1 = k0 + q
+            one = np.full(m, q == 1)
+            v0, v1 = np.minimum(k0, n - 1), np.minimum(k1, n - 1)
+            return _Starts(edges[:m], k0, v0, zero, k1, v1, zero, True, d, one)
+        # runs starting on edge i, and runs ending on edge i + q + 1 (starting at edge i + w - r),
+        # interleaved in time order
+        m = max(n - q, 0)
+        i = np.arange(m, dtype=np.int64)
+        t = np.empty(2 * m, dtype=np.int64)
+        t[0::2] = edges[:m]
+        t[1::2] = edges[:m] + (w - r)
+        k0 = np.repeat(i, 2)
+        o0 = np.zeros(2 * m)
+        o0[1::2] = w - r
+        k1 = np.empty(2 * m, dtype=np.int64)
+        k1[0::2] = i + q
+        k1[1::2] = i + q + 1
+        o1 = np.zeros(2 * m)
+        o1[0::2] = r
+        one = np.full(2 * m, q == 0)
+        return _Starts(t, k0, np.minimum(k0, n - 1), o0, k1, np.minimum(k1, n - 1), o1, False, d, one)
+    t = np.unique(np.concatenate((edges, edges - d)))
+    t = t[(t >= edges[0]) & (t <= edges[-1] - d)]
+    k0, v0, o0 = _locate(edges, n, t)
+    k1, v1, o1 = _locate(edges, n, t + d)
+    one = t + d <= edges[np.minimum(k0 + 1, n)]
+    return _Starts(t, k0, v0, o0, k1, v1, o1, False, d, one)
+
+
+def _locate(edges: IntArray, n: int, t: IntArray) -> tuple[IntArray, IntArray, FloatArray]:
+    """For C(t) = C[k] + V[v] * o: the edge at or before each t, its value index and the offset."""
+    k = np.searchsorted(edges, t, side="right") - 1
+    np.clip(k, 0, n, out=k)
+    return k, np.minimum(k, n - 1), (t - edges[k]).astype(np.float64)
+
+
+# ---- the vectorised pass ----------------------------------------------------------------------------
+
+
+class _Ranking:
+    """Per pair (spec, candidate) results and per spec ranks: what RankedOptions builds from.
+
+    The start of each pair comes from the vectorised pass (differences of the shared C). The figures
+    reported (mean, kg, the run at earliest) are summed over each run (`run_integrals`), as plan()
+    reports them, when first needed: for the options built, each spec's best option (its own-region
+    baseline) and options in near ties. Elsewhere the pass's figures only order the options: they
+    differ from the sums by less than C's rounding, so the order is the same wherever two kg are
+    further apart than that (plus 1e-7 of them, for safety).
+    """
+
+    def __init__(
+        self,
+        jobs: list[_Job],
+        pool: _Pool,
+        pair_job: IntArray,
+        pair_row: IntArray,
+        start: IntArray,
+        mean: FloatArray,
+        earliest_mean: FloatArray,
+        kwh: FloatArray,
+        flat: BoolArray,
+    ) -> None:
+        self.jobs = jobs
+        self.pool = pool
+        self.pair_row = pair_row
+        self.pair_lo = np.array([job.lo for job in jobs], dtype=np.int64)[pair_job]
+        self.pair_d = np.array([job.d for job in jobs], dtype=np.int64)[pair_job]
+        self.start = start
+        self.mean = mean
+        self.earliest_mean = earliest_mean
+        self.kwh = kwh
+        self.kg = kwh * mean / 1000.0
+        self.summed = np.zeros(len(start), dtype=bool)  # mean, earliest_mean and kg are plan()'s
+        self.flat = flat
+        self.order = np.zeros((0, 0), dtype=np.int64)  # (jobs, max count): candidate at each rank
+        self.base_kg: list[float | None] = [None] * len(jobs)
+        self._kinds: tuple[BoolArray, BoolArray, BoolArray] | None = None
+
+    def sum_runs(self, pairs: IntArray) -> None:
+        """Replace the pass's figures of these pairs by the runs' sums (what plan() reports)."""
+        pairs = pairs[~self.summed[pairs]]
+        if not len(pairs):
+            return
+        rows, d = self.pair_row[pairs], self.pair_d[pairs]
+        both = _run_integrals(
+            self.pool,
+            np.concatenate((rows, rows)),
+            np.concatenate((self.start[pairs], self.pair_lo[pairs])),
+            np.concatenate((d, d)),
+        )
+        self.mean[pairs] = both[: len(pairs)] / d
+        self.earliest_mean[pairs] = both[len(pairs) :] / d
+        self.kg[pairs] = self.kwh[pairs] * self.mean[pairs] / 1000.0
+        self.summed[pairs] = True
+
+    def rank(self, pair_job: IntArray, pstart: IntArray, counts: IntArray) -> IntArray:
+        """Per job, candidate indices by (kg, start, provider, region), as plan() sorts its options:
+        by the pass's kg, then again by the summed kg where two are within 1e-7 of each other."""
+        jobs = self.jobs
+        n_jobs = len(jobs)
+        width = int(counts.max())
+        col = np.arange(len(pair_job), dtype=np.int64) - pstart[pair_job]
+        full = bool((counts == width).all())
+
+        def matrix(values: npt.NDArray[np.generic], pad: float | int) -> npt.NDArray[np.generic]:
+            if full:
+                return values.reshape(n_jobs, width)
+            out = np.full((n_jobs, width), pad, dtype=values.dtype)
+            out[pair_job, col] = values
+            return out
+
+        kg2 = np.asarray(matrix(self.kg, np.inf), dtype=np.float64)
+        order = np.argsort(kg2, axis=1, kind="stable")
+        ranked = np.take_along_axis(kg2, order, axis=1)
+        # how far the pass's kg may be from the summed one: C's rounding, a few ulps of the row's
+        # integral of |values| per interval, spread over the run
+        rows = self.pair_row
+        slack = 4 * 2.3e-16 * self.pool.n_row[rows] * self.pool.abs_total[rows] / self.pair_d
+        err = np.take_along_axis(
+            np.asarray(matrix(slack * self.kwh / 1000.0, 0.0), dtype=np.float64), order, axis=1
+        )
+        with np.errstate(invalid="ignore"):  # inf - inf in the padding
+            gap = np.abs(ranked[:, 1:] - ranked[:, :-1])
+            near = gap <= 1e-7 * np.abs(ranked[:, 1:]) + err[:, 1:] + err[:, :-1]
+        if not full:
+            near &= np.arange(1, width)[None, :] < counts[:, None]
+        tied = np.flatnonzero(near.any(axis=1))
+        if len(tied):  # sum the runs of every option in a near tie, then sort those specs again
+            in_tie = np.zeros((len(tied), width), dtype=bool)
+            in_tie[:, 1:] |= near[tied]
+            in_tie[:, :-1] |= near[tied]
+            r, c = np.nonzero(in_tie)
+            self.sum_runs(pstart[tied[r]] + order[tied[r], c])
+            kg2 = np.asarray(matrix(self.kg, np.inf), dtype=np.float64)
+            start2 = matrix(self.start, np.iinfo(np.int64).max)
+            name2 = matrix(_name_ranks(jobs), np.iinfo(np.int64).max)
+            order[tied] = np.lexsort((name2[tied], start2[tied], kg2[tied]), axis=-1)
+        self.order = np.asarray(order, dtype=np.int64)
+        return self.order
+
+    def options(self, jr: int, ranks: Sequence[int]) -> list[PlanOption]:
+        """The options of job `jr` at these ranks, as plan() builds them."""
+        job = self.jobs[jr]
+        js = self.order[jr, list(ranks)]
+        ps = job.pstart + js
+        self.sum_runs(ps)
+        cset, d, fixed = job.cset, job.d, self.base_kg[jr]
+        out = []
+        for j, start, mean, kg, kwh_p, em, flat in zip(
+            js.tolist(),
+            self.start[ps].tolist(),
+            self.mean[ps].tolist(),
+            self.kg[ps].tolist(),
+            self.kwh[ps].tolist(),
+            self.earliest_mean[ps].tolist(),
+            self.flat[ps].tolist(),
+            strict=True,
+        ):
+            cand = cset.cands[j]
+            region = cand.region
+            if job.custom is None:
+                kwh, pue, stated, power = kwh_p, cset.pue[j], cset.stated[j], job.power
+            else:
+                e = job.custom[j]
+                kwh, pue, stated, power = e.kwh, e.pue, e.pue_stated, e.power
+            base_kg = fixed if fixed is not None else kwh * em / 1000.0
+            out.append(
+                PlanOption(
+                    region.provider,
+                    region.region,
+                    region.zone,
+                    start,
+                    start + d,
+                    ((start, start + d),),
+                    mean,
+                    kg,
+                    kwh,
+                    pue,
+                    base_kg,
+                    base_kg - kg,
+                    100.0 * (base_kg - kg) / base_kg if base_kg > 0 else None,
+                    flat,
+                    True,
+                    cand.series,
+                    power,
+                    stated,
+                )
+            )
+        return out
+
+    def note_inputs(self, jr: int, no_pref: bool) -> NoteInputs:
+        """plan.note_inputs for one job, from per-series flags (the options' runs are exact)."""
+        job = self.jobs[jr]
+        js = self.order[jr, : job.count]
+        rows = job.cset.rows[js]
+        single, fallback_kind, static_kind = self._row_kinds()
+        if no_pref:  # every option's sources are static: per series, or per run when it has several
+            if bool((single[rows] & ~static_kind[rows]).any()):
+                return NoteInputs(False, [], [])
+            many = np.flatnonzero(~single[rows])
+            only_static = all(
+                s.kind is Kind.STATIC for i in many.tolist() for s in self._sources(jr, int(js[i]))[0]
+            )
+            return NoteInputs(only_static, [], [])
+        refs = job.cset.opt_refs
+        fallback = []
+        for i in np.flatnonzero(fallback_kind[rows]).tolist():
+            j = int(js[i])
+            if single[rows[i]] or self._sources(jr, j)[1]:
+                fallback.append(refs[j])
+        return NoteInputs(False, fallback, [])
+
+    def _sources(self, jr: int, j: int) -> tuple[tuple[SourceShare, ...], bool]:
+        job = self.jobs[jr]
+        start = int(self.start[job.pstart + j])
+        return _sources(job.cset.cands[j].series, ((start, start + job.d),))
+
+    def _row_kinds(self) -> tuple[BoolArray, BoolArray, BoolArray]:
+        """Per pool row: one provenance; any static or modelled one; all static."""
+        if self._kinds is None:
+            provs = [s.provenances for s in self.pool.series]
+            self._kinds = (
+                np.array([len(p) == 1 for p in provs], dtype=bool),
+                np.array([any(x.kind in FALLBACK_KINDS for x in p) for p in provs], dtype=bool),
+                np.array([all(x.kind is Kind.STATIC for x in p) for p in provs], dtype=bool),
+            )
+        return self._kinds
+
+
+def _blocks(jobs: list[_Job], max_pairs: int) -> Iterator[list[_Job]]:
+    block: list[_Job] = []
+    pairs = 0
+    for job in jobs:
+        n = len(job.cset.cands)
+        if block and pairs + n > max_pairs:
+            yield block
+            block, pairs = [], 0
+        block.append(job)
+        pairs += n
+    if block:
+        yield block
+
+
+def _contiguous_plans(prep: _Prep, jobs: list[_Job], now: datetime) -> dict[int, Plan]:
+    """Plans for these jobs, by the vectorised pass; jobs whose inputs plan() would refuse go to
+    prep.demoted."""
+    pool = prep.pool
+    jobs = sorted(jobs, key=lambda job: job.d)  # each duration's pairs are then one slice
+    n_jobs = len(jobs)
+
+    # pairs: every (job, candidate), job by job in candidate order
+    counts = np.array([len(job.cset.cands) for job in jobs], dtype=np.int64)
+    pstart = np.zeros(n_jobs, dtype=np.int64)
+    np.cumsum(counts[:-1], out=pstart[1:])
+    for job, s, c in zip(jobs, pstart.tolist(), counts.tolist(), strict=True):
+        job.pstart, job.count = s, c
+    pair_job = np.repeat(np.arange(n_jobs, dtype=np.int64), counts)
+    pair_row = _concat_rows([job.cset for job in jobs])
+    lo = np.array([job.lo for job in jobs], dtype=np.int64)
+    hi = np.array([job.hi for job in jobs], dtype=np.int64)
+    dur = np.array([job.d for job in jobs], dtype=np.int64)
+    base_jobs = np.array([jr for jr, job in enumerate(jobs) if job.base is not None], dtype=np.int64)
+    base_rows = np.array([jobs[jr].base_row for jr in base_jobs.tolist()], dtype=np.int64)
+
+    recs = _Records(pool, lo, hi, dur, pair_job, pair_row, base_jobs, base_rows)
+
+    # per pair: runs at earliest and at the latest start, the window's integral (for the tie
+    # tolerance), gaps and flatness
+    p_rec = recs.of(pair_job, pair_row)
+    f_lo = recs.f_at(pair_row, p_rec, 0)
+    f_last = recs.f_at(pair_row, p_rec, 2)
+    crow, vrow = pool.crow[pair_row], pool.vrow[pair_row]
+    i0, i1 = recs.i0[p_rec], recs.i1[p_rec]
+    c_win = pool.cflat[crow + i1] - pool.cflat[crow + i0]
+    bad = ~recs.cover[p_rec] | (pool.nan_pre[vrow + i1] > pool.nan_pre[vrow + i0])
+    flat = pool.chg_pre[vrow + i1 - 1] == pool.chg_pre[vrow + i0]
+    bad_job = np.logical_or.reduceat(bad, pstart)
+    base_mean: dict[int, float] = {}
+    if len(base_jobs):
+        b_rec = recs.of(base_jobs, base_rows)
+        bv = pool.vrow[base_rows]
+        b0, b1 = recs.i0[b_rec], recs.i1b[b_rec]
+        bad_b = ~recs.cover_b[b_rec] | (pool.nan_pre[bv + b1] > pool.nan_pre[bv + b0])
+        bad_job[base_jobs[bad_b]] = True
+        d_b = dur[base_jobs]
+        b_mean = _run_integrals(pool, base_rows, lo[base_jobs], d_b) / d_b
+        base_mean = dict(zip(base_jobs.tolist(), b_mean.tolist(), strict=True))
+
+    # the best start of every pair, duration by duration
+    start = np.empty(len(pair_job), dtype=np.int64)
+    best_f = np.empty(len(pair_job))
+    cuts = [0, *(np.flatnonzero(np.diff(dur)) + 1).tolist(), n_jobs]  # jobs come sorted by duration
+    for j0, j1 in itertools.pairwise(cuts):
+        pairs = slice(int(pstart[j0]), int(pstart[j1 - 1] + counts[j1 - 1]))
+        _best_for_duration(
+            pool,
+            recs,
+            int(dur[j0]),
+            pairs,
+            counts[j0:j1],
+            pair_row,
+            p_rec,
+            f_lo,
+            f_last,
+            c_win,
+            start,
+            best_f,
+        )
+
+    # energy, emissions, ranking
+    ranking = _Ranking(
+        jobs,
+        pool,
+        pair_job,
+        pair_row,
+        start,
+        best_f / dur[pair_job],
+        f_lo / dur[pair_job],
+        _pair_kwh(jobs, pair_job, counts),
+        flat,
+    )
+    order = ranking.rank(pair_job, pstart, counts)
+    own = np.array([jr for jr, job in enumerate(jobs) if job.base is None], dtype=np.int64)
+    if len(own):  # the best option's run at earliest is the own-region baseline
+        ranking.sum_runs(pstart[own] + order[own, 0])
+    earliest_mean = ranking.earliest_mean
+    no_pref = np.logical_and.reduceat(flat, pstart)
+    generated_at = now.astimezone(UTC)
+    plans: dict[int, Plan] = {}
+    bad_list = bad_job.tolist()
+    no_pref_list = no_pref.tolist()
+    for jr, job in enumerate(jobs):
+        if bad_list[jr]:
+            prep.demoted.append(job)
+            continue
+        spec, d = job.spec, job.d
+        if job.base is not None and job.base_energy is not None:
+            base = _baseline(job.base, job.lo, d, base_mean[jr], job.base_energy, "spec")
+            ranking.base_kg[jr] = base.kg_co2e
+        else:  # the best option's own region, as plan() does
+            j = int(order[jr, 0])
+            if job.custom is None:
+                top_energy = EnergyEstimate(job.power, job.cset.pue[j], d, job.cset.stated[j])
+            else:
+                e = job.custom[j]
+                top_energy = EnergyEstimate(e.power, e.pue, d, e.pue_stated)
+            base = _baseline(
+                job.cset.cands[j], job.lo, d, float(earliest_mean[job.pstart + j]), top_energy, "own-region"
+            )
+        plans[job.index] = Plan(
+            job=spec.name,
+            signal=job.signal,
+            generated_at=generated_at,
+            earliest=job.earliest,
+            deadline=job.deadline,
+            duration_s=d,
+            interruptible=spec.interruptible,
+            min_chunk_s=spec.min_chunk_s,
+            it_energy=prep.it_energy(job.power, d),
+            baseline=base,
+            options=RankedOptions(ranking, jr),
+            no_time_preference=bool(no_pref_list[jr]),
+        )
+    return plans
+
+
+def _concat_rows(sets: list[_CandSet]) -> IntArray:
+    if all(s is sets[0] for s in sets):
+        return np.tile(sets[0].rows, len(sets))
+    return np.concatenate([s.rows for s in sets])
+
+
+class _Records:
+    """Per (job, series group) used: where the job's times fall among the group's edges.
+
+    Times: 0 = earliest, 1 = earliest + d, 2 = latest start, 3 = deadline. i0 .. i1 is the window's
+    slice of intervals (as `window_slice` cuts it), i1b that of [earliest, earliest + d) (the baseline
+    run); cover and cover_b say the group's edges span them.
+    """
+
+    def __init__(
+        self,
+        pool: _Pool,
+        lo: IntArray,
+        hi: IntArray,
+        dur: IntArray,
+        pair_job: IntArray,
+        pair_row: IntArray,
+        base_jobs: IntArray,
+        base_rows: IntArray,
+    ) -> None:
+        self.pool = pool
+        n_groups = len(pool.groups)
+        n_jobs = len(lo)
+        self.n_groups = n_groups
+        if n_groups == 1:
+            self.keys = np.arange(n_jobs, dtype=np.int64)
+        else:
+            self.keys = np.unique(
+                np.concatenate(
+                    (
+                        pair_job * n_groups + pool.group_of[pair_row],
+                        base_jobs * n_groups + pool.group_of[base_rows],
+                    )
+                )
+            )
+        rec_job = self.keys // n_groups
+        rec_group = self.keys % n_groups
+        n_rec = len(self.keys)
+        self.k = np.empty((4, n_rec), dtype=np.int64)
+        self.v = np.empty((4, n_rec), dtype=np.int64)
+        self.o = np.empty((4, n_rec))
+        self.i0 = np.empty(n_rec, dtype=np.int64)
+        self.i1 = np.empty(n_rec, dtype=np.int64)
+        self.i1b = np.empty(n_rec, dtype=np.int64)
+        self.cover = np.empty(n_rec, dtype=bool)
+        self.cover_b = np.empty(n_rec, dtype=bool)
+        self.one = np.empty((2, n_rec), dtype=bool)  # the run at earliest / at the latest start
+        self.lo, self.hi, self.dur = lo[rec_job], hi[rec_job], dur[rec_job]
+        self.group = rec_group
+        by_group = np.argsort(rec_group, kind="stable")
+        cuts = np.flatnonzero(np.diff(rec_group[by_group])) + 1
+        for sel in np.split(by_group, cuts):
+            if not len(sel):
+                continue
+            g = pool.groups[int(rec_group[sel[0]])]
+            edges, n = g.edges, g.n
+            t_lo, t_hi, d = self.lo[sel], self.hi[sel], self.dur[sel]
+            for j, t in enumerate((t_lo, t_lo + d, t_hi - d, t_hi)):
+                k, v, o = _locate(edges, n, t)
+                self.k[j, sel], self.v[j, sel], self.o[j, sel] = k, v, o
+            start = np.maximum(np.searchsorted(edges, t_lo, side="right") - 1, 0)
+            self.i0[sel] = np.minimum(start, n - 1)
+            self.i1[sel] = np.clip(np.searchsorted(edges, t_hi, side="left"), start + 1, n)
+            self.i1b[sel] = np.clip(np.searchsorted(edges, t_lo + d, side="left"), start + 1, n)
+            self.cover[sel] = (edges[0] <= t_lo) & (edges[-1] >= t_hi)
+            self.one[0, sel] = edges[np.minimum(self.k[0, sel] + 1, n)] >= t_lo + d
+            self.one[1, sel] = edges[np.minimum(self.k[2, sel] + 1, n)] >= t_hi
+            self.cover_b[sel] = (edges[0] <= t_lo) & (edges[-1] >= t_lo + d)
+
+    def of(self, jobs: IntArray, rows: IntArray) -> IntArray:
+        if self.n_groups == 1:
+            return jobs
+        key = jobs * self.n_groups + self.pool.group_of[rows]
+        return np.asarray(np.searchsorted(self.keys, key), dtype=np.int64)
+
+    def c_at(self, rows: IntArray, rec: IntArray, which: int) -> FloatArray:
+        """C at time `which` of each (row, record)."""
+        pool = self.pool
+        c = pool.cflat[pool.crow[rows] + self.k[which, rec]]
+        return np.asarray(c + pool.vflat[pool.vrow[rows] + self.v[which, rec]] * self.o[which, rec])
+
+    def f_at(self, rows: IntArray, rec: IntArray, which: int) -> FloatArray:
+        """F of the run starting at time `which` (0: earliest, 2: latest start), as _Starts computes
+        it: the interval's value times d when the run lies inside one interval."""
+        f = self.c_at(rows, rec, which + 1) - self.c_at(rows, rec, which)
+        one = self.one[which // 2, rec]
+        if one.any():
+            flat = self.pool.vflat[self.pool.vrow[rows] + self.v[which, rec]] * self.dur[rec].astype(
+                np.float64
+            )
+            f = np.where(one, flat, f)
+        return np.asarray(f, dtype=np.float64)
+
+
+def _best_for_duration(
+    pool: _Pool,
+    recs: _Records,
+    d: int,
+    pairs: slice,
+    job_counts: IntArray,
+    pair_row: IntArray,
+    p_rec: IntArray,
+    f_lo: FloatArray,
+    f_last: FloatArray,
+    c_win: FloatArray,
+    start_out: IntArray,
+    f_out: FloatArray,
+) -> None:
+    """Best start and its F for these pairs (all of duration d; `job_counts` pairs per job, job by
+    job), written into start_out and f_out."""
+    n_pairs = pairs.stop - pairs.start
+    rows = pair_row[pairs]
+    rec = p_rec[pairs]
+    groups = pool.group_of[rows]
+    used = np.unique(groups).tolist() if len(pool.groups) > 1 else [0]
+    starts: dict[int, _Starts] = {}
+    a_loc = np.empty(n_pairs, dtype=np.int64)
+    b_loc = np.empty(n_pairs, dtype=np.int64)
+    for g in used:
+        st = starts[g] = _starts(pool.groups[g], d)
+        sel = np.flatnonzero(groups == g) if len(used) > 1 else slice(None)
+        r = rec[sel]
+        a_loc[sel] = np.searchsorted(st.t, recs.lo[r], side="left")
+        b_loc[sel] = np.searchsorted(st.t, recs.hi[r] - d, side="right") - 1
+    length = np.maximum(b_loc - a_loc + 1, 0)
+    fl, fe, cw = f_lo[pairs], f_last[pairs], c_win[pairs]
+    longest = int(length.max()) if len(length) else 0
+    top = int(np.frexp(longest)[1]) - 1 if longest else -1
+    table_size = sum(pool.groups[g].rows.size * len(starts[g].t) for g in used)
+    if top >= 0 and _use_table(table_size, top, n_pairs, int(length.sum()), len(job_counts)):
+        limit, found_t, found_f = _by_table(pool, starts, used, groups, rows, a_loc, length, fl, fe, cw, top)
+    else:
+        limit, found_t, found_f = _by_job(pool, starts, job_counts, groups, rows, a_loc, b_loc, fl, fe, cw)
+    at_lo = fl <= limit
+    latest = recs.hi[rec] - d
+    earliest = recs.lo[rec]
+    use_found = ~at_lo & (found_t >= 0)
+    start_out[pairs] = np.where(at_lo, earliest, np.where(use_found, found_t, latest))
+    f_out[pairs] = np.where(at_lo, fl, np.where(use_found, found_f, fe))
+
+
+def _tie_limit(f_min: FloatArray, c_win: FloatArray) -> FloatArray:
+    """The largest F that ties with the minimum: contiguous.py's tolerance, 1e-9 of |C| over the
+    window (plus |min F|)."""
+    return np.asarray(f_min + (TIE_RTOL * (np.abs(c_win) + np.abs(f_min)) + 1e-300), dtype=np.float64)
+
+
+def _by_table(
+    pool: _Pool,
+    starts: dict[int, _Starts],
+    used: list[int],
+    groups: IntArray,
+    rows: IntArray,
+    a_loc: IntArray,
+    length: IntArray,
+    f_lo: FloatArray,
+    f_last: FloatArray,
+    c_win: FloatArray,
+    top: int,
+) -> tuple[FloatArray, IntArray, FloatArray]:
+    """Each pair's tie limit and its earliest candidate start within it (-1: none), from a sparse
+    table over the F of every candidate start of every series: many specs of one duration."""
+    table, levels = _sparse_table(pool, used, starts, top)
+    n_groups = len(pool.groups)
+    f_base = np.zeros(n_groups, dtype=np.int64)
+    width = np.zeros(n_groups, dtype=np.int64)
+    t_off = np.zeros(n_groups, dtype=np.int64)
+    acc = t_acc = 0
+    for g in used:
+        f_base[g], width[g], t_off[g] = acc, len(starts[g].t), t_acc
+        acc += pool.groups[g].rows.size * len(starts[g].t)
+        t_acc += len(starts[g].t)
+    t_cat = np.concatenate([starts[g].t for g in used])
+    row_base = f_base[groups] + pool.local[rows] * width[groups]
+    a = row_base + a_loc
+    b = a + length - 1
+    some = length > 0
+    lg = np.frexp(np.maximum(length, 1))[1] - 1
+    a_c, b_c = np.where(some, a, 0), np.where(some, b - (1 << lg) + 1, 0)
+    r_min = np.minimum(table[levels[lg] + a_c], table[levels[lg] + b_c])
+    f_min = np.minimum(f_lo, f_last)
+    f_min = np.where(some, np.minimum(f_min, r_min), f_min)
+    limit = _tie_limit(f_min, c_win)
+    found_t = np.full(len(rows), -1, dtype=np.int64)
+    found_f = np.zeros(len(rows))
+    need = np.flatnonzero(some & (f_lo > limit))  # an earliest start that ties needs no search
+    if len(need):
+        p = _first_at_most(table, levels, a[need], b[need], limit[need], top)
+        hit = p <= b[need]
+        idx, ph = need[hit], p[hit]
+        found_f[idx] = table[ph]
+        found_t[idx] = t_cat[t_off[groups[idx]] + (ph - row_base[idx])]
+    return limit, found_t, found_f
+
+
+def _by_job(
+    pool: _Pool,
+    starts: dict[int, _Starts],
+    job_counts: IntArray,
+    groups: IntArray,
+    rows: IntArray,
+    a_loc: IntArray,
+    b_loc: IntArray,
+    f_lo: FloatArray,
+    f_last: FloatArray,
+    c_win: FloatArray,
+) -> tuple[FloatArray, IntArray, FloatArray]:
+    """The same answer job by job, each over its own window's candidates (rows x starts matrices):
+    for durations few specs share, where a table over the whole series would cost more."""
+    n = len(rows)
+    limit = np.empty(n)
+    found_t = np.full(n, -1, dtype=np.int64)
+    found_f = np.zeros(n)
+    one_group = len(starts) == 1
+    bounds = np.zeros(len(job_counts) + 1, dtype=np.int64)
+    np.cumsum(job_counts, out=bounds[1:])
+    local = pool.local[rows]
+    for s, e in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
+        if one_group or bool((groups[s:e] == groups[s]).all()):
+            parts: list[tuple[slice | IntArray, int]] = [(slice(s, e), int(groups[s]))]
+        else:
+            gs = groups[s:e]
+            parts = [(s + np.flatnonzero(gs == g), int(g)) for g in np.unique(gs).tolist()]
+        for sel, g in parts:
+            first_pair = sel.start if isinstance(sel, slice) else int(sel[0])
+            a, b = int(a_loc[first_pair]), int(b_loc[first_pair])  # one window per (job, group)
+            f_min = np.minimum(f_lo[sel], f_last[sel])
+            if b < a:
+                limit[sel] = _tie_limit(f_min, c_win[sel])
+                continue
+            f = starts[g].window(pool.groups[g], local[sel], a, b)
+            f_min = np.minimum(f_min, f.min(axis=1))
+            lim = _tie_limit(f_min, c_win[sel])
+            limit[sel] = lim
+            ok = f <= lim[:, None]
+            first = ok.argmax(axis=1)
+            r = np.arange(len(first))
+            found_t[sel] = np.where(ok[r, first], starts[g].t[a + first], -1)
+            found_f[sel] = f[r, first]
+    return limit, found_t, found_f
+
+
+def _use_table(table_size: int, top: int, n_pairs: int, total_length: int, n_jobs: int) -> bool:
+    """The sparse table where it costs less than evaluating each job's window (rough counts of array
+    element operations, a numpy call costing ~1000), and where it fits in memory."""
+    cost_table = table_size * (top + 3) + n_pairs * (6 * (top + 1) + 20) + 40_000
+    cost_by_job = total_length * 6 + n_pairs * 10 + n_jobs * 15_000
+    return cost_table < cost_by_job and table_size * (top + 1) <= MAX_TABLE
+
+
+def _sparse_table(
+    pool: _Pool, used: list[int], starts: dict[int, _Starts], top: int
+) -> tuple[FloatArray, IntArray]:
+    """Level j holds min(F[i : i + 2**j]) at levels[j] + i, over the groups' F laid end to end (a
+    block may run across rows: queries only read blocks inside one row's window)."""
+    size = sum(pool.groups[g].rows.size * len(starts[g].t) for g in used)
+    lens = [size - (1 << j) + 1 for j in range(top + 1)]
+    levels = np.zeros(top + 1, dtype=np.int64)
+    levels[1:] = np.cumsum(lens[:-1])
+    table = np.empty(int(sum(lens)))
+    acc = 0
+    for g in used:
+        rows, m = pool.groups[g].rows.size, len(starts[g].t)
+        starts[g].f_rows(pool.groups[g], table[acc : acc + rows * m].reshape(rows, m))
+        acc += rows * m
+    for j in range(1, top + 1):
+        h = 1 << (j - 1)
+        prev = table[levels[j - 1] : levels[j - 1] + lens[j - 1]]
+        np.minimum(prev[:-h], prev[h:], out=table[levels[j] : levels[j] + lens[j]])
+    return table, levels
+
+
+def _first_at_most(
+    table: FloatArray, levels: IntArray, a: IntArray, b: IntArray, limit: FloatArray, top: int
+) -> IntArray:
+    """The first i in [a, b] with F[i] <= limit (b + 1 where none): from a, skip every block of 2**j
+    values that all exceed the limit, largest blocks first."""
+    p = a.copy()
+    for j in range(top, -1, -1):
+        h = 1 << j
+        fits = p + (h - 1) <= b
+        if not fits.any():
+            continue
+        at = table[levels[j] + np.where(fits, p, 0)]
+        p += np.where(fits & (at > limit), h, 0)
+    return p
+
+
+def _pair_kwh(jobs: list[_Job], pair_job: IntArray, counts: IntArray) -> FloatArray:
+    """Energy of each pair's run: the IT energy times the region's PUE, as plan() multiplies it (or
+    the custom energy function's figure)."""
+    if jobs[0].custom is not None:  # energy_for is given for the whole batch
+        return np.concatenate([np.array([e.kwh for e in job.custom or ()], dtype=np.float64) for job in jobs])
+    it_kwh = np.array([job.power.it_w * job.d / 3.6e6 for job in jobs])
+    pue = _concat_floats([job.cset for job in jobs], counts)
+    return np.asarray(it_kwh[pair_job] * pue, dtype=np.float64)
+
+
+def _concat_floats(sets: list[_CandSet], counts: IntArray) -> FloatArray:
+    arrays: dict[int, FloatArray] = {}
+    parts = []
+    for s in sets:
+        a = arrays.get(id(s))
+        if a is None:
+            a = arrays[id(s)] = np.array(s.pue, dtype=np.float64)
+        parts.append(a)
+    if len(arrays) == 1:
+        return np.tile(parts[0], len(parts))
+    return np.concatenate(parts)
+
+
+def _run_integrals(pool: _Pool, rows: IntArray, starts: IntArray, d: IntArray) -> FloatArray:
+    """contiguous.run_integrals for runs on the pool's series (group by group)."""
+    out = np.empty(len(rows))
+    groups = pool.group_of[rows]
+    for g in np.unique(groups).tolist():
+        sel = np.flatnonzero(groups == g) if len(pool.groups) > 1 else slice(None)
+        group = pool.groups[g]
+        out[sel] = run_integrals(
+            group.edges, group.values, pool.local[rows[sel]], starts[sel], starts[sel] + d[sel]
+        )
+    return out
+
+
+def _name_ranks(jobs: list[_Job]) -> IntArray:
+    """Each pair's (provider, region) as its rank among every name in the batch."""
+    by_set: dict[int, list[tuple[str, str]]] = {}
+    for job in jobs:
+        if id(job.cset) not in by_set:
+            by_set[id(job.cset)] = [(c.region.provider, c.region.region) for c in job.cset.cands]
+    names = sorted({name for names in by_set.values() for name in names})
+    rank = {name: i for i, name in enumerate(names)}
+    per_set = {k: np.array([rank[n] for n in v], dtype=np.int64) for k, v in by_set.items()}
+    return np.concatenate([per_set[id(job.cset)] for job in jobs])
