@@ -173,3 +173,27 @@ def test_units_in_tables() -> None:
     assert "local:lab" in text and "500 g" in text and "100 g/kWh" in text and "2026-11-24 18:00Z" in text
     listing = render_job_list([job])
     assert listing.splitlines()[2].startswith("abc")
+
+
+def test_job_view_shows_each_runs_instance_and_console_link() -> None:
+    from carbonshift.cli.jobs import render_job
+
+    job = {
+        "id": "job-1",
+        "name": "train",
+        "status": "running",
+        "spec": {"name": "train", "command": ["x"], "duration": "1h"},
+        "plans": [],
+        "runs": [
+            {
+                "id": "run-1",
+                "status": "running",
+                "provider": "aws",
+                "region": "eu-west-1",
+                "instance_id": "i-0abc",
+                "console_url": "https://eu-west-1.console.aws.amazon.com/ec2/home?region=eu-west-1#InstanceDetails:instanceId=i-0abc",
+            }
+        ],
+    }
+    text = render_job(job)
+    assert "run run-1: instance i-0abc  https://eu-west-1.console.aws.amazon.com/" in text

@@ -314,6 +314,10 @@ def render_job(job: dict[str, Any]) -> str:
                 "lllllrrrl",
             )
         )
+        for r in runs:  # where a run lives at its provider, and where to look at it
+            if r.get("instance_id"):
+                link = f"  {r['console_url']}" if r.get("console_url") else ""
+                out.append(f"run {r.get('id', '?')}: instance {r['instance_id']}{link}")
     return "\n".join(out)
 
 
