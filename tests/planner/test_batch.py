@@ -26,10 +26,11 @@ from carbonshift.intensity.sources.files import FileSource
 from carbonshift.intensity.types import IntensitySeries, Kind, Signal
 from carbonshift.planner import batch
 from carbonshift.planner.batch import PlacementIndex, RankedOptions, plan_batch
+from carbonshift.planner.contiguous import run_integrals
 from carbonshift.planner.placement import filter_candidates
 from carbonshift.planner.plan import Candidate, Plan, PlanOption, plan
 
-from .helpers import T0, T0_S, Reg, prov, series
+from .helpers import T0, T0_S, Reg, emissions, prov, series
 
 REPO = Path(__file__).resolve().parents[2]
 HOUR = 3600
@@ -302,6 +303,41 @@ def test_sparse_table_and_direct_evaluation_agree(table: bool, b: Batch) -> None
         check_batch(b, strict_starts=True)
     finally:
         batch._use_table = original
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.sampled_from([60, 300, 700, 3600]), min_size=2, max_size=20),
+    st.lists(st.floats(0, 900, allow_nan=False), min_size=20, max_size=20),
+    st.data(),
+)
+def test_run_integrals_do_not_depend_on_where_the_series_starts(
+    widths: list[int], values: list[float], data: st.DataObject
+) -> None:
+    """What plans report: exact to rounding, and the same bits from a longer or shorter series."""
+    edges = np.cumsum([T0_S, *widths])
+    vals = np.array(values[: len(widths)])
+    start = data.draw(st.integers(int(edges[0]), int(edges[-1]) - 1))
+    end = data.draw(st.integers(start + 1, int(edges[-1])))
+    first = data.draw(st.integers(0, int(np.searchsorted(edges, start, side="right")) - 1))
+    whole = run_integrals(
+        edges, vals[None, :], np.zeros(1, dtype=np.int64), np.array([start]), np.array([end])
+    )
+    cut = run_integrals(
+        edges[first:], vals[None, first:], np.zeros(1, dtype=np.int64), np.array([start]), np.array([end])
+    )
+    assert whole[0] == cut[0]
+    assert whole[0] == pytest.approx(
+        emissions(edges.tolist(), vals.tolist(), start, end), rel=1e-12, abs=1e-9
+    )
+    many = run_integrals(  # with other runs of other lengths beside it: the same bits
+        edges,
+        np.vstack([vals, vals[::-1]]),
+        np.array([1, 0, 0], dtype=np.int64),
+        np.array([int(edges[0]), start, int(edges[0])]),
+        np.array([int(edges[-1]), end, int(edges[1])]),
+    )
+    assert many[1] == whole[0]
 
 
 # ---- fixed cases -----------------------------------------------------------------------------------
