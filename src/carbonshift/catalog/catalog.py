@@ -135,14 +135,7 @@ class Catalog:
             )
         country = self._countries.get(key.split("-", 1)[0])
         if country is not None:
-            return GridZone(
-                id=query,
-                country=country.id,
-                static_g_per_kwh=country.g_per_kwh,
-                static_source=f"country average {country.id}: {country.source}",
-                static_year=country.year,
-                name=country.name if key == country.id else None,
-            )
+            return _country_zone(query, country, name=country.name if key == country.id else None)
         return GridZone(id=query)
 
     def country(self, code: str) -> ZoneInfo | None:
@@ -162,13 +155,7 @@ class Catalog:
         if declared is not None and (zone.static_g_per_kwh is None or (guessed and zone.country != country)):
             # a zone name of the user's own ('LAB-ZONE', or 'MY-LAB' that merely looks like Malaysia):
             # the country they declared is the better static fallback than a guess from the name
-            zone = GridZone(
-                id=loc.zone,
-                country=declared.id,
-                static_g_per_kwh=declared.g_per_kwh,
-                static_source=f"country average {declared.id}: {declared.source}",
-                static_year=declared.year,
-            )
+            zone = _country_zone(loc.zone, declared)
         return Region(
             provider=loc.provider.strip().lower(),
             region=loc.region.strip(),
@@ -184,6 +171,18 @@ class Catalog:
             source=f"zone {loc.zone}: {zone.static_source}" if zone.static_source else None,
             year=zone.static_year,
         )
+
+
+def _country_zone(zone_id: str, country: ZoneInfo, name: str | None = None) -> GridZone:
+    """A zone whose static value is its country's annual average, saying so in its source."""
+    return GridZone(
+        id=zone_id,
+        country=country.id,
+        static_g_per_kwh=country.g_per_kwh,
+        static_source=f"country average {country.id}: {country.source}",
+        static_year=country.year,
+        name=name,
+    )
 
 
 def _suggest(text: str, candidates: Iterable[str]) -> str:
