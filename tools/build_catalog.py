@@ -40,6 +40,7 @@ class Source:
     licence: str
     attribution: str
     used_for: str
+    redistribution: str
 
 
 SOURCES: tuple[Source, ...] = (
@@ -49,7 +50,8 @@ SOURCES: tuple[Source, ...] = (
         "https://github.com/GoogleCloudPlatform/region-carbon-info",
         "Apache-2.0",
         "Google Cloud region carbon data (Apache-2.0)",
-        "GCP regions: grid intensity per region and year (data/yearly/<year>.csv)",
+        "GCP regions: Google's grid intensity per region and year, kept as provider_reported_* only",
+        "allowed (Apache-2.0, with attribution): values bundled",
     ),
     Source(
         "cloud-carbon-footprint",
@@ -57,7 +59,8 @@ SOURCES: tuple[Source, ...] = (
         "https://github.com/cloud-carbon-footprint/cloud-carbon-footprint",
         "Apache-2.0",
         "Cloud Carbon Footprint, (c) Thoughtworks, Inc. (Apache-2.0)",
-        "AWS and Azure grid factors, region -> Electricity Maps zone mapping, PUE constants",
+        "eGRID2019 NERC-region factors, region -> Electricity Maps zone mapping, PUE constants",
+        "allowed (Apache-2.0, with attribution): values bundled",
     ),
     Source(
         "codecarbon",
@@ -67,6 +70,7 @@ SOURCES: tuple[Source, ...] = (
         "CodeCarbon (MIT); Our World in Data (CC BY 4.0); Ember (CC BY 4.0); Energy Institute",
         "country annual averages (private_infra/global_energy_mix.json); Nordic bidding zones "
         "(private_infra/nordic_emissions.json)",
+        "allowed (MIT; CC BY 4.0 with attribution): values bundled",
     ),
     Source(
         "ember-annual",
@@ -74,7 +78,8 @@ SOURCES: tuple[Source, ...] = (
         "https://github.com/thegreenwebfoundation/grid-intensity-go",
         "Ember data CC BY 4.0 (repository Apache-2.0)",
         "Ember (CC BY 4.0)",
-        "fallback country averages (only for a country CodeCarbon lacks); ISO3 -> ISO2 codes",
+        "country averages (win only where CodeCarbon's table lacks the country); ISO3 -> ISO2 codes",
+        "allowed (CC BY 4.0, with attribution): values bundled",
     ),
     Source(
         "green-algorithms",
@@ -82,7 +87,9 @@ SOURCES: tuple[Source, ...] = (
         "https://github.com/GreenAlgorithms/green-algorithms-tool",
         "CC BY 4.0",
         "Green Algorithms (Lannelongue, Grealey & Inouye 2021), CC BY 4.0",
-        "sub-national zones: US states, Canadian provinces, Australian states (CI_aggregated.csv)",
+        "sub-national zones: US states, Canadian provinces, Australian states; the world average "
+        "(CI_aggregated.csv)",
+        "allowed (CC BY 4.0, with attribution): values bundled",
     ),
     Source(
         "carbon-aware-scheduler-mapping",
@@ -91,6 +98,7 @@ SOURCES: tuple[Source, ...] = (
         "Apache-2.0",
         "carbon-aware/scheduler region mapping (Apache-2.0)",
         "WattTime region per cloud region",
+        "allowed (Apache-2.0): region ids bundled",
     ),
     Source(
         "gsf-carbon-aware-sdk-locations",
@@ -99,6 +107,7 @@ SOURCES: tuple[Source, ...] = (
         "MIT",
         "Green Software Foundation Carbon Aware SDK (MIT)",
         "Azure region coordinates and names; AWS region names",
+        "allowed (MIT): names and coordinates bundled",
     ),
     Source(
         "experiment-impact-tracker",
@@ -106,7 +115,8 @@ SOURCES: tuple[Source, ...] = (
         "https://github.com/Breakend/experiment-impact-tracker",
         "MIT",
         "experiment-impact-tracker, (c) 2019 Peter Henderson (MIT)",
-        "AWS and GCP region coordinates and locations",
+        "AWS and GCP region coordinates and locations; Electricity Maps 2019 zone display names",
+        "allowed (MIT): names and coordinates bundled",
     ),
     Source(
         "carbontracker",
@@ -115,6 +125,7 @@ SOURCES: tuple[Source, ...] = (
         "MIT",
         "carbontracker (MIT)",
         "ISO 3166 alpha-3 -> alpha-2 codes only",
+        "not bundled: read at build time to map codes",
     ),
     Source(
         "eco2ai",
@@ -123,6 +134,7 @@ SOURCES: tuple[Source, ...] = (
         "Apache-2.0",
         "eco2AI (Apache-2.0)",
         "ISO 3166 alpha-3 -> alpha-2 codes only",
+        "not bundled: read at build time to map codes",
     ),
 )
 
@@ -215,16 +227,29 @@ class RegionRow:
     watttime_region: str = ""
     pue: float | None = None
     pue_source: str = ""
-    g_per_kwh: float | None = None
-    source: str = ""
-    year: int | None = None
+    provider_reported_g_per_kwh: float | None = None
+    provider_reported_source: str = ""
+    provider_reported_year: int | None = None
+    provider_reported_basis: str = ""
     coords_source: str = ""
     zone_source: str = ""
 
 
 @dataclass(frozen=True)
+class Candidate:
+    """One table's annual average for one geography (a zone, a sub-national area, a country, the world)."""
+
+    geo: str
+    name: str
+    country: str
+    g_per_kwh: float
+    source: str  # a key of VALUE_SOURCES
+    year: int
+
+
+@dataclass(frozen=True)
 class ValueRow:
-    """A country or zone with its annual average."""
+    """A country or zone with the annual average chosen for it by the documented precedence."""
 
     id: str
     name: str
@@ -233,6 +258,66 @@ class ValueRow:
     source: str
     year: int
     iso3: str = ""
+    basis: str = ""
+    level: str = ""  # zone | area | country | world: how specific the chosen value's geography is
+    geography: str = ""  # the id of the geography the value describes (the zone itself, US-WA, JP, ...)
+    method: str = ""
+
+
+@dataclass(frozen=True)
+class ValueSource:
+    """What a source label's values are: emissions basis, method, and its rank among equals."""
+
+    basis: str  # direct (combustion at the plant) | lifecycle (plus upstream and construction)
+    method: str
+    why_basis: str
+
+
+# Source labels in ranking order: when two values for one geography describe the same year, the earlier
+# label wins. Basis per source as each source documents it (see why_basis).
+VALUE_SOURCES: dict[str, ValueSource] = {
+    "OWID/Ember via CodeCarbon": ValueSource(
+        "lifecycle",
+        "national generation mix x IPCC AR5 lifecycle factors (Ember yearly data, via OWID and CodeCarbon)",
+        "Ember computes intensity with lifecycle emission factors (IPCC AR5); OWID republishes it",
+    ),
+    "CodeCarbon nordic_emissions (ENTSO-E)": ValueSource(
+        "lifecycle",
+        "static bidding-zone factors from historical ENTSO-E generation (CodeCarbon)",
+        "CodeCarbon does not name its factors; 18 g for hydro/nuclear Norway and Sweden is a lifecycle "
+        "magnitude (direct factors give under 10 g)",
+    ),
+    "Green Algorithms (carbonfootprint.com)": ValueSource(
+        "direct",
+        "state/province generation factor compiled by carbonfootprint.com from national inventories and eGRID",
+        "carbonfootprint.com's electricity factors are generation (combustion) CO2e, as national "
+        "inventories report them",
+    ),
+    "CCF: EPA eGRID2019": ValueSource(
+        "direct",
+        "EPA eGRID2019 NERC-region output emission rate, as embedded in Cloud Carbon Footprint",
+        "eGRID output emission rates count stack (combustion) emissions only",
+    ),
+    "Ember 2021": ValueSource(
+        "lifecycle",
+        "national generation mix x lifecycle factors (Ember 2021, via grid-intensity-go)",
+        "Ember's methodology uses lifecycle emission factors",
+    ),
+    "IEA via Green Algorithms": ValueSource(
+        "direct",
+        "world power-sector CO2 per kWh (IEA Global Energy & CO2 Status Report 2019, via Green Algorithms)",
+        "IEA reports combustion CO2 of power generation",
+    ),
+}
+SOURCE_RANK = {label: i for i, label in enumerate(VALUE_SOURCES)}
+
+# A provider's own published figure per region: kept beside the zone's value, never ranked by.
+PROVIDER_REPORTED = ValueSource(
+    "direct",
+    "Google's average hourly grid intensity for the region's local grid, as Google publishes it",
+    "Google defines it as 'the average operational gross emissions per unit of energy from the grid'",
+)
+LEVELS = ("zone", "area", "country")
 
 
 @dataclass
@@ -246,9 +331,19 @@ class Inputs:
     coords: dict[tuple[str, str], tuple[float, float, str]] = field(default_factory=dict)
     names: dict[tuple[str, str], str] = field(default_factory=dict)
     candidates: dict[tuple[str, str], set[str]] = field(default_factory=dict)
-    countries: dict[str, ValueRow] = field(default_factory=dict)
-    zones: dict[str, ValueRow] = field(default_factory=dict)
+    countries: dict[str, ValueRow] = field(default_factory=dict)  # chosen, once every table is read
+    zones: dict[str, ValueRow] = field(default_factory=dict)  # chosen, once every table is read
     facts: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)
+    values: dict[str, list[Candidate]] = field(default_factory=dict)  # by geography id
+    country_meta: dict[str, tuple[str, str]] = field(default_factory=dict)  # ISO2 -> (name, ISO3)
+    zone_areas: dict[str, tuple[str, str]] = field(default_factory=dict)  # zone -> (area, justification)
+    area_zone_names: dict[str, str] = field(default_factory=dict)  # zone -> its name, from zone_areas.csv
+    zone_names: dict[str, str] = field(default_factory=dict)
+
+    def offer(self, candidate: Candidate) -> None:
+        if candidate.source not in VALUE_SOURCES:
+            raise SystemExit(f"{candidate.geo}: source label {candidate.source!r} is not in VALUE_SOURCES")
+        self.values.setdefault(candidate.geo, []).append(candidate)
 
     def seen(self, provider: str, region: str, where: str) -> None:
         self.candidates.setdefault((provider, region.lower()), set()).add(where)
@@ -288,6 +383,20 @@ def read_ccf(shared: Path, inp: Inputs) -> None:
         region = row["region"].lower()
         inp.seen(provider, region, "ccf")
         inp.ccf_factor[(provider, region)] = (float(row["g_co2e_per_kwh"]), row["basis"])
+        if row["basis"].startswith("eGRID NERC"):
+            # the one CCF factor with a clear geography (a NERC region); its carbonfootprint.com and EEA
+            # factors are per cloud region (one country gets different values per provider), so unused
+            nerc = row["basis"].split()[-1]
+            inp.offer(
+                Candidate(
+                    f"US-NERC-{nerc}",
+                    f"NERC {nerc}",
+                    "US",
+                    float(row["g_co2e_per_kwh"]),
+                    "CCF: EPA eGRID2019",
+                    CCF_EGRID_YEAR,
+                )
+            )
     for row in _csv(folder / "ccf_region_to_electricitymaps_zone.csv"):
         region = row["region"].lower()
         inp.seen(row["provider"], region, "ccf")
@@ -369,7 +478,8 @@ EMBER_LABEL = "Ember 2021"
 
 
 def read_countries(shared: Path, inp: Inputs) -> None:
-    """CodeCarbon's OWID extract (2022/2023, 213 countries) first; Ember 2021 only fills a gap."""
+    """CodeCarbon's OWID extract (2022/2023, 213 countries) and Ember 2021 are both offered; the
+    precedence picks (Ember 2021 only ever wins for a country OWID lacks)."""
     codes = _iso3_to_iso2(shared)
     mix = json.loads((shared / "codecarbon" / "private_infra" / "global_energy_mix.json").read_text())
     for iso3, entry in mix.items():
@@ -378,27 +488,32 @@ def read_countries(shared: Path, inp: Inputs) -> None:
             raise SystemExit(
                 f"no ISO alpha-2 code for {iso3} ({entry['country_name']}); add it to EXTRA_ISO3"
             )
-        inp.countries[iso2] = ValueRow(
-            iso2,
-            entry["country_name"],
-            iso2,
-            float(entry["carbon_intensity"]),
-            COUNTRY_LABEL,
-            int(entry["year"]),
-            iso3,
+        inp.country_meta[iso2] = (entry["country_name"], iso3)
+        inp.offer(
+            Candidate(
+                iso2, entry["country_name"], iso2, float(entry["carbon_intensity"]), COUNTRY_LABEL, int(entry["year"])
+            )
         )
     for row in _csv(shared / "ember-annual" / "co2-intensities-ember-2021.csv"):
         iso2 = row["country_code_iso_2"]
-        if iso2 and iso2 not in inp.countries:
-            inp.countries[iso2] = ValueRow(
+        if not iso2:
+            continue
+        inp.country_meta.setdefault(iso2, (row["country_or_region"], row["country_code_iso_3"]))
+        inp.offer(
+            Candidate(
                 iso2,
                 row["country_or_region"],
                 iso2,
                 float(row["emissions_intensity_gco2_per_kwh"]),
                 EMBER_LABEL,
                 int(row["year"]),
-                row["country_code_iso_3"],
             )
+        )
+
+
+NORDIC_LABEL = "CodeCarbon nordic_emissions (ENTSO-E)"
+GA_LABEL = "Green Algorithms (carbonfootprint.com)"
+WORLD_LABEL = "IEA via Green Algorithms"
 
 
 def read_zones(shared: Path, inp: Inputs) -> None:
@@ -406,20 +521,28 @@ def read_zones(shared: Path, inp: Inputs) -> None:
         "data"
     ]
     for key, entry in nordic.items():
-        zone = NORDIC_ZONE_IDS.get(key, key)
-        inp.zones[zone] = ValueRow(
-            zone,
-            entry["description"],
-            zone[:2],
-            float(entry["emission_factor"]),
-            "CodeCarbon nordic_emissions (ENTSO-E)",
-            int(entry["year"]),
+        zone = NORDIC_ZONE_IDS.get(key, key)  # FI is a whole country: offered as one
+        inp.offer(
+            Candidate(
+                zone,
+                entry["description"],
+                zone[:2],
+                float(entry["emission_factor"]),
+                NORDIC_LABEL,
+                int(entry["year"]),
+            )
         )
     path = shared / "green-algorithms" / "CI_aggregated.csv"
     with path.open(encoding="utf-8-sig", newline="") as f:
         lines = f.read().splitlines()[1:]  # the first of the two header rows is a caption
     for row in csv.DictReader(lines):
         code = row["location"].strip()
+        if code == "WORLD":  # its `source` is the IEA report's address; the year is in `comments`
+            year = re.search(r"(\d{4})", row.get("comments") or "")
+            if year is None:
+                raise SystemExit("green-algorithms WORLD: no data year")
+            inp.offer(Candidate("WORLD", "World", "", float(row["carbonIntensity"]), WORLD_LABEL, int(year.group(1))))
+            continue
         if row["Type"].strip() != "Region" or ("-" not in code and code not in GA_ZONE_IDS):
             continue
         zone = GA_ZONE_IDS.get(code, code)
@@ -428,14 +551,33 @@ def read_zones(shared: Path, inp: Inputs) -> None:
         year = re.search(r"data from (\d{4})", row["source"])
         if year is None:
             raise SystemExit(f"green-algorithms {code}: no data year in {row['source']!r}")
-        inp.zones[zone] = ValueRow(
-            zone,
-            GA_NAME_FIXES.get(row["regionName"].strip(), row["regionName"].strip()),
-            zone[:2],
-            float(row["carbonIntensity"]),
-            "Green Algorithms (carbonfootprint.com)",
-            int(year.group(1)),
+        inp.offer(
+            Candidate(
+                zone,
+                GA_NAME_FIXES.get(row["regionName"].strip(), row["regionName"].strip()),
+                zone[:2],
+                float(row["carbonIntensity"]),
+                GA_LABEL,
+                int(year.group(1)),
+            )
         )
+
+
+def read_zone_areas(path: Path, inp: Inputs) -> None:
+    for row in _csv(path, encoding="utf-8"):
+        if row["zone"] in inp.zone_areas:
+            raise SystemExit(f"{path}: zone {row['zone']} appears twice")
+        if not row["justification"]:
+            raise SystemExit(f"{path}: zone {row['zone']} maps to {row['area']} without a justification")
+        inp.zone_areas[row["zone"]] = (row["area"], row["justification"])
+        inp.area_zone_names[row["zone"]] = row["name"]
+
+
+def read_zone_names(shared: Path, inp: Inputs) -> None:
+    """Electricity Maps zone names (2019, via experiment-impact-tracker): display names only."""
+    data = json.loads((shared / "experiment-impact-tracker" / "zone_names.json").read_text(encoding="utf-8"))
+    for zone, entry in data["zoneShortName"].items():
+        inp.zone_names[zone] = entry["zoneName"]
 
 
 def read_facts(path: Path, inp: Inputs) -> None:
@@ -462,16 +604,74 @@ def _source_commit(shared: Path, folder: str) -> tuple[str, str]:
     return (commit.group(0) if commit else "unknown", date.group(1) if date else "unknown")
 
 
-def ccf_value(provider: str, region: str, inp: Inputs) -> tuple[float, str, int] | None:
-    found = inp.ccf_factor.get((provider, region))
-    if found is None:
-        return None
-    value, basis = found
-    if basis.startswith("eGRID NERC"):
-        return value, f"CCF: EPA eGRID{CCF_EGRID_YEAR} NERC {basis.split()[-1]}", CCF_EGRID_YEAR
-    if (provider, region) in CCF_EEA:
-        return value, "CCF: EEA", CCF_EEA_YEAR
-    return value, f"CCF: carbonfootprint.com {CCF_CFCOM_YEAR}", CCF_CFCOM_YEAR
+def pick(candidates: list[Candidate]) -> Candidate:
+    """Among values for one geography: the most recent year, then the source ranking."""
+    best = min(candidates, key=lambda c: (-c.year, SOURCE_RANK[c.source]))
+    rivals = {c.g_per_kwh for c in candidates if (c.year, c.source) == (best.year, best.source)}
+    if len(rivals) > 1:
+        raise SystemExit(f"{best.geo}: {best.source} {best.year} gives different values {sorted(rivals)}")
+    return best
+
+
+def zone_value(zone: str, inp: Inputs) -> tuple[str, Candidate] | None:
+    """The one static value of a zone: the most specific geography that has a value (the zone itself,
+    then the sub-national area region_facts maps it to, then its country), then `pick` among that
+    geography's values."""
+    area = inp.zone_areas.get(zone, ("", ""))[0]
+    for level, geo in zip(LEVELS, (zone, area, zone.split("-")[0]), strict=True):
+        if geo and inp.values.get(geo):
+            return level, pick(inp.values[geo])
+    return None
+
+
+def _value_row(zone: str, name: str, country: str, level: str, chosen: Candidate, iso3: str = "") -> ValueRow:
+    info = VALUE_SOURCES[chosen.source]
+    return ValueRow(
+        zone,
+        name,
+        country,
+        chosen.g_per_kwh,
+        chosen.source,
+        chosen.year,
+        iso3,
+        info.basis,
+        level,
+        chosen.geo,
+        info.method,
+    )
+
+
+def choose_values(inp: Inputs, region_zones: Iterable[str]) -> None:
+    """Fill inp.countries and inp.zones: every country, every sub-national table zone, every zone a
+    region sits in, and the world average, each with its one value."""
+    used = set(region_zones)
+    for iso2, (name, iso3) in inp.country_meta.items():
+        inp.countries[iso2] = _value_row(iso2, name, iso2, "country", pick(inp.values[iso2]), iso3)
+    table_zones = {g for g in inp.values if "-" in g and not g.startswith("US-NERC-")}
+    for zone in sorted(table_zones | used):
+        if zone in inp.countries:
+            continue
+        found = zone_value(zone, inp)
+        if found is None:
+            raise SystemExit(f"zone {zone}: no value for the zone, its area or its country")
+        level, chosen = found
+        exact = [c for c in inp.values.get(zone, []) if c.name]
+        country = zone.split("-")[0]
+        name = (
+            exact[0].name
+            if exact
+            else inp.area_zone_names.get(zone)
+            or inp.zone_names.get(zone)
+            or f"{inp.country_meta.get(country, (country, ''))[0]} ({zone})"
+        )
+        inp.zones[zone] = _value_row(zone, name, country, level, chosen)
+    for zone, (area, _) in inp.zone_areas.items():
+        if zone not in used:
+            raise SystemExit(f"zone_areas.csv maps {zone}, which no region sits in")
+        if not inp.values.get(area):
+            raise SystemExit(f"zone_areas.csv maps {zone} to {area}, which no table has a value for")
+    world = pick(inp.values["WORLD"])
+    inp.zones["WORLD"] = _value_row("WORLD", "World", "", "world", world)
 
 
 def build_region(provider: str, region: str, inp: Inputs) -> RegionRow:
@@ -501,19 +701,14 @@ def build_region(provider: str, region: str, inp: Inputs) -> RegionRow:
         row.pue, row.pue_source = inp.gcp_pue[region], "CCF GCP trailing-12-month PUE"
     else:
         row.pue, row.pue_source = inp.pue_avg[provider], f"CCF {provider} PUE_AVG"
-    value: tuple[float, str, int] | None = None
     if provider == "gcp" and region in inp.google:
         g, year, _ = inp.google[region]
-        value = (g, f"Google region-carbon-info {year}", year)
-    elif provider in ("aws", "azure"):
-        value = ccf_value(provider, region, inp)
-    if value is None and row.country in inp.countries:
-        c = inp.countries[row.country]
-        value = (c.g_per_kwh, f"country average {c.id}: {c.source}", c.year)
-    if value is not None:
-        row.g_per_kwh, row.source, row.year = value
-    problems = [name for name in ("location", "country", "zone", "source") if not getattr(row, name)]
-    problems += [name for name in ("lat", "lon", "g_per_kwh", "year", "pue") if getattr(row, name) is None]
+        row.provider_reported_g_per_kwh = g
+        row.provider_reported_source = f"Google region-carbon-info {year}"
+        row.provider_reported_year = year
+        row.provider_reported_basis = PROVIDER_REPORTED.basis
+    problems = [name for name in ("location", "country", "zone") if not getattr(row, name)]
+    problems += [name for name in ("lat", "lon", "pue") if getattr(row, name) is None]
     if problems:
         raise SystemExit(
             f"{provider}:{region} lacks {', '.join(problems)} (seen in: {', '.join(sorted(inp.candidates[key]))}); "
@@ -521,7 +716,7 @@ def build_region(provider: str, region: str, inp: Inputs) -> RegionRow:
         )
     if not ZONE_RE.match(row.zone):
         raise SystemExit(f"{provider}:{region}: zone {row.zone!r} is not an Electricity Maps style id")
-    if row.country not in inp.countries:
+    if row.country not in inp.country_meta:
         raise SystemExit(f"{provider}:{region}: country {row.country} is not in the country table")
     assert row.lat is not None and row.lon is not None
     if not (-90 <= row.lat <= 90 and -180 <= row.lon <= 180):
@@ -537,7 +732,9 @@ def build(shared: Path, facts: Path) -> tuple[list[RegionRow], Inputs, dict[tupl
     read_locations(shared, inp)
     read_countries(shared, inp)
     read_zones(shared, inp)
+    read_zone_names(shared, inp)
     read_facts(facts, inp)
+    read_zone_areas(facts.parent / "zone_areas.csv", inp)
     regions: list[RegionRow] = []
     excluded: dict[tuple[str, str], str] = {}
     for provider, region in sorted(inp.candidates):
@@ -548,6 +745,7 @@ def build(shared: Path, facts: Path) -> tuple[list[RegionRow], Inputs, dict[tupl
             excluded[(provider, region)] = reason
             continue
         regions.append(build_region(provider, region, inp))
+    choose_values(inp, (r.zone for r in regions))
     return regions, inp, excluded
 
 
@@ -582,21 +780,22 @@ def render_regions(regions: list[RegionRow]) -> str:
     return _write_csv(header, ([cell(getattr(r, name)) for name in header] for r in regions))
 
 
+VALUE_COLUMNS = ["g_per_kwh", "basis", "source", "year", "level", "geography", "method"]
+
+
+def _value_cells(v: ValueRow) -> list[str]:
+    return [_num(v.g_per_kwh), v.basis, v.source, str(v.year), v.level, v.geography, v.method]
+
+
 def render_countries(values: Iterable[ValueRow]) -> str:
-    header = ["country", "iso3", "name", "g_per_kwh", "source", "year"]
-    rows = (
-        [v.id, v.iso3, v.name, _num(v.g_per_kwh), v.source, str(v.year)]
-        for v in sorted(values, key=lambda v: v.id)
-    )
+    header = ["country", "iso3", "name", *VALUE_COLUMNS]
+    rows = ([v.id, v.iso3, v.name, *_value_cells(v)] for v in sorted(values, key=lambda v: v.id))
     return _write_csv(header, rows)
 
 
 def render_zones(values: Iterable[ValueRow]) -> str:
-    header = ["zone", "name", "country", "g_per_kwh", "source", "year"]
-    rows = (
-        [v.id, v.name, v.country, _num(v.g_per_kwh), v.source, str(v.year)]
-        for v in sorted(values, key=lambda v: v.id)
-    )
+    header = ["zone", "name", "country", *VALUE_COLUMNS]
+    rows = ([v.id, v.name, v.country, *_value_cells(v)] for v in sorted(values, key=lambda v: v.id))
     return _write_csv(header, rows)
 
 
@@ -604,24 +803,53 @@ def render_sources_md(
     shared: Path, regions: list[RegionRow], inp: Inputs, excluded: dict[tuple[str, str], str]
 ) -> str:
     per_provider = ", ".join(f"{p} {sum(r.provider == p for r in regions)}" for p in PROVIDERS)
-    labels: dict[str, int] = {}
+    zone_of = {r.zone: inp.zones.get(r.zone) or inp.countries[r.zone] for r in regions}
+    by_level: dict[str, int] = {}
     for r in regions:
-        label = "country average (see countries.csv)" if r.source.startswith("country average") else r.source
-        labels[label] = labels.get(label, 0) + 1
+        by_level[zone_of[r.zone].level] = by_level.get(zone_of[r.zone].level, 0) + 1
     out = [
         "# Sources of the bundled catalog",
         "",
-        "Generated by `tools/build_catalog.py` (do not edit by hand; edit `tools/catalog/region_facts.csv` or the",
-        "script and rebuild with `.venv/bin/python tools/build_catalog.py --shared ../shared/data`).",
+        "Generated by `tools/build_catalog.py` (do not edit by hand; edit `tools/catalog/region_facts.csv`,",
+        "`tools/catalog/zone_areas.csv` or the script and rebuild with",
+        "`.venv/bin/python tools/build_catalog.py --shared ../shared/data`).",
         "",
-        f"- `regions.csv`: {len(regions)} public regions ({per_provider}).",
-        f"- `countries.csv`: {len(inp.countries)} country annual averages.",
-        f"- `zones.csv`: {len(inp.zones)} sub-national zones (Nordic bidding zones, US states, Canadian"
-        " provinces, Australian states).",
+        f"- `regions.csv`: {len(regions)} public regions ({per_provider}): place, grid zone, PUE, and the",
+        "  provider's own published figure where there is one. No static intensity: a region takes its zone's.",
+        f"- `zones.csv`: {len(inp.zones)} zones (every zone a region sits in, every sub-national zone of the",
+        "  tables, and `WORLD`), each with one static value.",
+        f"- `countries.csv`: {len(inp.countries)} countries, each with one static value.",
         "",
-        "Every value row carries `source` (a short label, below) and `year` (the year the value describes).",
-        "All values are location-based annual grid averages in gCO2e/kWh: the grid's mix, not a provider's",
-        "renewable purchases, and never a marginal signal.",
+        "All values are location-based annual grid averages in gCO2e/kWh (the grid's mix, not a provider's",
+        "renewable purchases, never a marginal signal), each with `source`, `year`, `basis` (direct or",
+        "lifecycle), `level` and `geography` (what the value describes), and `method`.",
+        "",
+        "## One value per zone: the precedence",
+        "",
+        "1. Most specific geography first: a value for the zone itself; else for the sub-national area",
+        "   `tools/catalog/zone_areas.csv` maps it to (a US state or NERC region, with the reason); else its country.",
+        "2. Among values for that geography, the most recent year.",
+        "3. Then the source ranking: " + " > ".join(f"`{label}`" for label in VALUE_SOURCES) + ".",
+        "",
+        "Regions in one zone therefore always share one value. Regions by the level their zone's value",
+        "comes from: " + ", ".join(f"{level} {n}" for level, n in sorted(by_level.items())) + ".",
+        "Zones whose value is their country's (no open table has a sub-national value for them): "
+        + ", ".join(sorted({r.zone for r in regions if zone_of[r.zone].level == "country" and "-" in r.zone}))
+        + ".",
+        "",
+        "## Value sources",
+        "",
+        "| source label | basis | method | why this basis |",
+        "|---|---|---|---|",
+    ]
+    out += [f"| {label} | {v.basis} | {v.method} | {v.why_basis} |" for label, v in VALUE_SOURCES.items()]
+    out += [
+        f"| Google region-carbon-info YEAR (regions.csv `provider_reported_*` only) | {PROVIDER_REPORTED.basis} "
+        f"| {PROVIDER_REPORTED.method} | {PROVIDER_REPORTED.why_basis} |",
+        "",
+        "Google's per-region figures are kept as `provider_reported_g_per_kwh`, never ranked by: they come",
+        "from a method and data (Electricity Maps hourly data for Google's own sites) that no table offers",
+        "for the other two clouds' regions in the same grid, so ranking by them would rank by provider.",
         "",
         "## Attribution",
         "",
@@ -629,49 +857,27 @@ def render_sources_md(
     out += [f"- {s.attribution}" for s in SOURCES]
     out += [
         "",
-        "## Source tables",
+        "## Source tables, licences and what reaches the package",
         "",
-        "| folder | what it gives here | licence | repository @ commit (date) |",
-        "|---|---|---|---|",
+        "| folder | what it gives here | licence | redistribution | repository @ commit (date) |",
+        "|---|---|---|---|---|",
     ]
     for s in SOURCES:
         commit, date = _source_commit(shared, s.folder)
-        out.append(f"| {s.folder} | {s.used_for} | {s.licence} | {s.repo} @ {commit[:12]} ({date}) |")
+        out.append(
+            f"| {s.folder} | {s.used_for} | {s.licence} | {s.redistribution} | {s.repo} @ {commit[:12]} ({date}) |"
+        )
     out += [
-        "| tools/catalog/region_facts.csv | hand-curated facts for regions the tables lack (location, country,"
-        " coordinates, zone with a justification), each citing the provider's public region list | this"
-        " project | - |",
+        "| tools/catalog/region_facts.csv, zone_areas.csv | hand-curated facts for regions the tables lack"
+        " (location, country, coordinates, zone with a justification), each citing the provider's public"
+        " region list; zone -> sub-national area with the reason | this project | bundled | - |",
         "",
-        "Read at build time only to map codes, never bundled: carbontracker and eco2AI tables (ISO 3166 codes).",
+        "Read at build time only, never bundled: carbontracker and eCO2AI tables (ISO 3166 codes).",
         'Deliberately not used: gsf-real-time-cloud ("All rights reserved"; the tests read it as a cross-check',
         "only), lets-wait-awhile (no licence), mlco2's Electricity Maps yearly averages (Electricity Maps'",
-        "terms forbid republishing).",
-        "",
-        "## Value sources in regions.csv",
-        "",
-        "| source label | regions | year means |",
-        "|---|---|---|",
-    ]
-    meaning = {
-        "Google": "the year of Google's published grid intensity for the region (latest year available)",
-        "CCF: EPA": f"EPA eGRID{CCF_EGRID_YEAR} NERC-region factor, as embedded in CCF",
-        "CCF: EEA": f"EEA CO2 intensity as embedded in CCF; CCF does not state the year, {CCF_EEA_YEAR} is the "
-        "latest EEA year at CCF's last refresh (2021)",
-        "CCF: carbonfootprint.com": "carbonfootprint.com 'emissions factors for 2021 electricity' (2022-03), as embedded in CCF",
-        "country average": "the year of the country value in countries.csv (used for regions no table covers)",
-    }
-    for label in sorted(labels):
-        why = next((v for k, v in meaning.items() if label.startswith(k)), "")
-        out.append(f"| {label} | {labels[label]} | {why} |")
-    out += [
-        "",
-        "Country values: `OWID/Ember via CodeCarbon` is Our World in Data's carbon intensity of electricity",
-        "generation (based on Ember and the Energy Institute), as extracted in CodeCarbon's",
-        "`global_energy_mix.json`; `Ember 2021` only fills a country CodeCarbon lacks.",
-        "Zone values: `CodeCarbon nordic_emissions (ENTSO-E)` (Nordic bidding zones) and",
-        "`Green Algorithms (carbonfootprint.com)` (sub-national factors compiled by carbonfootprint.com from",
-        "national inventories and eGRID; US states use ISO 3166-2 ids such as US-TX, which are not",
-        "Electricity Maps zones).",
+        "terms forbid republishing). Cloud Carbon Footprint's per-region carbonfootprint.com and EEA factors",
+        "are not used for values: they are per cloud region (one country gets different figures from",
+        "different providers' rows), older than the national tables, and of no stated geography.",
         "",
         "## PUE",
         "",
@@ -684,6 +890,8 @@ def render_sources_md(
         "or `region_facts.csv` with the reason (new regions, blanks in CCF, and a few CCF mappings that put",
         "a region in the wrong balancing area). `coords_source` does the same for latitude/longitude.",
         "WattTime regions come from the carbon-aware/scheduler mapping and are blank where it has none.",
+        "Zone display names: the table's own, else Electricity Maps' 2019 zone names (via",
+        "experiment-impact-tracker), else the country's name and the zone id.",
         "",
         "## Not in the catalog",
         "",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from carbonshift.catalog.models import EU_COUNTRIES, Region, ZoneInfo
@@ -25,11 +26,6 @@ def _norm(text: str) -> str:
     return text.strip().lower().replace(" ", "")
 
 
-def _region_order(region: Region) -> tuple[int, str, str]:
-    """Which region speaks for a zone: the most recent value first, then a stable tie-break."""
-    return (-(region.year or 0), region.provider, region.region)
-
-
 class Catalog:
     def __init__(
         self, regions: Iterable[Region], countries: Iterable[ZoneInfo], zones: Iterable[ZoneInfo]
@@ -44,10 +40,7 @@ class Catalog:
         self._by_zone: dict[str, list[Region]] = {}
         for r in self._regions.values():
             self._by_id.setdefault(_norm(r.region), []).append(r)
-            if r.g_per_kwh is not None:
-                self._by_zone.setdefault(r.zone.upper(), []).append(r)
-        for candidates in self._by_zone.values():
-            candidates.sort(key=_region_order)
+            self._by_zone.setdefault(r.zone.upper(), []).append(r)
 
     # ---- listing ----------------------------------------------------------------------------------
     def regions(self, provider: str | None = None, country: str | None = None) -> list[Region]:
@@ -106,37 +99,25 @@ class Catalog:
         raise UnknownLocationError(query, f"unknown region or location{_suggest(query, names)}")
 
     def zone(self, zone_id: str) -> GridZone:
-        """The zone with its static annual value: the zones table, else the most recent value of a region
-        in that zone, else the country (the ISO code before the first '-'); otherwise no static value."""
+        """The zone with its one static annual value (zones table: every zone a region sits in has a row,
+        chosen by the precedence in data/SOURCES.md), else its country's (the ISO code before the first
+        '-'); otherwise no static value. Never a region's row: two regions in a zone share its value."""
         query = zone_id.strip()
         key = query.upper()
         in_zone = self._by_zone.get(key, [])
         watttime = next((r.watttime_region for r in in_zone if r.watttime_region), None)
         table = self._zones.get(key)
         if table is not None:
-            return GridZone(
-                id=table.id,
-                country=table.country,
-                watttime_region=watttime,
-                static_g_per_kwh=table.g_per_kwh,
-                static_source=table.source,
-                static_year=table.year,
-                name=table.name,
-            )
-        if in_zone:
-            best = in_zone[0]
-            return GridZone(
-                id=best.zone,
-                country=best.country,
-                watttime_region=watttime,
-                static_g_per_kwh=best.g_per_kwh,
-                static_source=f"{best.source} (via {best.key})",
-                static_year=best.year,
-            )
+            return _table_zone(table, watttime)
         country = self._countries.get(key.split("-", 1)[0])
         if country is not None:
-            return _country_zone(query, country, name=country.name if key == country.id else None)
+            zone = _country_zone(query, country, name=country.name if key == country.id else None)
+            return replace(zone, watttime_region=watttime) if watttime else zone
         return GridZone(id=query)
+
+    def world_zone(self) -> GridZone:
+        """The world average: the last fallback for a run whose place nothing tells."""
+        return _table_zone(self._zones["WORLD"], None)
 
     def country(self, code: str) -> ZoneInfo | None:
         return self._countries.get(code.strip().upper())
@@ -170,7 +151,21 @@ class Catalog:
             g_per_kwh=zone.static_g_per_kwh,
             source=f"zone {loc.zone}: {zone.static_source}" if zone.static_source else None,
             year=zone.static_year,
+            basis=zone.static_basis,
         )
+
+
+def _table_zone(table: ZoneInfo, watttime: str | None) -> GridZone:
+    return GridZone(
+        id=table.id,
+        country=table.country or None,
+        watttime_region=watttime,
+        static_g_per_kwh=table.g_per_kwh,
+        static_source=table.label,
+        static_year=table.year,
+        static_basis=table.basis,
+        name=table.name,
+    )
 
 
 def _country_zone(zone_id: str, country: ZoneInfo, name: str | None = None) -> GridZone:
@@ -181,6 +176,7 @@ def _country_zone(zone_id: str, country: ZoneInfo, name: str | None = None) -> G
         static_g_per_kwh=country.g_per_kwh,
         static_source=f"country average {country.id}: {country.source}",
         static_year=country.year,
+        static_basis=country.basis,
         name=name,
     )
 

@@ -33,7 +33,12 @@ def _opt(text: str) -> str | None:
     return text or None
 
 
-def _region(row: dict[str, str]) -> Region:
+def _float(text: str) -> float | None:
+    return float(text) if text else None
+
+
+def _region(row: dict[str, str], zone: ZoneInfo) -> Region:
+    """A region takes its zone's value: one static value per zone, by construction."""
     return Region(
         provider=row["provider"],
         region=row["region"],
@@ -45,9 +50,14 @@ def _region(row: dict[str, str]) -> Region:
         watttime_region=_opt(row["watttime_region"]),
         pue=float(row["pue"]),
         pue_source=row["pue_source"],
-        g_per_kwh=float(row["g_per_kwh"]),
-        source=row["source"],
-        year=int(row["year"]),
+        g_per_kwh=zone.g_per_kwh,
+        source=zone.label,
+        year=zone.year,
+        basis=zone.basis,
+        provider_reported_g_per_kwh=_float(row["provider_reported_g_per_kwh"]),
+        provider_reported_source=_opt(row["provider_reported_source"]),
+        provider_reported_year=int(row["provider_reported_year"]) if row["provider_reported_year"] else None,
+        provider_reported_basis=_opt(row["provider_reported_basis"]),
     )
 
 
@@ -60,13 +70,20 @@ def _value(row: dict[str, str], id_column: str, kind: str) -> ZoneInfo:
         source=row["source"],
         year=int(row["year"]),
         kind=kind,
+        basis=row["basis"],
+        level=row["level"],
+        geography=row["geography"],
+        method=row["method"],
     )
 
 
 @cache
 def bundled_tables() -> BundledTables:
+    countries = tuple(_value(r, "country", "country") for r in _rows("countries.csv"))
+    zones = tuple(_value(r, "zone", "zone") for r in _rows("zones.csv"))
+    by_id = {v.id: v for v in (*countries, *zones)}
     return BundledTables(
-        regions=tuple(_region(r) for r in _rows("regions.csv")),
-        countries=tuple(_value(r, "country", "country") for r in _rows("countries.csv")),
-        zones=tuple(_value(r, "zone", "zone") for r in _rows("zones.csv")),
+        regions=tuple(_region(r, by_id[r["zone"]]) for r in _rows("regions.csv")),
+        countries=countries,
+        zones=zones,
     )

@@ -21,8 +21,11 @@ EU_COUNTRIES: frozenset[str] = frozenset(
 
 @dataclass(frozen=True, slots=True)
 class Region:
-    """Where a job can run. `g_per_kwh` is the static annual grid average with its `source` and `year`;
-    it is None only for a user location whose zone no table knows (live sources may still cover it)."""
+    """Where a job can run. `g_per_kwh` is its zone's static annual grid average with that value's
+    `source`, `year` and emissions `basis` (so regions in one zone always share it); it is None only for
+    a user location whose zone no table knows (live sources may still cover it). A provider's own
+    published figure for the region (Google's) is kept apart in `provider_reported_*`: shown, never
+    ranked by, because no table has the same figure for the other clouds' regions on that grid."""
 
     provider: str
     region: str
@@ -37,6 +40,11 @@ class Region:
     g_per_kwh: float | None
     source: str | None
     year: int | None
+    basis: str | None = None  # "direct" | "lifecycle": what the static value counts
+    provider_reported_g_per_kwh: float | None = None
+    provider_reported_source: str | None = None
+    provider_reported_year: int | None = None
+    provider_reported_basis: str | None = None
 
     @property
     def key(self) -> str:
@@ -53,6 +61,7 @@ class Region:
             static_g_per_kwh=self.g_per_kwh,
             static_source=self.source,
             static_year=self.year,
+            static_basis=self.basis,
             name=self.location,
             cloud_region=self.region,
         )
@@ -72,12 +81,19 @@ class Region:
             "g_per_kwh": self.g_per_kwh,
             "source": self.source,
             "year": self.year,
+            "basis": self.basis,
+            "provider_reported_g_per_kwh": self.provider_reported_g_per_kwh,
+            "provider_reported_source": self.provider_reported_source,
+            "provider_reported_year": self.provider_reported_year,
+            "provider_reported_basis": self.provider_reported_basis,
         }
 
 
 @dataclass(frozen=True, slots=True)
 class ZoneInfo:
-    """A country or sub-national zone with its static annual average (`kind` says which table)."""
+    """A country or zone with its one static annual average (`kind` says which table). `level` and
+    `geography` say what the value describes: the zone itself, a sub-national area standing for it
+    (a US state, a NERC region) or its country, so a reader sees how specific the number is."""
 
     id: str
     name: str
@@ -86,3 +102,14 @@ class ZoneInfo:
     source: str
     year: int
     kind: str  # "country" or "zone"
+    basis: str = "lifecycle"  # "direct" | "lifecycle"
+    level: str = "zone"  # zone | area | country | world
+    geography: str = ""
+    method: str = ""
+
+    @property
+    def label(self) -> str:
+        """The source as shown with a value: the table, and the geography when it is not the zone's own."""
+        if self.level in ("area", "country") and self.geography and self.geography != self.id:
+            return f"{self.source} ({self.level} {self.geography})"
+        return self.source

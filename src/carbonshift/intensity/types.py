@@ -99,6 +99,7 @@ class GridZone:
     static_g_per_kwh: float | None = None
     static_source: str | None = None
     static_year: int | None = None
+    static_basis: str | None = None  # "direct" | "lifecycle"
     name: str | None = None
     cloud_region: str | None = None  # the provider region this zone was resolved from (CASDK locations)
 
