@@ -491,7 +491,12 @@ def read_countries(shared: Path, inp: Inputs) -> None:
         inp.country_meta[iso2] = (entry["country_name"], iso3)
         inp.offer(
             Candidate(
-                iso2, entry["country_name"], iso2, float(entry["carbon_intensity"]), COUNTRY_LABEL, int(entry["year"])
+                iso2,
+                entry["country_name"],
+                iso2,
+                float(entry["carbon_intensity"]),
+                COUNTRY_LABEL,
+                int(entry["year"]),
             )
         )
     for row in _csv(shared / "ember-annual" / "co2-intensities-ember-2021.csv"):
@@ -541,7 +546,11 @@ def read_zones(shared: Path, inp: Inputs) -> None:
             year = re.search(r"(\d{4})", row.get("comments") or "")
             if year is None:
                 raise SystemExit("green-algorithms WORLD: no data year")
-            inp.offer(Candidate("WORLD", "World", "", float(row["carbonIntensity"]), WORLD_LABEL, int(year.group(1))))
+            inp.offer(
+                Candidate(
+                    "WORLD", "World", "", float(row["carbonIntensity"]), WORLD_LABEL, int(year.group(1))
+                )
+            )
             continue
         if row["Type"].strip() != "Region" or ("-" not in code and code not in GA_ZONE_IDS):
             continue
@@ -618,7 +627,7 @@ def zone_value(zone: str, inp: Inputs) -> tuple[str, Candidate] | None:
     then the sub-national area region_facts maps it to, then its country), then `pick` among that
     geography's values."""
     area = inp.zone_areas.get(zone, ("", ""))[0]
-    for level, geo in zip(LEVELS, (zone, area, zone.split("-")[0]), strict=True):
+    for level, geo in zip(LEVELS, (zone, area, zone.split("-", maxsplit=1)[0]), strict=True):
         if geo and inp.values.get(geo):
             return level, pick(inp.values[geo])
     return None

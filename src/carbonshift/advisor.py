@@ -19,7 +19,7 @@ from carbonshift.intensity.service import IntensityService
 from carbonshift.intensity.types import GridZone, IntensitySeries, Signal, TimeSpan
 from carbonshift.planner.batch import PlacementIndex, plan_batch
 from carbonshift.planner.placement import filter_candidates, region_ref
-from carbonshift.planner.plan import Plan, plan
+from carbonshift.planner.plan import Plan, mixed_basis_notice, plan
 from carbonshift.providers.instances import filter_offering
 from carbonshift.schedule import next_occurrence, occurrence_spec
 
@@ -91,7 +91,12 @@ def advise(
         now=now,
         baseline=baseline_pair,
     )
-    return Advice(result, series, list(service.notices))
+    return Advice(result, series, _with_basis_notice(list(service.notices), series))
+
+
+def _with_basis_notice(notices: list[str], series: dict[str, IntensitySeries]) -> list[str]:
+    notice = mixed_basis_notice(series)
+    return [*notices, notice] if notice is not None else notices
 
 
 def advise_many(
@@ -133,6 +138,7 @@ class _Regions:
     series: dict[str, IntensitySeries] = field(default_factory=dict)
     pairs: list[tuple[Region, IntensitySeries]] = field(default_factory=list)
     base_pair: tuple[Region, IntensitySeries] | None = None
+    basis_notice: str | None = None
 
 
 def _advise_together(
@@ -190,7 +196,9 @@ def _advise_together(
             base = chosen.base
             if base is not None and base not in chosen.candidates:
                 chosen.base_pair = (base, chosen.series[region_ref(base)])
-        notices.append(list(service.notices))
+            chosen.basis_notice = mixed_basis_notice(chosen.series)
+        seen = list(service.notices)
+        notices.append([*seen, chosen.basis_notice] if chosen.basis_notice else seen)
 
     by_spec = {id(spec): chosen for spec, chosen in prepared}
     plans = plan_batch(

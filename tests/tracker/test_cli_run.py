@@ -90,10 +90,33 @@ def test_waiting_shows_a_countdown_and_ctrl_c_cancels_cleanly(tmp_path: Path) ->
     assert not marker.exists() and not (tmp_path / "data" / "runs").exists()
 
 
-def test_run_without_a_location_says_how_to_give_one(tmp_path: Path) -> None:
+def test_run_without_a_location_plans_and_charges_an_assumed_place_and_says_how_to_give_one(
+    tmp_path: Path,
+) -> None:
     cfg = config_file(tmp_path)
     cfg.write_text(cfg.read_text().replace(f"location: {ZONE}\n", ""))
     job = spec(tmp_path, [PY, "-c", "pass"])
+    result = run_cli(
+        "--config", str(cfg), "run", str(job), "--no-wait", "--output-dir", str(tmp_path / "out"),
+        env={"TZ": "UTC"}, tmp=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "this machine: local:this-machine in zone WORLD (assumed: world average)" in result.stderr
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning: no location given")]
+    assert len(warnings) == 1 and "`location:`" in warnings[0]
+    (path,) = (tmp_path / "out").glob("*.json")
+    report = json.loads(path.read_text())
+    assert report["kg_co2e"] is not None and report["kg_co2e"] > 0
+    assert report["zone"] == "WORLD" and report["location"]["basis"] == "world-average"
+    assert report["planned"]["zone"] == "WORLD" and report["planned"]["kg_co2e"] > 0
+
+
+def test_run_with_a_config_location_that_is_no_place_exits_2_naming_the_key(tmp_path: Path) -> None:
+    cfg = config_file(tmp_path)
+    cfg.write_text(cfg.read_text().replace(f"location: {ZONE}\n", "location: nowhere-atlantis-9\n"))
+    marker = tmp_path / "ran"
+    job = spec(tmp_path, [PY, "-c", f"open({str(marker)!r}, 'w')"])
     result = run_cli("--config", str(cfg), "run", str(job), "--no-wait", tmp=tmp_path)
-    assert result.returncode == 2
-    assert result.stderr.startswith("error: location: `run` needs this machine's location")
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("error: location: ") and "nowhere-atlantis-9" in result.stderr
+    assert not marker.exists()

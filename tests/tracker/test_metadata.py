@@ -91,6 +91,7 @@ def test_detected_region_gives_zone_and_pue_and_no_token_leaks(
         True,
     )
     assert loc["pue"] == pytest.approx(1.135) and report.kg_co2e is not None
+    assert loc["basis"] == "cloud-metadata" and not any("no location" in w for w in report.warnings)
     text = json.dumps(report.to_dict()) + (tmp_path / "data" / "runs" / "emissions.csv").read_text()
     assert TOKEN not in text
     assert ",aws,eu-west-1," in text and ",Y," in text  # cloud_provider, cloud_region, on_cloud in the CSV

@@ -66,6 +66,7 @@ def test_known_power_and_intensity_give_hand_computed_energy_and_emissions(tmp_p
     data = report.to_dict()
     assert set(data) >= STABLE_KEYS
     assert data["zone"] == helpers.ZONE and data["location"]["how"] == "location"
+    assert data["location"]["basis"] == "config" and not any("no location" in w for w in data["warnings"])
     assert data["pue"] == 1.5 and data["location"]["pue_source"] == "config: tracker.pue"
     (src,) = data["intensity_sources"]  # the run is over: all of it is history, none a forecast
     assert src["source"] == "file:zone.csv" and src["kind"] == "measured" and src["share"] == 1.0
@@ -168,7 +169,10 @@ def test_planned_block_compares_plan_and_run(tmp_path: Path) -> None:
     assert abs(p["difference"]["start_delay_s"]) < 1
 
 
-def test_no_location_means_no_emissions_but_still_a_report(tmp_path: Path) -> None:
+def test_no_location_still_means_emissions_at_an_assumed_place(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TZ", "Etc/UTC")  # a zone that names no country: the world average
     settings = helpers.settings(tmp_path, attribution="machine").model_copy(update={"location": None})
     tracker = Tracker(
         settings, pid=os.getpid(), sources=[ConstantSource(Component.CPU, 5.0)], write_outputs=False
@@ -176,8 +180,10 @@ def test_no_location_means_no_emissions_but_still_a_report(tmp_path: Path) -> No
     tracker.start()
     time.sleep(0.05)
     report = tracker.stop(0)
-    assert report.kg_co2e is None and report.zone is None and report.energy_kwh > 0
-    assert any("no location" in w for w in report.warnings)
+    assert report.kg_co2e is not None and report.kg_co2e > 0 and report.energy_kwh > 0
+    assert report.zone == "WORLD" and report.location is not None
+    assert report.location["basis"] == "world-average"
+    assert any(w.startswith("no location given") for w in report.warnings)
 
 
 def test_two_trackers_run_side_by_side_without_waiting_for_each_other(tmp_path: Path) -> None:

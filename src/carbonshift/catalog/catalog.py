@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from carbonshift.config.settings import LocationSetting
 
 USER_PUE_SOURCE = "config: locations"
+WORLD = "WORLD"
 
 
 def _norm(text: str) -> str:
@@ -36,6 +37,7 @@ class Catalog:
         self._regions = dict(sorted(by_key.items()))
         self._countries = {c.id.upper(): c for c in countries}
         self._zones = {z.id.upper(): z for z in zones}
+        self._world = self._zones.pop(WORLD, None)  # a fallback, not a zone one lists or runs in
         self._by_id: dict[str, list[Region]] = {}
         self._by_zone: dict[str, list[Region]] = {}
         for r in self._regions.values():
@@ -106,7 +108,7 @@ class Catalog:
         key = query.upper()
         in_zone = self._by_zone.get(key, [])
         watttime = next((r.watttime_region for r in in_zone if r.watttime_region), None)
-        table = self._zones.get(key)
+        table = self._zones.get(key) or (self._world if key == WORLD else None)
         if table is not None:
             return _table_zone(table, watttime)
         country = self._countries.get(key.split("-", 1)[0])
@@ -117,7 +119,9 @@ class Catalog:
 
     def world_zone(self) -> GridZone:
         """The world average: the last fallback for a run whose place nothing tells."""
-        return _table_zone(self._zones["WORLD"], None)
+        if self._world is None:
+            raise UnknownLocationError(WORLD, "this catalog has no world average")
+        return _table_zone(self._world, None)
 
     def country(self, code: str) -> ZoneInfo | None:
         return self._countries.get(code.strip().upper())
@@ -126,7 +130,8 @@ class Catalog:
     def with_locations(self, locations: Iterable[LocationSetting]) -> Catalog:
         """A catalog that also holds the user's own locations; each takes its zone's static value."""
         extra = [self._user_region(loc) for loc in locations]
-        return Catalog([*self._regions.values(), *extra], self._countries.values(), self._zones.values())
+        zones = [*self._zones.values(), *([self._world] if self._world is not None else [])]
+        return Catalog([*self._regions.values(), *extra], self._countries.values(), zones)
 
     def _user_region(self, loc: LocationSetting) -> Region:
         zone = self.zone(loc.zone)

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from carbonshift.errors import ConfigError
-from carbonshift.intensity.types import Signal
+from carbonshift.intensity.types import Basis, Signal
 from carbonshift.scheduler.settings import SchedulerSettings
 from carbonshift.tracker.settings import TrackerSettings
 
@@ -52,6 +52,10 @@ class IntensitySettings(_Strict):
     )
     files: dict[str, Path] = Field(
         default_factory=dict, description="zone -> CSV file (timestamp,g_per_kwh), used as given"
+    )
+    files_basis: Basis = Field(
+        default=Basis.LIFECYCLE,
+        description="what the files' values count: lifecycle (as Electricity Maps exports) or direct",
     )
     connect_timeout_s: float = Field(default=2.0, gt=0, le=60)
     read_timeout_s: float = Field(default=5.0, gt=0, le=120)
@@ -106,6 +110,11 @@ class Settings(BaseSettings):
     carbon_aware_sdk_signal: Signal = Field(
         default=Signal.MARGINAL,
         description="the signal the hosted Carbon Aware SDK serves (WattTime-backed: marginal)",
+    )
+    carbon_aware_sdk_basis: Basis | None = Field(
+        default=None,
+        description="what its values count: direct or lifecycle (default: direct for marginal, lifecycle "
+        "for average, as WattTime and Electricity Maps document theirs)",
     )
     signal: Signal = Signal.AVERAGE
     location: str | None = Field(default=None, description="this machine's location: a region or zone")

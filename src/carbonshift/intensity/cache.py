@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from carbonshift.intensity.types import IntensitySeries, Kind, Provenance, Signal, TimeSpan
+from carbonshift.intensity.types import IntensitySeries, Kind, Provenance, Signal, TimeSpan, basis_of
 from carbonshift.timeutil import from_epoch_s, to_epoch_s
 
 log = logging.getLogger(__name__)
@@ -30,7 +30,7 @@ CREATE TABLE IF NOT EXISTS points (
     source TEXT NOT NULL, zone TEXT NOT NULL, signal TEXT NOT NULL,
     start_s INTEGER NOT NULL, end_s INTEGER NOT NULL, g_per_kwh REAL NOT NULL,
     kind TEXT NOT NULL, note TEXT NOT NULL DEFAULT '', provenance_source TEXT NOT NULL,
-    fetched_at_s INTEGER NOT NULL,
+    fetched_at_s INTEGER NOT NULL, basis TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (source, zone, signal, start_s)
 );
 CREATE TABLE IF NOT EXISTS fetches (
@@ -62,6 +62,9 @@ class IntensityCache:
         path.parent.mkdir(parents=True, exist_ok=True)
         with self._conn() as conn:
             conn.executescript(SCHEMA)
+            columns = {str(row[1]) for row in conn.execute("PRAGMA table_info(points)")}
+            if "basis" not in columns:  # a cache from before values carried their basis: start afresh
+                conn.executescript("DROP TABLE points; DELETE FROM fetches;" + SCHEMA.split(";", 1)[0] + ";")
 
     @contextmanager
     def _conn(self) -> Iterator[sqlite3.Connection]:
@@ -93,6 +96,7 @@ class IntensityCache:
                     p.note,
                     p.source,
                     to_epoch_s(p.fetched_at),
+                    p.basis.value if p.basis is not None else "",
                 )
             )
         with self._conn() as conn:
@@ -104,7 +108,7 @@ class IntensityCache:
                         "DELETE FROM points WHERE source=? AND zone=? AND signal=? AND start_s<? AND end_s>?",
                         (source, place, series.signal.value, span.end_s, span.start_s),
                     )
-                    conn.executemany("INSERT OR REPLACE INTO points VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
+                    conn.executemany("INSERT OR REPLACE INTO points VALUES (?,?,?,?,?,?,?,?,?,?,?)", rows)
                 conn.execute(
                     "INSERT INTO fetches VALUES (?,?,?,?,?,?)",
                     (source, place, series.signal.value, span.start_s, span.end_s, now_s),
@@ -141,7 +145,7 @@ class IntensityCache:
                 (source, place, signal.value, span.start_s, span.end_s),
             ).fetchone()
             rows = conn.execute(
-                "SELECT start_s, end_s, g_per_kwh, kind, note, provenance_source, fetched_at_s FROM points "
+                "SELECT start_s, end_s, g_per_kwh, kind, note, provenance_source, fetched_at_s, basis FROM points "
                 "WHERE source=? AND zone=? AND signal=? AND start_s<? AND end_s>? ORDER BY start_s",
                 (source, place, signal.value, span.end_s, span.start_s),
             ).fetchall()
@@ -156,7 +160,14 @@ class IntensityCache:
             fresh = now_s - int(fetch[0]) <= ttl
         if rows:
             provs = [
-                Provenance(str(r[5]), signal, Kind(str(r[3])), from_epoch_s(int(r[6])), str(r[4]))
+                Provenance(
+                    str(r[5]),
+                    signal,
+                    Kind(str(r[3])),
+                    from_epoch_s(int(r[6])),
+                    str(r[4]),
+                    basis_of(str(r[7])),
+                )
                 for r in rows
             ]
             series = IntensitySeries.from_intervals(

@@ -12,7 +12,7 @@ from datetime import datetime
 
 import numpy as np
 
-from carbonshift.intensity.types import IntensitySeries, Kind, Provenance, TimeSpan
+from carbonshift.intensity.types import Basis, IntensitySeries, Kind, Provenance, TimeSpan
 
 DAY_S = 86_400
 
@@ -77,6 +77,7 @@ def profile_forecast(
         fetched_at=now,
         note=f"mean by {slot_s // 60}-min slot of day over {days:.1f} days of {based_on} history to "
         f"{last:%Y-%m-%d %H:%M}Z",
+        basis=_one_basis(history),
     )
     return IntensitySeries(
         history.zone,
@@ -86,3 +87,9 @@ def profile_forecast(
         np.zeros(len(slots), dtype=np.int32),
         (provenance,),
     )._compact()
+
+
+def _one_basis(history: IntensitySeries) -> Basis | None:
+    """A profile of one basis keeps it; one built from values of two bases states none."""
+    bases = {p.basis for p in history.provenances}
+    return bases.pop() if len(bases) == 1 else None

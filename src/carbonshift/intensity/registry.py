@@ -18,7 +18,11 @@ def build_sources(settings: Settings, http_factory: HttpFactory | None = None) -
     for name in settings.intensity.priority:
         if name == "files" and settings.intensity.files:
             ordered.append(
-                FileSource(dict(settings.intensity.files), max_g_per_kwh=settings.intensity.max_g_per_kwh)
+                FileSource(
+                    dict(settings.intensity.files),
+                    max_g_per_kwh=settings.intensity.max_g_per_kwh,
+                    basis=settings.intensity.files_basis,
+                )
             )
         elif name in live:
             ordered.append(live[name])

@@ -226,7 +226,7 @@ def _age(delta: timedelta) -> str:
 
 def _annotated(series: IntensitySeries, note: str) -> IntensitySeries:
     provs = tuple(
-        Provenance(p.source, p.signal, p.kind, p.fetched_at, f"{p.note}; {note}" if p.note else note)
+        Provenance(p.source, p.signal, p.kind, p.fetched_at, f"{p.note}; {note}" if p.note else note, p.basis)
         for p in series.provenances
     )
     return IntensitySeries(

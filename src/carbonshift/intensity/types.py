@@ -31,6 +31,21 @@ class Signal(StrEnum):
     MARGINAL = "marginal"
 
 
+class Basis(StrEnum):
+    """What an intensity counts. Direct: combustion at the plant (operational). Lifecycle: that plus
+    fuel supply, construction and decommissioning, so a hydro or nuclear grid reads tens of grams
+    instead of near zero. The gap depends on the grid's mix, so no single factor converts one into the
+    other: values of different bases are shown with theirs and a plan that mixes them says so."""
+
+    DIRECT = "direct"
+    LIFECYCLE = "lifecycle"
+
+
+def basis_of(text: str | None) -> Basis | None:
+    """A stored basis string ('' or None when a table or source does not state it) as a Basis."""
+    return Basis(text) if text else None
+
+
 class Kind(StrEnum):
     MEASURED = "measured"
     FORECAST = "forecast"
@@ -47,12 +62,14 @@ class Provenance:
     kind: Kind
     fetched_at: datetime
     note: str = ""
+    basis: Basis | None = None  # None only where a source states none (a test's hand-made series)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "source": self.source,
             "signal": self.signal.value,
             "kind": self.kind.value,
+            "basis": self.basis.value if self.basis is not None else None,
             "fetched_at": isoformat_z(self.fetched_at),
         }
         if self.note:

@@ -15,7 +15,7 @@ Energy and emissions, stated once so every number is read the same way:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from operator import itemgetter
@@ -25,7 +25,7 @@ import numpy as np
 
 from carbonshift.config.jobspec import JobSpec
 from carbonshift.errors import CarbonshiftError, UserInputError
-from carbonshift.intensity.types import IntensitySeries, Kind, Signal
+from carbonshift.intensity.types import Basis, IntensitySeries, Kind, Signal
 from carbonshift.planner.contiguous import (
     FloatArray,
     IntArray,
@@ -63,9 +63,15 @@ class SourceShare:
     kind: Kind
     share: float
     note: str = ""
+    basis: Basis | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"source": self.source, "kind": self.kind.value, "share": round(self.share, 4)}
+        out: dict[str, Any] = {
+            "source": self.source,
+            "kind": self.kind.value,
+            "basis": self.basis.value if self.basis is not None else None,
+            "share": round(self.share, 4),
+        }
         if self.note:
             out["note"] = self.note
         return out
@@ -97,6 +103,7 @@ class Baseline:
             "energy_kwh": round(self.energy.kwh, 6),
             "pue": self.energy.pue,
             "basis": self.basis,
+            "emissions_basis": emissions_basis(self.sources),
             "sources": [s.to_dict() for s in self.sources],
             "static_fallback": self.static_fallback,
         }
@@ -166,6 +173,11 @@ class PlanOption:
     def ref(self) -> str:
         return f"{self.provider}:{self.region}"
 
+    @property
+    def basis(self) -> str | None:
+        """The emissions basis of the chosen time's values: direct, lifecycle, or mixed."""
+        return emissions_basis(self.sources)
+
     def to_dict(self, *, with_chunks: bool = False) -> dict[str, Any]:
         out: dict[str, Any] = {
             "provider": self.provider,
@@ -180,6 +192,7 @@ class PlanOption:
             "baseline_kg_co2e": round(self.baseline_kg_co2e, 6),
             "energy_kwh": round(self.energy_kwh, 6),
             "pue": self.pue,
+            "basis": self.basis,
             "sources": [s.to_dict() for s in self.sources],
             "static_fallback": self.static_fallback,
             "flat": self.flat,
@@ -538,6 +551,43 @@ def _baseline(
     )
 
 
+def emissions_basis(sources: Sequence[SourceShare]) -> str | None:
+    """direct | lifecycle when every value used says so; mixed when they differ; None when unstated."""
+    bases = {s.basis for s in sources}
+    if len(bases) > 1:
+        return "mixed"
+    only = bases.pop() if bases else None
+    return only.value if only is not None else None
+
+
+def series_bases(series: IntensitySeries) -> frozenset[Basis | None]:
+    """Every emissions basis a series' values state."""
+    return frozenset(p.basis for p in series.provenances)
+
+
+def mixed_basis_notice(series_by_ref: Mapping[str, IntensitySeries]) -> str | None:
+    """A plan's notice when the regions it compares hold values of different emissions bases.
+
+    They are ranked as given, not converted: no documented factor turns a grid's direct intensity into
+    its lifecycle one (the gap is near zero for coal and most of the value for hydro or nuclear), so
+    the plan says which regions are on which basis instead."""
+    by_basis: dict[str, list[str]] = {}
+    for ref, series in series_by_ref.items():
+        for basis in series_bases(series):
+            by_basis.setdefault(basis.value if basis is not None else "unstated", []).append(ref)
+    if len(by_basis) < 2:
+        return None
+    parts = []
+    for name, refs in sorted(by_basis.items(), key=lambda kv: len(kv[1])):
+        shown = ", ".join(refs[:4]) + (f" and {len(refs) - 4} more" if len(refs) > 4 else "")
+        parts.append(f"{name}: {shown}")
+    return (
+        "emissions bases differ (" + "; ".join(parts) + "): ranked as given, not converted (no single "
+        "factor converts direct to lifecycle; lifecycle adds upstream and construction emissions, most "
+        "for low-carbon grids), so compare regions of different bases with care"
+    )
+
+
 def _sources(
     series: IntensitySeries, chunks: Sequence[tuple[int, int]]
 ) -> tuple[tuple[SourceShare, ...], bool]:
@@ -546,7 +596,7 @@ def _sources(
     provs = series.provenances
     if len(provs) == 1:
         p = provs[0]
-        return (SourceShare(p.source, p.kind, 1.0, p.note),), p.kind in FALLBACK_KINDS
+        return (SourceShare(p.source, p.kind, 1.0, p.note, p.basis),), p.kind in FALLBACK_KINDS
     edges = series.edges_s
     weights = np.zeros(len(provs))
     for a, b in chunks:
@@ -562,7 +612,7 @@ def _sources(
     fallback = False
     for k in np.flatnonzero(weights > 0):
         p = provs[int(k)]
-        shares.append(SourceShare(p.source, p.kind, float(weights[k] / total), p.note))
+        shares.append(SourceShare(p.source, p.kind, float(weights[k] / total), p.note, p.basis))
         fallback = fallback or p.kind in FALLBACK_KINDS
     shares.sort(key=lambda s: -s.share)
     return tuple(shares), fallback

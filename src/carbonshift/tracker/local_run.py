@@ -2,8 +2,10 @@
 
 This machine is a `local` region: one of the user's `locations`, the config's `location` (a region
 or a zone, turned into a local region with that zone and PUE), or, with neither, the cloud region the
-instance metadata reports. The plan is contiguous (the job is started once and runs to the end) and
-its baseline is this machine now, so the saving shown is the saving of waiting.
+instance metadata reports; with none of these, the tracker's assumed place (the country of this
+machine's time zone, else the world average), with a warning. The plan is contiguous (the job is
+started once and runs to the end) and its baseline is this machine now, so the saving shown is the
+saving of waiting.
 """
 
 from __future__ import annotations
@@ -28,6 +30,17 @@ THIS_MACHINE = "this-machine"
 
 
 @dataclass(frozen=True)
+class ThisMachine:
+    """The region standing for this machine, how it was found, on what basis, and (for an assumed
+    place) the warning that says so."""
+
+    region: Region
+    how: str
+    basis: location.PlaceBasis
+    warning: str | None = None
+
+
+@dataclass(frozen=True)
 class LocalPlan:
     advice: Advice
     option: PlanOption
@@ -43,37 +56,49 @@ def _as_local(region: Region, name: str, description: str, settings: Settings) -
     return replace(region, provider="local", region=name, location=description, pue=pue, pue_source=source)
 
 
-def this_machine(settings: Settings, catalog: Catalog) -> tuple[Region, str]:
-    """The region standing for this machine, and how it was found (UserInputError when nothing says)."""
+def _zone_region(place: Place, settings: Settings) -> Region:
+    """A local region for a place that is a zone only (no region): its zone, static value and PUE."""
+    zone = place.zone
+    pue = settings.tracker.pue if settings.tracker.pue is not None else place.pue
+    return Region(
+        provider="local",
+        region=THIS_MACHINE,
+        location=f"this machine (zone {zone.id})",
+        country=zone.country,
+        lat=zone.lat,
+        lon=zone.lon,
+        zone=zone.id,
+        watttime_region=zone.watttime_region,
+        pue=pue,
+        pue_source="config: tracker.pue" if settings.tracker.pue is not None else place.pue_source,
+        g_per_kwh=zone.static_g_per_kwh,
+        source=zone.static_source,
+        year=zone.static_year,
+    )
+
+
+def this_machine(settings: Settings, catalog: Catalog) -> ThisMachine:
+    """The region standing for this machine and how it was found: the config's `location`, the one
+    local location, the cloud's instance metadata, else the assumed place (time zone's country or the
+    world average, with a warning). A `location` that is neither region nor zone: UserInputError."""
     local = [r for r in catalog.regions() if r.provider == "local"]
     if settings.location:
         try:
             region = catalog.resolve(settings.location)
         except UnknownLocationError:
             place = location.from_text(settings.location, "location", catalog, settings, zone_only=True)
-            zone = place.zone
-            pue = settings.tracker.pue if settings.tracker.pue is not None else place.pue
-            synthetic = Region(
-                provider="local",
-                region=THIS_MACHINE,
-                location=f"this machine (zone {zone.id})",
-                country=zone.country,
-                lat=zone.lat,
-                lon=zone.lon,
-                zone=zone.id,
-                watttime_region=zone.watttime_region,
-                pue=pue,
-                pue_source="config: tracker.pue" if settings.tracker.pue is not None else place.pue_source,
-                g_per_kwh=zone.static_g_per_kwh,
-                source=zone.static_source,
-                year=zone.static_year,
-            )
-            return synthetic, "config location (a zone)"
+            return ThisMachine(_zone_region(place, settings), "config location (a zone)", location.CONFIG)
         if region.provider == "local":
-            return _with_pue(region, settings), "config location"
-        return _as_local(region, THIS_MACHINE, f"this machine ({region.key})", settings), "config location"
+            return ThisMachine(_with_pue(region, settings), "config location", location.CONFIG)
+        return ThisMachine(
+            _as_local(region, THIS_MACHINE, f"this machine ({region.key})", settings),
+            "config location",
+            location.CONFIG,
+        )
     if len(local) == 1:
-        return _with_pue(local[0], settings), "the one local location in the config"
+        return ThisMachine(
+            _with_pue(local[0], settings), "the one local location in the config", location.CONFIG
+        )
     if len(local) > 1:
         names = ", ".join(r.region for r in local)
         raise UserInputError(
@@ -93,13 +118,14 @@ def this_machine(settings: Settings, catalog: Catalog) -> tuple[Region, str]:
             except UserInputError:
                 pass
             else:
-                return _as_local(region, THIS_MACHINE, f"this machine ({region.key})", settings), (
-                    f"{cloud.provider} instance metadata"
+                return ThisMachine(
+                    _as_local(region, THIS_MACHINE, f"this machine ({region.key})", settings),
+                    f"{cloud.provider} instance metadata",
+                    location.CLOUD_METADATA,
                 )
-    raise UserInputError(
-        "location",
-        "`run` needs this machine's location: set `location:` in the config (a region such as "
-        "aws:eu-west-1, a zone such as DE, or one of your `locations`)",
+    assumed = location.assumed_place(settings, catalog)
+    return ThisMachine(
+        _zone_region(assumed, settings), f"assumed: {assumed.how}", assumed.basis, assumed.warning
     )
 
 
@@ -118,7 +144,8 @@ def plan_here(
     service: IntensityService | None = None,
 ) -> LocalPlan:
     catalog = catalog or runtime.build_catalog(settings)
-    region, how = this_machine(settings, catalog)
+    here = this_machine(settings, catalog)
+    region, how = here.region, here.how
     only_here = Catalog([region], catalog.countries(), catalog.zones())
     notes: list[str] = [f"this machine: {region.key} in zone {region.zone} ({how})"]
     if spec.interruptible:
@@ -134,7 +161,7 @@ def plan_here(
         signal=settings.signal,
     )
     option = advice.plan.best
-    place = location.from_region(region, f"plan ({how})")
+    place = replace(location.from_region(region, f"plan ({how})", basis=here.basis), warning=here.warning)
     planned = Planned(
         job=spec.name,
         region=option.ref,

@@ -185,7 +185,9 @@ class TrackReport:
                 f"({self.zone}, {'/'.join(kinds)})"
             )
         else:
-            parts.append("emissions unknown (no location)")
+            parts.append(
+                "emissions unknown (no location)" if self.zone is None else f"emissions unknown ({self.zone})"
+            )
         share = self.attribution.get("job_cpu_share")
         if self.attribution.get("mode") == "process" and share is not None:
             parts.append(f"job {share:.0%} of machine CPU")

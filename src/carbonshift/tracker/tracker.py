@@ -78,6 +78,8 @@ class Tracker:
         self.write_outputs = write_outputs
         self.warnings: list[str] = []
         self.place = place or location.explicit_place(self.settings, self.catalog, region=region, zone=zone)
+        if self.place is not None and self.place.warning:  # a place assumed by the caller (`run`)
+            self.warnings.append(self.place.warning)
         self._cloud: metadata.CloudPlace | None = None
         self._cloud_thread: threading.Thread | None = None
         if sources is None:
@@ -168,7 +170,9 @@ class Tracker:
         if self.metrics is not None:
             self.metrics.close()
 
-    def _final_place(self) -> Place | None:
+    def _final_place(self) -> Place:
+        """The place named up front, else the cloud region detected while the job ran (waited for here,
+        at the end), else the assumed one: the time zone's country or the world average, with a warning."""
         if self.place is not None:
             return self.place
         if self._cloud_thread is not None:
@@ -181,15 +185,14 @@ class Tracker:
             self.warnings.append(
                 f"instance metadata says {cloud.provider}:{cloud.region}, which the catalog does not know"
             )
-        self.warnings.append(
-            "no location, so no emissions: pass --region provider:region or --zone ZONE, or set "
-            "`location` in the config"
-        )
-        return None
+        assumed = location.assumed_place(self.settings, self.catalog)
+        if assumed.warning:
+            self.warnings.append(assumed.warning)
+        return assumed
 
     # ---- the report ---------------------------------------------------------------------------
     def _build(
-        self, elog: EnergyLog, place: Place | None, exit_code: int | None, terminated_by: str | None
+        self, elog: EnergyLog, place: Place, exit_code: int | None, terminated_by: str | None
     ) -> TrackReport:
         ts = self.settings.tracker
         sampler = self.sampler
@@ -199,7 +202,7 @@ class Tracker:
         if len(t0) == 0:  # stopped within the same instant it started
             t0 = t1 = np.array([sampler.started_wall])
         n = len(t0)
-        pue = place.pue if place is not None else (ts.pue or 1.0)  # no place: IT energy unless told
+        pue = place.pue
         machine = {c: _arr(elog.machine_j[c], n) for c in Component}
         shares = {
             Component.CPU: _arr(elog.cpu_share, n),
@@ -219,22 +222,21 @@ class Tracker:
         mean: float | None = None
         machine_kg: float | None = None
         intensity_sources: list[dict[str, Any]] = []
-        if place is not None:
-            # the run is over: every second of it is history (the service counts in whole seconds, so
-            # "now" is the end rounded up, never more than a second ahead of the clock)
-            done = max(SystemClock().now(), from_epoch_s_float(float(np.ceil(t1[-1]))))
-            service = self._service or runtime.build_service(self.settings, clock=FixedClock(done))
-            try:
-                series = emissions.fetch_series(
-                    service, place.zone, float(t0[0]), float(t1[-1]), self.settings.signal
-                )
-            except CarbonshiftError as exc:
-                self.warnings.append(f"no intensity for zone {place.zone.id}, so no emissions: {exc}")
-            else:
-                charged = emissions.charge(series, t0, t1, job_total)
-                kg, mean, intensity_sources = charged.kg_co2e, charged.mean_g_per_kwh, charged.sources
-                machine_kg = float(np.dot(machine_total, charged.g_per_kwh)) / 1000.0
-            self.warnings += [f"intensity: {notice}" for notice in service.notices]
+        # the run is over: every second of it is history (the service counts in whole seconds, so
+        # "now" is the end rounded up, never more than a second ahead of the clock)
+        done = max(SystemClock().now(), from_epoch_s_float(float(np.ceil(t1[-1]))))
+        service = self._service or runtime.build_service(self.settings, clock=FixedClock(done))
+        try:
+            series = emissions.fetch_series(
+                service, place.zone, float(t0[0]), float(t1[-1]), self.settings.signal
+            )
+        except CarbonshiftError as exc:
+            self.warnings.append(f"no intensity for zone {place.zone.id}, so no emissions: {exc}")
+        else:
+            charged = emissions.charge(series, t0, t1, job_total)
+            kg, mean, intensity_sources = charged.kg_co2e, charged.mean_g_per_kwh, charged.sources
+            machine_kg = float(np.dot(machine_total, charged.g_per_kwh)) / 1000.0
+        self.warnings += [f"intensity: {notice}" for notice in service.notices]
 
         cpu_job_s = elog.job_cpu_s
         weights = machine[Component.CPU]
@@ -300,8 +302,8 @@ class Tracker:
             kg_co2e=kg,
             mean_g_per_kwh=mean,
             signal=self.settings.signal.value,
-            zone=place.zone.id if place is not None else None,
-            location=place.to_dict() if place is not None else None,
+            zone=place.zone.id,
+            location=place.to_dict(),
             intensity_sources=intensity_sources,
             power_sources=power_sources,
             attribution=attribution,

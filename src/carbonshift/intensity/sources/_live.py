@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from carbonshift.intensity.base import SourceError
-from carbonshift.intensity.types import GridZone, IntensitySeries, Kind, Provenance, Signal, TimeSpan
+from carbonshift.intensity.types import Basis, GridZone, IntensitySeries, Kind, Provenance, Signal, TimeSpan
 from carbonshift.timeutil import from_epoch_s, parse_datetime, to_epoch_s
 
 T = TypeVar("T")
@@ -38,6 +38,7 @@ class _Point:
     value: float
     kind: Kind
     note: str
+    basis: Basis
 
 
 @dataclass
@@ -49,11 +50,14 @@ class SeriesAssembler:
     signal: Signal
     now: datetime
     max_g_per_kwh: float
+    basis: Basis  # what the source's values count, as it documents it (a point may say otherwise)
     _points: list[_Point] = field(default_factory=list)
     _dropped: list[float] = field(default_factory=list)
     _notes: list[str] = field(default_factory=list)
 
-    def add(self, start_s: int, end_s: int, value: object, kind: Kind, note: str = "") -> None:
+    def add(
+        self, start_s: int, end_s: int, value: object, kind: Kind, note: str = "", basis: Basis | None = None
+    ) -> None:
         """One interval in g/kWh. None means the API has no value (a gap); a value that is not a
         number means the body is broken; a negative or absurd value is dropped and counted."""
         if value is None:
@@ -68,7 +72,7 @@ class SeriesAssembler:
         if not math.isfinite(g) or g < 0 or g > self.max_g_per_kwh:
             self._dropped.append(g)
             return
-        self._points.append(_Point(start_s, end_s, g, kind, note))
+        self._points.append(_Point(start_s, end_s, g, kind, note, basis or self.basis))
 
     def note(self, text: str) -> None:
         """A remark that applies to every value of this fetch (what was missing, and why)."""
@@ -99,7 +103,12 @@ class SeriesAssembler:
             points = [p for p in self._points if _TIER[p.kind] == tier]
             provs = [
                 Provenance(
-                    self.source, self.signal, p.kind, self.now, "; ".join(x for x in (p.note, *notes) if x)
+                    self.source,
+                    self.signal,
+                    p.kind,
+                    self.now,
+                    "; ".join(x for x in (p.note, *notes) if x),
+                    p.basis,
                 )
                 for p in points
             ]

@@ -37,7 +37,7 @@ from carbonshift.intensity.sources._live import (
     iso_z,
     parse_time_s,
 )
-from carbonshift.intensity.types import GridZone, IntensitySeries, Kind, Signal, TimeSpan
+from carbonshift.intensity.types import Basis, GridZone, IntensitySeries, Kind, Signal, TimeSpan
 from carbonshift.timeutil import to_epoch_s
 
 if TYPE_CHECKING:
@@ -59,6 +59,7 @@ class CarbonAwareSdkSource:
         base_url: str,
         *,
         signal: Signal = Signal.MARGINAL,
+        basis: Basis | None = None,
         http: HttpClient,
         max_g_per_kwh: float = 2500.0,
     ) -> None:
@@ -66,6 +67,9 @@ class CarbonAwareSdkSource:
             raise ValueError("the Carbon Aware SDK source needs the WebAPI's URL")
         self.base_url = base_url.rstrip("/")
         self.signal = signal
+        # the SDK passes its data source's numbers on without saying what they count: WattTime's
+        # marginal rates are direct, Electricity Maps' averages lifecycle; a setting overrides
+        self.basis = basis or (Basis.DIRECT if signal is Signal.MARGINAL else Basis.LIFECYCLE)
         self._http = http
         self.max_g_per_kwh = max_g_per_kwh
 
@@ -83,6 +87,7 @@ class CarbonAwareSdkSource:
         return cls(
             settings.carbon_aware_sdk_url,
             signal=settings.carbon_aware_sdk_signal,
+            basis=settings.carbon_aware_sdk_basis,
             http=factory(NAME, None),
             max_g_per_kwh=settings.intensity.max_g_per_kwh,
         )
@@ -102,7 +107,7 @@ class CarbonAwareSdkSource:
     def fetch(self, zone: GridZone, span: TimeSpan, signal: Signal, now: datetime) -> IntensitySeries:
         if signal is not self.signal:
             raise SourceError(NAME, f"this Carbon Aware SDK serves the {self.signal.value} signal only")
-        out = SeriesAssembler(NAME, zone.id, signal, now, self.max_g_per_kwh)
+        out = SeriesAssembler(NAME, zone.id, signal, now, self.max_g_per_kwh, self.basis)
         parts = Parts(NAME)
         now_s = to_epoch_s(now)
         with self._http.budget():

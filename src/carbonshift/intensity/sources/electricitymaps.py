@@ -39,7 +39,7 @@ from carbonshift.intensity.sources._live import (
     iso_z,
     parse_time_s,
 )
-from carbonshift.intensity.types import GridZone, IntensitySeries, Kind, Signal, TimeSpan
+from carbonshift.intensity.types import Basis, GridZone, IntensitySeries, Kind, Signal, TimeSpan
 from carbonshift.timeutil import to_epoch_s
 
 if TYPE_CHECKING:
@@ -114,7 +114,8 @@ class ElectricityMapsSource:
     def fetch(self, zone: GridZone, span: TimeSpan, signal: Signal, now: datetime) -> IntensitySeries:
         if signal is not Signal.AVERAGE:
             raise SourceError(NAME, "Electricity Maps serves the average signal only")
-        out = SeriesAssembler(NAME, zone.id, signal, now, self.max_g_per_kwh)
+        # lifecycle unless the answer says otherwise (emissionFactorType), as Electricity Maps documents
+        out = SeriesAssembler(NAME, zone.id, signal, now, self.max_g_per_kwh, Basis.LIFECYCLE)
         parts = Parts(NAME)
         now_s = to_epoch_s(now)
         start, end = span.start_s, span.end_s
@@ -183,7 +184,17 @@ class ElectricityMapsSource:
                     if isinstance(method, str)
                     else "estimated by Electricity Maps"
                 )
-            out.add(start, start + step, item.get("carbonIntensity"), kind, note)
+            out.add(start, start + step, item.get("carbonIntensity"), kind, note, _basis(item))
+
+
+def _basis(item: dict[str, Any]) -> Basis | None:
+    """An entry's `emissionFactorType` (lifecycle or direct); absent means the account's default."""
+    value = item.get("emissionFactorType")
+    if value is None:
+        return None
+    if value not in ("lifecycle", "direct"):
+        raise BadBody(f"emissionFactorType {str(value)[:20]!r} is neither lifecycle nor direct")
+    return Basis(value)
 
 
 def _granularity_s(value: object, default: int = 3600) -> int:

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from carbonshift.errors import UserInputError
-from carbonshift.intensity.types import GridZone, IntensitySeries, Kind, Provenance, Signal, TimeSpan
+from carbonshift.intensity.types import Basis, GridZone, IntensitySeries, Kind, Provenance, Signal, TimeSpan
 from carbonshift.timeutil import from_epoch_s, isoformat_z, parse_datetime, to_epoch_s
 
 REQUIRED_COLUMNS = ("timestamp", "g_per_kwh")
@@ -94,11 +94,16 @@ class FileSource:
     name = "files"
 
     def __init__(
-        self, files: dict[str, Path], signal: Signal = Signal.AVERAGE, max_g_per_kwh: float = 2500.0
+        self,
+        files: dict[str, Path],
+        signal: Signal = Signal.AVERAGE,
+        max_g_per_kwh: float = 2500.0,
+        basis: Basis = Basis.LIFECYCLE,
     ) -> None:
         self._files = {zone.upper(): Path(p) for zone, p in files.items()}
         self._signal = signal
         self._max = max_g_per_kwh
+        self._basis = basis
 
     def supports(self, zone: GridZone, signal: Signal) -> bool:
         return signal is self._signal and zone.id.upper() in self._files
@@ -113,8 +118,8 @@ class FileSource:
         starts, ends = data.edges_s[:-1], data.edges_s[1:]
         now_s = to_epoch_s(now)
         note = f"user file {data.path.name}"
-        measured = Provenance(f"file:{data.path.name}", signal, Kind.MEASURED, now, note)
-        forecast = Provenance(f"file:{data.path.name}", signal, Kind.FORECAST, now, note)
+        measured = Provenance(f"file:{data.path.name}", signal, Kind.MEASURED, now, note, self._basis)
+        forecast = Provenance(f"file:{data.path.name}", signal, Kind.FORECAST, now, note, self._basis)
         # a row straddling `now` is split so its past part is history and its future part a forecast
         cut = np.clip(now_s, starts, ends)
         past = cut > starts

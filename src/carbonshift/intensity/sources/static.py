@@ -8,7 +8,15 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from carbonshift.intensity.types import GridZone, IntensitySeries, Kind, Provenance, Signal, TimeSpan
+from carbonshift.intensity.types import (
+    GridZone,
+    IntensitySeries,
+    Kind,
+    Provenance,
+    Signal,
+    TimeSpan,
+    basis_of,
+)
 
 
 class StaticSource:
@@ -31,5 +39,6 @@ class StaticSource:
             kind=Kind.STATIC,
             fetched_at=now,
             note=(f"annual average{year}" + (f"; {note}" if note else "")),
+            basis=basis_of(zone.static_basis),
         )
         return IntensitySeries.constant(zone.id, signal, span, zone.static_g_per_kwh, provenance)

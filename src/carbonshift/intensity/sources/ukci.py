@@ -41,7 +41,7 @@ from carbonshift.intensity.sources._live import (
     iso_z,
     parse_time_s,
 )
-from carbonshift.intensity.types import GridZone, IntensitySeries, Kind, Signal, TimeSpan
+from carbonshift.intensity.types import Basis, GridZone, IntensitySeries, Kind, Signal, TimeSpan
 from carbonshift.timeutil import to_epoch_s
 
 if TYPE_CHECKING:
@@ -111,7 +111,8 @@ class UkCarbonIntensitySource:
         if signal is not Signal.AVERAGE or target is None:
             raise SourceError(NAME, f"zone {zone.id} is not a GB zone this API serves", unknown_zone=True)
         kind, key = target
-        out = SeriesAssembler(NAME, zone.id, signal, now, self.max_g_per_kwh)
+        # "CO2 emissions related to electricity generation only" (NESO's methodology): direct
+        out = SeriesAssembler(NAME, zone.id, signal, now, self.max_g_per_kwh, Basis.DIRECT)
         parts = Parts(NAME)
         now_s = to_epoch_s(now)
         # ask from a slot boundary: the API may also return the slot ending at {from}; extra slots are clipped

@@ -42,7 +42,7 @@ from carbonshift.intensity.sources._live import (
     iso_z,
     parse_time_s,
 )
-from carbonshift.intensity.types import GridZone, IntensitySeries, Kind, Signal, TimeSpan
+from carbonshift.intensity.types import Basis, GridZone, IntensitySeries, Kind, Signal, TimeSpan
 from carbonshift.timeutil import from_epoch_s, to_epoch_s
 
 if TYPE_CHECKING:
@@ -142,7 +142,8 @@ class WattTimeSource:
     # ---- the series -----------------------------------------------------------------------------
     def fetch(self, zone: GridZone, span: TimeSpan, signal: Signal, now: datetime) -> IntensitySeries:
         signal_type = SIGNAL_TYPES[signal]
-        out = SeriesAssembler(NAME, zone.id, signal, now, self.max_g_per_kwh)
+        # MOER and the average are combustion CO2 of the plants on the margin / in the mix: direct
+        out = SeriesAssembler(NAME, zone.id, signal, now, self.max_g_per_kwh, Basis.DIRECT)
         parts = Parts(NAME)
         now_s = to_epoch_s(now)
         with self._http.budget():
