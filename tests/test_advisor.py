@@ -82,3 +82,66 @@ def test_local_without_a_configured_location_is_a_clear_error(tmp_path: Path) ->
     settings = load_settings(None, ukci_enabled=False, cache={"enabled": False})
     with pytest.raises(UserInputError, match=r"placement\.providers.*locations"):
         advise(spec(), catalog=build_catalog(settings), service=build_service(settings), now=NOW)
+
+
+# ---- one value per zone, one emissions basis (issue 9) ----------------------------------------------
+
+
+def _offline():  # type: ignore[no-untyped-def]
+    settings = load_settings(None, ukci_enabled=False, cache={"enabled": False})
+    return build_catalog(settings), build_service(settings, FixedClock(NOW))
+
+
+@pytest.mark.parametrize(
+    "regions",
+    [
+        ["aws:ca-central-1", "azure:canadaeast", "gcp:northamerica-northeast1", "aws:us-east-1"],
+        ["gcp:us-west1", "aws:us-west-2", "azure:eastus"],
+        ["azure:uksouth", "aws:eu-west-2", "gcp:europe-west2", "aws:eu-central-1"],
+    ],
+)
+def test_same_zone_regions_plan_alike_whichever_provider_is_listed_first(regions: list[str]) -> None:
+    catalog, service = _offline()
+    outcomes = set()
+    for order in (regions, list(reversed(regions)), regions[1:] + regions[:1]):
+        placement = {"regions": order}
+        advice = advise(spec(placement=placement, duration="1h"), catalog=catalog, service=service, now=NOW)
+        options = advice.plan.options
+        same_zone = [o for o in options if o.zone == options[0].zone]
+        assert len(same_zone) >= 2
+        # one grid, one intensity: only PUE separates them
+        assert len({round(o.mean_g_per_kwh, 9) for o in same_zone}) == 1
+        outcomes.add(tuple(o.ref for o in options))
+    assert len(outcomes) == 1  # the ranking does not depend on the order the spec lists regions
+
+
+def test_options_say_their_basis_and_a_mixed_set_gets_a_notice() -> None:
+    catalog, service = _offline()
+    mixed = spec(placement={"regions": ["aws:ca-central-1", "aws:eu-central-1"]}, duration="1h")
+    advice = advise(mixed, catalog=catalog, service=service, now=NOW)
+    data = advice.to_dict()
+    by_region = {o["region"]: o for o in data["options"]}
+    assert by_region["ca-central-1"]["basis"] == "direct"
+    assert by_region["eu-central-1"]["basis"] == "lifecycle"
+    assert all(s["basis"] in ("direct", "lifecycle") for o in data["options"] for s in o["sources"])
+    notice = next(n for n in data["notices"] if n.startswith("emissions bases differ"))
+    assert "direct: aws:ca-central-1" in notice and "lifecycle: aws:eu-central-1" in notice
+    assert "not converted" in notice
+    # one basis: no such notice
+    alike = spec(placement={"regions": ["aws:eu-central-1", "aws:eu-west-3"]}, duration="1h")
+    notices = advise(alike, catalog=catalog, service=service, now=NOW).notices
+    assert not any(n.startswith("emissions bases differ") for n in notices)
+
+
+def test_batch_advice_carries_the_same_basis_notice() -> None:
+    from carbonshift.advisor import advise_many
+
+    catalog, service = _offline()
+    specs = [
+        spec(placement={"regions": ["aws:ca-central-1", "aws:eu-central-1"]}, duration="1h"),
+        spec(placement={"regions": ["aws:eu-central-1", "aws:eu-west-3"]}, duration="1h"),
+    ]
+    one_by_one = [advise(s, catalog=catalog, service=service, now=NOW).notices for s in specs]
+    together = [a.notices for a in advise_many(specs, catalog=catalog, service=service, now=NOW)]
+    assert together == one_by_one
+    assert any(n.startswith("emissions bases differ") for n in together[0])

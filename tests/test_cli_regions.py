@@ -64,9 +64,13 @@ def test_json_lists_every_region_with_the_documented_fields(app: typer.Typer) ->
 
 def test_filters_by_provider_and_country(app: typer.Typer) -> None:
     data = rows(app, "--provider", "gcp", "--country", "fi")
-    assert [(r["region"], r["g_per_kwh"], r["source"], r["year"]) for r in data] == [
-        ("europe-north1", 39.32, "Google region-carbon-info 2024", 2024)
+    assert [(r["region"], r["g_per_kwh"], r["source"], r["year"], r["basis"]) for r in data] == [
+        ("europe-north1", 72.0, "CodeCarbon nordic_emissions (ENTSO-E)", 2025, "lifecycle")
     ]
+    assert (data[0]["provider_reported_g_per_kwh"], data[0]["provider_reported_source"]) == (
+        39.32,
+        "Google region-carbon-info 2024",
+    )
     assert all(r["provider"] == "aws" for r in rows(app, "--provider", "AWS"))
 
 
@@ -103,7 +107,7 @@ def test_table_has_units_and_aligned_columns(app: typer.Typer) -> None:
     # the intensity column is right-aligned: every value ends where its header ends
     end = header.index("gCO2e/kWh") + len("gCO2e/kWh")
     assert all(line[end - 1].isdigit() and line[end] == " " for line in body)
-    assert body[0].split()[1] == "eu-north-1"  # the cleanest AWS region leads
+    assert body[0].split()[1] == "ca-central-1"  # the cleanest AWS region (Québec hydro) leads
     assert footer.startswith(f"{len(body)} regions")
 
 

@@ -23,7 +23,8 @@ def test_offline_region_gives_static_with_source_and_year(tmp_path: Path) -> Non
     assert data["zone"] == "FI" and data["signal"] == "average"
     assert data["start"] == "2026-11-24T00:00:00Z" and data["end"] == "2026-11-24T06:00:00Z"
     (point,) = data["points"]
-    assert point["kind"] == "static" and "Google region-carbon-info" in point["source"]
+    assert point["kind"] == "static" and "CodeCarbon nordic_emissions" in point["source"]
+    assert point["basis"] == "lifecycle"
     assert point["g_per_kwh"] == data["mean_g_per_kwh"] > 0
     assert "no live source" in point["note"]
 

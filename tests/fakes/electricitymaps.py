@@ -37,6 +37,7 @@ class FakeElectricityMaps(Clocked):
         self.value = value
         self.estimated_hours: set[int] = set()  # epoch seconds of hour starts marked isEstimated
         self.forecast_access = True  # False: the token's plan has no forecast (403)
+        self.emission_factor_type: str | None = None  # set: every entry says so (an account's default)
         server.route(r"/v3/carbon-intensity/latest", self._latest)
         server.route(r"/v3/carbon-intensity/history", self._history)
         server.route(r"/v3/carbon-intensity/past-range", self._past_range)
@@ -74,6 +75,8 @@ class FakeElectricityMaps(Clocked):
         for key in ("updatedAt", "createdAt"):
             if key in item:
                 item[key] = iso(self.now_s(), "%Y-%m-%dT%H:%M:%S.000Z")
+        if self.emission_factor_type is not None:
+            item["emissionFactorType"] = self.emission_factor_type
         if "isEstimated" in item:
             item["isEstimated"] = t in self.estimated_hours
             item["estimationMethod"] = "TIME_SLICER_AVERAGE" if t in self.estimated_hours else None

@@ -77,7 +77,7 @@ def _check_country(catalog: Catalog, value: str | None) -> str | None:
 
 def _render(rows: list[Region]) -> str:
     body = table(
-        ["provider", "region", "location", "country", "zone", "gCO2e/kWh", "year", "PUE", "source"],
+        ["provider", "region", "location", "country", "zone", "gCO2e/kWh", "year", "basis", "PUE", "source"],
         [
             (
                 r.provider,
@@ -87,17 +87,19 @@ def _render(rows: list[Region]) -> str:
                 r.zone,
                 f"{r.g_per_kwh:.1f}" if r.g_per_kwh is not None else "n/a",
                 r.year or "",
+                r.basis or "",
                 f"{r.pue:.3f}",
                 r.source or "no static value for this zone",
             )
             for r in rows
         ],
-        "lllllrrrl",
+        "lllllrrlrl",
     )
     eu = sum(1 for r in rows if r.country in EU_COUNTRIES)
     noun = "region" if len(rows) == 1 else "regions"
     foot = (
-        f"{len(rows)} {noun} ({eu} in the EU); gCO2e/kWh is the static annual location-based grid average; "
+        f"{len(rows)} {noun} ({eu} in the EU); gCO2e/kWh is the zone's static annual location-based grid "
+        "average (one per zone; Google's own per-region figures: --format json, provider_reported_*); "
         "sources and licences: carbonshift/catalog/data/SOURCES.md"
     )
     return f"{body}\n{foot}"

@@ -38,7 +38,7 @@ class _Point:
     value: float
     kind: Kind
     note: str
-    basis: Basis
+    basis: Basis | None  # None: the fetch's (self.basis when built)
 
 
 @dataclass
@@ -50,7 +50,8 @@ class SeriesAssembler:
     signal: Signal
     now: datetime
     max_g_per_kwh: float
-    basis: Basis  # what the source's values count, as it documents it (a point may say otherwise)
+    basis: Basis  # what the source's values count, as it documents it (a point may say otherwise;
+    # a source may change this while reading when its answers state their account's default)
     _points: list[_Point] = field(default_factory=list)
     _dropped: list[float] = field(default_factory=list)
     _notes: list[str] = field(default_factory=list)
@@ -72,7 +73,7 @@ class SeriesAssembler:
         if not math.isfinite(g) or g < 0 or g > self.max_g_per_kwh:
             self._dropped.append(g)
             return
-        self._points.append(_Point(start_s, end_s, g, kind, note, basis or self.basis))
+        self._points.append(_Point(start_s, end_s, g, kind, note, basis))
 
     def note(self, text: str) -> None:
         """A remark that applies to every value of this fetch (what was missing, and why)."""
@@ -108,7 +109,7 @@ class SeriesAssembler:
                     p.kind,
                     self.now,
                     "; ".join(x for x in (p.note, *notes) if x),
-                    p.basis,
+                    p.basis or self.basis,
                 )
                 for p in points
             ]

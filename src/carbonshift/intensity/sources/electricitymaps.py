@@ -184,7 +184,10 @@ class ElectricityMapsSource:
                     if isinstance(method, str)
                     else "estimated by Electricity Maps"
                 )
-            out.add(start, start + step, item.get("carbonIntensity"), kind, note, _basis(item))
+            stated = _basis(item)
+            if stated is not None:  # the account's factors: entries that do not say (forecasts) share them
+                out.basis = stated
+            out.add(start, start + step, item.get("carbonIntensity"), kind, note, stated)
 
 
 def _basis(item: dict[str, Any]) -> Basis | None:
