@@ -65,6 +65,7 @@ def render_plan(plan: Plan, top: int, notices: list[str]) -> str:
                 _kg(o.kg_co2e),
                 _kg(o.savings_kg),
                 _pct(o.savings_pct),
+                o.basis or "",
                 _data_label(o.sources),
             )
         )
@@ -81,10 +82,11 @@ def render_plan(plan: Plan, top: int, notices: list[str]) -> str:
                 "kg CO2e",
                 "saved kg",
                 "saved",
+                "basis",
                 "data",
             ],
             rows,
-            "rllllrrrrl",
+            "rllllrrrrll",
         )
     )
     if len(plan.options) > top:

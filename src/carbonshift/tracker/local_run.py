@@ -74,6 +74,7 @@ def _zone_region(place: Place, settings: Settings) -> Region:
         g_per_kwh=zone.static_g_per_kwh,
         source=zone.static_source,
         year=zone.static_year,
+        basis=zone.static_basis,
     )
 
 
