@@ -126,6 +126,7 @@ class FakeComputeEngine(FakeServer):
         self.exhausted_zones: set[str] = set()  # insert -> operation error ZONE_RESOURCE_POOL_EXHAUSTED
         self.quota_error = False  # insert -> HTTP 403 QUOTA_EXCEEDED
         self.pending_polls = 1  # how many waits answer RUNNING before DONE
+        self.operation_error: dict[str, Any] | None = None  # insert -> this operation error, no instance
         self.serial: dict[str, str] = {}
         self.counter = itertools.count(1)
         super().__init__()
@@ -226,7 +227,9 @@ class FakeComputeEngine(FakeServer):
         if (zone, name) in self.instances:
             return Answer(409, {"error": {"code": 409, "message": f"The resource '{name}' already exists"}})
         target = f"{self.url}/compute/v1/projects/{project}/zones/{zone}/instances/{name}"
-        if zone in self.exhausted_zones:
+        if self.operation_error is not None:
+            op = self._op(project, zone, target, self.operation_error)
+        elif zone in self.exhausted_zones:
             op = self._op(
                 project,
                 zone,

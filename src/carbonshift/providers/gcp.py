@@ -79,6 +79,7 @@ class GcpProvider(CloudProvider):
         self._clients: dict[str, Any] = {}
         self._project: str | None = self.settings.gcp_project
         self.poll_interval_s = 0.05 if self.settings.gcp_endpoint else 2.0
+        self.operation_timeout_s = OPERATION_TIMEOUT_S  # how long one launch waits for its operation
 
     # ---- SDK -----------------------------------------------------------------------------------------
     def _sdk(self) -> Any:
@@ -265,7 +266,7 @@ class GcpProvider(CloudProvider):
     def _wait(self, project: str, zone: str, name: str, plan: LaunchPlan) -> None:
         """Poll the zone operation on OUR endpoint until DONE; its errors become exceptions."""
         ops = self._client("ZoneOperationsClient")
-        deadline = time.monotonic() + OPERATION_TIMEOUT_S
+        deadline = time.monotonic() + self.operation_timeout_s
         while True:
             try:
                 op = ops.wait(project=project, zone=zone, operation=name, timeout=120)
@@ -275,7 +276,8 @@ class GcpProvider(CloudProvider):
                 break
             if time.monotonic() > deadline:
                 raise ProviderError(
-                    "gcp", f"launch in {zone}: operation {name} not done after {OPERATION_TIMEOUT_S:.0f} s"
+                    "gcp",
+                    f"launch in {zone}: operation {name} not done after {self.operation_timeout_s:.0f} s",
                 )
             time.sleep(self.poll_interval_s)
         errors = list(op.error.errors) if op.error else []

@@ -901,9 +901,13 @@ class Scheduler:
             self._adopt(run_id)
 
     def _resolve_launching(self, now: datetime) -> None:
-        """A run found in `launching` here was being launched when a daemon stopped (launches happen
-        only inside a tick, under the tick lock). Its provider, asked by run id, decides: it has the
-        instance (the launch got through: running) or not (it never did: waiting, launched once)."""
+        """A run found in `launching` at a tick's start is one whose launch has no settled outcome:
+        either a daemon stopped while launching it (launches happen only inside a tick, under the tick
+        lock), or its launch call ended without a clear answer (`launch_error`: a timeout, an operation
+        error), so an instance may exist. Its provider, asked by run id, decides: it has the instance
+        (the launch got through: running) or not. Not found after a crash: the launch never got
+        through (waiting, launched once). Not found after an unclear error: asked again on the next
+        ticks, up to `launch_settle_looks`, then declared lost with an orphan check asked for."""
         with self._tx() as s:
             rows = [
                 (r.id, r.provider, r.region)
@@ -926,15 +930,19 @@ class Scheduler:
                 if run is None or run.state != RunState.LAUNCHING.value:
                     continue
                 if handle is not None:
+                    after = "an unclear launch answer" if run.launch_error else "a restart"
                     self._move(
                         s,
                         run,
                         RunState.RUNNING,
-                        f"recovered after a restart: {provider_name} has instance {handle.instance_id} "
+                        f"recovered after {after}: {provider_name} has instance {handle.instance_id} "
                         "for this run id (the launch had got through)",
                         now,
+                        launch_error=None,
                         **self._handle_fields(handle),
                     )
+                elif run.launch_error is not None:
+                    self._unsettled_launch(s, run, str(provider_name), now)
                 else:
                     self._move(
                         s,
@@ -944,6 +952,27 @@ class Scheduler:
                         "the launch never got through; it will be launched (once)",
                         now,
                     )
+
+    def _unsettled_launch(self, s: Session, run: RunRow, provider_name: str, now: datetime) -> None:
+        """One more look found no instance for a run whose launch answer was unclear."""
+        run.launch_looks += 1
+        limit = self.cfg.launch_settle_looks
+        if run.launch_looks < limit:
+            self._note(
+                s,
+                run,
+                f"look {run.launch_looks} of {limit}: {provider_name} has no instance for this run yet "
+                f"(the launch ended with: {run.launch_error})",
+                now,
+            )
+            return
+        why = (
+            f"lost: the launch ended with '{run.launch_error}' and {provider_name} showed no instance for "
+            f"this run id in {limit} looks; an instance may still appear: check with `carbonshift providers "
+            f"orphans --provider {provider_name}`"
+        )
+        if self._move(s, run, RunState.FAILED, why, now, ended_at=now, error="launch outcome unknown: lost"):
+            log.warning("run %s: %s", run.id, why)  # the orphan check a person should run
 
     @staticmethod
     def _handle_fields(handle: Handle) -> dict[str, Any]:
@@ -1361,6 +1390,8 @@ class Scheduler:
                     "report_token_hash": _hash_token(token),
                     "launch_attempts": run.launch_attempts + 1,
                     "launched_at": now,
+                    "launch_error": None,
+                    "launch_looks": 0,
                 }
                 if index == 0:
                     lateness = f", {late_s:.0f} s after its planned start" if late_s >= 1 else ""
@@ -1423,17 +1454,20 @@ class Scheduler:
                     self._note(s, run, f"{ref} refused: {why}", now)
                 continue
             except Exception as exc:
+                # not a refusal: the request may have got through (a timeout after the API took it, a
+                # long-running operation that failed late), so the run stays launching and the
+                # provider is asked for it by run id on the next ticks (_resolve_launching)
                 with self._tx() as s:
                     run = s.get(RunRow, run_id)
                     if run is not None and run.state == RunState.LAUNCHING.value:
-                        self._move(
+                        run.launch_error = f"{ref}: {exc}"
+                        run.launch_looks = 0
+                        self._note(
                             s,
                             run,
-                            RunState.FAILED,
-                            f"launch on {ref} failed: {exc}",
+                            f"launch on {ref} ended without a clear answer ({exc}); {ref} will be asked "
+                            f"for this run on the next ticks (up to {self.cfg.launch_settle_looks} looks)",
                             now,
-                            ended_at=now,
-                            error=str(exc),
                         )
                 return
             with self._tx() as s:

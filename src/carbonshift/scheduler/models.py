@@ -96,6 +96,9 @@ class RunRow(Base):
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     terminate_sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     stop_reason: Mapped[str | None] = mapped_column(Text, nullable=True)  # migration 0002
+    # migration 0003: a launch that ended without a clear answer, and how often find() was asked since
+    launch_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    launch_looks: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     report_token_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
     last_planned_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     prestart_replanned: Mapped[bool] = mapped_column(Boolean, default=False)

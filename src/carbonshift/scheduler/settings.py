@@ -61,6 +61,14 @@ class SchedulerSettings(BaseModel):
         description="a run still going this long after its deadline is stopped and marked failed "
         "(a hung job must not run, and bill, forever); None: never",
     )
+    launch_settle_looks: int = Field(
+        default=10,
+        ge=1,
+        le=1000,
+        description="a launch that ended without a clear answer (a timeout, an operation error) stays "
+        "launching while the provider is asked for the run on this many ticks; then it is declared lost "
+        "and an orphan check is asked for",
+    )
     cancel_wait_s: float = Field(
         default=3.0, ge=0, le=60, description="how long cancel() waits for a running run to stop"
     )
