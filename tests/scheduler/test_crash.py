@@ -200,7 +200,7 @@ def test_kill_9_with_runs_waiting_running_and_mid_launch_loses_nothing_and_doubl
         d3.wait_line("ROLE active")
         wait_status(client, crash_before.id, "succeeded")
         relaunched = client.get_job(crash_before.id).runs[0]
-        assert any("never got through" in e.reason for e in relaunched.events)
+        assert any("no launch by the leader of epoch" in e.reason for e in relaunched.events)
 
         launched = marker.read_text().split()
         jobs = {j.id: j for j in client.list_jobs()}

@@ -24,11 +24,14 @@ How it stays correct through crashes and races:
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import hmac
 import logging
+import os
 import secrets
+import socket
 import threading
 import time
 import weakref
@@ -62,10 +65,18 @@ from carbonshift.providers.base import (
 from carbonshift.providers.local import LocalProvider, default_runs_dir
 from carbonshift.providers.registry import get_provider
 from carbonshift.providers.watchdog import overdue
-from carbonshift.schedule import cron_trigger, next_occurrence
+from carbonshift.schedule import next_nominal, next_occurrence
 from carbonshift.scheduler import db
 from carbonshift.scheduler.lock import DaemonLock, DaemonLockedError, FileLock, PgAdvisoryLock
-from carbonshift.scheduler.models import JobRow, PlanRow, ReportRow, RunEventRow, RunRow
+from carbonshift.scheduler.models import (
+    DaemonKeyRow,
+    JobRow,
+    LeadershipRow,
+    PlanRow,
+    ReportRow,
+    RunEventRow,
+    RunRow,
+)
 from carbonshift.scheduler.states import ALLOWED, TERMINAL, JobStatus, RunState
 from carbonshift.scheduler.views import JobView, RunView
 from carbonshift.timeutil import isoformat_z, to_epoch_s
@@ -201,6 +212,9 @@ class Scheduler:
         self._stop = threading.Event()
         self._standby_thread: threading.Thread | None = None
         self._key = secrets.token_hex(8)
+        self._epoch: int | None = None  # the leadership epoch this daemon claimed when it became active
+        self._fence = threading.local()  # .epoch: the epoch a tick's (or re-plan's) writes are fenced by
+        self._token_key: bytes | None = None
         _INSTANCES[self._key] = self
 
     @classmethod
@@ -314,7 +328,9 @@ class Scheduler:
         return PgAdvisoryLock(self.url)
 
     def _activate(self) -> None:
-        """With the lock and the state lock held: timers re-derived from the tables (paused)."""
+        """With the lock and the state lock held: a new leadership epoch, then timers re-derived from
+        the tables (paused)."""
+        self._epoch = self._claim_epoch()
         if self._background:
             self._start_timers()
         self._role = "active"
@@ -327,6 +343,52 @@ class Scheduler:
         if aps is not None:
             with contextlib.suppress(Exception):
                 aps.resume()
+
+    def _claim_epoch(self) -> int:
+        """Raise the database's leadership epoch by one and hold the new value: writes a tick makes
+        are fenced with it (see _move), so a daemon that lost the lock mid-launch writes nothing."""
+        with self._tx() as s:
+            row = s.get(LeadershipRow, 1, with_for_update=True)
+            now = self.clock.now()
+            if row is None:
+                row = LeadershipRow(id=1, epoch=0)
+                s.add(row)
+            row.epoch += 1
+            row.holder = f"pid {os.getpid()} on {socket.gethostname()}"
+            row.since = now
+            s.flush()
+            epoch = row.epoch
+        log.info("leadership epoch %d on %s", epoch, self.database)
+        return epoch
+
+    def _leading(self) -> bool:
+        """Right before a provider call: this daemon still holds the lock and the epoch is still its
+        own (no other daemon became active since)."""
+        lock, epoch = self._lock, self._epoch
+        if lock is None or epoch is None or not lock.alive():
+            return False
+        with self._tx() as s:
+            return s.scalar(select(LeadershipRow.epoch).where(LeadershipRow.id == 1)) == epoch
+
+    def _report_token(self, run_id: str) -> str:
+        """The run's report token: derived from a per-database key and the run id, so every launch of
+        the run, by any daemon, sends the same token in the same bootstrap (and a provider's
+        idempotency key sees one request). Only its hash is stored with the run."""
+        if self._token_key is None:
+            with self._tx() as s:
+                value = s.scalar(select(DaemonKeyRow.value).where(DaemonKeyRow.name == "report-token"))
+            if value is None:
+                try:
+                    with self._tx() as s:
+                        s.add(DaemonKeyRow(name="report-token", value=secrets.token_hex(32)))
+                except IntegrityError:
+                    pass  # another daemon made it first: use theirs
+                with self._tx() as s:
+                    value = s.scalar(select(DaemonKeyRow.value).where(DaemonKeyRow.name == "report-token"))
+            assert value is not None
+            self._token_key = bytes.fromhex(value)
+        digest = hmac.new(self._token_key, f"report-token:{run_id}".encode(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
     def _enter_standby(self) -> None:
         self._role = "standby"
@@ -474,9 +536,20 @@ class Scheduler:
         )
         if to is RunState.LAUNCHING:
             stmt = stmt.where(RunRow.cancel_requested.is_(False))
+        fence: int | None = getattr(self._fence, "epoch", None)
+        if fence is not None:  # a tick's write: only while its epoch is still the database's
+            stmt = stmt.where(exists().where(LeadershipRow.id == 1, LeadershipRow.epoch == fence))
         result = cast(CursorResult[Any], s.execute(stmt))
         s.expire(run)
         if result.rowcount != 1:
+            if fence is not None:
+                log.info(
+                    "run %s: %s -> %s not written (moved by another, or epoch %d fenced)",
+                    run.id,
+                    frm.value,
+                    to.value,
+                    fence,
+                )
             return False
         s.add(RunEventRow(run_id=run.id, at=now, from_state=frm.value, to_state=to.value, reason=reason))
         log.info("run %s: %s -> %s: %s", run.id, frm.value, to.value, reason)
@@ -873,12 +946,16 @@ class Scheduler:
                 self._lose_leadership()
                 return
             now = self.clock.now()
-            self._adopt_planned()
-            self._resolve_launching(now)
-            self._poll_running()
-            self._advance_schedules(now)
-            self._launch_due(now)
-            self._close_finished_jobs(now)
+            self._fence.epoch = self._epoch
+            try:
+                self._adopt_planned()
+                self._resolve_launching(now)
+                self._poll_running()
+                self._advance_schedules(now)
+                self._launch_due(now)
+                self._close_finished_jobs(now)
+            finally:
+                self._fence.epoch = None
 
     def _adopt(self, run_id: str) -> None:
         """planned -> waiting: the launch timer is set (outside any transaction), then the state."""
@@ -944,12 +1021,18 @@ class Scheduler:
                 elif run.launch_error is not None:
                     self._unsettled_launch(s, run, str(provider_name), now)
                 else:
+                    # a daemon stopped (or lost the lead) after committing `launching`; an earlier
+                    # leader may even still be inside the provider call, so the relaunch repeats that
+                    # very request (same idempotency key, same report token): it starts once
+                    earlier = run.launch_epoch
+                    by = f" by the leader of epoch {earlier}" if earlier not in (None, self._epoch) else ""
                     self._move(
                         s,
                         run,
                         RunState.WAITING,
-                        f"recovered after a restart: {provider_name} has no instance for this run id, so "
-                        "the launch never got through; it will be launched (once)",
+                        f"recovered after a restart or takeover: {provider_name} has no instance for this "
+                        f"run id, so no launch{by} has got through yet; relaunching with the same "
+                        "idempotency key and report token, so it starts once",
                         now,
                     )
 
@@ -1180,9 +1263,8 @@ class Scheduler:
             if last_nominal is not None:
                 # max() keeps the column's type (aware UTC); the check is for drivers that drop it
                 last = last_nominal if last_nominal.tzinfo else last_nominal.replace(tzinfo=UTC)
-                trigger = cron_trigger(spec.schedule.cron, spec.schedule.timezone)
-                fire = trigger.get_next_fire_time(None, last + timedelta(seconds=1))
-                nxt = None if fire is None else fire.astimezone(UTC)
+                # one occurrence per nominal local time, across DST too (see carbonshift.schedule)
+                nxt = next_nominal(spec.schedule.cron, spec.schedule.timezone, last + timedelta(seconds=1))
             else:
                 nxt = next_occurrence(spec, created_at)
             if nxt is None or (nxt > now and pending):
@@ -1378,7 +1460,7 @@ class Scheduler:
         refused: list[str] = []
         for index, option in enumerate(usable):
             ref = f"{option['provider']}:{option['region']}"
-            token = secrets.token_urlsafe(32)
+            token = self._report_token(run_id)
             with self._tx() as s:
                 run = s.get(RunRow, run_id)
                 if run is None:
@@ -1392,6 +1474,7 @@ class Scheduler:
                     "launched_at": now,
                     "launch_error": None,
                     "launch_looks": 0,
+                    "launch_epoch": getattr(self._fence, "epoch", None),
                 }
                 if index == 0:
                     lateness = f", {late_s:.0f} s after its planned start" if late_s >= 1 else ""
@@ -1425,6 +1508,11 @@ class Scheduler:
                     )
                     self._note(s, run, f"trying {ref} after a capacity refusal", now)
             provider = self.providers[str(option["provider"])]
+            if not self._leading():
+                # the lock or the epoch went to another daemon since this tick began: launch nothing;
+                # the run stays launching and the new leader settles it by asking the provider
+                log.warning("run %s: not launching on %s: this daemon is no longer the leader", run_id, ref)
+                return
             request = LaunchRequest(
                 run_id=run_id,
                 spec=spec,
@@ -1507,30 +1595,38 @@ class Scheduler:
         if not self.is_active:
             return
         with self._replan_lock:
-            now = self.clock.now()
-            interval = timedelta(seconds=self.cfg.replan_interval_s)
-            before = timedelta(seconds=self.cfg.replan_before_start_s)
-            due: list[tuple[str, str]] = []
-            with self._tx() as s:
-                for run in s.scalars(
-                    select(RunRow).where(RunRow.state == RunState.WAITING.value, RunRow.planned_start > now)
+            self._fence.epoch = self._epoch
+            try:
+                self._replan_locked()
+            finally:
+                self._fence.epoch = None
+
+    def _replan_locked(self) -> None:
+        """The re-plan pass's work, under the re-plan lock and fenced with this daemon's epoch."""
+        now = self.clock.now()
+        interval = timedelta(seconds=self.cfg.replan_interval_s)
+        before = timedelta(seconds=self.cfg.replan_before_start_s)
+        due: list[tuple[str, str]] = []
+        with self._tx() as s:
+            for run in s.scalars(
+                select(RunRow).where(RunRow.state == RunState.WAITING.value, RunRow.planned_start > now)
+            ):
+                assert run.planned_start is not None
+                last = run.last_planned_at
+                if (
+                    before > timedelta(0)
+                    and not run.prestart_replanned
+                    and run.planned_start - now <= before
+                    and (last is None or last < run.planned_start - before)
                 ):
-                    assert run.planned_start is not None
-                    last = run.last_planned_at
-                    if (
-                        before > timedelta(0)
-                        and not run.prestart_replanned
-                        and run.planned_start - now <= before
-                        and (last is None or last < run.planned_start - before)
-                    ):
-                        due.append((run.id, "prestart"))
-                    elif last is None or now - last >= interval:
-                        due.append((run.id, "replan"))
-            for run_id, kind in due:
-                try:
-                    self._replan(run_id, kind, now)
-                except Exception:
-                    log.exception("run %s: re-plan failed", run_id)
+                    due.append((run.id, "prestart"))
+                elif last is None or now - last >= interval:
+                    due.append((run.id, "replan"))
+        for run_id, kind in due:
+            try:
+                self._replan(run_id, kind, now)
+            except Exception:
+                log.exception("run %s: re-plan failed", run_id)
 
     def _replan(self, run_id: str, kind: str, now: datetime) -> None:
         with self._tx() as s:

@@ -99,6 +99,7 @@ class RunRow(Base):
     # migration 0003: a launch that ended without a clear answer, and how often find() was asked since
     launch_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     launch_looks: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    launch_epoch: Mapped[int | None] = mapped_column(Integer, nullable=True)  # migration 0004
     report_token_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
     last_planned_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     prestart_replanned: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -107,6 +108,26 @@ class RunRow(Base):
     ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class LeadershipRow(Base):
+    """One row: the epoch goes up each time a daemon becomes active (a fencing token for its writes)."""
+
+    __tablename__ = "leadership"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    epoch: Mapped[int] = mapped_column(Integer)
+    holder: Mapped[str | None] = mapped_column(Text, nullable=True)
+    since: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+
+
+class DaemonKeyRow(Base):
+    """Keys made once per database and shared by every daemon on it (report tokens derive from one)."""
+
+    __tablename__ = "daemon_keys"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
 
 
 class PlanRow(Base):

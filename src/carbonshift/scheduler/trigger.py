@@ -12,6 +12,8 @@ so the trigger fires at the nominal time; if even that fails it fires at the nom
 
 Semantics worth knowing:
 * The first fire time is for the first nominal time at or after now (as CronTrigger's).
+* Across DST, each nominal local time is one occurrence: a time that occurs twice (autumn) at its
+  first instance, one that does not exist (spring) shifted forward by the gap.
 * After a fire at P, the next occurrence is the one after the latest nominal time <= P. With
   `flex` longer than the cron period, an occurrence whose nominal time passes before the previous
   one fires is folded into it (APScheduler's own coalescing, in spirit), never fired twice.
@@ -31,7 +33,7 @@ from carbonshift.config import Settings, load_settings
 from carbonshift.intensity.service import IntensityService
 from carbonshift.intensity.types import GridZone, Signal, TimeSpan
 from carbonshift.planner.contiguous import best_start
-from carbonshift.schedule import cron_trigger
+from carbonshift.schedule import cron_trigger, next_nominal
 from carbonshift.timeutil import from_epoch_s, parse_duration, to_epoch_s
 
 log = logging.getLogger(__name__)
@@ -73,14 +75,14 @@ class CarbonAwareTrigger(BaseTrigger):  # type: ignore[misc]
     # ---- APScheduler's interface -------------------------------------------------------------------
     def get_next_fire_time(self, previous_fire_time: datetime | None, now: datetime) -> datetime | None:
         if previous_fire_time is None:
-            nominal = self._cron.get_next_fire_time(None, now)
+            nominal = self._next_at_or_after(now)
             earliest = now
         else:
             last = self._nominal_at_or_before(previous_fire_time)
             nominal = (
                 self._next_after(last)
                 if last is not None
-                else self._cron.get_next_fire_time(None, previous_fire_time + timedelta(seconds=1))
+                else self._next_at_or_after(previous_fire_time + timedelta(seconds=1))
             )
             earliest = previous_fire_time + timedelta(microseconds=1)
         if nominal is None:
@@ -170,7 +172,7 @@ class CarbonAwareTrigger(BaseTrigger):  # type: ignore[misc]
         """The latest nominal time <= t (searched from t - flex: a fire at t belongs to a nominal time
         no earlier than that)."""
         found: datetime | None = None
-        probe: datetime | None = self._cron.get_next_fire_time(None, t - self.flex)
+        probe = self._next_at_or_after(t - self.flex)
         while probe is not None and probe <= t:
             found = probe
             probe = self._next_after(probe)
@@ -179,8 +181,12 @@ class CarbonAwareTrigger(BaseTrigger):  # type: ignore[misc]
     def _next_after(self, t: datetime | None) -> datetime | None:
         if t is None:
             return None
-        fire: datetime | None = self._cron.get_next_fire_time(None, t + timedelta(seconds=1))
-        return fire
+        return self._next_at_or_after(t + timedelta(seconds=1))
+
+    def _next_at_or_after(self, t: datetime) -> datetime | None:
+        """The first nominal time >= t (UTC): one per nominal local time, across DST too (chaining
+        APScheduler's CronTrigger gives a fall-back night's time twice; see carbonshift.schedule)."""
+        return next_nominal(self.cron, self.timezone, t)
 
 
 __all__ = ["CarbonAwareTrigger"]
