@@ -111,6 +111,13 @@ def test_scheduler_to_aws_to_report(ec2: Ec2Proxy, tmp_path: Path) -> None:
         # the finished run's instance is released (terminated), not left to bill
         state = client.describe_instances(InstanceIds=[run.instance_id])["Reservations"][0]["Instances"][0]
         assert state["State"]["Name"] in ("shutting-down", "terminated")
+        release = sched.get_run(run.id).release  # kept until EC2 confirms the instance is gone
+        assert release is not None and release["state"] in ("pending", "done")
+        if release["state"] == "pending":  # moto may show shutting-down first: the next tick confirms
+            clock.advance(3600)
+            sched.tick()
+            release = sched.get_run(run.id).release
+        assert release is not None and release["state"] == "done"
         # a wrong token is refused
         with pytest.raises(PermissionError):
             sched.record_report(run.id, "not-the-token", {"exit_code": 0})

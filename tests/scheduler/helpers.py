@@ -12,7 +12,14 @@ from typing import Any
 
 from carbonshift.config import Settings, load_settings
 from carbonshift.config.jobspec import JobSpec, parse_jobspec
-from carbonshift.providers.base import CapacityError, Handle, InstanceState, InstanceStatus, LaunchRequest
+from carbonshift.providers.base import (
+    CapacityError,
+    Handle,
+    InstanceState,
+    InstanceStatus,
+    LaunchRequest,
+    ProviderError,
+)
 
 NOW = datetime(2030, 3, 5, 0, 0, tzinfo=UTC)  # a Tuesday, years ahead: no real timer ever fires for it
 
@@ -107,6 +114,7 @@ class FakeProvider:
         self.launches: dict[str, int] = {}
         self.requests: dict[str, LaunchRequest] = {}
         self.terminated: list[str] = []
+        self.terminate_failures = 0  # the next this many terminate calls fail (a throttled API)
 
     def regions(self) -> list[str]:
         return []
@@ -132,8 +140,14 @@ class FakeProvider:
         return InstanceStatus(state, exit_code=code, detail=f"fake {state.value}")
 
     def terminate(self, handle: Handle) -> None:
+        if self.terminate_failures > 0:
+            self.terminate_failures -= 1
+            raise ProviderError(self.name, "terminate: request throttled (RequestLimitExceeded)")
         self.terminated.append(handle.run_id)
         self.states[handle.run_id] = InstanceState.TERMINATED
+
+    def gone(self, handle: Handle) -> bool:
+        return handle.run_id in self.terminated
 
     def managed(self) -> list[Handle]:
         return list(self.handles.values())

@@ -68,6 +68,9 @@ class IdempotentCloud:
     def terminate(self, handle: Handle) -> None:
         pass
 
+    def gone(self, handle: Handle) -> bool:
+        return False
+
     def managed(self) -> list[Handle]:
         return [h for _, h in self.instances.values()]
 

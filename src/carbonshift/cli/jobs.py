@@ -318,6 +318,13 @@ def render_job(job: dict[str, Any]) -> str:
             if r.get("instance_id"):
                 link = f"  {r['console_url']}" if r.get("console_url") else ""
                 out.append(f"run {r.get('id', '?')}: instance {r['instance_id']}{link}")
+            release = r.get("release")
+            if isinstance(release, dict) and release.get("state") == "pending":
+                out.append(
+                    f"run {r.get('id', '?')}: release pending: instance not confirmed gone after "
+                    f"{release.get('attempts', 0)} attempt(s) ({release.get('error') or 'waiting'}); "
+                    f"next try {release.get('next_at') or 'soon'}"
+                )
     return "\n".join(out)
 
 

@@ -229,6 +229,25 @@ class AwsProvider(CloudProvider):
             return InstanceStatus(InstanceState.FAILED, None, detail)
         return ended_status(self._console(handle), detail)
 
+    def gone(self, handle: Handle) -> bool:
+        """Terminated (EC2 lists a terminated instance for a while; it no longer bills) or unknown."""
+        exceptions = import_sdk("aws", "botocore.exceptions")
+        try:
+            answer = self._client(handle.region).describe_instances(InstanceIds=[handle.instance_id])
+        except exceptions.ClientError as exc:
+            code = str(exc.response.get("Error", {}).get("Code", ""))
+            if code.startswith("InvalidInstanceID"):
+                return True
+            raise classify(
+                "aws",
+                handle.region,
+                code,
+                str(exc.response.get("Error", {}).get("Message", "")),
+                action="status",
+            ) from None
+        instances = [i for r in answer.get("Reservations", []) for i in r.get("Instances", [])]
+        return all(i.get("State", {}).get("Name") == "terminated" for i in instances)
+
     def _console(self, handle: Handle) -> str | None:
         try:
             out = self._client(handle.region).get_console_output(InstanceId=handle.instance_id)

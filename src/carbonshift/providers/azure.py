@@ -256,7 +256,7 @@ class AzureProvider(CloudProvider):
             hidden=hidden,
             notes=(
                 f"PUT in resource group {self.group!r}: the virtual network (only if missing), the NIC, then the VM",
-                "customData is the bootstrap, base64-encoded (shown decoded under `bootstrap`)",
+                "customData is the bootstrap in base64 (shown here with the token redacted; plain under `bootstrap`)",
                 "no public IP and no managed identity: the VM gets no Azure credentials",
             ),
         )
@@ -363,6 +363,17 @@ class AzureProvider(CloudProvider):
             return
         except Exception as exc:
             raise self._error(exc, handle.region, "terminate") from None
+
+    def gone(self, handle: Handle) -> bool:
+        """Deleted: a stopped or deallocated VM still exists (and a stopped one still bills)."""
+        exceptions = import_sdk("azure", "azure.core.exceptions")
+        try:
+            self._client("compute").virtual_machines.get(self.group, handle.instance_id)
+        except exceptions.ResourceNotFoundError:
+            return True
+        except Exception as exc:
+            raise self._error(exc, handle.region, "status") from None
+        return False
 
     def managed(self) -> list[Handle]:
         """Every VM in the resource group tagged `carbonshift-run`."""

@@ -129,6 +129,10 @@ class Provider(Protocol):
         """Stop the run; no error if it already ended."""
         ...
 
+    def gone(self, handle: Handle) -> bool:
+        """Whether the instance no longer exists (nothing left that bills): how a release is confirmed."""
+        ...
+
     def managed(self) -> list[Handle]:
         """Every instance this provider holds that carbonshift launched (for orphan detection)."""
         ...

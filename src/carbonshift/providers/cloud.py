@@ -12,9 +12,12 @@ send, and needs no SDK and no credentials to do it:
 
 from __future__ import annotations
 
+import base64
+import binascii
 import copy
 import json
 import logging
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -61,7 +64,8 @@ class LaunchPlan:
 
     def public(self) -> dict[str, Any]:
         """The plan as JSON for people: the request as it would be sent, with the per-run token and
-        any generated secret replaced. No cloud credential is ever part of a plan."""
+        any generated secret replaced, in plain text and inside base64 values (which are shown as the
+        base64 of the redacted text). No cloud credential is ever part of a plan."""
         body = _replace_strings(copy.deepcopy(self.body), self.token, self.hidden)
         return {
             "provider": self.provider,
@@ -76,12 +80,35 @@ class LaunchPlan:
         }
 
 
+def _redact_text(text: str, token: str | None, hidden: Sequence[str]) -> str:
+    out = redact(text, token) if token else text
+    for secret in hidden:
+        out = out.replace(secret, "<generated, never stored>")
+    return out
+
+
+_BASE64 = re.compile(r"^(?:[A-Za-z0-9+/]{4})+(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$")
+
+
+def _base64_text(value: str) -> str | None:
+    """The text a base64 string encodes (Azure customData is the bootstrap in base64), else None."""
+    if len(value) < 8 or not _BASE64.match(value):
+        return None
+    try:
+        return base64.b64decode(value, validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+
+
 def _replace_strings(value: Any, token: str | None, hidden: Sequence[str]) -> Any:
     if isinstance(value, str):
-        out = redact(value, token) if token else value
-        for secret in hidden:
-            out = out.replace(secret, "<generated, never stored>")
-        return out
+        # a secret inside base64 survives a text replacement: redact the decoded text, encode it again
+        decoded = _base64_text(value)
+        if decoded is not None:
+            shown = _redact_text(decoded, token, hidden)
+            if shown != decoded:
+                return base64.b64encode(shown.encode("utf-8")).decode("ascii")
+        return _redact_text(value, token, hidden)
     if isinstance(value, dict):
         return {k: _replace_strings(v, token, hidden) for k, v in value.items()}
     if isinstance(value, list):
@@ -154,6 +181,9 @@ class CloudProvider(ABC):
 
     @abstractmethod
     def terminate(self, handle: Handle) -> None: ...
+
+    @abstractmethod
+    def gone(self, handle: Handle) -> bool: ...
 
     @abstractmethod
     def managed(self) -> list[Handle]: ...

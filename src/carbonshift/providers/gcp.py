@@ -366,6 +366,21 @@ class GcpProvider(CloudProvider):
             return ended_status(self._console(project, zone, handle.instance_id), state.lower())
         return InstanceStatus(InstanceState.UNKNOWN, None, f"unexpected state {state}")
 
+    def gone(self, handle: Handle) -> bool:
+        """Deleted: a stopped (TERMINATED) instance still exists, with its disk."""
+        project = str(handle.details.get("project") or self.project())
+        zone = str(handle.details.get("zone", ""))
+        exceptions = import_sdk("gcp", "google.api_core.exceptions")
+        try:
+            self._client("InstancesClient").get(
+                project=project, zone=zone, instance=handle.instance_id, timeout=30
+            )
+        except exceptions.NotFound:
+            return True
+        except Exception as exc:
+            raise self._error(exc, handle.region, "status") from None
+        return False
+
     def _console(self, project: str, zone: str, name: str) -> str | None:
         try:
             out = self._client("InstancesClient").get_serial_port_output(

@@ -11,6 +11,9 @@ it; a restarted daemon reattaches through the run directory. Launch is idempoten
 directory is the key, guarded by a lock file, and an existing run (found by its pid file, its exit
 file, or, when the daemon died between starting the process and recording it, by scanning processes
 for the run directory in their command line) is returned instead of starting another one.
+
+A run's environment is `job_environment()`: the allow-listed names of the daemon's (ENV_ALLOWED), the
+spec's `env` and CARBONSHIFT_RUN_ID / CARBONSHIFT_RUN_DIR; none of the daemon's secrets.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -44,8 +48,16 @@ log = logging.getLogger(__name__)
 
 EXEC_SCRIPT = Path(__file__).with_name("_local_exec.py")
 _RUN_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-# never handed to a job: the API's token and the database URL (which may hold a password)
-_ENV_WITHHELD = ("CARBONSHIFT_API_TOKEN", "CARBONSHIFT_DB_URL")
+# What a job gets of the daemon's environment: only these names (and LC_*), never the rest, where the
+# daemon's secrets live (CARBONSHIFT_* tokens and passwords, the database URL, AWS_*, AZURE_*,
+# GOOGLE_APPLICATION_CREDENTIALS, proxies with passwords...). The Windows names are what a process
+# there needs to start at all. The tracker above the job gets the same: a job can read its parents'
+# environments (same user), so they must not hold secrets either.
+ENV_ALLOWED = (
+    *("PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR"),
+    *("SYSTEMROOT", "SYSTEMDRIVE", "WINDIR", "COMSPEC", "PATHEXT", "TEMP", "TMP", "USERPROFILE"),
+)
+ENV_ALLOWED_PREFIXES = ("LC_",)
 _SECRET_WORDS = ("token", "password", "secret", "credential", "key")
 
 
@@ -67,10 +79,25 @@ def default_runs_dir(settings: Settings) -> Path:
     return settings.resolved_data_dir() / "scheduler" / "runs"
 
 
+def job_environment(
+    request: LaunchRequest, run_dir: Path, base: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """The environment of a local run (its supervisor, tracker and job): the allow-listed names of
+    `base` (default: the daemon's environment), then the spec's `env`, then CARBONSHIFT_RUN_ID and
+    CARBONSHIFT_RUN_DIR."""
+    source = os.environ if base is None else base
+    env = {k: v for k, v in source.items() if k in ENV_ALLOWED or k.startswith(ENV_ALLOWED_PREFIXES)}
+    env.update(request.spec.env)
+    env["CARBONSHIFT_RUN_ID"] = request.run_id
+    env["CARBONSHIFT_RUN_DIR"] = str(run_dir)
+    return env
+
+
 def tracker_config(settings: Settings) -> dict[str, Any]:
     """The daemon's settings as a config file for the tracker of a run, without any secret: the
-    tracker resolves the same locations, intensity files and tracker options as the daemon that
-    planned the run; credentials reach it through the environment only, as they reached the daemon."""
+    tracker resolves the same locations, intensity files, cache and tracker options as the daemon that
+    planned the run. It gets no credential at all (see ENV_ALLOWED): it measures with what needs none
+    (the shared intensity cache the daemon filled, intensity files, keyless sources, bundled tables)."""
     from pydantic import SecretStr
 
     data = settings.model_dump(mode="json")
@@ -78,6 +105,9 @@ def tracker_config(settings: Settings) -> dict[str, Any]:
         secret = isinstance(getattr(settings, name), SecretStr) or any(w in name for w in _SECRET_WORDS)
         if secret or name in ("db_url", "api_token"):
             data.pop(name, None)
+    # resolved here: the tracker does not get the XDG_* variables the defaults may come from
+    data["data_dir"] = str(settings.resolved_data_dir().expanduser().resolve())
+    data.setdefault("cache", {})["path"] = str(settings.cache.resolved_path().expanduser().resolve())
     files = data.get("intensity", {}).get("files", {})
     for zone, path in list(files.items()):
         files[zone] = str(Path(path).expanduser().resolve())
@@ -177,6 +207,11 @@ class LocalProvider:
             state = InstanceState.FAILED
         return InstanceStatus(state, exit_code=code, detail=detail, report=report)
 
+    def gone(self, handle: Handle) -> bool:
+        """A local run holds nothing once its process group has exited."""
+        run_dir = Path(str(handle.details.get("run_dir") or self.run_dir(handle.run_id)))
+        return not self._alive(handle.run_id, _read_json(run_dir / "pid.json") or handle.details)
+
     def terminate(self, handle: Handle) -> None:
         run_dir = Path(str(handle.details.get("run_dir") or self.run_dir(handle.run_id)))
         if run_dir.is_dir() and not (run_dir / "terminate.json").exists():
@@ -226,9 +261,7 @@ class LocalProvider:
                 "command": request.spec.command,
             },
         )
-        env = {k: v for k, v in os.environ.items() if k not in _ENV_WITHHELD}
-        env["CARBONSHIFT_RUN_ID"] = request.run_id
-        env["CARBONSHIFT_RUN_DIR"] = str(run_dir)
+        env = job_environment(request, run_dir)
         argv = [self.python, str(EXEC_SCRIPT), str(run_dir), "--", *command]
         try:
             with open(run_dir / "output.log", "ab") as out:

@@ -89,6 +89,8 @@ Role = Literal["stopped", "standby", "active"]
 ServiceFactory = Callable[[], IntensityService]
 
 _PENDING = (RunState.PLANNED.value, RunState.WAITING.value)
+RELEASE_RETRY_S = 30.0  # a release not yet confirmed is tried again after this, doubling each time
+RELEASE_RETRY_MAX_S = 3600.0
 _ACTIVE = (RunState.LAUNCHING.value, RunState.RUNNING.value)
 _TERMINAL = tuple(s.value for s in TERMINAL)
 _CHUNK = 500  # ids per IN (...) query
@@ -954,6 +956,7 @@ class Scheduler:
                 self._advance_schedules(now)
                 self._launch_due(now)
                 self._close_finished_jobs(now)
+                self._release_due(now)
             finally:
                 self._fence.epoch = None
 
@@ -1139,21 +1142,75 @@ class Scheduler:
             self._release_instance(run_id)
 
     def _release_instance(self, run_id: str) -> None:
-        """Delete a finished cloud run's instance. A powered-off VM is not gone everywhere: Azure keeps
-        (and bills) a stopped VM, Compute Engine keeps its disk; terminate is safe to repeat. Local runs
+        """Release a finished cloud run's instance: recorded on the run first (`release_state`
+        pending), then tried at once, and kept and retried with backoff, by whichever daemon is
+        active, until the provider confirms the instance is gone. A powered-off VM is not gone: Azure
+        keeps (and bills) a stopped VM, Compute Engine keeps its disk, so providers delete. Local runs
         have nothing left to release once their process group has exited."""
+        now = self.clock.now()
         with self._tx() as s:
             run = s.get(RunRow, run_id)
-            if run is None or run.handle is None or run.provider in (None, "local"):
+            if run is None or run.handle is None or run.provider in (None, "local") or run.release_state:
                 return
-            provider = self.providers.get(run.provider)
+            run.release_state = "pending"
+            run.release_next_at = now
+        self._release_one(run_id, now)
+
+    def _release_due(self, now: datetime) -> None:
+        with self._tx() as s:
+            ids = list(
+                s.scalars(
+                    select(RunRow.id).where(RunRow.release_state == "pending", RunRow.release_next_at <= now)
+                )
+            )
+        for run_id in ids:
+            self._release_one(run_id, now)
+
+    def _release_one(self, run_id: str, now: datetime) -> None:
+        with self._tx() as s:
+            run = s.get(RunRow, run_id)
+            if run is None or run.release_state != "pending" or run.handle is None:
+                return
+            provider = self.providers.get(run.provider or "")
             handle = Handle.from_dict(run.handle)
+        error: str | None = None
+        gone = False
         if provider is None:
-            return
-        try:
-            provider.terminate(handle)
-        except Exception as exc:
-            log.warning("run %s: releasing its %s instance failed (%s)", run_id, handle.provider, exc)
+            error = f"provider {handle.provider} is not configured on this daemon"
+        else:
+            try:
+                provider.terminate(handle)
+                gone = provider.gone(handle)
+            except Exception as exc:
+                error = str(exc) or type(exc).__name__
+        with self._tx() as s:
+            run = s.get(RunRow, run_id)
+            if run is None or run.release_state != "pending":
+                return
+            if gone:
+                run.release_state, run.released_at, run.release_error = "done", now, None
+                self._note(
+                    s,
+                    run,
+                    f"instance {handle.instance_id} released: {handle.provider} confirms it is gone",
+                    now,
+                )
+                return
+            run.release_attempts += 1
+            delay = min(RELEASE_RETRY_S * 2 ** (run.release_attempts - 1), RELEASE_RETRY_MAX_S)
+            run.release_next_at = now + timedelta(seconds=delay)
+            run.release_error = error or "terminate requested; the instance is not gone yet"
+            self._note(
+                s,
+                run,
+                f"release of {handle.instance_id}, attempt {run.release_attempts}: {run.release_error}; "
+                f"trying again at {_z(run.release_next_at)}",
+                now,
+            )
+        if error is not None:
+            log.warning(
+                "run %s: releasing its %s instance failed (%s); retried later", run_id, handle.provider, error
+            )
 
     def _stop_run(self, run_id: str, now: datetime, stop_reason: str | None = None) -> None:
         """Ask the provider to stop a running run (a cancel, or the watchdog with `stop_reason`); the

@@ -69,6 +69,7 @@ class RunRow(Base):
         # one run per occurrence of a schedule, whichever daemon or thread creates it
         UniqueConstraint("job_id", "nominal", name="uq_runs_job_nominal"),
         Index("ix_runs_state_start", "state", "planned_start"),
+        Index("ix_runs_release", "release_state", "release_next_at"),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
@@ -100,6 +101,12 @@ class RunRow(Base):
     launch_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     launch_looks: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     launch_epoch: Mapped[int | None] = mapped_column(Integer, nullable=True)  # migration 0004
+    # migration 0005: the instance release, kept until the provider confirms the instance is gone
+    release_state: Mapped[str | None] = mapped_column(String(16), nullable=True)  # pending | done
+    release_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    release_next_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    release_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    released_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     report_token_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
     last_planned_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     prestart_replanned: Mapped[bool] = mapped_column(Boolean, default=False)

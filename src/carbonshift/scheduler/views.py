@@ -141,6 +141,7 @@ class RunView:
     updated_at: datetime
     events: list[RunEvent] = field(default_factory=list)
     log_available: bool = False
+    release: dict[str, Any] | None = None  # the instance release: pending until the provider confirms
 
     @classmethod
     def from_row(
@@ -176,6 +177,15 @@ class RunView:
             updated_at=row.updated_at,
             events=[RunEvent(e.at, e.from_state, e.to_state, e.reason) for e in events],
             log_available=log_available,
+            release=None
+            if row.release_state is None
+            else {
+                "state": row.release_state,
+                "attempts": row.release_attempts,
+                "next_at": _iso(row.release_next_at) if row.release_state == "pending" else None,
+                "error": row.release_error,
+                "released_at": _iso(row.released_at),
+            },
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -206,6 +216,7 @@ class RunView:
             "updated_at": isoformat_z(self.updated_at),
             "events": [e.to_dict() for e in self.events],
             "log_available": self.log_available,
+            "release": self.release,
         }
 
 
