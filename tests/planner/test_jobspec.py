@@ -247,3 +247,37 @@ def test_the_model_is_immutable() -> None:
     with pytest.raises(ValueError, match="frozen"):
         spec.name = "other"  # type: ignore[misc]
     assert isinstance(spec, JobSpec)
+
+
+def test_env_is_a_mapping_of_names_to_strings() -> None:
+    spec = loads_jobspec(
+        "name: a\ncommand: x\nduration: 1h\nenv: {MODEL_DIR: /data, _flag: '1', EMPTY: '', MSG: \"a 'b' $c\\nd\"}"
+    )
+    assert spec.env == {"MODEL_DIR": "/data", "_flag": "1", "EMPTY": "", "MSG": "a 'b' $c\nd"}
+    assert parse_jobspec(MINIMAL).env == {}
+    assert parse_jobspec(spec.model_dump(mode="json")) == spec  # stored and loaded again as is
+    assert jobspec_json_schema()["properties"]["env"]["type"] == "object"
+
+
+@pytest.mark.parametrize(
+    ("env", "says"),
+    [
+        ("{1ABC: x}", "not a variable name"),
+        ("{'A-B': x}", "not a variable name"),
+        ("{'A B': x}", "not a variable name"),
+        ("{'A=B': x}", "not a variable name"),
+        ("{'': x}", "not a variable name"),
+        ("{CARBONSHIFT_RUN_ID: x}", "CARBONSHIFT_"),
+        ("{carbonshift_api_token: x}", "CARBONSHIFT_"),
+        ("{DEBUG: 1}", "not a string"),
+        ("{DEBUG: true}", "not a string"),
+        ("{DEBUG: null}", "not a string"),
+        ('{A: "x\\0y"}', "NUL"),
+        ("[A=1]", "a mapping"),
+        ("{A: '" + "x" * 9000 + "'}", "8192"),
+    ],
+)
+def test_bad_env_is_refused_naming_the_field(env: str, says: str) -> None:
+    found = problems(f"name: a\ncommand: x\nduration: 1h\nenv: {env}")
+    assert list(found) == ["env"], found
+    assert says in found["env"]

@@ -5,11 +5,13 @@ job commands arrive as the very same argv and that nothing in them ever runs as 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
 import stat
 import subprocess
+import sys
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -217,3 +219,41 @@ def test_command_words_and_refusals() -> None:
     with pytest.raises(UserInputError, match="report_url"):
         render(report_url="file:///etc/passwd")
     assert report_url_for("https://x/", "a/b c") == "https://x/api/v1/runs/a%2Fb%20c/report"
+
+
+def test_the_spec_env_reaches_the_job_as_data_and_nothing_else(tmp_path: Path) -> None:
+    """The spec's env goes to the job (through `env NAME=value`), values single-quoted: they stay
+    data, and they change neither the script's own variables nor where it finds carbonshift."""
+    own = {
+        "MODEL": "resnet",
+        "MSG": 'it\'s $(touch PWNED_env) `touch PWNED_env2`; touch PWNED_env3\nline 2 "dq" \\',
+        "EMPTY": "",
+        "REPORT_URL": "http://evil.example/steal",  # the script's own variable: untouched
+        "PATH": "/nonexistent",  # the job's PATH; carbonshift is still found (resolved before)
+    }
+    dump = tmp_path / "env.json"
+    stub_dir = tmp_path / "envbin"
+    stub_dir.mkdir()
+    stub = stub_dir / "carbonshift"
+    stub.write_text(
+        "#!/bin/sh\n"
+        f"exec {sys.executable} -c 'import json, os; json.dump(dict(os.environ), open({json.dumps(str(dump))}, \"w\"))'\n"
+    )
+    stub.chmod(0o755)
+    url = "https://sched.example/api/v1/runs/run-0001/report"
+    script = render(spec=make_spec(env=own), report_url=url, report_token="t")
+    result = run_script(tmp_path, script, PATH=f"{stub_dir}:{tmp_path / 'bin'}:/usr/bin:/bin")
+    assert result.returncode == 0, result.stderr
+    seen = json.loads(dump.read_text())
+    for name, value in own.items():
+        assert seen[name] == value
+    assert pwned(tmp_path) == []
+    assert "touch PWNED_env" not in result.stdout  # never run, never echoed as a command
+    # no report was written by this stub; the script's REPORT_URL is still its own
+    assert "no report was written" in result.stdout
+    assert "evil.example" not in script.split("env \\")[0]
+
+
+def test_no_env_no_env_command() -> None:
+    assert "env \\" not in render()
+    assert "\n  MODEL=resnet \\\n" in render(spec=make_spec(env={"MODEL": "resnet"}))

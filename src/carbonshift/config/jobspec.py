@@ -340,6 +340,31 @@ def _check_command(value: Any) -> Any:
     raise _err("expected an argv list such as [python, train.py] or a command string for the shell")
 
 
+ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+ENV_MAX_BYTES = 8192  # all of NAME=value together: cloud user data is small (EC2: 16 KiB)
+
+
+def _check_env(value: Any) -> Any:
+    """The job's own environment variables: names a shell can export, string values without NUL,
+    none of carbonshift's own (CARBONSHIFT_*: the run's variables and the daemon's settings)."""
+    if not isinstance(value, Mapping):
+        raise _err("expected a mapping of variable names to strings, e.g. {MODEL_DIR: /data}")
+    size = 0
+    for name, text in value.items():
+        if not isinstance(name, str) or not re.match(ENV_NAME_PATTERN, name):
+            raise _err(f"{name!r} is not a variable name: letters, digits and '_', not starting with a digit")
+        if name.upper().startswith("CARBONSHIFT_"):
+            raise _err(f"{name}: names starting with CARBONSHIFT_ are carbonshift's own")
+        if not isinstance(text, str):
+            raise _err(f"{name}: the value is {type(text).__name__}, not a string (quote it in YAML)")
+        if "\x00" in text:
+            raise _err(f"{name}: the value contains a NUL character, which no environment can hold")
+        size += len(name.encode("utf-8")) + 1 + len(text.encode("utf-8"))
+    if size > ENV_MAX_BYTES:
+        raise _err(f"{size} bytes in all; at most {ENV_MAX_BYTES} (put larger data in a file)")
+    return dict(value)
+
+
 class JobSpec(_Strict):
     """A job as its owner describes it. Immutable once validated."""
 
@@ -380,6 +405,14 @@ class JobSpec(_Strict):
         default=None, description="where it would run today; savings are measured against it"
     )
     schedule: Schedule | None = Field(default=None, description="recurring runs (cron, timezone, flex)")
+    env: Annotated[
+        dict[str, str],
+        Field(
+            default_factory=dict,
+            description="environment variables for the job (not for secrets: stored with the job)",
+        ),
+        BeforeValidator(_check_env),
+    ]
 
     @model_validator(mode="after")
     def _cross_checks(self) -> JobSpec:

@@ -17,7 +17,9 @@ any case (a hung install, a scheduler that is gone). The exit code is printed to
 
 from __future__ import annotations
 
+import re
 import shlex
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from urllib.parse import quote
 
@@ -33,6 +35,7 @@ REPORT_PATH_TEMPLATE = "/api/v1/runs/{run_id}/report"
 DEFAULT_MARGIN = timedelta(minutes=15)  # the watchdog's: a run may overrun its deadline by this much
 GUARD_EXTRA = timedelta(minutes=10)  # after the job's timeout, time to send the report and power off
 TOKEN_PLACEHOLDER = "<per-run report token>"
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 def report_url_for(base_url: str, run_id: str) -> str:
@@ -51,6 +54,18 @@ def command_words(command: list[str] | str) -> str:
     if isinstance(command, str):
         return "sh -c " + shlex.quote(command)
     return " ".join(shlex.quote(arg) for arg in command)
+
+
+def env_words(env: Mapping[str, str]) -> str:
+    """The spec's environment as `env` arguments for the job's line: one `NAME=value` shell word per
+    line (single-quoted where needed), or nothing when there is none. Passed to the job only, so the
+    script's own variables (REPORT_URL, ...) and the install steps are not affected."""
+    words = []
+    for name, value in env.items():
+        if not _ENV_NAME.match(name) or "\x00" in value:
+            raise UserInputError("env", f"{name!r}: not a variable name, or a value with a NUL character")
+        words.append(f"  {shlex.quote(f'{name}={value}')} \\\n")
+    return "env \\\n" + "".join(words) + "  " if words else ""
 
 
 def render_bootstrap(
@@ -85,6 +100,7 @@ def render_bootstrap(
         state_dir=STATE_DIR,
         marker=EXIT_MARKER,
         command=command_words(request.spec.command),
+        env=env_words(request.spec.env),
     )
 
 
@@ -132,7 +148,7 @@ log "run $RUN_ID, job $JOB, region $REGION"
 
 # 1. carbonshift itself: already on the image, or pip-installed into its own venv.
 if command -v carbonshift >/dev/null 2>&1; then
-  CARBONSHIFT=carbonshift
+  CARBONSHIFT=$(command -v carbonshift)
 else
   log "installing $PACKAGE"
   if ! python3 -m venv /opt/carbonshift >/dev/null 2>&1; then
@@ -151,9 +167,9 @@ else
   CARBONSHIFT=/opt/carbonshift/bin/carbonshift
 fi
 
-# 2. the job, under the tracker; the report goes to $REPORT.
+# 2. the job, under the tracker (with the spec's env, if any); the report goes to $REPORT.
 log "starting the job"
-timeout --kill-after=60 "$JOB_TIMEOUT_S" "$CARBONSHIFT" track --region "$REGION" --report "$REPORT" -- \\
+timeout --kill-after=60 "$JOB_TIMEOUT_S" {env}"$CARBONSHIFT" track --region "$REGION" --report "$REPORT" -- \\
   {command}
 EXIT_CODE=$?
 log "the job ended with exit code $EXIT_CODE"
