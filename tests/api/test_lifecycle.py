@@ -97,3 +97,33 @@ def test_a_run_reports_back_with_its_own_token(recording: tuple[ApiServer, Recor
         timeout=10,
     )
     assert other.status_code == 404
+
+
+def test_a_run_downloads_the_daemons_own_wheel_with_its_token(
+    recording: tuple[ApiServer, RecordingLocal], tmp_path: Path
+) -> None:
+    """What a cloud instance's bootstrap fetches by default: the wheel of the version the daemon runs,
+    to the run's own token only, with the sha256 the bootstrap was made with."""
+    import hashlib
+
+    from carbonshift.providers.selfwheel import own_wheel
+
+    api, provider = recording
+    job = api.submit(local_spec("wheel-fetcher", ["true"]))
+    done = api.wait_for(job["id"], lambda j: j["runs"][-1]["status"] in {"succeeded", "failed"})
+    run_id = done["runs"][-1]["id"]
+    token = provider.tokens[run_id]
+    own = own_wheel(tmp_path / "expected")
+    path = f"{api.url}/api/v1/runs/{run_id}/wheel/{own.filename}"
+    got = api.session.get(path, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    assert got.status_code == 200, got.text
+    assert hashlib.sha256(got.content).hexdigest() == own.sha256  # the hash the bootstrap checks
+    assert api.session.get(path, timeout=10).status_code == 401  # the API token alone is no run token
+    wrong = api.session.get(path, headers={"Authorization": "Bearer not-the-token"}, timeout=10)
+    assert wrong.status_code == 403
+    other = api.session.get(
+        f"{api.url}/api/v1/runs/{run_id}/wheel/evil-9.9-py3-none-any.whl",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=10,
+    )
+    assert other.status_code == 404

@@ -17,6 +17,14 @@ from tests.providers.fakes import Ec2Proxy, FakeArm, FakeComputeEngine
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
 
+@pytest.fixture(autouse=True)
+def _bootstrap_from_the_index(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The adapters' tests launch without a daemon, so the default package source (the daemon's own
+    wheel) has nothing to serve it: they install from the index, as configured. The package sources
+    themselves are tested in test_package_source.py."""
+    monkeypatch.setenv("CARBONSHIFT_BOOTSTRAP_SOURCE", "index")
+
+
 def make_spec(**overrides: Any) -> JobSpec:
     data: dict[str, Any] = {"name": "train-model", "command": ["python", "train.py"], "duration": "1h"}
     data.update(overrides)
@@ -76,3 +84,10 @@ def arm() -> Iterator[FakeArm]:
     fake = FakeArm()
     yield fake
     fake.close()
+
+
+def launch_cli(*args: str, env: dict[str, str] | None = None, **kwargs: Any) -> Any:
+    """`carbonshift ...` as a user runs it, installing from the index (no daemon to serve a wheel)."""
+    from tests.cli.helpers import run_cli
+
+    return run_cli(*args, env={"CARBONSHIFT_BOOTSTRAP_SOURCE": "index", **(env or {})}, **kwargs)

@@ -19,7 +19,9 @@ from typing import Any
 import pytest
 
 from carbonshift.errors import UserInputError
+from carbonshift.providers.base import PackageSource
 from carbonshift.providers.bootstrap import (
+    DEFAULT_PACKAGE,
     EXIT_MARKER,
     TOKEN_PLACEHOLDER,
     command_words,
@@ -76,11 +78,11 @@ echo called >> "$SANDBOX/poweroff.called"
 """
 
 
-def _sandbox(tmp_path: Path, stubs: tuple[str, ...]) -> Path:
+def _sandbox(tmp_path: Path, stubs: tuple[str, ...], extra: dict[str, str] | None = None) -> Path:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir(parents=True)
     texts = {"carbonshift": STUB_CARBONSHIFT, "curl": STUB_CURL, "poweroff": STUB_POWEROFF}
-    for name, text in ((n, texts[n]) for n in stubs):
+    for name, text in [*((n, texts[n]) for n in stubs), *(extra or {}).items()]:
         path = bin_dir / name
         path.write_text(text)
         path.chmod(path.stat().st_mode | stat.S_IXUSR)
@@ -89,10 +91,15 @@ def _sandbox(tmp_path: Path, stubs: tuple[str, ...]) -> Path:
 
 
 def run_script(
-    tmp_path: Path, script: str, stubs: tuple[str, ...] = ("carbonshift", "curl", "poweroff"), **env: str
+    tmp_path: Path,
+    script: str,
+    stubs: tuple[str, ...] = ("carbonshift", "curl", "poweroff"),
+    extra: dict[str, str] | None = None,
+    **env: str,
 ) -> subprocess.CompletedProcess[str]:
-    """Run `script` with /bin/sh in a sandbox whose PATH starts with the given stubs."""
-    sandbox = _sandbox(tmp_path, stubs)
+    """Run `script` with /bin/sh in a sandbox whose PATH starts with the given stubs (and `extra`
+    executables, name -> text)."""
+    sandbox = _sandbox(tmp_path, stubs, extra)
     path = sandbox / "bootstrap.sh"
     path.write_text(script)
     environment = {
@@ -132,7 +139,8 @@ def pwned(tmp_path: Path) -> list[str]:
 def render(**kwargs: Any) -> str:
     spec = kwargs.pop("spec", None) or make_spec()
     region = kwargs.pop("region", "eu-north-1")
-    return render_bootstrap(make_request(region, spec=spec, **kwargs), "aws", now=NOW)
+    package = kwargs.pop("package", None) or PackageSource(requirement=DEFAULT_PACKAGE)
+    return render_bootstrap(make_request(region, spec=spec, **kwargs), "aws", package=package)
 
 
 def test_hostile_argv_reaches_the_tracker_unchanged_and_nothing_runs(tmp_path: Path) -> None:
@@ -205,10 +213,37 @@ def test_the_script_reads_plainly_and_holds_no_other_secret(monkeypatch: pytest.
     assert "per-run-token" not in shown and TOKEN_PLACEHOLDER in shown
 
 
-def test_timeouts_follow_the_deadline() -> None:
+def test_timeouts_follow_the_deadline_as_the_instance_clock_reads_it(tmp_path: Path) -> None:
     script = render()  # deadline is NOW + 6 h, margin 15 min, guard 10 min later
-    assert f"JOB_TIMEOUT_S={int(timedelta(hours=6, minutes=15).total_seconds())}" in script
-    assert f"GUARD_S={int(timedelta(hours=6, minutes=25).total_seconds())}" in script
+    assert f"DEADLINE_S={int((NOW + timedelta(hours=6, minutes=15)).timestamp())}" in script
+    start = script.index("DEADLINE_S=")
+    block = script[start : script.index("\n", script.index("GUARD_S=")) + 1]
+    probe = block + 'echo "$JOB_TIMEOUT_S $GUARD_S"\n'
+    for booted_at, expected in ((NOW, (22500, 23100)), (NOW + timedelta(hours=6, minutes=14), (60, 660))):
+        fake_date = tmp_path / f"bin-{int(booted_at.timestamp())}"
+        fake_date.mkdir()
+        (fake_date / "date").write_text(f"#!/bin/sh\necho {int(booted_at.timestamp())}\n")
+        (fake_date / "date").chmod(0o755)
+        out = subprocess.run(
+            ["/bin/sh", "-c", probe],
+            env={"PATH": f"{fake_date}:/usr/bin:/bin"},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert out.stdout.split() == [str(v) for v in expected], out  # late boot: the time actually left
+
+
+def test_the_script_is_the_same_whenever_it_is_made() -> None:
+    """A relaunch sends the same user data, as EC2's ClientToken idempotency requires."""
+    from carbonshift.config import Settings
+    from carbonshift.providers.aws import AwsProvider
+
+    request = make_request("eu-north-1", report_url="https://s.example/r", report_token="tok")
+    settings = Settings(bootstrap_source="index")
+    early = AwsProvider(settings, regions=["eu-north-1"], clock=lambda: NOW).plan(request)
+    late = AwsProvider(settings, regions=["eu-north-1"], clock=lambda: NOW + timedelta(hours=3)).plan(request)
+    assert early.script == late.script and early.body == late.body
 
 
 def test_command_words_and_refusals() -> None:

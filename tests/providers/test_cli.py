@@ -17,8 +17,7 @@ from carbonshift.providers.base import CapacityError, Handle, ProviderError
 from carbonshift.providers.common import import_sdk, label_value, request_uuid, resource_name, scrub
 from carbonshift.providers.errors_map import classify
 from carbonshift.providers.watchdog import orphans, overdue
-from tests.cli.helpers import run_cli
-from tests.providers.conftest import NOW
+from tests.providers.conftest import NOW, launch_cli
 from tests.providers.fakes import Ec2Proxy
 
 HOSTILE_SPEC = """\
@@ -51,7 +50,7 @@ def test_launch_dry_run_prints_the_request_without_credentials(
     }
     if provider == "azure":  # Azure has no L4: the spec asks for a T4 instead
         spec_file.write_text(HOSTILE_SPEC.replace("gpu: L4", "gpu: T4"))
-    result = run_cli(
+    result = launch_cli(
         "launch", str(spec_file), "--provider", provider, "--region", region, "--dry-run",
         "--run-id", "run-dry", "--now", "2026-11-24T12:00Z", env=secrets, tmp=tmp_path,
     )  # fmt: skip
@@ -77,12 +76,12 @@ def test_launch_on_moto_prints_the_instance_id_and_is_idempotent(
         HOSTILE_SPEC.replace("hardware: {gpu: L4, gpus: 1, vcpus: 4, memory_gb: 16}", "hardware: {vcpus: 2}")
     )
     args = ("launch", str(spec_file), "--provider", "aws", "--region", "eu-north-1", "--run-id", "run-cli-1")
-    first = run_cli(*args, tmp=tmp_path)
+    first = launch_cli(*args, tmp=tmp_path)
     assert first.returncode == 0, first.stderr
     instance_id = first.stdout.strip()
     assert instance_id.startswith("i-")
     assert "--run-id run-cli-1" in first.stderr
-    second = run_cli(*args, tmp=tmp_path)
+    second = launch_cli(*args, tmp=tmp_path)
     assert second.stdout.strip() == instance_id  # found by its tag, not launched again
 
     # no scheduler database: orphans asks for --known-runs (unless the scheduler offers live_run_ids)
@@ -98,12 +97,12 @@ def test_launch_on_moto_prints_the_instance_id_and_is_idempotent(
         "--known-runs",
         str(known),
     )
-    listed = run_cli(*common, "--format", "json", tmp=tmp_path)
+    listed = launch_cli(*common, "--format", "json", tmp=tmp_path)
     assert listed.returncode == 0, listed.stderr
     data = json.loads(listed.stdout)
     assert [o["instance_id"] for o in data["orphans"]] == [instance_id] and data["terminated"] == []
     known.write_text("")
-    cleaned = run_cli(*common, "--clean", tmp=tmp_path)
+    cleaned = launch_cli(*common, "--clean", tmp=tmp_path)
     assert cleaned.returncode == 0, cleaned.stderr
     assert instance_id in cleaned.stdout and "terminated" in cleaned.stderr
     state = boto3.client("ec2", region_name="eu-north-1").describe_instances(InstanceIds=[instance_id])
@@ -122,17 +121,17 @@ def test_read_known_runs(tmp_path: Path) -> None:
 
 
 def test_launch_errors_are_one_line(spec_file: Path, tmp_path: Path) -> None:
-    bad_provider = run_cli(
+    bad_provider = launch_cli(
         "launch", str(spec_file), "--provider", "ibm", "--region", "x", "--dry-run", tmp=tmp_path
     )
     assert bad_provider.returncode == 2 and "--provider" in bad_provider.stderr
-    bad_region = run_cli(
+    bad_region = launch_cli(
         "launch", str(spec_file), "--provider", "aws", "--region", "mars-1", "--dry-run", tmp=tmp_path
     )
     assert bad_region.returncode == 2 and "mars-1" in bad_region.stderr
     no_h100 = spec_file.read_text().replace("gpu: L4", "gpu: H100")
     spec_file.write_text(no_h100)
-    missing = run_cli(
+    missing = launch_cli(
         "launch", str(spec_file), "--provider", "aws", "--region", "eu-west-3", "--dry-run", tmp=tmp_path
     )
     assert missing.returncode == 2 and "offered in" in missing.stderr
@@ -140,7 +139,7 @@ def test_launch_errors_are_one_line(spec_file: Path, tmp_path: Path) -> None:
 
 
 def test_providers_instances_lists_the_catalog(tmp_path: Path) -> None:
-    result = run_cli(
+    result = launch_cli(
         "providers", "instances", "--provider", "gcp", "--gpu", "h100", "--format", "json", tmp=tmp_path
     )
     assert result.returncode == 0, result.stderr

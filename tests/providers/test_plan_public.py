@@ -21,8 +21,7 @@ from carbonshift.providers.azure import AzureProvider
 from carbonshift.providers.bootstrap import TOKEN_PLACEHOLDER
 from carbonshift.providers.cloud import CloudProvider
 from carbonshift.providers.gcp import GcpProvider
-from tests.cli.helpers import run_cli
-from tests.providers.conftest import NOW, make_request, make_spec
+from tests.providers.conftest import NOW, launch_cli, make_request, make_spec
 
 TOKEN = "tok-per-run-SECRET-9f8e7d"
 REGIONS = {"aws": "us-east-1", "gcp": "us-central1", "azure": "westeurope"}
@@ -108,7 +107,7 @@ def test_launch_dry_run_json_holds_no_credential_even_encoded(tmp_path: Path, pr
     }
     spec = tmp_path / "job.yaml"
     spec.write_text("name: dry\ncommand: [python, train.py]\nduration: 1h\nenv: {MODEL: resnet}\n")
-    result = run_cli(
+    result = launch_cli(
         "launch", str(spec), "--provider", provider, "--region", REGIONS[provider], "--dry-run",
         "--run-id", "run-dry", "--now", "2026-11-24T12:00Z", env=secrets, tmp=tmp_path,
     )  # fmt: skip

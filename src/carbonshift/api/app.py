@@ -287,6 +287,36 @@ def create_app(scheduler: SchedulerPort, settings: Settings) -> FastAPI:
             return SafeJSONResponse({"detail": "this token is not the run's report token"}, status_code=403)
         return SafeJSONResponse(view.to_dict())
 
+    @api.get(
+        "/runs/{run_id}/wheel/{filename}",
+        tags=["runs"],
+        summary="carbonshift's own wheel, for a launched run's bootstrap (with the run's token)",
+        responses={
+            401: {"description": "no bearer token"},
+            403: {"description": "not this run's token"},
+            404: {"description": "no such run, or not this daemon's wheel"},
+        },
+    )
+    async def wheel(run_id: str, filename: str, request: Request) -> Response:
+        from starlette.responses import FileResponse
+
+        from carbonshift.providers.selfwheel import own_wheel
+
+        auth = request.headers.get("authorization", "")
+        scheme, _, run_token = auth.partition(" ")
+        if scheme.lower() != "bearer" or not run_token.strip():
+            return SafeJSONResponse(
+                {"detail": "missing run token: send 'Authorization: Bearer <the run's report token>'"},
+                status_code=401,
+                headers={"WWW-Authenticate": 'Bearer realm="carbonshift-run"'},
+            )
+        if not await run_in_threadpool(scheduler.run_token_ok, run_id, run_token.strip()):
+            return SafeJSONResponse({"detail": "this token is not the run's report token"}, status_code=403)
+        own = await run_in_threadpool(own_wheel, settings.resolved_data_dir() / "wheels")
+        if filename != own.filename:
+            return SafeJSONResponse({"detail": f"this daemon serves {own.filename}"}, status_code=404)
+        return FileResponse(own.path, media_type="application/octet-stream", filename=own.filename)
+
     app.include_router(api)
     _document(app)
     # the last middleware added runs first: auth before a byte of the body is read

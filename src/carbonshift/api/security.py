@@ -22,7 +22,8 @@ if TYPE_CHECKING:  # the CLI clients import is_loopback from here: no starlette 
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 TOKEN_ENV = "CARBONSHIFT_API_TOKEN"
-REPORT_PATH = re.compile(r"^/api/v1/runs/[^/]+/report$")
+REPORT_PATH = re.compile(r"^/api/v1/runs/[^/]+/report$")  # POST, with the run's own token
+WHEEL_PATH = re.compile(r"^/api/v1/runs/[^/]+/wheel/[^/]+\.whl$")  # GET, with the run's own token
 # Over-limit bodies up to this many times the limit are read and dropped before the 413, so the client
 # sees the answer instead of a connection reset in the middle of its upload; bigger ones are cut off.
 DRAIN_FACTOR = 8
@@ -129,6 +130,8 @@ class BearerAuth:
     @staticmethod
     def exempt(method: str, path: str) -> bool:
         if path == "/healthz" and method in {"GET", "HEAD"}:
+            return True
+        if method in {"GET", "HEAD"} and WHEEL_PATH.match(path) is not None:
             return True
         return method == "POST" and REPORT_PATH.match(path) is not None
 

@@ -8,12 +8,14 @@ Invalid settings fail at start with a message naming the key, and never echo a s
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
+from urllib.parse import urlsplit
 
 import platformdirs
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from carbonshift.errors import ConfigError
@@ -159,9 +161,39 @@ class Settings(BaseSettings):
         default_factory=dict,
         description="VM image by 'provider' or 'provider:region' (region wins); defaults: README, providers",
     )
-    bootstrap_package: str | None = Field(
-        default=None, description="what a launched VM pip-installs; default: carbonshift==<this version>"
+    bootstrap_source: Literal["daemon", "url", "index"] = Field(
+        default="daemon",
+        description="where a launched VM gets carbonshift: daemon (the wheel of the version the daemon "
+        "runs, served by `carbonshift serve` to the run's token, sha256-checked), url (a pinned wheel: "
+        "bootstrap_wheel_url and bootstrap_wheel_sha256), index (pip from the package index: "
+        "bootstrap_package; only when you choose it)",
     )
+    bootstrap_wheel_url: str | None = Field(
+        default=None,
+        validate_default=True,
+        description="bootstrap_source url: an https URL of a carbonshift wheel (.whl)",
+    )
+    bootstrap_wheel_sha256: str | None = Field(
+        default=None,
+        validate_default=True,
+        description="bootstrap_source url: the wheel's sha256 (64 hex digits), checked on the VM",
+    )
+    bootstrap_package: str | None = Field(
+        default=None,
+        description="bootstrap_source index: what a launched VM pip-installs; default: carbonshift==<this version>",
+    )
+
+    @field_validator("bootstrap_wheel_url", "bootstrap_wheel_sha256")
+    @classmethod
+    def _pinned_wheel(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if info.data.get("bootstrap_source") != "url":
+            return value
+        if info.field_name == "bootstrap_wheel_url":
+            if not value or not value.startswith("https://") or not urlsplit(value).path.endswith(".whl"):
+                raise ValueError("bootstrap_source url needs the https URL of a wheel (ending in .whl)")
+        elif not value or not re.fullmatch(r"[0-9a-f]{64}", value):
+            raise ValueError("bootstrap_source url needs the wheel's sha256: 64 lower-case hex digits")
+        return value
 
     @field_validator("images")
     @classmethod

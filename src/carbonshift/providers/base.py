@@ -63,6 +63,20 @@ class LaunchRequest:
     report_url: str | None = None
     report_token: str | None = field(default=None, repr=False)
     log_path: str | None = None  # local provider: where the job's output goes
+    package: PackageSource | None = None  # None: from the settings (bootstrap_source)
+
+
+@dataclass(frozen=True, slots=True)
+class PackageSource:
+    """Where a launched instance gets carbonshift: a wheel by URL, installed only if its sha256
+    matches (the daemon's own wheel, or one pinned in config), or a requirement from the package index
+    (only when configured: whoever controls that name on the index controls the instance)."""
+
+    wheel_url: str | None = None
+    sha256: str | None = None
+    wheel_file: str | None = None  # the wheel's file name (pip needs a well-formed one)
+    requirement: str | None = None
+    send_token: bool = False  # the daemon's own URL: the download is authorised with the run's token
 
 
 @dataclass(frozen=True, slots=True)

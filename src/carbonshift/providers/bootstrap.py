@@ -20,12 +20,16 @@ from __future__ import annotations
 import re
 import shlex
 from collections.abc import Mapping
-from datetime import datetime, timedelta
-from urllib.parse import quote
+from datetime import timedelta
+from typing import TYPE_CHECKING
+from urllib.parse import quote, urlsplit
 
 from carbonshift import __version__
 from carbonshift.errors import UserInputError
-from carbonshift.providers.base import LaunchRequest
+from carbonshift.providers.base import LaunchRequest, PackageSource
+
+if TYPE_CHECKING:
+    from carbonshift.config import Settings
 
 DEFAULT_PACKAGE = f"carbonshift=={__version__}"
 STATE_DIR = "/var/lib/carbonshift"
@@ -72,22 +76,30 @@ def render_bootstrap(
     request: LaunchRequest,
     provider: str,
     *,
-    now: datetime,
-    package: str = DEFAULT_PACKAGE,
+    package: PackageSource,
     margin: timedelta = DEFAULT_MARGIN,
 ) -> str:
     """The first-boot script for `request` on `provider` (its region is passed to the tracker as
-    provider:region, so the report is in that region's grid intensity)."""
+    provider:region, so the report is in that region's grid intensity).
+
+    The script depends on the request alone, never on the time it is made: the job's time limit is
+    worked out on the instance from the deadline (epoch seconds), so a relaunch of the run sends the
+    very same script, which a provider deduplicating by the run's idempotency key (EC2's ClientToken)
+    requires, and an instance that boots late gets the time actually left."""
     if request.report_url is not None and not request.report_url.startswith(("https://", "http://")):
         raise UserInputError("report_url", f"must be an http(s) URL, got {request.report_url!r}")
-    job_timeout = max(int((request.deadline - now + margin).total_seconds()), 60)
-    guard = job_timeout + int(GUARD_EXTRA.total_seconds())
+    deadline_s = int((request.deadline + margin).timestamp())
+    guard_extra = int(GUARD_EXTRA.total_seconds())
     q = shlex.quote
     values = {
         "RUN_ID": request.run_id,
         "JOB": request.spec.name,
         "REGION": f"{provider}:{request.region}",
-        "PACKAGE": package,
+        "PACKAGE": package.requirement or "",
+        "WHEEL_URL": package.wheel_url or "",
+        "WHEEL_FILE": package.wheel_file or "",
+        "WHEEL_SHA256": package.sha256 or "",
+        "WHEEL_AUTH": "1" if package.send_token else "",
         "REPORT_URL": request.report_url or "",
         "REPORT_TOKEN": request.report_token or "",
     }
@@ -95,12 +107,44 @@ def render_bootstrap(
     return _TEMPLATE.format(
         version=__version__,
         assignments=assignments,
-        job_timeout=job_timeout,
-        guard=guard,
+        deadline_s=deadline_s,
+        guard_extra=guard_extra,
         state_dir=STATE_DIR,
         marker=EXIT_MARKER,
         command=command_words(request.spec.command),
         env=env_words(request.spec.env),
+    )
+
+
+def package_source(settings: Settings, run_id: str) -> PackageSource:
+    """What the settings say a launched instance installs (see `bootstrap_source`)."""
+    if settings.bootstrap_source == "index":
+        return PackageSource(requirement=settings.bootstrap_package or DEFAULT_PACKAGE)
+    if settings.bootstrap_source == "url":
+        url = str(settings.bootstrap_wheel_url)
+        return PackageSource(
+            wheel_url=url,
+            sha256=settings.bootstrap_wheel_sha256,
+            wheel_file=urlsplit(url).path.rsplit("/", 1)[-1],
+        )
+    template = settings.scheduler.report_url
+    if not template or not template.endswith("{run_id}/report"):
+        raise UserInputError(
+            "bootstrap_source",
+            "'daemon' (the default) installs the wheel `carbonshift serve` serves to each run, so it needs "
+            "the daemon (scheduler.report_url ending in /api/v1/runs/{run_id}/report). To launch without "
+            "it, set bootstrap_source: url with bootstrap_wheel_url and bootstrap_wheel_sha256 (a wheel you "
+            "host), or bootstrap_source: index to pip-install bootstrap_package from the package index",
+        )
+    from carbonshift.providers.selfwheel import own_wheel
+
+    wheel = own_wheel(settings.resolved_data_dir() / "wheels")
+    base = template.removesuffix("/report").replace("{run_id}", quote(run_id, safe=""))
+    return PackageSource(
+        wheel_url=f"{base}/wheel/{wheel.filename}",
+        sha256=wheel.sha256,
+        wheel_file=wheel.filename,
+        send_token=True,
     )
 
 
@@ -122,8 +166,10 @@ _TEMPLATE = """\
 set -u
 
 {assignments}
-JOB_TIMEOUT_S={job_timeout}
-GUARD_S={guard}
+DEADLINE_S={deadline_s}  # the run's deadline plus the watchdog margin, in epoch seconds
+JOB_TIMEOUT_S=$((DEADLINE_S - $(date +%s)))
+[ "$JOB_TIMEOUT_S" -ge 60 ] || JOB_TIMEOUT_S=60
+GUARD_S=$((JOB_TIMEOUT_S + {guard_extra}))
 STATE_DIR="${{CARBONSHIFT_STATE_DIR:-{state_dir}}}"
 REPORT="$STATE_DIR/report.json"
 
@@ -150,21 +196,44 @@ log "run $RUN_ID, job $JOB, region $REGION"
 if command -v carbonshift >/dev/null 2>&1; then
   CARBONSHIFT=$(command -v carbonshift)
 else
-  log "installing $PACKAGE"
-  if ! python3 -m venv /opt/carbonshift >/dev/null 2>&1; then
+  VENV="${{CARBONSHIFT_VENV:-/opt/carbonshift}}"
+  INSTALL="$PACKAGE"
+  if [ -n "$WHEEL_URL" ]; then
+    # a wheel by URL, installed only if its sha256 is the one this script was made with
+    INSTALL="$STATE_DIR/$WHEEL_FILE"
+    log "downloading $WHEEL_URL"
+    if [ -n "$WHEEL_AUTH" ]; then
+      printf 'Authorization: Bearer %s\\n' "$REPORT_TOKEN" > "$STATE_DIR/wheel-headers"
+      curl --silent --show-error --fail --retry 5 --retry-delay 5 --retry-connrefused \\
+        -H @"$STATE_DIR/wheel-headers" -o "$INSTALL" "$WHEEL_URL"
+      GOT=$?
+      rm -f "$STATE_DIR/wheel-headers"
+    else
+      curl --silent --show-error --fail --retry 5 --retry-delay 5 --retry-connrefused -o "$INSTALL" "$WHEEL_URL"
+      GOT=$?
+    fi
+    if [ "$GOT" -ne 0 ] || [ "$(sha256sum "$INSTALL" | cut -d' ' -f1)" != "$WHEEL_SHA256" ]; then
+      log "refusing to install $WHEEL_FILE: download failed or its sha256 is not $WHEEL_SHA256"
+      rm -f "$INSTALL"
+      printf '%s %s\\n' '{marker}' 127
+      finish
+    fi
+  fi
+  log "installing $INSTALL"
+  if ! python3 -m venv "$VENV" >/dev/null 2>&1; then
     if command -v apt-get >/dev/null 2>&1; then
       apt-get -qq update && DEBIAN_FRONTEND=noninteractive apt-get -qq install -y python3-venv >/dev/null
     elif command -v dnf >/dev/null 2>&1; then
       dnf -q -y install python3 python3-pip >/dev/null
     fi
-    python3 -m venv /opt/carbonshift
+    python3 -m venv "$VENV"
   fi
-  if ! /opt/carbonshift/bin/pip install --quiet --disable-pip-version-check "$PACKAGE"; then
-    log "could not install $PACKAGE"
+  if ! "$VENV/bin/pip" install --quiet --disable-pip-version-check "$INSTALL"; then
+    log "could not install $INSTALL"
     printf '%s %s\\n' '{marker}' 127
     finish
   fi
-  CARBONSHIFT=/opt/carbonshift/bin/carbonshift
+  CARBONSHIFT="$VENV/bin/carbonshift"
 fi
 
 # 2. the job, under the tracker (with the spec's env, if any); the report goes to $REPORT.

@@ -29,8 +29,8 @@ from carbonshift.config import Settings
 from carbonshift.errors import UserInputError
 from carbonshift.providers.base import Handle, InstanceState, InstanceStatus, LaunchRequest
 from carbonshift.providers.bootstrap import (
-    DEFAULT_PACKAGE,
     EXIT_MARKER,
+    package_source,
     redact,
     render_bootstrap,
 )
@@ -195,8 +195,7 @@ class CloudProvider(ABC):
         script = render_bootstrap(
             request,
             self.name,
-            now=self._clock(),
-            package=self.settings.bootstrap_package or DEFAULT_PACKAGE,
+            package=request.package or package_source(self.settings, request.run_id),
         )
         return self._plan(request, itype, image, script)
 

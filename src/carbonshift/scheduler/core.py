@@ -803,6 +803,15 @@ class Scheduler:
             signal=self.settings.signal,
         )
 
+    def run_token_ok(self, run_id: str, token: str) -> bool:
+        """Whether `token` is the run's report token (constant-time); NotFoundError for no such run."""
+        with self._tx() as s:
+            run = s.get(RunRow, run_id)
+            if run is None:
+                raise NotFoundError("run", run_id)
+            expected = run.report_token_hash
+        return expected is not None and hmac.compare_digest(_hash_token(token or ""), expected)
+
     def record_report(self, run_id: str, token: str, report: dict[str, Any]) -> RunView:
         """A remote run's tracker reporting back. The token is the run's own (given at launch, stored
         only as a hash) and compared in constant time; PermissionError when it does not match. A
