@@ -5,7 +5,8 @@ starts in milliseconds instead of seconds); it also runs as a script: settings a
 CS_TEST_SETTINGS (passed to load_settings), role lines on stdout. A crash mode makes the daemon kill
 itself with SIGKILL at a chosen point of launching one job (by name): `before-launch` (after
 `launching` was committed, before the provider was asked) or `after-launch` (after the provider
-started the run, before `running` was recorded). It writes its role (`ROLE active`, `ROLE standby`)
+started the run, before `running` was recorded); `pause-in-launch` stops it (SIGSTOP) inside the
+launch call instead, for a test to resume later. It writes its role (`ROLE active`, `ROLE standby`)
 whenever it changes, `REFUSED <message>` when the lock is taken, and stops on SIGTERM.
 """
 
@@ -36,6 +37,8 @@ class CrashingLocalProvider(LocalProvider):
     def launch(self, request: LaunchRequest) -> Handle:
         if request.spec.name == self.job and self.mode == "before-launch":
             os.kill(os.getpid(), signal.SIGKILL)
+        if request.spec.name == self.job and self.mode == "pause-in-launch":
+            os.kill(os.getpid(), signal.SIGSTOP)  # a stale leader: frozen inside the provider call
         handle = super().launch(request)
         if request.spec.name == self.job and self.mode == "after-launch":
             os.kill(os.getpid(), signal.SIGKILL)

@@ -4,10 +4,12 @@ takes over; a second daemon on SQLite is refused."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import multiprocessing
 import os
 import signal
+import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -308,3 +310,70 @@ def test_a_daemon_whose_lock_connection_drops_steps_down_and_the_standby_takes_o
     finally:
         first.shutdown()
         second.shutdown()
+
+
+def _process_state(pid: int) -> str:
+    with open(f"/proc/{pid}/stat") as fh:
+        return fh.read().rsplit(")", 1)[1].split()[0]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_a_stale_leader_paused_inside_launch_and_resumed_launches_nothing_twice(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """Two real daemons on PostgreSQL. The active one is frozen (SIGSTOP) inside the provider's launch;
+    its lock connection is cut, the standby takes over and runs the job; then the old one resumes,
+    finishes its launch call and tries to record it. One process ran, the run is settled once, and
+    the old daemon steps down."""
+    from sqlalchemy import text
+
+    settings = overrides(tmp_path, pg_url)
+    marker = tmp_path / "started.txt"
+    client = Scheduler.from_settings(load_settings(None, **settings))
+    daemons: list[Daemon] = []
+    try:
+        old = Daemon(tmp_path, "old", settings, "pause-in-launch", "frozen")
+        daemons.append(old)
+        old.wait_line("ROLE active")
+        new = Daemon(tmp_path, "new", settings)
+        daemons.append(new)
+        new.wait_line("ROLE standby")
+        job = client.submit(
+            spec(
+                name="frozen",
+                command=marker_command(marker, 0.3),
+                duration="1m",
+                window=window(datetime.now(UTC), datetime.now(UTC) + timedelta(hours=1)),
+            )
+        )
+        wait_for(lambda: _process_state(old.pid) == "T", 20, "the old leader to freeze inside launch")
+        with client.engine.connect() as admin:  # cut the frozen leader's lock connection
+            holders = (
+                admin.execute(  # the lock connection names its daemon's pid (lock.PgAdvisoryLock)
+                    text("SELECT pid FROM pg_stat_activity WHERE application_name LIKE :name"),
+                    {"name": f"carbonshift-daemon pid {old.pid} %"},
+                )
+                .scalars()
+                .all()
+            )
+            assert len(holders) == 1
+            admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": holders[0]})
+            admin.commit()
+        new.wait_line("ROLE active")
+        wait_status(client, job.id, "succeeded", timeout=30)
+        os.kill(old.pid, signal.SIGCONT)  # the stale leader finishes its launch call now
+        old.wait_line("ROLE standby")
+        time.sleep(1.0)  # time for anything the resumed daemon would (wrongly) do
+        started = marker.read_text().split()
+        run = client.get_job(job.id).runs[0]
+        assert started == [run.id]  # one process ran the job, once
+        assert run.status == RunState.SUCCEEDED
+        to_running = [e for e in run.events if e.to_state == "running"]
+        assert len(to_running) == 1
+        assert any("no launch by the leader of epoch" in e.reason for e in run.events)
+    finally:
+        for d in daemons:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(d.pid, signal.SIGCONT)
+            d.stop()
+        client.shutdown()
