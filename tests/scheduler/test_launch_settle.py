@@ -38,6 +38,7 @@ def _daemon(
         scheduler={"providers": ["gcp"], **scheduler},
         gcp_endpoint=gce.url,
         gcp_project="test-project",
+        bootstrap_source="index",  # no daemon serving a wheel here: install from the index, as set
     )
     clock = FixedClock(NOW)
     gcp = GcpProvider(settings, regions=[REGION], clock=clock.now)

@@ -17,6 +17,12 @@ How it stays correct through crashes and races:
   job that comes due while the daemon is down. Whether a late run still starts is decided here, from
   its deadline: it starts if start + duration <= deadline (and, if set, within
   `scheduler.misfire_grace_s`), otherwise it is marked missed, with the reason.
+* Provider calls never run inside the tick: each run's provider work (launch, with its capacity
+  fallbacks; find; status and stop; release) goes to a bounded worker pool (`scheduler.provider_workers`
+  threads), one piece of work per run at a time, fenced with the epoch of the tick that handed it over.
+  The timers' pass returns at once; `tick()` waits for what it started. A call with no answer after
+  `scheduler.provider_call_timeout_s` is given up on (a launch then counts as an unclear answer) and its
+  late answer is not used.
 * One active daemon per database (see `lock.py`): others refuse (SQLite) or wait as a hot standby
   (PostgreSQL). API calls work on any instance, active or not: they only write rows, and the active
   daemon acts on them (a submission is picked up as `planned`, a cancellation as `cancel_requested`).
@@ -26,20 +32,23 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import hashlib
 import hmac
 import logging
 import os
+import queue
 import secrets
 import socket
 import threading
 import time
 import weakref
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, Literal, TypeVar, cast
 
 from sqlalchemy import CursorResult, and_, exists, func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -94,6 +103,8 @@ RELEASE_RETRY_MAX_S = 3600.0
 _ACTIVE = (RunState.LAUNCHING.value, RunState.RUNNING.value)
 _TERMINAL = tuple(s.value for s in TERMINAL)
 _CHUNK = 500  # ids per IN (...) query
+SHUTDOWN_CALL_WAIT_S = 10.0  # at shutdown, the longest wait for provider calls in flight
+_T = TypeVar("_T")
 
 # APScheduler pickles a job's function by reference and its arguments by value: the function is this
 # module's `_timer` and the argument a key into this registry, rewritten at every start.
@@ -168,6 +179,81 @@ class _Planned:
         return [_option_dict(o, signal) for o in self.launchable]
 
 
+class _LateAnswer(BaseException):
+    """A provider call answered after the tick gave up on it (past `provider_call_timeout_s`): raised
+    in the worker instead of the answer, to unwind that run's work without recording it. A
+    BaseException, so the `except Exception` around provider calls does not take it for an error."""
+
+    def __init__(self, run_id: str, op: str, where: str, took: float, answer: str) -> None:
+        super().__init__(f"run {run_id}: {op} on {where} answered after {took:.1f} s ({answer})")
+        self.run_id, self.op, self.where, self.took, self.answer = run_id, op, where, took, answer
+
+
+@dataclass(eq=False)
+class _Call:
+    """Provider work handed to the worker pool: one run's (for a launch, one job's due runs, in
+    order). It holds its runs' ids in `Scheduler._calls` until its thread returns, even after it was
+    given up on, so a run never has two calls in flight."""
+
+    keys: tuple[str, ...]
+    kind: str  # launch, find, poll, release
+    job_id: str | None
+    epoch: int | None  # the handing tick's leadership epoch: the worker's writes are fenced with it
+    submitted: float  # time.monotonic()
+    future: Future[None] = field(default_factory=Future)
+    started: bool = False
+    # the provider call in progress ("" between calls), for the per-call timeout
+    op: str = ""
+    op_where: str = ""
+    op_run: str = ""
+    op_since: float = 0.0
+    on_timeout: Callable[[float], None] | None = None
+    abandoned: bool = False  # given up on: its late answer is not used
+
+
+class _Workers:
+    """A fixed number of daemon threads running provider work. Not a ThreadPoolExecutor: its threads
+    are joined at interpreter exit, so one provider call that never returns (Azure's `.result()` has
+    no timeout) would keep the daemon from ever exiting."""
+
+    def __init__(self, size: int) -> None:
+        self._queue: queue.SimpleQueue[tuple[Future[None], Callable[[], None]] | None] = queue.SimpleQueue()
+        self._threads = [
+            threading.Thread(target=self._work, name=f"carbonshift-provider-{i}", daemon=True)
+            for i in range(size)
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def submit(self, future: Future[None], fn: Callable[[], None]) -> None:
+        self._queue.put((future, fn))
+
+    def _work(self) -> None:
+        while (item := self._queue.get()) is not None:
+            future, fn = item
+            if not future.set_running_or_notify_cancel():
+                continue  # cancelled while queued (shutdown)
+            try:
+                fn()
+            except BaseException as exc:
+                future.set_exception(exc)
+            else:
+                future.set_result(None)
+
+    def close(self) -> None:
+        """Each thread ends after the work queued before this (cancelled work is skipped)."""
+        for _ in self._threads:
+            self._queue.put(None)
+
+
+def _answer(result: object) -> str:
+    if isinstance(result, Handle):
+        return f"instance {result.instance_id}"
+    if isinstance(result, InstanceStatus):
+        return f"state {result.state.value}"
+    return "no result" if result is None else str(result)[:200]
+
+
 class Scheduler:
     """Jobs and schedules, planned, launched at the chosen time, followed to the end.
 
@@ -216,6 +302,11 @@ class Scheduler:
         self._key = secrets.token_hex(8)
         self._epoch: int | None = None  # the leadership epoch this daemon claimed when it became active
         self._fence = threading.local()  # .epoch: the epoch a tick's (or re-plan's) writes are fenced by
+        self._ctx = threading.local()  # .call: a worker's current _Call; .batch: a waiting tick's calls
+        self._calls: dict[str, _Call] = {}  # run id -> its provider work in flight (or queued)
+        self._calls_lock = threading.Lock()
+        self._pool: _Workers | None = None
+        self._lock_io = threading.Lock()  # one thread at a time on the daemon lock's connection
         self._token_key: bytes | None = None
         _INSTANCES[self._key] = self
 
@@ -303,7 +394,9 @@ class Scheduler:
 
     def shutdown(self, wait: bool = True) -> None:
         """Stop the timers and give the lock back. Runs already started keep running (local ones in
-        their own process sessions) and are picked up by the next daemon."""
+        their own process sessions) and are picked up by the next daemon. Provider calls: no new ones;
+        queued ones are dropped and those in flight get a short while (at most SHUTDOWN_CALL_WAIT_S,
+        and the per-call timeout) to return; one that does not is left to finish on its own."""
         self._stop.set()
         with self._state_lock:
             aps, self._aps = self._aps, None
@@ -316,9 +409,11 @@ class Scheduler:
                 aps.shutdown(wait=wait)
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout=10)
+        self._drain_calls(wait)
         with self._tick_lock, self._replan_lock, self._state_lock:
             if self._lock is not None:
-                self._lock.release()
+                with self._lock_io:
+                    self._lock.release()
                 self._lock = None
             self._role = "stopped"
         self.engine.dispose()
@@ -340,7 +435,7 @@ class Scheduler:
 
     def _after_activate(self) -> None:
         """Without the state lock (a tick may need it): one recovery tick, then the timers run."""
-        self._safely(self._tick_core)
+        self._safely(self._recovery_tick)
         aps = self._aps
         if aps is not None:
             with contextlib.suppress(Exception):
@@ -367,10 +462,16 @@ class Scheduler:
         """Right before a provider call: this daemon still holds the lock and the epoch is still its
         own (no other daemon became active since)."""
         lock, epoch = self._lock, self._epoch
-        if lock is None or epoch is None or not lock.alive():
+        if lock is None or epoch is None or not self._lock_alive(lock):
             return False
         with self._tx() as s:
             return s.scalar(select(LeadershipRow.epoch).where(LeadershipRow.id == 1)) == epoch
+
+    def _lock_alive(self, lock: DaemonLock) -> bool:
+        """`lock.alive()`, one thread at a time: the tick and the pool's workers (right before each
+        launch) share the lock's one database connection."""
+        with self._lock_io:
+            return lock.alive()
 
     def _report_token(self, run_id: str) -> str:
         """The run's report token: derived from a per-database key and the run id, so every launch of
@@ -405,7 +506,8 @@ class Scheduler:
             if lock is None:
                 return
             try:
-                acquired = lock.try_acquire()
+                with self._lock_io:
+                    acquired = lock.try_acquire()
             except Exception:
                 log.exception("standby: cannot try the daemon lock")
                 continue
@@ -941,33 +1043,242 @@ class Scheduler:
 
     # ---- the daemon's work ---------------------------------------------------------------------------
     def tick(self) -> None:
-        """One pass of everything due at `clock.now()`: exactly what the timers do, on demand. Tests
-        with an injected clock set the clock and call this; so can a debugging session."""
+        """One pass of everything due at `clock.now()`: what the timers do, on demand, except that it
+        waits for the provider calls it hands to the worker pool (each at most
+        `scheduler.provider_call_timeout_s`), phase by phase, so what it did is recorded when it
+        returns. Tests with an injected clock set the clock and call this; so can a debugging session."""
         if not self.is_active:
             raise RuntimeError("tick() needs the active daemon: call start() first")
-        self._tick_core()
+        self._tick_core(wait=True)
         self._replan_pass()
 
-    def _tick_core(self) -> None:
+    def _tick_core(self, wait: bool = False) -> None:
+        """One pass under the tick lock, fenced with this daemon's epoch. Provider calls go to the
+        worker pool: the timers' pass (`wait=False`) hands them over and returns, their outcomes are
+        recorded when they complete; `wait=True` (tick(), and the recovery tick of a daemon without
+        timers) waits for each phase's calls before the next phase, as if they had run inline."""
         if not self.is_active:
             return
         with self._tick_lock:
             lock = self._lock
-            if lock is None or not lock.alive():
+            if lock is None or not self._lock_alive(lock):
                 self._lose_leadership()
                 return
             now = self.clock.now()
             self._fence.epoch = self._epoch
+            batch: list[_Call] = []
+            self._ctx.batch = batch if wait else None
+
+            def settle() -> None:
+                if wait:
+                    self._await(batch)
+                    batch.clear()
+
             try:
+                self._expire_calls()
                 self._adopt_planned()
                 self._resolve_launching(now)
+                settle()
                 self._poll_running()
+                settle()
                 self._advance_schedules(now)
                 self._launch_due(now)
+                settle()
                 self._close_finished_jobs(now)
                 self._release_due(now)
+                settle()
             finally:
                 self._fence.epoch = None
+                self._ctx.batch = None
+
+    def _recovery_tick(self) -> None:
+        """The tick at activation: like tick() (waiting for its calls) on a daemon without timers,
+        else like a timer's, so the timers resume at once whatever a provider does."""
+        self._tick_core(wait=not self._background)
+
+    # ---- provider calls: the worker pool ---------------------------------------------------------------
+    def _submit(
+        self, keys: Sequence[str], kind: str, work: Callable[[], None], job_id: str | None = None
+    ) -> bool:
+        """Hand provider work for these runs to the pool, fenced with the calling tick's epoch. False
+        (nothing handed over) when one of the runs already has work in flight, when another launch of
+        the same job is in flight, or when the daemon is stopping."""
+        epoch: int | None = getattr(self._fence, "epoch", None)
+        with self._calls_lock:
+            if self._stop.is_set() or any(key in self._calls for key in keys):
+                return False
+            if job_id is not None and any(
+                c.kind == "launch" and c.job_id == job_id for c in self._calls.values()
+            ):
+                return False
+            call = _Call(tuple(keys), kind, job_id, epoch, time.monotonic())
+            for key in keys:
+                self._calls[key] = call
+            pool = self._pool
+            if pool is None:
+                pool = self._pool = _Workers(self.cfg.provider_workers)
+                weakref.finalize(self, pool.close)
+            pool.submit(call.future, functools.partial(self._run_call, call, work))
+        batch: list[_Call] | None = getattr(self._ctx, "batch", None)
+        if batch is not None:
+            batch.append(call)
+        return True
+
+    def _run_call(self, call: _Call, work: Callable[[], None]) -> None:
+        """In a worker thread: the work, with the handing tick's epoch as this thread's fence (a
+        daemon that lost the lead since writes no state), then the runs are free for the next call."""
+        self._fence.epoch = call.epoch
+        self._ctx.call = call
+        with self._calls_lock:
+            call.started = True
+        try:
+            work()
+        except _LateAnswer as late:
+            self._late_answer(late)
+        except Exception:
+            log.exception("run %s: %s failed; retried at the next tick", call.keys[0], call.kind)
+        finally:
+            self._fence.epoch = None
+            self._ctx.call = None
+            with self._calls_lock:
+                for key in call.keys:
+                    if self._calls.get(key) is call:
+                        del self._calls[key]
+
+    def _provider_call(
+        self,
+        run_id: str,
+        op: str,
+        where: str,
+        fn: Callable[[], _T],
+        on_timeout: Callable[[float], None] | None = None,
+    ) -> _T:
+        """Make one provider call. In a worker it is timed: past `provider_call_timeout_s` a tick gives
+        up on it (`on_timeout(seconds)` records what that means for the run; see _expire_calls), and
+        when it answers after that, _LateAnswer is raised instead of its answer. Elsewhere (the API's
+        cancel and report paths) the call is simply made."""
+        call: _Call | None = getattr(self._ctx, "call", None)
+        if call is None:
+            return fn()
+        with self._calls_lock:
+            call.op, call.op_where, call.op_run = op, where, run_id
+            call.op_since, call.on_timeout = time.monotonic(), on_timeout
+        try:
+            result = fn()
+        except Exception as exc:
+            self._end_call(call, f"error: {exc}")
+            raise
+        self._end_call(call, _answer(result))
+        return result
+
+    def _end_call(self, call: _Call, answer: str) -> None:
+        with self._calls_lock:
+            late, took = call.abandoned, time.monotonic() - call.op_since
+            op, where, run_id = call.op, call.op_where, call.op_run
+            call.op, call.on_timeout = "", None
+        if late:
+            raise _LateAnswer(run_id, op, where, took, answer)
+
+    def _expire_calls(self) -> None:
+        """Give up on provider calls past `provider_call_timeout_s`: each is marked abandoned (its
+        answer, when it comes, is not used) and its `on_timeout` records what that means for the run.
+        Its thread stays busy until the call returns, and its runs get no other call until then."""
+        limit = self.cfg.provider_call_timeout_s
+        expired: list[tuple[str, str, str, float, Callable[[float], None] | None]] = []
+        with self._calls_lock:
+            now = time.monotonic()
+            for call in set(self._calls.values()):
+                if call.op and not call.abandoned and now - call.op_since > limit:
+                    call.abandoned = True
+                    expired.append(
+                        (call.op_run, call.op, call.op_where, now - call.op_since, call.on_timeout)
+                    )
+        for run_id, op, where, took, on_timeout in expired:
+            log.warning(
+                "run %s: %s on %s gave no answer in %.0f s (scheduler.provider_call_timeout_s): given up "
+                "on; an answer that comes later is not used",
+                run_id,
+                op,
+                where,
+                took,
+            )
+            if on_timeout is not None:
+                try:
+                    on_timeout(took)
+                except Exception:
+                    log.exception("run %s: recording the timeout of %s failed", run_id, op)
+
+    def _await(self, calls: list[_Call]) -> None:
+        """A waiting tick's barrier: until each of these calls has completed or was given up on (a
+        call still queued behind busy workers: at most the per-call timeout after it was handed over),
+        or the daemon is stopping."""
+        limit = self.cfg.provider_call_timeout_s
+        while not self._stop.is_set():
+            self._expire_calls()
+            with self._calls_lock:
+                now = time.monotonic()
+                pending = [
+                    c.future
+                    for c in calls
+                    if not c.future.done() and not c.abandoned and (c.started or now - c.submitted <= limit)
+                ]
+            if not pending:
+                return
+            wait(pending, timeout=0.05, return_when=FIRST_COMPLETED)
+
+    def _late_answer(self, late: _LateAnswer) -> None:
+        log.warning(
+            "run %s: %s on %s answered %.0f s after it began, after it was given up on (%s): not used",
+            late.run_id,
+            late.op,
+            late.where,
+            late.took,
+            late.answer,
+        )
+        if late.op != "launch":
+            return
+        try:
+            with self._tx() as s:
+                run = s.get(RunRow, late.run_id)
+                if run is not None:
+                    self._note(
+                        s,
+                        run,
+                        f"the launch call on {late.where}, given up on, answered {late.took:.0f} s after it "
+                        f"began ({late.answer}); not used: {late.where} is asked for this run instead",
+                        self.clock.now(),
+                    )
+        except Exception:
+            log.exception("run %s: noting a late launch answer failed", late.run_id)
+
+    def _drain_calls(self, wait_for_them: bool) -> None:
+        """At shutdown (no call is accepted once `_stop` is set): drop the queued calls (their runs
+        are as the last tick left them; the next daemon goes on from there), give those in flight a
+        short while, then let the pool's threads end."""
+        with self._calls_lock:
+            calls = set(self._calls.values())
+            pool, self._pool = self._pool, None
+            for call in calls:
+                if call.future.cancel():
+                    for key in call.keys:
+                        if self._calls.get(key) is call:
+                            del self._calls[key]
+        running = [c for c in calls if not c.future.done()]
+        if running and wait_for_them:
+            wait(
+                [c.future for c in running],
+                timeout=min(SHUTDOWN_CALL_WAIT_S, self.cfg.provider_call_timeout_s),
+            )
+        left = [c for c in running if not c.future.done()]
+        if left:
+            log.warning(
+                "shutdown: %d provider call(s) still in flight (%s): left to finish on their own; the next "
+                "daemon settles their runs",
+                len(left),
+                ", ".join(f"{c.kind} {c.keys[0]}" for c in left),
+            )
+        if pool is not None:
+            pool.close()
 
     def _adopt(self, run_id: str) -> None:
         """planned -> waiting: the launch timer is set (outside any transaction), then the state."""
@@ -990,13 +1301,15 @@ class Scheduler:
             self._adopt(run_id)
 
     def _resolve_launching(self, now: datetime) -> None:
-        """A run found in `launching` at a tick's start is one whose launch has no settled outcome:
-        either a daemon stopped while launching it (launches happen only inside a tick, under the tick
-        lock), or its launch call ended without a clear answer (`launch_error`: a timeout, an operation
-        error), so an instance may exist. Its provider, asked by run id, decides: it has the instance
-        (the launch got through: running) or not. Not found after a crash: the launch never got
-        through (waiting, launched once). Not found after an unclear error: asked again on the next
-        ticks, up to `launch_settle_looks`, then declared lost with an orphan check asked for."""
+        """A run found in `launching` with no call of this daemon in flight for it is one whose launch
+        has no settled outcome: either a daemon stopped while launching it, or its launch call ended
+        without a clear answer (`launch_error`: a timeout, an operation error, no answer within
+        `provider_call_timeout_s`), so an instance may exist. Its provider, asked by run id (in the
+        worker pool), decides: it has the instance (the launch got through: running) or not. Not found
+        after a crash: the launch never got through (waiting, launched once). Not found after an
+        unclear error: asked again on the next ticks, up to `launch_settle_looks`, then declared lost
+        with an orphan check asked for. A run whose launch is still in flight here is left alone (one
+        call per run): `_submit` refuses it."""
         with self._tx() as s:
             rows = [
                 (r.id, r.provider, r.region)
@@ -1007,46 +1320,55 @@ class Scheduler:
             if provider is None:
                 log.warning("run %s: launching on %s, which is not configured here", run_id, provider_name)
                 continue
-            try:
-                handle = provider.find(run_id, region or "")
-            except Exception as exc:
-                log.warning(
-                    "run %s: cannot ask %s for it (%s); retrying next tick", run_id, provider_name, exc
+            self._submit(
+                [run_id],
+                "find",
+                functools.partial(self._resolve_one, run_id, str(provider_name), region or "", provider),
+            )
+
+    def _resolve_one(self, run_id: str, provider_name: str, region: str, provider: Provider) -> None:
+        """In a worker: ask the provider for a launching run by its id, and settle the run."""
+        try:
+            handle = self._provider_call(
+                run_id, "find", provider_name, functools.partial(provider.find, run_id, region)
+            )
+        except Exception as exc:
+            log.warning("run %s: cannot ask %s for it (%s); retrying next tick", run_id, provider_name, exc)
+            return
+        now = self.clock.now()
+        with self._tx() as s:
+            run = s.get(RunRow, run_id)
+            if run is None or run.state != RunState.LAUNCHING.value:
+                return
+            if handle is not None:
+                after = "an unclear launch answer" if run.launch_error else "a restart"
+                self._move(
+                    s,
+                    run,
+                    RunState.RUNNING,
+                    f"recovered after {after}: {provider_name} has instance {handle.instance_id} "
+                    "for this run id (the launch had got through)",
+                    now,
+                    launch_error=None,
+                    **self._handle_fields(handle),
                 )
-                continue
-            with self._tx() as s:
-                run = s.get(RunRow, run_id)
-                if run is None or run.state != RunState.LAUNCHING.value:
-                    continue
-                if handle is not None:
-                    after = "an unclear launch answer" if run.launch_error else "a restart"
-                    self._move(
-                        s,
-                        run,
-                        RunState.RUNNING,
-                        f"recovered after {after}: {provider_name} has instance {handle.instance_id} "
-                        "for this run id (the launch had got through)",
-                        now,
-                        launch_error=None,
-                        **self._handle_fields(handle),
-                    )
-                elif run.launch_error is not None:
-                    self._unsettled_launch(s, run, str(provider_name), now)
-                else:
-                    # a daemon stopped (or lost the lead) after committing `launching`; an earlier
-                    # leader may even still be inside the provider call, so the relaunch repeats that
-                    # very request (same idempotency key, same report token): it starts once
-                    earlier = run.launch_epoch
-                    by = f" by the leader of epoch {earlier}" if earlier not in (None, self._epoch) else ""
-                    self._move(
-                        s,
-                        run,
-                        RunState.WAITING,
-                        f"recovered after a restart or takeover: {provider_name} has no instance for this "
-                        f"run id, so no launch{by} has got through yet; relaunching with the same "
-                        "idempotency key and report token, so it starts once",
-                        now,
-                    )
+            elif run.launch_error is not None:
+                self._unsettled_launch(s, run, provider_name, now)
+            else:
+                # a daemon stopped (or lost the lead) after committing `launching`; an earlier
+                # leader may even still be inside the provider call, so the relaunch repeats that
+                # very request (same idempotency key, same report token): it starts once
+                earlier = run.launch_epoch
+                by = f" by the leader of epoch {earlier}" if earlier not in (None, self._epoch) else ""
+                self._move(
+                    s,
+                    run,
+                    RunState.WAITING,
+                    f"recovered after a restart or takeover: {provider_name} has no instance for this "
+                    f"run id, so no launch{by} has got through yet; relaunching with the same "
+                    "idempotency key and report token, so it starts once",
+                    now,
+                )
 
     def _unsettled_launch(self, s: Session, run: RunRow, provider_name: str, now: datetime) -> None:
         """One more look found no instance for a run whose launch answer was unclear."""
@@ -1078,10 +1400,14 @@ class Scheduler:
         }
 
     def _poll_running(self) -> None:
+        """Each running run's status (and a stop it needs: a cancel, the watchdog), in the pool."""
         with self._tx() as s:
             ids = list(s.scalars(select(RunRow.id).where(RunRow.state == RunState.RUNNING.value)))
         for run_id in ids:
-            self._poll_run(run_id, self.clock.now())
+            self._submit([run_id], "poll", functools.partial(self._poll_task, run_id))
+
+    def _poll_task(self, run_id: str) -> None:
+        self._poll_run(run_id, self.clock.now())
 
     def _poll_run(self, run_id: str, now: datetime) -> bool:
         """Ask the provider about a running run; finish it if it ended. True when it is over."""
@@ -1098,7 +1424,9 @@ class Scheduler:
         if provider is None:
             return False
         try:
-            status = provider.status(handle)
+            status = self._provider_call(
+                run_id, "status", handle.provider, functools.partial(provider.status, handle)
+            )
         except Exception as exc:
             log.warning(
                 "run %s: status from %s failed (%s); asking again next tick", run_id, handle.provider, exc
@@ -1148,6 +1476,7 @@ class Scheduler:
             if moved and status.report is not None:
                 s.add(ReportRow(run_id=run_id, received_at=now, source="local", body=status.report))
         if moved:
+            self._close_finished_jobs(now)  # now, not at the next pass: the poll ran in the pool
             self._release_instance(run_id)
 
     def _release_instance(self, run_id: str) -> None:
@@ -1173,7 +1502,10 @@ class Scheduler:
                 )
             )
         for run_id in ids:
-            self._release_one(run_id, now)
+            self._submit([run_id], "release", functools.partial(self._release_task, run_id))
+
+    def _release_task(self, run_id: str) -> None:
+        self._release_one(run_id, self.clock.now())
 
     def _release_one(self, run_id: str, now: datetime) -> None:
         with self._tx() as s:
@@ -1187,11 +1519,31 @@ class Scheduler:
         if provider is None:
             error = f"provider {handle.provider} is not configured on this daemon"
         else:
+            timed_out = functools.partial(self._release_timed_out, run_id, handle)
             try:
-                provider.terminate(handle)
-                gone = provider.gone(handle)
+                self._provider_call(
+                    run_id,
+                    "terminate",
+                    handle.provider,
+                    functools.partial(provider.terminate, handle),
+                    timed_out,
+                )
+                gone = self._provider_call(
+                    run_id, "gone", handle.provider, functools.partial(provider.gone, handle), timed_out
+                )
             except Exception as exc:
                 error = str(exc) or type(exc).__name__
+        self._release_outcome(run_id, handle, gone, error, now)
+
+    def _release_timed_out(self, run_id: str, handle: Handle, took: float) -> None:
+        """A release call given up on: a failed attempt, retried with backoff once the call returns."""
+        limit = self.cfg.provider_call_timeout_s
+        why = f"{took:.0f} s without an answer (scheduler.provider_call_timeout_s: {limit:g} s)"
+        self._release_outcome(run_id, handle, False, why, self.clock.now())
+
+    def _release_outcome(
+        self, run_id: str, handle: Handle, gone: bool, error: str | None, now: datetime
+    ) -> None:
         with self._tx() as s:
             run = s.get(RunRow, run_id)
             if run is None or run.release_state != "pending":
@@ -1237,7 +1589,9 @@ class Scheduler:
         if provider is None:
             return
         try:
-            provider.terminate(handle)
+            self._provider_call(
+                run_id, "terminate", handle.provider, functools.partial(provider.terminate, handle)
+            )
         except Exception as exc:
             log.warning("run %s: terminate on %s failed (%s); retrying", run_id, handle.provider, exc)
 
@@ -1384,17 +1738,28 @@ class Scheduler:
 
     # ---- launching -----------------------------------------------------------------------------------
     def _launch_due(self, now: datetime) -> None:
+        """Hand each job's due runs to the pool: one piece of work per job, its runs in order (so a
+        schedule's overlap rule sees the run before), skipped while another launch of the job, or any
+        call for one of its runs, is still in flight."""
         with self._tx() as s:
-            ids = list(
-                s.scalars(
-                    select(RunRow.id)
+            rows = list(
+                s.execute(
+                    select(RunRow.id, RunRow.job_id)
                     .where(RunRow.state == RunState.WAITING.value, RunRow.planned_start <= now)
                     .order_by(RunRow.planned_start, RunRow.seq)
                 )
             )
-        for run_id in ids:
+        by_job: dict[str, list[str]] = {}
+        for run_id, job_id in rows:
+            by_job.setdefault(job_id, []).append(run_id)
+        for job_id, run_ids in by_job.items():
+            self._submit(run_ids, "launch", functools.partial(self._launch_runs, run_ids), job_id=job_id)
+
+    def _launch_runs(self, run_ids: list[str]) -> None:
+        """In a worker: launch one job's due runs, one after the other."""
+        for run_id in run_ids:
             try:
-                self._launch(run_id, now)
+                self._launch(run_id, self.clock.now())
             except Exception:
                 log.exception("run %s: launch step failed; retried next tick", run_id)
 
@@ -1589,7 +1954,13 @@ class Scheduler:
                 interruptible=spec.interruptible,  # spot / preemptible capacity only when the job allows it
             )
             try:
-                handle = provider.launch(request)
+                handle = self._provider_call(
+                    run_id,
+                    "launch",
+                    ref,
+                    functools.partial(provider.launch, request),
+                    functools.partial(self._launch_timed_out, run_id, ref),
+                )
             except CapacityError as exc:
                 why = exc.reason.removeprefix(f"{exc.region}: ")
                 refusal = {
@@ -1611,32 +1982,37 @@ class Scheduler:
                 # not a refusal: the request may have got through (a timeout after the API took it, a
                 # long-running operation that failed late), so the run stays launching and the
                 # provider is asked for it by run id on the next ticks (_resolve_launching)
-                with self._tx() as s:
-                    run = s.get(RunRow, run_id)
-                    if run is not None and run.state == RunState.LAUNCHING.value:
-                        run.launch_error = f"{ref}: {exc}"
-                        run.launch_looks = 0
-                        self._note(
-                            s,
-                            run,
-                            f"launch on {ref} ended without a clear answer ({exc}); {ref} will be asked "
-                            f"for this run on the next ticks (up to {self.cfg.launch_settle_looks} looks)",
-                            now,
-                        )
+                self._unclear_launch(run_id, ref, str(exc), now)
                 return
             with self._tx() as s:
                 run = s.get(RunRow, run_id)
                 if run is None:
                     return
-                self._move(
-                    s,
-                    run,
-                    RunState.RUNNING,
-                    f"launched on {ref}: {handle.instance_id}",
-                    self.clock.now(),
-                    **self._handle_fields(handle),
-                )
+                if run.state != RunState.LAUNCHING.value:
+                    # settled while the call was out (its tracker reported; a new leader ran it)
+                    log.warning(
+                        "run %s: launched on %s (%s) but the run is %s by now: not recorded",
+                        run_id,
+                        ref,
+                        handle.instance_id,
+                        run.state,
+                    )
+                    recorded = False
+                else:
+                    recorded = self._move(
+                        s,
+                        run,
+                        RunState.RUNNING,
+                        f"launched on {ref}: {handle.instance_id}",
+                        self.clock.now(),
+                        **self._handle_fields(handle),
+                    )
                 cancel = run.cancel_requested
+            if not recorded and not self._leading():
+                # a leader that lost the lead during the call (its write was fenced) steps down now:
+                # the new leader has taken the shared timer jobs over, so no tick of ours would notice
+                self._lose_leadership()
+                return
             if cancel:
                 self._stop_run(run_id, now)
             return
@@ -1652,6 +2028,33 @@ class Scheduler:
                     ended_at=now,
                     error="no capacity in any option",
                 )
+
+    def _unclear_launch(self, run_id: str, ref: str, detail: str, now: datetime) -> None:
+        """A launch call ended with no clear answer: the run stays launching, with `launch_error`, and
+        _resolve_launching asks the provider for it on the next ticks."""
+        with self._tx() as s:
+            run = s.get(RunRow, run_id)
+            if run is not None and run.state == RunState.LAUNCHING.value:
+                run.launch_error = f"{ref}: {detail}"
+                run.launch_looks = 0
+                self._note(
+                    s,
+                    run,
+                    f"launch on {ref} ended without a clear answer ({detail}); {ref} will be asked "
+                    f"for this run on the next ticks (up to {self.cfg.launch_settle_looks} looks)",
+                    now,
+                )
+
+    def _launch_timed_out(self, run_id: str, ref: str, took: float) -> None:
+        """A launch call given up on (past the per-call timeout) is an unclear answer like any other:
+        the instance may exist. Its thread may still return; that answer is not used (_LateAnswer),
+        and the provider is asked for the run once the call has returned."""
+        limit = self.cfg.provider_call_timeout_s
+        detail = (
+            f"no answer in {took:.0f} s, past scheduler.provider_call_timeout_s ({limit:g} s); "
+            "a later answer is not used"
+        )
+        self._unclear_launch(run_id, ref, detail, self.clock.now())
 
     # ---- re-planning -----------------------------------------------------------------------------------
     def _replan_pass(self) -> None:

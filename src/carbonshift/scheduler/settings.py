@@ -69,6 +69,22 @@ class SchedulerSettings(BaseModel):
         "launching while the provider is asked for the run on this many ticks; then it is declared lost "
         "and an orphan check is asked for",
     )
+    provider_workers: int = Field(
+        default=4,
+        ge=1,
+        le=64,
+        description="threads that make the daemon's provider calls (launch, find, status, terminate): "
+        "the tick hands each run's calls to them and never waits for a slow one; at most this many run "
+        "at once",
+    )
+    provider_call_timeout_s: float = Field(
+        default=300.0,
+        gt=0,
+        le=86400,
+        description="a provider call with no answer after this long is given up on: a launch becomes an "
+        "unclear answer (settled by asking the provider for the run once the call has returned), a "
+        "release is retried with backoff; an answer that comes later is not used",
+    )
     cancel_wait_s: float = Field(
         default=3.0, ge=0, le=60, description="how long cancel() waits for a running run to stop"
     )
