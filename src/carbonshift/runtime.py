@@ -24,7 +24,18 @@ _UKCI_ZONE = re.compile(r"^GB-UKCI-[A-Z0-9]{1,4}$", re.IGNORECASE)
 
 
 def build_catalog(settings: Settings) -> Catalog:
-    return load_catalog(locations=settings.locations)
+    """The bundled catalog plus the user's `locations:` and the Slurm clusters (`slurm:NAME`, each with
+    its zone's grid; a `locations:` entry of the same name wins)."""
+    if settings.kubernetes.clusters:  # `kubernetes:NAME` the same way (a `locations:` entry wins)
+        from carbonshift.providers.kubernetes import cluster_locations as kubernetes_locations
+
+        derived = kubernetes_locations(settings)
+        settings = settings.model_copy(update={"locations": [*derived, *settings.locations]})
+    if not settings.slurm.clusters:
+        return load_catalog(locations=settings.locations)
+    from carbonshift.providers.slurm import cluster_locations
+
+    return load_catalog(locations=[*cluster_locations(settings), *settings.locations])
 
 
 def build_service(settings: Settings, clock: Clock | None = None) -> IntensityService:

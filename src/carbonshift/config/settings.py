@@ -18,6 +18,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from carbonshift.config.jobspec import Labels
+from carbonshift.config.kubernetes import KubernetesSettings
+from carbonshift.config.slurm import SlurmSettings
 from carbonshift.errors import ConfigError
 from carbonshift.intensity.types import Basis, Signal
 from carbonshift.scheduler.settings import SchedulerSettings
@@ -131,7 +134,18 @@ class Settings(BaseSettings):
     intensity: IntensitySettings = Field(default_factory=IntensitySettings)
     cache: CacheSettings = Field(default_factory=CacheSettings)
     locations: list[LocationSetting] = Field(default_factory=list)
+    slurm: SlurmSettings = Field(
+        default_factory=SlurmSettings, description="Slurm clusters as placement targets (slurm:NAME)"
+    )
+    kubernetes: KubernetesSettings = Field(
+        default_factory=KubernetesSettings,
+        description="Kubernetes clusters as placement targets (kubernetes:NAME)",
+    )
     tracker: TrackerSettings = Field(default_factory=TrackerSettings)
+    labels: Labels = Field(
+        default_factory=Labels,
+        description="default ownership labels (organisation, team, project) for jobs and tracked runs",
+    )
 
     # scheduler daemon (issue 5): its database (SQLite in data_dir by default; postgresql://... for teams)
     db_url: str | None = Field(

@@ -64,6 +64,11 @@ class LaunchRequest:
     report_token: str | None = field(default=None, repr=False)
     log_path: str | None = None  # local provider: where the job's output goes
     package: PackageSource | None = None  # None: from the settings (bootstrap_source)
+    # the planned start, for providers that queue (Slurm's --begin); None or past: start now
+    not_before: datetime | None = None
+    # extra environment for the job, set by the scheduler (a chunk's CARBONSHIFT_CHUNK_INDEX,
+    # CARBONSHIFT_CHUNK_COUNT, CARBONSHIFT_CHECKPOINT_DIR); applied after the spec's `env`
+    env: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

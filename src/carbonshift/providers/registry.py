@@ -8,6 +8,7 @@ need to know its constructor.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
@@ -21,6 +22,11 @@ CLOUD_PROVIDERS: tuple[str, ...] = ("aws", "gcp", "azure")
 
 Factory = Callable[..., Provider]
 _EXTRA: dict[str, Factory] = {}
+# adapters of this package that register themselves when their module is imported (on first use)
+_SELF_REGISTERING: dict[str, str] = {
+    "slurm": "carbonshift.providers.slurm",
+    "kubernetes": "carbonshift.providers.kubernetes",
+}
 
 
 def register_provider(name: str, factory: Factory) -> None:
@@ -45,7 +51,7 @@ def cloud_provider_class(name: str) -> type[CloudProvider]:
 
 
 def provider_names() -> list[str]:
-    return [*CLOUD_PROVIDERS, *sorted(n for n in _EXTRA if n not in CLOUD_PROVIDERS)]
+    return [*CLOUD_PROVIDERS, *sorted(n for n in {*_EXTRA, *_SELF_REGISTERING} if n not in CLOUD_PROVIDERS)]
 
 
 def get_provider(
@@ -53,6 +59,8 @@ def get_provider(
 ) -> Provider:
     """The adapter for `name` ('aws', 'gcp', 'azure', or one registered), built from settings."""
     key = name.strip().lower()
+    if key not in _EXTRA and key in _SELF_REGISTERING:
+        importlib.import_module(_SELF_REGISTERING[key])
     if key in _EXTRA:
         return _EXTRA[key](settings, **kwargs)
     cls = cloud_provider_class(key)
