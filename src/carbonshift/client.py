@@ -8,6 +8,7 @@ Authorization header; it is never put in a URL, an exception or a log line.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -124,9 +125,33 @@ class Client:
         params = {"top": str(top)} if top is not None else None
         return self._json("POST", "/api/v1/plan", body=spec_text, fmt=fmt, params=params)
 
-    def list_jobs(self) -> list[JSON]:
-        jobs = self._json("GET", "/api/v1/jobs").get("jobs", [])
+    def list_jobs(self, **labels: str | None) -> list[JSON]:
+        """Every job; `team=`, `project=`, `organisation=` keep only jobs with that label."""
+        params = {k: v for k, v in labels.items() if v}
+        jobs = self._json("GET", "/api/v1/jobs", params=params or None).get("jobs", [])
         return [j for j in jobs if isinstance(j, dict)]
+
+    def totals(
+        self,
+        group_by: list[str] | str | None = None,
+        start: str | None = None,
+        end: str | None = None,
+        **filters: str | None,
+    ) -> JSON:
+        """The ledger's totals (GET /api/v1/totals); times as ISO 8601 strings."""
+        params: dict[str, str] = {k: v for k, v in filters.items() if v}
+        if group_by:
+            params["group_by"] = group_by if isinstance(group_by, str) else ",".join(group_by)
+        if start:
+            params["from"] = start
+        if end:
+            params["to"] = end
+        return self._json("GET", "/api/v1/totals", params=params or None)
+
+    def post_tracked(self, report: JSON, labels: dict[str, str | None], name: str | None = None) -> JSON:
+        """Add a run `carbonshift track` measured to the server's ledger (POST /api/v1/ledger/runs)."""
+        body = {"report": report, "labels": {k: v for k, v in labels.items() if v}, "name": name}
+        return self._json("POST", "/api/v1/ledger/runs", body=json.dumps(body), fmt="json")
 
     def get_job(self, job_id: str) -> JSON:
         return self._json("GET", f"/api/v1/jobs/{quote(job_id, safe='')}")

@@ -17,6 +17,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, FastAPI, Query, Request, Response
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, PlainTextResponse
+from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from carbonshift import __version__
@@ -26,7 +27,7 @@ from carbonshift.api.port import SchedulerPort
 from carbonshift.api.security import TOKEN_ENV, BearerAuth, BodyLimit
 from carbonshift.api.specs import UnsupportedMediaType, problems_detail, read_spec
 from carbonshift.config import Settings
-from carbonshift.config.jobspec import JobSpec
+from carbonshift.config.jobspec import JobSpec, Labels
 from carbonshift.errors import CarbonshiftError, NoDataError, UserInputError
 from carbonshift.scheduler import NotFoundError
 
@@ -116,6 +117,12 @@ def _summary(job: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _query_problem(exc: UserInputError) -> Response:
+    """422 naming the query parameter (`group_by`, `from`, `to`, a filter)."""
+    detail = [{"loc": ["query", exc.where], "msg": exc.problem, "type": "value_error"}]
+    return SafeJSONResponse({"detail": detail}, status_code=422)
+
+
 def create_app(scheduler: SchedulerPort, settings: Settings) -> FastAPI:
     """The API over `scheduler`. Auth: the bearer token `settings.api_token` on every route but
     /healthz and a run's report; none configured means open (`serve` allows that on loopback only)."""
@@ -197,9 +204,16 @@ def create_app(scheduler: SchedulerPort, settings: Settings) -> FastAPI:
         full: Annotated[
             bool, Query(description="each job exactly as GET /jobs/{id} shows it (every plan, run events)")
         ] = False,
+        organisation: Annotated[
+            str | None, Query(description="only jobs with this organisation label")
+        ] = None,
+        team: Annotated[str | None, Query(description="only jobs with this team label")] = None,
+        project: Annotated[str | None, Query(description="only jobs with this project label")] = None,
     ) -> Response:
+        labels = {"organisation": organisation, "team": team, "project": project}
+
         def work() -> bytes:
-            jobs = [v.to_dict() for v in scheduler.list_jobs()]
+            jobs = [v.to_dict() for v in scheduler.list_jobs(**{k: v for k, v in labels.items() if v})]
             return encode_json({"jobs": jobs if full else [_summary(j) for j in jobs]})
 
         return _json(await run_in_threadpool(work))
@@ -288,6 +302,85 @@ def create_app(scheduler: SchedulerPort, settings: Settings) -> FastAPI:
         return SafeJSONResponse(view.to_dict())
 
     @api.get(
+        "/totals",
+        tags=["ledger"],
+        summary="Ledger totals of finished runs: energy, kg CO2e actual, planned, baseline and saved",
+        responses={**_ERRORS, 422: {"description": "an unknown group_by key or a malformed time"}},
+    )
+    async def totals(
+        group_by: Annotated[
+            str | None,
+            Query(description="comma-separated: organisation, team, project, provider, region, month"),
+        ] = None,
+        start: Annotated[str | None, Query(alias="from", description="runs that ended at or after")] = None,
+        end: Annotated[str | None, Query(alias="to", description="runs that ended before")] = None,
+        organisation: Annotated[str | None, Query()] = None,
+        team: Annotated[str | None, Query()] = None,
+        project: Annotated[str | None, Query()] = None,
+        provider: Annotated[str | None, Query()] = None,
+        region: Annotated[str | None, Query(description="provider:region")] = None,
+    ) -> Response:
+        filters = {
+            k: v
+            for k, v in {
+                "organisation": organisation,
+                "team": team,
+                "project": project,
+                "provider": provider,
+                "region": region,
+            }.items()
+            if v
+        }
+        try:
+            data = await run_in_threadpool(lambda: scheduler.totals(group_by, start, end, **filters))
+        except UserInputError as exc:
+            return _query_problem(exc)
+        return SafeJSONResponse(data)
+
+    @api.post(
+        "/ledger/runs",
+        status_code=201,
+        tags=["ledger"],
+        summary="Add a run measured by `carbonshift track` to the ledger (its report, with labels)",
+        responses={**_ERRORS, 422: {"description": "not a tracker report, or a bad label"}},
+    )
+    async def ledger_run(request: Request) -> Response:
+        try:
+            data = json.loads(await request.body())
+        except (ValueError, UnicodeDecodeError):
+            data = None
+        report = data.get("report") if isinstance(data, dict) else None
+        if not isinstance(report, dict):
+            return SafeJSONResponse(
+                {
+                    "detail": [
+                        {
+                            "loc": ["body", "report"],
+                            "msg": 'expected {"report": <a carbonshift track report>, "labels": {...}}',
+                            "type": "value_error",
+                        }
+                    ]
+                },
+                status_code=422,
+            )
+        assert isinstance(data, dict)
+        try:
+            labels = Labels.model_validate(data.get("labels") or {})
+        except ValidationError as exc:
+            return SafeJSONResponse(
+                {
+                    "detail": [
+                        {"loc": ["body", "labels", *e["loc"]], "msg": e["msg"], "type": "value_error"}
+                        for e in exc.errors(include_url=False)
+                    ]
+                },
+                status_code=422,
+            )
+        name = data.get("name") if isinstance(data.get("name"), str) else None
+        view = await run_in_threadpool(lambda: scheduler.record_tracked(report, labels, name))
+        return SafeJSONResponse(view.to_dict(), status_code=201)
+
+    @api.get(
         "/runs/{run_id}/wheel/{filename}",
         tags=["runs"],
         summary="carbonshift's own wheel, for a launched run's bootstrap (with the run's token)",
@@ -318,6 +411,9 @@ def create_app(scheduler: SchedulerPort, settings: Settings) -> FastAPI:
         return FileResponse(own.path, media_type="application/octet-stream", filename=own.filename)
 
     app.include_router(api)
+    from carbonshift.api import dashboard  # Jinja2 is imported only by an app that serves the pages
+
+    dashboard.install(app, scheduler, settings, token)
     _document(app)
     # the last middleware added runs first: auth before a byte of the body is read
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)

@@ -7,10 +7,11 @@ The API layer depends on these few methods, not on the scheduler's classes: the 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any, Protocol
 
 from carbonshift.advisor import Advice
-from carbonshift.config.jobspec import JobSpec
+from carbonshift.config.jobspec import JobSpec, Labels
 
 
 class View(Protocol):
@@ -27,7 +28,7 @@ class SchedulerPort(Protocol):
 
     def submit(self, spec: JobSpec) -> View: ...
 
-    def list_jobs(self) -> Sequence[View]: ...
+    def list_jobs(self, **labels: str | None) -> Sequence[View]: ...
 
     def get_job(self, job_id: str) -> View: ...
 
@@ -42,3 +43,15 @@ class SchedulerPort(Protocol):
     def run_token_ok(self, run_id: str, token: str) -> bool: ...
 
     def metrics(self) -> dict[str, Any]: ...
+
+    def totals(
+        self,
+        group_by: Sequence[str] | str | None = (),
+        start: datetime | str | None = None,
+        end: datetime | str | None = None,
+        **filters: Any,
+    ) -> dict[str, Any]: ...
+
+    def record_tracked(
+        self, report: dict[str, Any], labels: Labels | None = None, name: str | None = None
+    ) -> View: ...

@@ -22,6 +22,12 @@ if TYPE_CHECKING:  # the CLI clients import is_loopback from here: no starlette 
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 TOKEN_ENV = "CARBONSHIFT_API_TOKEN"
+# The dashboard's login cookie: the API token itself, HttpOnly and SameSite=Strict (see dashboard.py)
+COOKIE_NAME = "carbonshift_token"
+# What a browser may fetch before logging in: the login form and the stylesheet and scripts it uses
+PUBLIC_PATHS = re.compile(r"^/(login|static/.*|favicon\.ico)$")
+# API and machine routes answer 401; everything else is a dashboard page, which sends to the login form
+MACHINE_PATHS = re.compile(r"^/(api/|metrics$|openapi\.json$|docs)")
 REPORT_PATH = re.compile(r"^/api/v1/runs/[^/]+/report$")  # POST, with the run's own token
 WHEEL_PATH = re.compile(r"^/api/v1/runs/[^/]+/wheel/[^/]+\.whl$")  # GET, with the run's own token
 # Over-limit bodies up to this many times the limit are read and dropped before the 413, so the client
@@ -50,6 +56,28 @@ def bearer_token(headers: list[tuple[bytes, bytes]]) -> str | None:
                 return token.strip()
             return None
     return None
+
+
+def cookie_token(headers: list[tuple[bytes, bytes]]) -> str | None:
+    """The dashboard's login cookie, or None."""
+    for key, value in headers:
+        if key.lower() == b"cookie":
+            for part in value.decode("latin-1").split(";"):
+                name, _, content = part.strip().partition("=")
+                if name == COOKIE_NAME and content:
+                    return content
+    return None
+
+
+def same_origin(headers: list[tuple[bytes, bytes]]) -> bool:
+    """Whether a form post comes from a page of this server: its Origin (or, lacking one, its Referer)
+    names the host the request was addressed to. Neither header: refused."""
+    host = _header(headers, b"host")
+    source = _header(headers, b"origin") or _header(headers, b"referer")
+    if host is None or source is None or source == "null":
+        return False
+    authority = source.split("://", 1)[-1].split("/", 1)[0]
+    return authority.lower() == host.lower()
 
 
 def tokens_match(given: str, expected: str) -> bool:
@@ -113,6 +141,13 @@ def browser_risk(headers: list[tuple[bytes, bytes]]) -> str | None:
     return None
 
 
+def _wants_page(method: str, path: str, headers: list[tuple[bytes, bytes]]) -> bool:
+    """A browser opening a dashboard page (GET, Accept: text/html, not an API route): it is sent to the
+    login form instead of a 401; scripts and API clients keep getting 401."""
+    accept = _header(headers, b"accept") or ""
+    return method in {"GET", "HEAD"} and "text/html" in accept and MACHINE_PATHS.match(path) is None
+
+
 class BearerAuth:
     """401 for every request without the API token, except /healthz and the per-run report endpoint.
 
@@ -133,6 +168,8 @@ class BearerAuth:
             return True
         if method in {"GET", "HEAD"} and WHEEL_PATH.match(path) is not None:
             return True
+        if PUBLIC_PATHS.match(path) is not None and (method in {"GET", "HEAD"} or path == "/login"):
+            return True
         return method == "POST" and REPORT_PATH.match(path) is not None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -147,9 +184,29 @@ class BearerAuth:
         if self.token is None or self.exempt(scope["method"], scope["path"]):
             await self.app(scope, receive, send)
             return
-        given = bearer_token(scope.get("headers", []))
+        headers = scope.get("headers", [])
+        given = bearer_token(headers)
         if given is not None and tokens_match(given, self.token):
             await self.app(scope, receive, send)
+            return
+        cookie = cookie_token(headers) if given is None else None
+        if cookie is not None and tokens_match(cookie, self.token):
+            # a browser's cookie rides along on any request to this host: an unsafe method must also
+            # come from a page of this server (SameSite=Strict already keeps other sites' out)
+            if scope["method"] not in {"GET", "HEAD", "OPTIONS"} and not same_origin(headers):
+                await send_json(send, 403, {"detail": "cross-site request refused (Origin)"}, [])
+                return
+            await self.app(scope, receive, send)
+            return
+        if given is None and _wants_page(scope["method"], scope["path"], headers):
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 303,
+                    "headers": [(b"location", b"/login"), (b"content-length", b"0")],
+                }
+            )
+            await send({"type": "http.response.body", "body": b""})
             return
         detail = (
             f"missing API token: send 'Authorization: Bearer <token>' with the value of {TOKEN_ENV}"

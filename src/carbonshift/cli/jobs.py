@@ -287,7 +287,8 @@ def render_job(job: dict[str, Any]) -> str:
             rows.append(
                 (
                     r.get("id", "?"),
-                    r.get("status", ""),
+                    str(r.get("status", ""))
+                    + (f" (chunk {r['chunk']['index']}/{r['chunk']['count']})" if r.get("chunk") else ""),
                     _where(r),
                     _time(r.get("planned_start")),
                     _time(r.get("planned_end")),
@@ -372,11 +373,26 @@ def submit_command(
         typer.echo(render_submitted(job))
 
 
+TeamOption = Annotated[str | None, typer.Option("--team", help="Only this team's.", show_default=False)]
+ProjectOption = Annotated[
+    str | None, typer.Option("--project", help="Only this project's.", show_default=False)
+]
+OrganisationOption = Annotated[
+    str | None, typer.Option("--organisation", help="Only this organisation's.", show_default=False)
+]
+
+
 @jobs_app.command("list")
-def list_command(server: ServerOption = None, output: FormatOption = OutputFormat.TABLE) -> None:
+def list_command(
+    server: ServerOption = None,
+    output: FormatOption = OutputFormat.TABLE,
+    team: TeamOption = None,
+    project: ProjectOption = None,
+    organisation: OrganisationOption = None,
+) -> None:
     """Every job on the server with its last run, planned and actual emissions."""
     with _client(server) as client:
-        jobs = client.list_jobs()
+        jobs = client.list_jobs(organisation=organisation, team=team, project=project)
     if output is OutputFormat.JSON:
         emit_json(jobs)
     else:

@@ -142,6 +142,7 @@ def serve_command(
         server = uvicorn.Server(config)
         auth = "bearer token required" if token is not None else "no token: open to this machine only"
         typer.echo(f"carbonshift serving on {_url(bind_host, actual_port)} ({auth})", err=True)
+        typer.echo(f"carbonshift: the dashboard is at {_url(bind_host, actual_port)}/", err=True)
         if scheduler.role == "standby":
             typer.echo(
                 "carbonshift: hot standby: another daemon is active on this database; the API answers "

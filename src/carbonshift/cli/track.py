@@ -61,6 +61,27 @@ def track_command(
     metrics_port: Annotated[
         int | None, typer.Option("--metrics-port", help="Serve /metrics on 127.0.0.1:PORT while it runs.")
     ] = None,
+    server: Annotated[
+        str | None,
+        typer.Option(
+            "--server",
+            help="Also add the run to this carbonshift server's ledger (token: CARBONSHIFT_API_TOKEN).",
+            show_default=False,
+        ),
+    ] = None,
+    team: Annotated[
+        str | None, typer.Option("--team", help="Ledger label (default: labels.team).", show_default=False)
+    ] = None,
+    project: Annotated[
+        str | None,
+        typer.Option("--project", help="Ledger label (default: labels.project).", show_default=False),
+    ] = None,
+    organisation: Annotated[
+        str | None,
+        typer.Option(
+            "--organisation", help="Ledger label (default: labels.organisation).", show_default=False
+        ),
+    ] = None,
 ) -> None:
     """Run a command, measure its energy and emissions; exit with its exit code."""
     from carbonshift.tracker.runner import CommandNotRunnable, run_tracked
@@ -68,6 +89,11 @@ def track_command(
 
     if not command:
         raise UserInputError("CMD", "nothing to run: carbonshift track [OPTIONS] -- CMD [ARGS...]")
+    labels = ledger_labels(organisation=organisation, team=team, project=project)
+    if server is not None:
+        from carbonshift.client import check_server_url
+
+        server = check_server_url(server)
     settings = with_tracker_options(
         context.settings(), prometheus_file=prometheus_file, prometheus_port=metrics_port
     )
@@ -84,7 +110,53 @@ def track_command(
         outcome = run_tracked(tracker, command)
     except CommandNotRunnable as exc:
         raise context.fail(str(exc), exc.exit_code) from None
+    if server is not None:
+        post_to_ledger(server, settings, outcome.report.to_dict(), labels, command)
     raise finish(outcome.report, outcome.exit_code)
+
+
+def ledger_labels(**given: str | None) -> dict[str, str | None]:
+    """--team/--project/--organisation, checked like a spec's labels (the config's fill the rest)."""
+    from pydantic import ValidationError
+
+    from carbonshift.config.jobspec import Labels
+
+    try:
+        labels = Labels(**given).merged(context.settings().labels)
+    except ValidationError as exc:
+        error = exc.errors(include_url=False)[0]
+        raise UserInputError(
+            f"--{error['loc'][0]}", str(error["msg"]).removeprefix("Value error, ")
+        ) from None
+    return labels.model_dump()
+
+
+def post_to_ledger(
+    server: str, settings: Settings, report: dict[str, Any], labels: dict[str, str | None], command: list[str]
+) -> None:
+    """Send the report to the server's ledger. A failure is a warning: the command has run, its
+    report is on disk, and the exit code stays the command's."""
+    from carbonshift.client import ApiError, Client
+
+    token = settings.api_token.get_secret_value() if settings.api_token is not None else None
+    client = Client(server, token or None)
+    try:
+        run = client.post_tracked(report, labels, name=_name_of(command))
+    except ApiError as exc:
+        warn(f"the run was not added to the ledger at {server}: {exc}")
+        return
+    finally:
+        client.close()
+    typer.echo(f"carbonshift: added to the ledger at {server} as run {run.get('id')}", err=True)
+
+
+def _name_of(command: list[str]) -> str:
+    """A job name for the ledger from the program's name: [a-z0-9-], at most 63."""
+    import re
+
+    base = Path(command[0]).name.lower() if command else "tracked"
+    name = re.sub(r"[^a-z0-9-]+", "-", base).strip("-")[:63]
+    return name or "tracked"
 
 
 def register(app: typer.Typer) -> None:

@@ -365,6 +365,38 @@ def _check_env(value: Any) -> Any:
     return dict(value)
 
 
+LABEL_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
+LABEL_KEYS = ("organisation", "team", "project")
+
+
+def check_label(value: Any) -> Any:
+    """An ownership label: like a name, but starting with a letter or digit."""
+    if isinstance(value, str) and not re.match(LABEL_PATTERN, value):
+        raise _err("must be 1 to 63 characters from a-z, 0-9 and '-', starting with a letter or digit")
+    return value
+
+
+LabelValue = Annotated[
+    str,
+    Field(pattern=LABEL_PATTERN, description="a-z, 0-9 and '-', 1 to 63 characters, not starting with '-'"),
+    BeforeValidator(check_label),
+]
+
+
+class Labels(_Strict):
+    """Who owns a job, for the ledger's totals; each missing label takes the config's `labels:` value."""
+
+    organisation: LabelValue | None = None
+    team: LabelValue | None = None
+    project: LabelValue | None = None
+
+    def merged(self, defaults: Labels | None) -> Labels:
+        """These labels, with each one not given taken from `defaults`."""
+        if defaults is None:
+            return self
+        return Labels(**{k: getattr(self, k) or getattr(defaults, k) for k in LABEL_KEYS})
+
+
 class JobSpec(_Strict):
     """A job as its owner describes it. Immutable once validated."""
 
@@ -413,6 +445,10 @@ class JobSpec(_Strict):
         ),
         BeforeValidator(_check_env),
     ]
+    labels: Labels = Field(
+        default_factory=Labels,
+        description="ownership for the ledger: organisation, team, project (defaults: the config's labels)",
+    )
 
     @model_validator(mode="after")
     def _cross_checks(self) -> JobSpec:

@@ -112,7 +112,7 @@ def render_bootstrap(
         state_dir=STATE_DIR,
         marker=EXIT_MARKER,
         command=command_words(request.spec.command),
-        env=env_words(request.spec.env),
+        env=env_words({**request.spec.env, **request.env}),  # request.env: a chunk's index and count
     )
 
 

@@ -13,7 +13,9 @@ file, or, when the daemon died between starting the process and recording it, by
 for the run directory in their command line) is returned instead of starting another one.
 
 A run's environment is `job_environment()`: the allow-listed names of the daemon's (ENV_ALLOWED), the
-spec's `env` and CARBONSHIFT_RUN_ID / CARBONSHIFT_RUN_DIR; none of the daemon's secrets.
+spec's `env`, the scheduler's for the run (`LaunchRequest.env`: a chunk's CARBONSHIFT_CHUNK_INDEX,
+CARBONSHIFT_CHUNK_COUNT and CARBONSHIFT_CHECKPOINT_DIR) and CARBONSHIFT_RUN_ID / CARBONSHIFT_RUN_DIR;
+none of the daemon's secrets.
 """
 
 from __future__ import annotations
@@ -88,6 +90,7 @@ def job_environment(
     source = os.environ if base is None else base
     env = {k: v for k, v in source.items() if k in ENV_ALLOWED or k.startswith(ENV_ALLOWED_PREFIXES)}
     env.update(request.spec.env)
+    env.update(request.env)  # the scheduler's: a chunk's index, count and checkpoint directory
     env["CARBONSHIFT_RUN_ID"] = request.run_id
     env["CARBONSHIFT_RUN_DIR"] = str(run_dir)
     return env

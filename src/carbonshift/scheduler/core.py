@@ -59,7 +59,7 @@ from carbonshift.advisor import Advice, advise
 from carbonshift.catalog import Catalog
 from carbonshift.clock import Clock, SystemClock
 from carbonshift.config import Settings
-from carbonshift.config.jobspec import JobSpec, Window, format_duration, parse_jobspec
+from carbonshift.config.jobspec import LABEL_KEYS, JobSpec, Labels, Window, format_duration, parse_jobspec
 from carbonshift.errors import CarbonshiftError, UserInputError
 from carbonshift.intensity.service import IntensityService
 from carbonshift.planner.plan import PlanOption
@@ -75,7 +75,7 @@ from carbonshift.providers.local import LocalProvider, default_runs_dir
 from carbonshift.providers.registry import get_provider
 from carbonshift.providers.watchdog import overdue
 from carbonshift.schedule import next_nominal, next_occurrence
-from carbonshift.scheduler import db
+from carbonshift.scheduler import db, ledger
 from carbonshift.scheduler.lock import DaemonLock, DaemonLockedError, FileLock, PgAdvisoryLock
 from carbonshift.scheduler.models import (
     DaemonKeyRow,
@@ -103,6 +103,7 @@ RELEASE_RETRY_MAX_S = 3600.0
 _ACTIVE = (RunState.LAUNCHING.value, RunState.RUNNING.value)
 _TERMINAL = tuple(s.value for s in TERMINAL)
 _CHUNK = 500  # ids per IN (...) query
+PAUSED = "paused at its planned end"  # a chunk stopped by the daemon at its end: succeeded, not failed
 SHUTDOWN_CALL_WAIT_S = 10.0  # at shutdown, the longest wait for provider calls in flight
 _T = TypeVar("_T")
 
@@ -575,6 +576,17 @@ class Scheduler:
         for run_id, start in waiting.items():
             if start is not None:
                 self._schedule_launch(run_id, start)
+        with self._tx() as s:
+            stops = list(
+                s.execute(
+                    select(RunRow.id, RunRow.stop_at).where(
+                        RunRow.state.in_(_ACTIVE), RunRow.stop_at.is_not(None)
+                    )
+                )
+            )
+        for run_id, at in stops:
+            if at is not None:
+                self._schedule_stop(run_id, at)
 
     def _schedule_launch(self, run_id: str, at: datetime) -> None:
         aps = self._aps
@@ -591,6 +603,23 @@ class Scheduler:
             )
         except Exception:
             log.exception("run %s: could not set its launch timer (the poll will launch it)", run_id)
+
+    def _schedule_stop(self, run_id: str, at: datetime) -> None:
+        """A tick at a chunk's planned end, so it is paused then, not at the next poll."""
+        aps = self._aps
+        if aps is None:
+            return
+        try:
+            aps.add_job(
+                _timer,
+                "date",
+                run_date=at,
+                id=f"stop:{run_id}",
+                args=[self._key, "stop", run_id],
+                replace_existing=True,
+            )
+        except Exception:
+            log.exception("run %s: could not set its stop timer (the poll will stop it)", run_id)
 
     def _unschedule(self, run_id: str) -> None:
         aps = self._aps
@@ -665,17 +694,34 @@ class Scheduler:
         s.add(RunEventRow(run_id=run.id, at=now, from_state=run.state, to_state=run.state, reason=reason))
 
     # ---- planning ------------------------------------------------------------------------------------
-    def _plan(self, spec: JobSpec, earliest: datetime, deadline: datetime, now: datetime) -> _Planned:
+    def _plan(
+        self,
+        spec: JobSpec,
+        earliest: datetime,
+        deadline: datetime,
+        now: datetime,
+        *,
+        chunked: bool = False,
+        duration_s: int | None = None,
+    ) -> _Planned:
+        """Plan one run in [earliest, deadline]. `chunked`: an interruptible spec may be split into
+        chunks (the chosen option's `chunks`: one run each, see `_add_chunks`); otherwise it is
+        planned as one contiguous run. `duration_s`: plan this much of the job (what is left of it)."""
         notes: list[str] = []
-        if spec.interruptible:
-            notes.append("planned as one contiguous run: the scheduler starts a job once and lets it finish")
-        one = spec.model_copy(
-            update={
-                "window": Window(earliest=earliest, deadline=deadline),
-                "schedule": None,
-                "interruptible": False,
-            }
-        )
+        split = spec.interruptible and chunked
+        if spec.interruptible and not split:
+            notes.append(
+                "planned as one contiguous run: the chunks of a recurring job's occurrence are not "
+                "executed separately"
+            )
+        update: dict[str, Any] = {
+            "window": Window(earliest=earliest, deadline=deadline),
+            "schedule": None,
+            "interruptible": split,
+        }
+        if duration_s is not None:
+            update["duration"] = timedelta(seconds=duration_s)
+        one = spec.model_copy(update=update)
         advice = advise(
             one, catalog=self.catalog, service=self._service_factory(), now=now, signal=self.settings.signal
         )
@@ -733,6 +779,7 @@ class Scheduler:
             "planned_start": option.start,
             "planned_end": option.end,
             "planned": planned,
+            **ledger.planned_numbers(planned),
         }
 
     def _attach_plan(self, s: Session, run: RunRow, planned: _Planned, reason: str, now: datetime) -> None:
@@ -743,6 +790,112 @@ class Scheduler:
             setattr(run, key, value)
         run.plan_id = row.id
         run.last_planned_at = now
+
+    def _add_chunks(
+        self, s: Session, job: JobRow, run: RunRow, planned: _Planned, now: datetime, first_index: int = 1
+    ) -> list[str]:
+        """An interruptible plan split into chunks: `run` (its plan attached) becomes the first chunk
+        and one run of the same job is made per further chunk, each with its planned start and end
+        (`stop_at`, where the daemon stops it). Their planned kg CO2e, baseline and energy are the
+        plan's, shared pro rata by chunk length. Numbered from `first_index` (after a preemption the
+        re-planned chunks follow those already run). The ids of the runs made; none for one chunk."""
+        chunks = planned.chosen.chunks
+        if len(chunks) < 2:
+            return []
+        count = first_index - 1 + len(chunks)
+        total_s = sum((b - a).total_seconds() for a, b in chunks)
+        base = dict(run.planned or {})
+        made: list[str] = []
+        for k, (a, b) in enumerate(chunks):
+            index = first_index + k
+            if k == 0:
+                row = run
+            else:
+                row = self._new_run(
+                    s,
+                    job,
+                    run.seq + k,
+                    run.nominal,
+                    run.window_earliest,
+                    run.deadline,
+                    int((b - a).total_seconds()),
+                    now,
+                    reason=f"planned: chunk {index}/{count} of the job",
+                )
+                row.provider, row.region, row.zone = run.provider, run.region, run.zone
+                row.plan_id, row.last_planned_at = run.plan_id, run.last_planned_at
+                made.append(row.id)
+            self._set_chunk(row, base, index, count, a, b, (b - a).total_seconds() / total_s)
+        return made
+
+    @staticmethod
+    def _set_chunk(
+        run: RunRow,
+        base: dict[str, Any],
+        index: int,
+        count: int,
+        start: datetime,
+        end: datetime,
+        share: float,
+    ) -> None:
+        planned = dict(base)
+        for key in ("kg_co2e", "baseline_kg_co2e", "energy_kwh", "savings_kg"):
+            if isinstance(planned.get(key), int | float):
+                planned[key] = round(float(planned[key]) * share, 6)
+        planned.update(start=_z(start), end=_z(end), chunk={"index": index, "count": count})
+        run.planned = planned
+        run.planned_start, run.planned_end = start, end
+        run.duration_s = int((end - start).total_seconds())
+        run.chunk_index, run.chunk_count = index, count
+        # the last chunk is not stopped at its planned end: it runs until the job exits (the watchdog
+        # still stops it past the deadline); every other chunk is paused at its end
+        run.stop_at = end if index < count else None
+        for key, value in ledger.planned_numbers(planned).items():  # the ledger's copies: the chunk's share
+            setattr(run, key, value)
+
+    def _end_chunks(self, s: Session, run: RunRow, why: str, now: datetime) -> list[str]:
+        """The job of this chunk ends here (a chunk failed or was missed, or the job finished early):
+        its chunks not yet started are cancelled, with the reason, in the caller's transaction. The
+        ids cancelled (their launch timers are left to fire on nothing)."""
+        pending = list(
+            s.scalars(
+                select(RunRow).where(
+                    RunRow.job_id == run.job_id, RunRow.id != run.id, RunRow.state.in_(_PENDING)
+                )
+            )
+        )
+        done: list[str] = []
+        for other in sorted(pending, key=lambda r: r.seq):
+            label = f"chunk {other.chunk_index}/{other.chunk_count}" if other.chunk_index else "run"
+            if self._move(
+                s, other, RunState.CANCELLED, f"{label} not started: {why}", now, ended_at=now, error=why
+            ):
+                done.append(other.id)
+        job = s.get(JobRow, run.job_id)
+        if job is not None and done:
+            job.status_reason = f"{why}; {len(done)} chunk(s) not started were cancelled"
+            job.updated_at = now
+        return done
+
+    def _checkpoint_dir(self, job_id: str) -> Path:
+        """An interruptible job's checkpoint directory on this machine, shared by all its runs."""
+        return self.settings.resolved_data_dir() / "scheduler" / "checkpoints" / job_id
+
+    def _run_env(
+        self, job_id: str, provider: str, spec: JobSpec, chunk: tuple[int, int] | None
+    ) -> dict[str, str]:
+        """What the scheduler adds to a run's environment: a chunk's index and count, and (local runs of
+        an interruptible job) the job's checkpoint directory, created here. Cloud runs get no
+        checkpoint directory from the daemon (its disk is not theirs): give the job storage its chunks
+        share (a bucket) through the spec's own `env` (CARBONSHIFT_* names are the scheduler's)."""
+        env: dict[str, str] = {}
+        if chunk is not None:
+            env["CARBONSHIFT_CHUNK_INDEX"], env["CARBONSHIFT_CHUNK_COUNT"] = str(chunk[0]), str(chunk[1])
+        if spec.interruptible and provider == "local":
+            path = self._checkpoint_dir(job_id)
+            path.mkdir(parents=True, exist_ok=True)
+            env["CARBONSHIFT_CHECKPOINT_DIR"] = str(path)
+        return env
 
     @staticmethod
     def _first_reason(planned: _Planned) -> str:
@@ -772,8 +925,9 @@ class Scheduler:
             earliest, deadline = self._window_for(spec, nominal)
         else:
             earliest, deadline = spec.resolve_window(now)
-        planned = self._plan(spec, earliest, deadline, now)
+        planned = self._plan(spec, earliest, deadline, now, chunked=spec.schedule is None)
         job_id = _new_id("job")
+        labels = spec.labels.merged(self.settings.labels)
         with self._tx() as s:
             job = JobRow(
                 id=job_id,
@@ -783,21 +937,49 @@ class Scheduler:
                 status=JobStatus.ACTIVE.value,
                 created_at=now,
                 updated_at=now,
+                **{k: getattr(labels, k) for k in LABEL_KEYS},
             )
             s.add(job)
             s.flush()
             run = self._new_run(s, job, 1, nominal, earliest, deadline, spec.duration_s, now)
             self._attach_plan(s, run, planned, self._first_reason(planned), now)
-            run_id = run.id
+            run_ids = [run.id, *self._add_chunks(s, job, run, planned, now)]
         log.info("job %s (%s) submitted", job_id, spec.name)
         if self.is_active:
-            self._adopt(run_id)
+            for run_id in run_ids:
+                self._adopt(run_id)
         return self.get_job(job_id)
 
-    def list_jobs(self) -> list[JobView]:
+    def list_jobs(self, **labels: str | None) -> list[JobView]:
+        """Every job, newest first; `team=`, `project=`, `organisation=` keep only jobs with that label."""
+        unknown = set(labels) - set(LABEL_KEYS)
+        if unknown:
+            raise UserInputError(sorted(unknown)[0], f"not a label; filter by {', '.join(LABEL_KEYS)}")
+        where = [getattr(JobRow, k) == v for k, v in labels.items() if v]
         with self._tx() as s:
-            jobs = list(s.scalars(select(JobRow).order_by(JobRow.created_at.desc(), JobRow.id)))
+            jobs = list(s.scalars(select(JobRow).where(*where).order_by(JobRow.created_at.desc(), JobRow.id)))
             return self._job_views(s, jobs)
+
+    def totals(
+        self,
+        group_by: Sequence[str] | str | None = (),
+        start: datetime | str | None = None,
+        end: datetime | str | None = None,
+        **filters: Any,
+    ) -> dict[str, Any]:
+        """The ledger's totals of finished runs, grouped and filtered (shape: `ledger.totals`)."""
+        self._ensure_schema()
+        return ledger.totals(self.engine, group_by, start, end, **filters)
+
+    def record_tracked(
+        self, report: dict[str, Any], labels: Labels | None = None, name: str | None = None
+    ) -> RunView:
+        """Store a run `carbonshift track --server` measured, so it counts in the ledger (idempotent by
+        the report's run_id); each label not given takes the config's."""
+        merged = (labels or Labels()).merged(self.settings.labels)
+        with self._tx() as s:
+            run_id, _created = ledger.record_tracked(s, report, merged, self.clock.now(), name)
+        return self.get_run(run_id)
 
     def get_job(self, job_id: str) -> JobView:
         with self._tx() as s:
@@ -931,21 +1113,29 @@ class Scheduler:
             if expected is None or not hmac.compare_digest(_hash_token(token or ""), expected):
                 raise PermissionError(f"run {run_id}: wrong report token")
             s.add(ReportRow(run_id=run_id, received_at=now, source="remote", body=dict(report)))
+            for key, value in ledger.actual_numbers(report).items():
+                setattr(run, key, value)
             code = report.get("exit_code")
             if run.state in _ACTIVE and isinstance(code, int) and not isinstance(code, bool):
+                stop_reason, index, count = run.stop_reason, run.chunk_index, run.chunk_count
+                paused = not run.cancel_requested and bool(stop_reason and stop_reason.startswith(PAUSED))
+                extra: dict[str, Any] = {}
                 if code == 0:
                     to = RunState.SUCCEEDED
+                elif run.cancel_requested:
+                    to = RunState.CANCELLED
+                elif paused:  # a chunk stopped by the daemon at its planned end
+                    to, extra = RunState.SUCCEEDED, {"note": stop_reason}
                 else:
-                    to = RunState.CANCELLED if run.cancel_requested else RunState.FAILED
-                self._move(
-                    s,
-                    run,
-                    to,
-                    f"the run's tracker reported exit code {code}",
-                    now,
-                    exit_code=code,
-                    ended_at=now,
-                )
+                    to = RunState.FAILED
+                why = f"the run's tracker reported exit code {code}"
+                moved = self._move(s, run, to, why, now, exit_code=code, ended_at=now, **extra)
+                if moved and index is not None:
+                    label = f"chunk {index}/{count}"
+                    if to is RunState.FAILED:
+                        self._end_chunks(s, run, f"{label} failed: {why}", now)
+                    elif to is RunState.SUCCEEDED and not paused and index < (count or 0):
+                        self._end_chunks(s, run, f"the job ended in {label}, before its planned end", now)
                 ended = True
         if ended:
             self._release_instance(run_id)
@@ -1421,6 +1611,7 @@ class Scheduler:
             handle = Handle.from_dict(run.handle)
             cancel, sent = run.cancel_requested, run.terminate_sent_at
             deadline, stop_reason = run.deadline, run.stop_reason
+            stop_at, chunk = run.stop_at, (run.chunk_index, run.chunk_count)
         if provider is None:
             return False
         try:
@@ -1435,7 +1626,11 @@ class Scheduler:
         if status.state in (InstanceState.PENDING, InstanceState.RUNNING):
             resend = sent is None or (now - sent).total_seconds() > 2 * self.cfg.terminate_grace_s + 5
             margin = self.cfg.watchdog_margin_s
-            if (
+            if not cancel and stop_at is not None and now >= stop_at:
+                if stop_reason is None or resend:
+                    why = stop_reason or f"{PAUSED} (chunk {chunk[0]}/{chunk[1]})"
+                    self._stop_run(run_id, now, stop_reason=why)
+            elif (
                 not cancel
                 and margin is not None
                 and overdue([(run_id, deadline)], now, timedelta(seconds=margin))
@@ -1453,18 +1648,45 @@ class Scheduler:
         return True
 
     def _finish(self, run_id: str, status: InstanceStatus, now: datetime) -> None:
+        """Record how a run ended. A chunk of an interruptible job: stopped by the daemon at its planned
+        end, it succeeded (paused); failed or missed, its job's chunks not yet started are cancelled;
+        interrupted by the cloud (spot / preemptible), what is left of the job is planned again."""
+        with self._tx() as s:
+            run = s.get(RunRow, run_id)
+            if run is None or run.state != RunState.RUNNING.value:
+                return
+            preempted = self._preempted(s, run, status)
+        replanned: _Planned | None = None
+        replan_error = ""
+        if preempted is not None:
+            spec, remaining, deadline = preempted
+            try:
+                replanned = self._plan(spec, now, deadline, now, chunked=True, duration_s=remaining)
+            except CarbonshiftError as exc:
+                replan_error = str(exc)
         moved = False
+        new_runs: list[str] = []
         with self._tx() as s:
             run = s.get(RunRow, run_id)
             if run is None or run.state != RunState.RUNNING.value:
                 return
             state = status.state
+            index, count, stop_reason = run.chunk_index, run.chunk_count, run.stop_reason
+            label = f"chunk {index}/{count}" if index is not None else "the run"
+            paused = not run.cancel_requested and bool(stop_reason and stop_reason.startswith(PAUSED))
             if state is InstanceState.SUCCEEDED:
                 to, why = RunState.SUCCEEDED, f"ended: {status.detail or 'exit code 0'}"
+            elif paused:
+                to, why = (
+                    RunState.SUCCEEDED,
+                    f"{stop_reason}: stopped by the daemon ({status.detail or state.value})",
+                )
             elif run.cancel_requested:
                 to, why = RunState.CANCELLED, f"stopped on request: {status.detail or state.value}"
             elif run.stop_reason:
                 to, why = RunState.FAILED, f"{run.stop_reason} ({status.detail or state.value})"
+            elif preempted is not None:
+                to, why = RunState.FAILED, f"interrupted by the cloud (spot / preemptible): {status.detail}"
             elif state is InstanceState.TERMINATED:
                 to, why = RunState.FAILED, f"stopped outside carbonshift: {status.detail or 'terminated'}"
             elif state is InstanceState.UNKNOWN:
@@ -1472,12 +1694,111 @@ class Scheduler:
             else:
                 to, why = RunState.FAILED, f"ended: {status.detail or 'failed'}"
             error = None if to in (RunState.SUCCEEDED, RunState.CANCELLED) else why
-            moved = self._move(s, run, to, why, now, exit_code=status.exit_code, ended_at=now, error=error)
+            extra: dict[str, Any] = {"note": stop_reason} if paused else {}
+            moved = self._move(
+                s, run, to, why, now, exit_code=status.exit_code, ended_at=now, error=error, **extra
+            )
             if moved and status.report is not None:
                 s.add(ReportRow(run_id=run_id, received_at=now, source="local", body=status.report))
+            if moved and preempted is not None and to is RunState.FAILED:
+                new_runs = self._after_preemption(s, run, replanned, replan_error, why, now)
+            elif moved and index is not None and to is RunState.FAILED:
+                self._end_chunks(s, run, f"{label} failed: {why}", now)
+            elif (
+                moved
+                and to is RunState.SUCCEEDED
+                and not paused
+                and index is not None
+                and index < (count or 0)
+            ):
+                self._end_chunks(
+                    s, run, f"the job ended in {label}, before its planned end (exit code 0)", now
+                )
+        for new_id in new_runs:
+            self._adopt(new_id)
         if moved:
             self._close_finished_jobs(now)  # now, not at the next pass: the poll ran in the pool
             self._release_instance(run_id)
+
+    @staticmethod
+    def _preempted(s: Session, run: RunRow, status: InstanceStatus) -> tuple[JobSpec, int, datetime] | None:
+        """For a run of a one-off interruptible job that the cloud stopped (a spot / preemptible
+        interruption: the provider reports FAILED with no exit code and a Server.* reason, or says
+        preempted / evicted): the spec, the seconds of the job still to run (its duration less what its
+        chunks ran to their end) and the deadline. None otherwise."""
+        if status.state is not InstanceState.FAILED or status.exit_code is not None:
+            return None
+        if run.cancel_requested or run.stop_reason:
+            return None
+        detail = status.detail.lower()
+        if not any(word in detail for word in ("server.", "preempt", "evict", "spot")):
+            return None
+        job = s.get(JobRow, run.job_id)
+        if job is None or job.recurring:
+            return None
+        spec = parse_jobspec(job.spec, source=f"job {job.id}")
+        if not spec.interruptible:
+            return None
+        done = s.scalar(
+            select(func.coalesce(func.sum(RunRow.duration_s), 0)).where(
+                RunRow.job_id == job.id, RunRow.state == RunState.SUCCEEDED.value
+            )
+        )
+        remaining = spec.duration_s - int(done or 0)
+        return (spec, remaining, run.deadline) if remaining > 0 else None
+
+    def _after_preemption(
+        self, s: Session, run: RunRow, planned: _Planned | None, error: str, why: str, now: datetime
+    ) -> list[str]:
+        """A chunk (or an unsplit run) the cloud interrupted: the job's chunks not yet started are
+        replaced by a plan, made from now, for what is left of the job (numbered after those already
+        made). The new runs' ids, to adopt once committed; none when nothing could be planned (the job
+        then ends failed, with the reason)."""
+        job = s.get(JobRow, run.job_id)
+        assert job is not None
+        label = f"chunk {run.chunk_index}/{run.chunk_count}" if run.chunk_index else "the run"
+        if planned is None:
+            self._end_chunks(
+                s, run, f"{label} was interrupted and the rest could not be re-planned ({error})", now
+            )
+            job.status_reason = f"{why}; what is left could not be re-planned: {error}"
+            job.updated_at = now
+            return []
+        for other in s.scalars(
+            select(RunRow).where(RunRow.job_id == job.id, RunRow.id != run.id, RunRow.state.in_(_PENDING))
+        ):
+            self._move(
+                s,
+                other,
+                RunState.CANCELLED,
+                f"superseded: the job was re-planned after {label} was interrupted",
+                now,
+                ended_at=now,
+            )
+        last_seq, last_index = s.execute(
+            select(func.max(RunRow.seq), func.max(RunRow.chunk_index)).where(RunRow.job_id == job.id)
+        ).one()
+        first_index = int(last_index or 1) + 1
+        remaining = int(sum((b - a).total_seconds() for a, b in planned.chosen.chunks))
+        o = planned.chosen
+        reason = (
+            f"re-planned after {label} was interrupted by the cloud: {format_duration(timedelta(seconds=remaining))} "
+            f"left, {len(o.chunks)} chunk(s) on {o.ref} from {_z(o.start)} ({o.kg_co2e:.4g} kg CO2e)"
+        )
+        new = self._new_run(s, job, int(last_seq or 0) + 1, run.nominal, now, run.deadline, remaining, now)
+        row = self._plan_row(new, planned, "preemption", True, reason)
+        s.add(row)
+        s.flush()
+        for key, value in self._planned_fields(o, row.signal or "", row.id).items():
+            setattr(new, key, value)
+        new.plan_id, new.last_planned_at = row.id, now
+        made = self._add_chunks(s, job, new, planned, now, first_index)
+        if not made:
+            self._set_chunk(new, dict(new.planned or {}), first_index, first_index, o.start, o.end, 1.0)
+        job.status_reason = reason
+        job.updated_at = now
+        self._note(s, run, reason, now)
+        return [new.id, *made]
 
     def _release_instance(self, run_id: str) -> None:
         """Release a finished cloud run's instance: recorded on the run first (`release_state`
@@ -1636,6 +1957,7 @@ class Scheduler:
             updated_at=now,
             ended_at=now if state.terminal else None,
             error=reason if state.terminal else None,
+            **ledger.labels_of(job),
         )
         s.add(run)
         s.flush()
@@ -1776,6 +2098,23 @@ class Scheduler:
             spec = parse_jobspec(job.spec, source=f"job {job.id}")
             duration = timedelta(seconds=run.duration_s)
             latest = run.deadline - duration
+            chunk = None if run.chunk_index is None else (run.chunk_index, run.chunk_count or run.chunk_index)
+            if chunk is not None:
+                siblings = list(
+                    s.scalars(select(RunRow).where(RunRow.job_id == job.id, RunRow.chunk_index.is_not(None)))
+                )
+                before = [r for r in siblings if (r.chunk_index or 0) < chunk[0] and r.state not in _TERMINAL]
+                if before:
+                    note = f"waits for chunk {before[0].chunk_index}/{before[0].chunk_count} to end"
+                    if run.note != note:
+                        run.note = note
+                        self._note(s, run, note, now)
+                    return
+                # this chunk and the chunks after it must all still fit before the deadline
+                later = sum(
+                    r.duration_s for r in siblings if (r.chunk_index or 0) > chunk[0] and r.state in _PENDING
+                )
+                latest = run.deadline - duration - timedelta(seconds=later)
             if job.recurring and spec.schedule is not None:
                 blocker = s.scalars(
                     select(RunRow).where(
@@ -1798,6 +2137,8 @@ class Scheduler:
                     ended_at=now,
                     error="missed its deadline",
                 )
+                if chunk is not None:
+                    self._end_chunks(s, run, f"chunk {chunk[0]}/{chunk[1]} missed its latest start", now)
                 return
             grace = self.cfg.misfire_grace_s
             if grace is not None and late_s > grace:
@@ -1811,6 +2152,8 @@ class Scheduler:
                     ended_at=now,
                     error="later than the misfire grace",
                 )
+                if chunk is not None:
+                    self._end_chunks(s, run, f"chunk {chunk[0]}/{chunk[1]} was missed", now)
                 return
             options = self._options_for(s, run)
             launch_spec = spec.model_copy(
@@ -1820,7 +2163,19 @@ class Scheduler:
                 }
             )
             deadline = run.deadline
-        self._launch_options(run_id, launch_spec, deadline, options, late_s, now)
+            if run.stop_at is not None:
+                # a chunk runs for its planned length, from when it starts (later, if it starts late)
+                run.stop_at = now + duration
+            job_id = job.id
+        self._launch_options(
+            run_id,
+            launch_spec,
+            deadline,
+            options,
+            late_s,
+            now,
+            env=functools.partial(self._run_env, job_id, spec=spec, chunk=chunk),
+        )
 
     def _overlap(
         self, s: Session, run: RunRow, blocker: RunRow, policy: str, latest: datetime, now: datetime
@@ -1872,7 +2227,10 @@ class Scheduler:
         options: list[dict[str, Any]],
         late_s: float,
         now: datetime,
+        env: Callable[[str], dict[str, str]] | None = None,
     ) -> None:
+        """Launch on the first option that has capacity. `env(provider)`: what the scheduler adds to
+        the run's environment there (a chunk's index and count, a checkpoint directory)."""
         usable = [o for o in options if o.get("provider") in self.providers]
         if not usable:
             with self._tx() as s:
@@ -1922,6 +2280,8 @@ class Scheduler:
                         **option,
                         "note": f"capacity fallback: started at {_z(now)} in the plan's next-best region",
                     }
+                    for key, number in ledger.planned_numbers(run.planned).items():
+                        setattr(run, key, number)
                     s.add(
                         PlanRow(
                             job_id=run.job_id,
@@ -1952,6 +2312,7 @@ class Scheduler:
                 report_url=None if self.report_url is None else self.report_url.replace("{run_id}", run_id),
                 report_token=token,
                 interruptible=spec.interruptible,  # spot / preemptible capacity only when the job allows it
+                env={} if env is None else env(str(option["provider"])),
             )
             try:
                 handle = self._provider_call(
@@ -2008,6 +2369,9 @@ class Scheduler:
                         **self._handle_fields(handle),
                     )
                 cancel = run.cancel_requested
+                stop_at = run.stop_at
+            if recorded and stop_at is not None:
+                self._schedule_stop(run_id, stop_at)
             if not recorded and not self._leading():
                 # a leader that lost the lead during the call (its write was fenced) steps down now:
                 # the new leader has taken the shared timer jobs over, so no tick of ours would notice
@@ -2076,11 +2440,17 @@ class Scheduler:
         interval = timedelta(seconds=self.cfg.replan_interval_s)
         before = timedelta(seconds=self.cfg.replan_before_start_s)
         due: list[tuple[str, str]] = []
+        chunked: dict[str, RunRow] = {}  # job id -> its first chunk waiting: the job's chunks go together
         with self._tx() as s:
             for run in s.scalars(
-                select(RunRow).where(RunRow.state == RunState.WAITING.value, RunRow.planned_start > now)
+                select(RunRow)
+                .where(RunRow.state == RunState.WAITING.value, RunRow.planned_start > now)
+                .order_by(RunRow.planned_start)
             ):
                 assert run.planned_start is not None
+                if run.chunk_index is not None:
+                    chunked.setdefault(run.job_id, run)
+                    continue
                 last = run.last_planned_at
                 if (
                     before > timedelta(0)
@@ -2091,11 +2461,171 @@ class Scheduler:
                     due.append((run.id, "prestart"))
                 elif last is None or now - last >= interval:
                     due.append((run.id, "replan"))
+            chunk_due: list[tuple[str, str]] = []
+            for job_id, run in chunked.items():
+                assert run.planned_start is not None
+                last = run.last_planned_at
+                if (
+                    before > timedelta(0)
+                    and not run.prestart_replanned
+                    and run.planned_start - now <= before
+                    and (last is None or last < run.planned_start - before)
+                ):
+                    chunk_due.append((job_id, "prestart"))
+                elif last is None or now - last >= interval:
+                    chunk_due.append((job_id, "replan"))
         for run_id, kind in due:
             try:
                 self._replan(run_id, kind, now)
             except Exception:
                 log.exception("run %s: re-plan failed", run_id)
+        for job_id, kind in chunk_due:
+            try:
+                self._replan_chunks(job_id, kind, now)
+            except Exception:
+                log.exception("job %s: re-plan of its chunks failed", job_id)
+
+    def _replan_chunks(self, job_id: str, kind: str, now: datetime) -> None:
+        """Re-plan an interruptible job's chunks not yet started, together, for the time they add up
+        to, from now (or from the end of its chunk running now) to the deadline. They move only for a
+        gain above the threshold, like a run; the chunks are re-made from the new plan (rows reused in
+        order, extra ones cancelled, missing ones added) and every plan is kept."""
+        with self._tx() as s:
+            job = s.get(JobRow, job_id)
+            if job is None or job.status != JobStatus.ACTIVE.value:
+                return
+            spec = parse_jobspec(job.spec, source=f"job {job.id}")
+            runs = list(s.scalars(select(RunRow).where(RunRow.job_id == job_id)))
+            pending = sorted(
+                (r for r in runs if r.state in _PENDING and r.chunk_index is not None),
+                key=lambda r: r.chunk_index or 0,
+            )
+            if not pending or any(
+                r.state != RunState.WAITING.value or r.planned_start is None or r.planned_start <= now
+                for r in pending
+            ):
+                return
+            ends = [r.stop_at or r.planned_end for r in runs if r.state in _ACTIVE]
+            earliest = max([now, pending[0].window_earliest, *(e for e in ends if e is not None)])
+            deadline = pending[0].deadline
+            remaining = sum(r.duration_s for r in pending)
+            snapshot = [(r.id, r.plan_id) for r in pending]
+            cur_ref = f"{pending[0].provider}:{pending[0].region}"
+            current = [
+                (r.planned_start, r.planned_end, float((r.planned or {}).get("energy_kwh") or 0.0))
+                for r in pending
+            ]
+        planned: _Planned | None = None
+        failure = ""
+        try:
+            planned = self._plan(spec, earliest, deadline, now, chunked=True, duration_s=remaining)
+        except CarbonshiftError as exc:
+            failure = f"re-plan failed ({exc}); keeping the current plan"
+        move = False
+        reason = ""
+        gain: float | None = None
+        if planned is not None:
+            new = planned.chosen
+            new_chunks = [(to_epoch_s(a), to_epoch_s(b)) for a, b in new.chunks]
+            old_chunks = [
+                (to_epoch_s(a), to_epoch_s(b)) for a, b, _ in current if a is not None and b is not None
+            ]
+            current_kg: float | None = None
+            series = planned.advice.series.get(cur_ref)
+            if series is not None and all(e > 0 for _, _, e in current):
+                with contextlib.suppress(ValueError):
+                    current_kg = sum(
+                        e * series.mean_g_per_kwh(to_epoch_s(a), to_epoch_s(b)) / 1000
+                        for a, b, e in current
+                        if a is not None and b is not None
+                    )
+            where = f"{len(new.chunks)} chunk(s) on {new.ref} from {_z(new.start)}"
+            if new.ref == cur_ref and new_chunks == old_chunks:
+                gain = 0.0
+                reason = f"kept: the chunks left ({cur_ref}) are still the best ({new.kg_co2e:.4g} kg CO2e on fresh forecasts)"
+            elif current_kg is None:
+                reason = "kept: the chunks left could not be evaluated on fresh forecasts"
+            else:
+                gain = (current_kg - new.kg_co2e) / current_kg * 100 if current_kg > 0 else 0.0
+                words = (
+                    f"{where} emit {gain:.2f}% less than the chunks left "
+                    f"({current_kg:.4g} -> {new.kg_co2e:.4g} kg CO2e on fresh forecasts)"
+                )
+                threshold = self.cfg.replan_min_gain_pct
+                if gain > 0 and gain >= threshold:
+                    move = True
+                    reason = f"moved: {words}, at least the {threshold:g}% threshold"
+                else:
+                    reason = f"kept: {words}, under the {threshold:g}% threshold"
+        launches: list[tuple[str, datetime]] = []
+        made: list[str] = []
+        with self._tx() as s:
+            rows = [s.get(RunRow, run_id) for run_id, _ in snapshot]
+            pending = [r for r in rows if r is not None]
+            if not pending:
+                return
+            unchanged = len(pending) == len(snapshot) and all(
+                r.state == RunState.WAITING.value and r.plan_id == plan_id
+                for r, (_, plan_id) in zip(pending, snapshot, strict=True)
+            )
+            for r in pending:
+                r.last_planned_at = now
+                if kind == "prestart":
+                    r.prestart_replanned = True
+            first = pending[0]
+            if planned is None:
+                self._note(s, first, failure, now)
+                return
+            if not unchanged:
+                move = False
+                reason = "superseded: the chunks changed while they were being re-planned"
+            row = self._plan_row(first, planned, kind, move, reason, gain)
+            s.add(row)
+            s.flush()
+            if not move:
+                return
+            job = s.get(JobRow, job_id)
+            assert job is not None
+            new = planned.chosen
+            first_index = first.chunk_index or 1
+            count = first_index - 1 + len(new.chunks)
+            total_s = sum((b - a).total_seconds() for a, b in new.chunks)
+            base = {**_option_dict(new, row.signal or ""), "plan_id": row.id}
+            for k, (a, b) in enumerate(new.chunks):
+                if k < len(pending):
+                    r = pending[k]
+                else:
+                    r = self._new_run(
+                        s,
+                        job,
+                        max(p.seq for p in pending) + k - len(pending) + 1,
+                        first.nominal,
+                        first.window_earliest,
+                        first.deadline,
+                        int((b - a).total_seconds()),
+                        now,
+                        reason=f"planned: chunk {first_index + k}/{count} of the job, at a re-plan",
+                    )
+                    made.append(r.id)
+                r.provider, r.region, r.zone = new.provider, new.region, new.zone
+                r.plan_id, r.last_planned_at, r.updated_at = row.id, now, now
+                self._set_chunk(r, base, first_index + k, count, a, b, (b - a).total_seconds() / total_s)
+                if k < len(pending):
+                    self._note(s, r, f"re-planned ({kind}) as chunk {first_index + k}/{count}: {reason}", now)
+                    launches.append((r.id, a))
+            for extra in pending[len(new.chunks) :]:
+                self._move(
+                    s,
+                    extra,
+                    RunState.CANCELLED,
+                    f"not needed: re-planned ({kind}) into {len(new.chunks)} chunk(s): {reason}",
+                    now,
+                    ended_at=now,
+                )
+        for run_id, at in launches:
+            self._schedule_launch(run_id, at)
+        for run_id in made:
+            self._adopt(run_id)
 
     def _replan(self, run_id: str, kind: str, now: datetime) -> None:
         with self._tx() as s:

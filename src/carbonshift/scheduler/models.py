@@ -61,6 +61,11 @@ class JobRow(Base):
     status_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    # migration 0006: scheduled (submitted) or tracked (posted to the ledger); the ownership labels
+    kind: Mapped[str] = mapped_column(String(16), default="scheduled", server_default="scheduled")
+    organisation: Mapped[str | None] = mapped_column(String(63), nullable=True)
+    team: Mapped[str | None] = mapped_column(String(63), nullable=True)
+    project: Mapped[str | None] = mapped_column(String(63), nullable=True)
 
 
 class RunRow(Base):
@@ -70,6 +75,20 @@ class RunRow(Base):
         UniqueConstraint("job_id", "nominal", name="uq_runs_job_nominal"),
         Index("ix_runs_state_start", "state", "planned_start"),
         Index("ix_runs_release", "release_state", "release_next_at"),
+        # migration 0006: the ledger's totals read this covering index, never the wide rows
+        Index(
+            "ix_runs_ledger",
+            "ended_at",
+            "kg_co2e",
+            "organisation",
+            "team",
+            "project",
+            "provider",
+            "region",
+            "energy_kwh",
+            "planned_kg_co2e",
+            "baseline_kg_co2e",
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
@@ -107,6 +126,10 @@ class RunRow(Base):
     release_next_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     release_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     released_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    # migration 0007: one chunk of an interruptible job (1-based index, of count); stopped at stop_at
+    chunk_index: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    chunk_count: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    stop_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     report_token_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
     last_planned_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     prestart_replanned: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -115,6 +138,15 @@ class RunRow(Base):
     ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    # migration 0006: the job's labels, copied when the run is made, and the ledger's numbers: the
+    # plan's (when adopted) and the tracker report's (when it arrives), so totals are SQL sums
+    organisation: Mapped[str | None] = mapped_column(String(63), nullable=True)
+    team: Mapped[str | None] = mapped_column(String(63), nullable=True)
+    project: Mapped[str | None] = mapped_column(String(63), nullable=True)
+    energy_kwh: Mapped[float | None] = mapped_column(Float, nullable=True)
+    kg_co2e: Mapped[float | None] = mapped_column(Float, nullable=True)
+    planned_kg_co2e: Mapped[float | None] = mapped_column(Float, nullable=True)
+    baseline_kg_co2e: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 class LeadershipRow(Base):

@@ -142,6 +142,9 @@ class RunView:
     events: list[RunEvent] = field(default_factory=list)
     log_available: bool = False
     release: dict[str, Any] | None = None  # the instance release: pending until the provider confirms
+    # one chunk of an interruptible job: {"index", "count", "stop_at"} (stop_at: its planned end, where
+    # the daemon pauses it; null for the last chunk); None for an unsplit run
+    chunk: dict[str, Any] | None = None
 
     @classmethod
     def from_row(
@@ -186,6 +189,9 @@ class RunView:
                 "error": row.release_error,
                 "released_at": _iso(row.released_at),
             },
+            chunk=None
+            if row.chunk_index is None
+            else {"index": row.chunk_index, "count": row.chunk_count, "stop_at": _iso(row.stop_at)},
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -217,6 +223,7 @@ class RunView:
             "events": [e.to_dict() for e in self.events],
             "log_available": self.log_available,
             "release": self.release,
+            "chunk": self.chunk,
         }
 
 
@@ -233,6 +240,8 @@ class JobView:
     status_reason: str | None
     plans: list[PlanView]
     runs: list[RunView]
+    kind: str = "scheduled"  # or "tracked": a run `carbonshift track --server` posted to the ledger
+    labels: dict[str, str | None] = field(default_factory=dict)  # organisation, team, project
 
     @classmethod
     def build(
@@ -244,7 +253,15 @@ class JobView:
         elif row.recurring:
             status = "scheduled"
         else:
-            status = runs[-1].status.value if runs else "planned"
+            # the latest run, not counting the chunks the scheduler cancelled itself (the rest of a job
+            # whose chunk failed, or ended early; chunks a re-plan made unnecessary): a job whose chunk
+            # failed shows failed
+            deciding = [
+                r
+                for r in runs
+                if not (r.chunk is not None and r.status is RunState.CANCELLED and not r.cancel_requested)
+            ] or runs
+            status = deciding[-1].status.value if deciding else "planned"
         schedule = row.spec.get("schedule")
         if schedule is not None:
             schedule = {**schedule, "next_occurrence": _iso(next_occurrence)}
@@ -260,6 +277,8 @@ class JobView:
             status_reason=row.status_reason,
             plans=[PlanView.from_row(p) for p in plans],
             runs=runs,
+            kind=row.kind or "scheduled",
+            labels={"organisation": row.organisation, "team": row.team, "project": row.project},
         )
 
     @property
@@ -272,7 +291,9 @@ class JobView:
         run = self.current_run
         if run is None:
             return None
-        adopted = [p for p in self.plans if p.run_id == run.id and p.adopted]
+        # a chunk follows the plan made for its job's chunks (stored with the chunk it was made for)
+        plan_id = (run.planned or {}).get("plan_id")
+        adopted = [p for p in self.plans if (p.run_id == run.id or p.id == plan_id) and p.adopted]
         return adopted[-1] if adopted else None
 
     def to_dict(self) -> dict[str, Any]:
@@ -280,6 +301,8 @@ class JobView:
         return {
             "id": self.id,
             "name": self.name,
+            "kind": self.kind,
+            "labels": self.labels,
             "status": self.status,
             "job_status": self.job_status.value,
             "status_reason": self.status_reason,
