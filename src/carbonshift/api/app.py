@@ -123,6 +123,18 @@ def _query_problem(exc: UserInputError) -> Response:
     return SafeJSONResponse({"detail": detail}, status_code=422)
 
 
+def _run_token(request: Request) -> str | Response:
+    """A launched run's own bearer token (report, wheel download), or the 401 to send without one."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return SafeJSONResponse(
+            {"detail": "missing run token: send 'Authorization: Bearer <the run's report token>'"},
+            status_code=401,
+            headers={"WWW-Authenticate": 'Bearer realm="carbonshift-run"'},
+        )
+    return token.strip()
+
+
 def create_app(scheduler: SchedulerPort, settings: Settings) -> FastAPI:
     """The API over `scheduler`. Auth: the bearer token `settings.api_token` on every route but
     /healthz and a run's report; none configured means open (`serve` allows that on loopback only)."""
@@ -274,14 +286,9 @@ def create_app(scheduler: SchedulerPort, settings: Settings) -> FastAPI:
         },
     )
     async def report(run_id: str, request: Request) -> Response:
-        auth = request.headers.get("authorization", "")
-        scheme, _, run_token = auth.partition(" ")
-        if scheme.lower() != "bearer" or not run_token.strip():
-            return SafeJSONResponse(
-                {"detail": "missing run token: send 'Authorization: Bearer <the run's report token>'"},
-                status_code=401,
-                headers={"WWW-Authenticate": 'Bearer realm="carbonshift-run"'},
-            )
+        run_token = _run_token(request)
+        if isinstance(run_token, Response):
+            return run_token
         try:
             data = json.loads(await request.body())
         except (ValueError, UnicodeDecodeError):
@@ -296,7 +303,7 @@ def create_app(scheduler: SchedulerPort, settings: Settings) -> FastAPI:
                 status_code=422,
             )
         try:
-            view = await run_in_threadpool(scheduler.record_report, run_id, run_token.strip(), data)
+            view = await run_in_threadpool(scheduler.record_report, run_id, run_token, data)
         except PermissionError:
             return SafeJSONResponse({"detail": "this token is not the run's report token"}, status_code=403)
         return SafeJSONResponse(view.to_dict())
@@ -395,15 +402,10 @@ def create_app(scheduler: SchedulerPort, settings: Settings) -> FastAPI:
 
         from carbonshift.providers.selfwheel import own_wheel
 
-        auth = request.headers.get("authorization", "")
-        scheme, _, run_token = auth.partition(" ")
-        if scheme.lower() != "bearer" or not run_token.strip():
-            return SafeJSONResponse(
-                {"detail": "missing run token: send 'Authorization: Bearer <the run's report token>'"},
-                status_code=401,
-                headers={"WWW-Authenticate": 'Bearer realm="carbonshift-run"'},
-            )
-        if not await run_in_threadpool(scheduler.run_token_ok, run_id, run_token.strip()):
+        run_token = _run_token(request)
+        if isinstance(run_token, Response):
+            return run_token
+        if not await run_in_threadpool(scheduler.run_token_ok, run_id, run_token):
             return SafeJSONResponse({"detail": "this token is not the run's report token"}, status_code=403)
         own = await run_in_threadpool(own_wheel, settings.resolved_data_dir() / "wheels")
         if filename != own.filename:

@@ -589,23 +589,13 @@ class Scheduler:
                 self._schedule_stop(run_id, at)
 
     def _schedule_launch(self, run_id: str, at: datetime) -> None:
-        aps = self._aps
-        if aps is None:
-            return
-        try:
-            aps.add_job(
-                _timer,
-                "date",
-                run_date=at,
-                id=f"launch:{run_id}",
-                args=[self._key, "launch", run_id],
-                replace_existing=True,
-            )
-        except Exception:
-            log.exception("run %s: could not set its launch timer (the poll will launch it)", run_id)
+        self._schedule_timer("launch", run_id, at, "launch it")
 
     def _schedule_stop(self, run_id: str, at: datetime) -> None:
         """A tick at a chunk's planned end, so it is paused then, not at the next poll."""
+        self._schedule_timer("stop", run_id, at, "stop it")
+
+    def _schedule_timer(self, action: str, run_id: str, at: datetime, what: str) -> None:
         aps = self._aps
         if aps is None:
             return
@@ -614,12 +604,12 @@ class Scheduler:
                 _timer,
                 "date",
                 run_date=at,
-                id=f"stop:{run_id}",
-                args=[self._key, "stop", run_id],
+                id=f"{action}:{run_id}",
+                args=[self._key, action, run_id],
                 replace_existing=True,
             )
         except Exception:
-            log.exception("run %s: could not set its stop timer (the poll will stop it)", run_id)
+            log.exception("run %s: could not set its %s timer (the poll will %s)", run_id, action, what)
 
     def _unschedule(self, run_id: str) -> None:
         aps = self._aps
