@@ -7,23 +7,43 @@ from __future__ import annotations
 import csv
 import io
 import json
+import secrets
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
 from tests.api.helpers import PY, ApiServer, cli_env, local_spec, start_server
 from tests.cli.helpers import run_cli
+from tests.scheduler.conftest import PG_URL, _connect
 
 
-@pytest.fixture(scope="module")
-def ledger_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
-    server = start_server(tmp_path_factory.mktemp("ledger"), labels={"organisation": "acme"})
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def ledger_api(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ApiServer]:
+    """The API on SQLite, and on PostgreSQL in a fresh schema (skipped, saying why, without a server)."""
+    extra: dict[str, object] = {"labels": {"organisation": "acme"}}
+    conn = None
+    schema = f"cs_ledger_{secrets.token_hex(4)}"
+    if request.param == "postgres":
+        try:
+            conn = _connect()
+        except Exception as exc:
+            pytest.skip(f"PostgreSQL not reachable at {PG_URL.split('@')[-1]} ({type(exc).__name__}: {exc})")
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+        sep = "&" if "?" in PG_URL else "?"
+        extra["db_url"] = f"{PG_URL}{sep}options={quote(f'-csearch_path={schema}')}"
+    server = start_server(tmp_path_factory.mktemp("ledger"), **extra)
     try:
         yield server
     finally:
         server.stop()
+        if conn is not None:
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+            conn.close()
 
 
 def _tracked_report(
