@@ -19,10 +19,12 @@ def restart(sched: Scheduler, clock: FixedClock, provider: FakeProvider) -> Sche
 
 
 def test_a_run_due_during_downtime_runs_at_restart_if_its_deadline_allows_else_is_missed(
-    tmp_path: Path,
+    tmp_path: Path, db_url: str | None
 ) -> None:
     clock, provider = FixedClock(NOW), FakeProvider()
-    sched = Scheduler.from_settings(make_settings(tmp_path), clock=clock, providers={"local": provider})  # type: ignore[dict-item]
+    sched = Scheduler.from_settings(
+        make_settings(tmp_path, db_url=db_url), clock=clock, providers={"local": provider}
+    )  # type: ignore[dict-item]
     sched.start(background=False)
     roomy = sched.submit(
         spec(name="roomy", window=window(NOW + timedelta(hours=1), NOW + timedelta(hours=4)))
@@ -47,9 +49,9 @@ def test_a_run_due_during_downtime_runs_at_restart_if_its_deadline_allows_else_i
         again.shutdown()
 
 
-def test_misfire_grace_limits_how_late_a_run_may_start(tmp_path: Path) -> None:
+def test_misfire_grace_limits_how_late_a_run_may_start(tmp_path: Path, db_url: str | None) -> None:
     clock, provider = FixedClock(NOW), FakeProvider()
-    settings = make_settings(tmp_path, scheduler={"misfire_grace_s": 600})
+    settings = make_settings(tmp_path, scheduler={"misfire_grace_s": 600}, db_url=db_url)
     sched = Scheduler.from_settings(settings, clock=clock, providers={"local": provider})  # type: ignore[dict-item]
     sched.start(background=False)
     job = sched.submit(spec(window=window(NOW + timedelta(hours=1), NOW + timedelta(hours=6))))
@@ -67,9 +69,13 @@ def dip_at(hour: int, value: float, base: float = 300.0) -> list:  # type: ignor
     return hourly(NOW - timedelta(days=1), 72, lambda h: value if h == 24 + hour else base)
 
 
-def test_replanning_moves_only_above_the_threshold_and_keeps_every_plan(tmp_path: Path) -> None:
+def test_replanning_moves_only_above_the_threshold_and_keeps_every_plan(
+    tmp_path: Path, db_url: str | None
+) -> None:
     clock, provider = FixedClock(NOW), FakeProvider()
-    settings = make_settings(tmp_path, {"lab": dip_at(10, 100.0)}, scheduler={"replan_min_gain_pct": 5})
+    settings = make_settings(
+        tmp_path, {"lab": dip_at(10, 100.0)}, scheduler={"replan_min_gain_pct": 5}, db_url=db_url
+    )
     csv = tmp_path / "lab.csv"
     sched = Scheduler.from_settings(settings, clock=clock, providers={"local": provider})  # type: ignore[dict-item]
     sched.start(background=False)
@@ -121,12 +127,13 @@ def test_replanning_moves_only_above_the_threshold_and_keeps_every_plan(tmp_path
         sched.shutdown()
 
 
-def test_a_run_is_replanned_once_shortly_before_it_starts(tmp_path: Path) -> None:
+def test_a_run_is_replanned_once_shortly_before_it_starts(tmp_path: Path, db_url: str | None) -> None:
     clock, provider = FixedClock(NOW), FakeProvider()
     settings = make_settings(
         tmp_path,
         {"lab": dip_at(10, 100.0)},
         scheduler={"replan_before_start_s": 600, "replan_interval_s": 86400},
+        db_url=db_url,
     )
     sched = Scheduler.from_settings(settings, clock=clock, providers={"local": provider})  # type: ignore[dict-item]
     sched.start(background=False)
