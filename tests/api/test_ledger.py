@@ -4,20 +4,19 @@ API (JSON, 422 naming group_by) and `carbonshift report` as a table, JSON and CS
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
-import secrets
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 
 from tests.api.helpers import PY, ApiServer, cli_env, local_spec, start_server
 from tests.cli.helpers import run_cli
-from tests.scheduler.conftest import PG_URL, _connect
+from tests.pg import pg_schema_url
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
@@ -25,25 +24,15 @@ def ledger_api(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ApiServer]:
     """The API on SQLite, and on PostgreSQL in a fresh schema (skipped, saying why, without a server)."""
-    extra: dict[str, object] = {"labels": {"organisation": "acme"}}
-    conn = None
-    schema = f"cs_ledger_{secrets.token_hex(4)}"
-    if request.param == "postgres":
+    with contextlib.ExitStack() as stack:
+        extra: dict[str, object] = {"labels": {"organisation": "acme"}}
+        if request.param == "postgres":
+            extra["db_url"] = stack.enter_context(pg_schema_url("cs_ledger"))
+        server = start_server(tmp_path_factory.mktemp("ledger"), **extra)
         try:
-            conn = _connect()
-        except Exception as exc:
-            pytest.skip(f"PostgreSQL not reachable at {PG_URL.split('@')[-1]} ({type(exc).__name__}: {exc})")
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-        sep = "&" if "?" in PG_URL else "?"
-        extra["db_url"] = f"{PG_URL}{sep}options={quote(f'-csearch_path={schema}')}"
-    server = start_server(tmp_path_factory.mktemp("ledger"), **extra)
-    try:
-        yield server
-    finally:
-        server.stop()
-        if conn is not None:
-            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
-            conn.close()
+            yield server
+        finally:
+            server.stop()
 
 
 def _tracked_report(
