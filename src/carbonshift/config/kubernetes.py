@@ -17,9 +17,10 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from carbonshift.config.clusters import ClusterPlacement
+
 # the region part of `kubernetes:NAME` (lower case: spec placements are folded to it)
 CLUSTER_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9._-]{0,61}[a-z0-9])?$")
-_REGION_REF = re.compile(r"^[A-Za-z0-9-]+:[A-Za-z0-9._-]+$")
 _DNS_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")  # a namespace name
 
 
@@ -27,21 +28,9 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class KubernetesCluster(_Strict):
+class KubernetesCluster(ClusterPlacement):
     """One cluster (one namespace of it): where its power comes from, and how to reach its API."""
 
-    region: str | None = Field(
-        default=None,
-        description="the catalog region whose grid the cluster draws from, as provider:region "
-        "(e.g. aws:us-east-1 for an EKS cluster there); or give zone",
-    )
-    zone: str | None = Field(
-        default=None, min_length=1, description="or the grid zone (DE, US-CAL-CISO, ...)"
-    )
-    country: str | None = Field(default=None, min_length=2, max_length=2, description="ISO country code")
-    pue: float | None = Field(
-        default=None, ge=1.0, le=3.0, description="the site's PUE; default: the region's, else 1.0"
-    )
     context: str | None = Field(
         default=None, min_length=1, description="kubeconfig context; default: the kubeconfig's current one"
     )
@@ -72,11 +61,7 @@ class KubernetesCluster(_Strict):
     )
 
     @model_validator(mode="after")
-    def _checks(self) -> KubernetesCluster:
-        if (self.region is None) == (self.zone is None):
-            raise ValueError(
-                "give exactly one of region (a catalog region, provider:region) or zone (a grid zone)"
-            )
+    def _one_way_to_the_api(self) -> KubernetesCluster:
         ways = [
             name
             for name, used in (
@@ -92,10 +77,9 @@ class KubernetesCluster(_Strict):
 
     @field_validator("region")
     @classmethod
-    def _region_ref(cls, value: str | None) -> str | None:
-        if value is not None and not _REGION_REF.match(value.strip()):
-            raise ValueError("must be a catalog region as provider:region, e.g. aws:us-east-1")
-        return None if value is None else value.strip().lower()
+    def _region_lower(cls, value: str | None) -> str | None:
+        """After the shared check (and strip): catalog keys are lower case."""
+        return None if value is None else value.lower()
 
     @field_validator("namespace")
     @classmethod

@@ -11,10 +11,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from carbonshift.config.clusters import ClusterPlacement
 
 CLUSTER_NAME = re.compile(r"^[A-Za-z0-9._-]{1,63}$")  # the region part of a `provider:region` ref
-_REGION_REF = re.compile(r"^[A-Za-z0-9-]+:[A-Za-z0-9._-]+$")
 _SLURM_NAME = re.compile(r"^[A-Za-z0-9._,-]{1,128}$")  # partitions (comma-separated), accounts
 # sbatch options the provider sets itself: extra_args may not set them a second time
 MANAGED_OPTIONS = (
@@ -47,21 +48,9 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class SlurmCluster(_Strict):
+class SlurmCluster(ClusterPlacement):
     """One cluster (or one partition of one): where its power comes from, and how to submit to it."""
 
-    region: str | None = Field(
-        default=None,
-        description="the catalog region whose grid the cluster draws from, as provider:region "
-        "(e.g. aws:us-east-1 for a cluster in that region); or give zone",
-    )
-    zone: str | None = Field(
-        default=None, min_length=1, description="or the grid zone (DE, US-CAL-CISO, ...)"
-    )
-    country: str | None = Field(default=None, min_length=2, max_length=2, description="ISO country code")
-    pue: float | None = Field(
-        default=None, ge=1.0, le=3.0, description="the site's PUE; default: the region's, else 1.0"
-    )
     partition: str | None = Field(default=None, description="sbatch --partition; default: the cluster's")
     account: str | None = Field(default=None, description="sbatch --account")
     sbatch: str = Field(
@@ -89,21 +78,6 @@ class SlurmCluster(_Strict):
         description="added to the job's duration for its time limit (--time); --deadline gets the same",
     )
     command_timeout_s: float = Field(default=30.0, gt=0, le=600, description="limit on one Slurm command")
-
-    @model_validator(mode="after")
-    def _region_or_zone(self) -> SlurmCluster:
-        if (self.region is None) == (self.zone is None):
-            raise ValueError(
-                "give exactly one of region (a catalog region, provider:region) or zone (a grid zone)"
-            )
-        return self
-
-    @field_validator("region")
-    @classmethod
-    def _region_ref(cls, value: str | None) -> str | None:
-        if value is not None and not _REGION_REF.match(value.strip()):
-            raise ValueError("must be a catalog region as provider:region, e.g. aws:us-east-1")
-        return None if value is None else value.strip()
 
     @field_validator("partition", "account")
     @classmethod

@@ -21,7 +21,6 @@ none of the daemon's secrets.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import re
@@ -45,6 +44,7 @@ from carbonshift.providers.base import (
     LaunchRequest,
     ProviderError,
 )
+from carbonshift.providers.runfiles import flocked, read_json, write_json
 
 log = logging.getLogger(__name__)
 
@@ -61,20 +61,6 @@ ENV_ALLOWED = (
 )
 ENV_ALLOWED_PREFIXES = ("LC_",)
 _SECRET_WORDS = ("token", "password", "secret", "credential", "key")
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2), encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def default_runs_dir(settings: Settings) -> Path:
@@ -154,7 +140,7 @@ class LocalProvider:
         run_dir = self.run_dir(request.run_id)
         with self._lock:
             run_dir.mkdir(parents=True, exist_ok=True)
-            with _flocked(run_dir / "launch.lock"):
+            with flocked(run_dir / "launch.lock"):
                 existing = self.find(request.run_id, request.region)
                 if existing is not None:
                     log.info(
@@ -169,9 +155,9 @@ class LocalProvider:
         run_dir = self.run_dir(run_id)
         if not run_dir.is_dir():
             return None
-        stored = _read_json(run_dir / "request.json") or {}
+        stored = read_json(run_dir / "request.json") or {}
         region = str(stored.get("region") or region)
-        info = _read_json(run_dir / "pid.json")
+        info = read_json(run_dir / "pid.json")
         if info is not None:
             return self._handle(run_id, region, run_dir, info)
         if (run_dir / "exit.json").exists():
@@ -187,13 +173,13 @@ class LocalProvider:
 
     def status(self, handle: Handle) -> InstanceStatus:
         run_dir = Path(str(handle.details.get("run_dir") or self.run_dir(handle.run_id)))
-        ended = _read_json(run_dir / "exit.json")
+        ended = read_json(run_dir / "exit.json")
         if ended is None:
-            info = _read_json(run_dir / "pid.json") or handle.details
+            info = read_json(run_dir / "pid.json") or handle.details
             if self._alive(handle.run_id, info):
                 return InstanceStatus(InstanceState.RUNNING, detail=f"pid {info.get('pid')}")
-            ended = _read_json(run_dir / "exit.json")  # it may have ended between the two reads
-        report = _read_json(run_dir / "report.json")
+            ended = read_json(run_dir / "exit.json")  # it may have ended between the two reads
+        report = read_json(run_dir / "report.json")
         if ended is None:
             gone = "the run's process ended without an exit record (killed with its supervisor, or the machine restarted)"
             if (run_dir / "terminate.json").exists():
@@ -213,13 +199,13 @@ class LocalProvider:
     def gone(self, handle: Handle) -> bool:
         """A local run holds nothing once its process group has exited."""
         run_dir = Path(str(handle.details.get("run_dir") or self.run_dir(handle.run_id)))
-        return not self._alive(handle.run_id, _read_json(run_dir / "pid.json") or handle.details)
+        return not self._alive(handle.run_id, read_json(run_dir / "pid.json") or handle.details)
 
     def terminate(self, handle: Handle) -> None:
         run_dir = Path(str(handle.details.get("run_dir") or self.run_dir(handle.run_id)))
         if run_dir.is_dir() and not (run_dir / "terminate.json").exists():
-            _write_json(run_dir / "terminate.json", {"at": time.time()})
-        info = _read_json(run_dir / "pid.json") or handle.details
+            write_json(run_dir / "terminate.json", {"at": time.time()})
+        info = read_json(run_dir / "pid.json") or handle.details
         if not self._alive(handle.run_id, info):
             return
         pgid = int(info.get("pgid") or info["pid"])
@@ -235,9 +221,9 @@ class LocalProvider:
         if not self.runs_dir.is_dir():
             return out
         for run_dir in sorted(self.runs_dir.iterdir()):
-            info = _read_json(run_dir / "pid.json")
+            info = read_json(run_dir / "pid.json")
             if info is not None and not (run_dir / "exit.json").exists() and self._alive(run_dir.name, info):
-                stored = _read_json(run_dir / "request.json") or {}
+                stored = read_json(run_dir / "request.json") or {}
                 out.append(self._handle(run_dir.name, str(stored.get("region") or ""), run_dir, info))
         return out
 
@@ -253,7 +239,7 @@ class LocalProvider:
     # ---- internals -------------------------------------------------------------------------------
     def _spawn(self, request: LaunchRequest, run_dir: Path) -> Handle:
         command = self._command(request, run_dir)
-        _write_json(
+        write_json(
             run_dir / "request.json",
             {
                 "run_id": request.run_id,
@@ -285,7 +271,7 @@ class LocalProvider:
         self._children[request.run_id] = proc
         info = {"pid": proc.pid, "pgid": proc.pid, "create_time": _create_time(proc.pid)}
         if not (run_dir / "pid.json").exists():
-            _write_json(run_dir / "pid.json", info)
+            write_json(run_dir / "pid.json", info)
         log.info("run %s: started locally, pid %s, log %s", request.run_id, proc.pid, run_dir / "output.log")
         return self._handle(request.run_id, request.region, run_dir, info)
 
@@ -382,20 +368,6 @@ def _scan_for(run_dir: Path) -> int | None:
         if len(cmdline) >= 3 and cmdline[1] == str(EXEC_SCRIPT) and cmdline[2] == marker:
             return int(proc.info["pid"])
     return None
-
-
-@contextlib.contextmanager
-def _flocked(path: Path) -> Any:
-    """An exclusive lock on a file for the duration of a launch (across processes)."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        if sys.platform != "win32":
-            import fcntl
-
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
 
 
 def _from_settings(settings: Settings, **kwargs: Any) -> LocalProvider:

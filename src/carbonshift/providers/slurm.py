@@ -42,8 +42,6 @@ a ProviderError carrying sbatch's own message.
 
 from __future__ import annotations
 
-import contextlib
-import json
 import logging
 import math
 import os
@@ -51,7 +49,6 @@ import re
 import shlex
 import subprocess
 import sys
-import threading
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -71,6 +68,7 @@ from carbonshift.providers.base import (
 )
 from carbonshift.providers.bootstrap import command_words
 from carbonshift.providers.local import ENV_ALLOWED, ENV_ALLOWED_PREFIXES
+from carbonshift.providers.runfiles import flocked, read_json, write_json
 
 log = logging.getLogger(__name__)
 
@@ -200,7 +198,7 @@ class SlurmProvider:
         cluster = self._cluster(request.region)
         run_dir = self.run_dir(request.region, request.run_id)
         run_dir.mkdir(parents=True, exist_ok=True)
-        with _flocked(run_dir / "launch.lock"):
+        with flocked(run_dir / "launch.lock"):
             existing = self.find(request.run_id, request.region)
             if existing is not None:
                 log.info(
@@ -215,7 +213,7 @@ class SlurmProvider:
     def find(self, run_id: str, region: str) -> Handle | None:
         cluster = self._cluster(region)
         run_dir = self.run_dir(region, run_id)
-        recorded = _read_json(run_dir / "job.json")
+        recorded = read_json(run_dir / "job.json")
         if recorded is not None and _JOB_ID.match(str(recorded.get("job_id", ""))):
             return self._handle(region, run_id, str(recorded["job_id"]))
         job_id = self._lookup(region, cluster, run_id)
@@ -223,20 +221,20 @@ class SlurmProvider:
             return None
         log.info("run %s: found job %s on %s by its name (not recorded here)", run_id, job_id, region)
         run_dir.mkdir(parents=True, exist_ok=True)
-        _write_json(run_dir / "job.json", {"job_id": job_id, "cluster": region, "found_by": "squeue --name"})
+        write_json(run_dir / "job.json", {"job_id": job_id, "cluster": region, "found_by": "squeue --name"})
         return self._handle(region, run_id, job_id)
 
     def status(self, handle: Handle) -> InstanceStatus:
         region, job_id, run_dir = self._where(handle)
         cluster = self._cluster(region)
-        report = _read_json(run_dir / "report.json")
+        report = read_json(run_dir / "report.json")
         info = self._show_job(region, cluster, job_id)
         if info is not None:
             return _status_from(info, report)
         accounted = self._sacct(region, cluster, job_id)
         if accounted is not None:
             return _status_from(accounted, report)
-        ended = _read_json(run_dir / "exit.json")
+        ended = read_json(run_dir / "exit.json")
         if ended is not None and isinstance(ended.get("exit_code"), int):
             code = int(ended["exit_code"])
             state = InstanceState.SUCCEEDED if code == 0 else InstanceState.FAILED
@@ -348,7 +346,7 @@ class SlurmProvider:
         script.write_text(render_script(request, region, cluster, run_dir), encoding="utf-8")
         script.chmod(0o700)
         args = self.sbatch_args(request, region, run_dir)
-        _write_json(
+        write_json(
             run_dir / "request.json",
             {
                 "run_id": request.run_id,
@@ -366,7 +364,7 @@ class SlurmProvider:
         if not _JOB_ID.match(job_id):
             raise ProviderError(self.name, f"{region}: sbatch answered {done.stdout.strip()!r}, not a job id")
         self._refuse_if_never_runnable(region, cluster, run_dir, job_id)
-        _write_json(
+        write_json(
             run_dir / "job.json",
             {"job_id": job_id, "cluster": region, "submitted_at": self._clock().isoformat()},
         )
@@ -394,8 +392,8 @@ class SlurmProvider:
         reason = info.get("Reason", "")
         if info.get("JobState") != "PENDING" or not NEVER_RUNNABLE.match(reason):
             return
-        refused = _read_json(run_dir / "refused.json") or {}
-        _write_json(run_dir / "refused.json", {**refused, job_id: reason})
+        refused = read_json(run_dir / "refused.json") or {}
+        write_json(run_dir / "refused.json", {**refused, job_id: reason})
         self._slurm(region, cluster, "scancel", [job_id])
         raise CapacityError(
             self.name, region, f"job {job_id} can never start here ({reason}): cancelled", reason
@@ -405,7 +403,7 @@ class SlurmProvider:
         """The newest job Slurm still knows for this run (any state), by its name and comment; None if
         none. A job Slurm refused at submission (FAILED with BadConstraints: it never ran) is no launch."""
         found: list[int] = []
-        refused = _read_json(self.run_dir(region, run_id) / "refused.json") or {}
+        refused = read_json(self.run_dir(region, run_id) / "refused.json") or {}
         for job_id, state, partition, jrun, reason in self._squeue(
             region, cluster, "all", f"{JOB_PREFIX}{run_id}"
         ):
@@ -643,33 +641,6 @@ def _status_from(info: Mapping[str, str], report: dict[str, Any] | None) -> Inst
         why = f" ({reason})" if reason and reason != "None" else ""
         return InstanceStatus(InstanceState.FAILED, code, f"{job}: {_FAILED_WHY[state]}{why}, {how}", report)
     return InstanceStatus(InstanceState.UNKNOWN, code, f"{job} in Slurm state {state or '?'}", report)
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2), encoding="utf-8")
-    os.replace(tmp, path)
-
-
-@contextlib.contextmanager
-def _flocked(path: Path) -> Iterator[None]:
-    """An exclusive lock on a file for the duration of a launch (across threads and processes)."""
-    import fcntl
-
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
 
 
 def _from_settings(settings: Settings, **kwargs: Any) -> SlurmProvider:
