@@ -3,14 +3,23 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 from urllib.parse import quote
 
 import pytest
 
-from tests.scheduler.conftest import PG_URL, _connect
+PG_URL = os.environ.get("CARBONSHIFT_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def _connect() -> Any:
+    import psycopg
+
+    dsn = PG_URL.replace("postgresql+psycopg://", "postgresql://")
+    return psycopg.connect(dsn, connect_timeout=2, autocommit=True)
 
 
 @contextmanager

@@ -2411,6 +2411,16 @@ class Scheduler:
         self._unclear_launch(run_id, ref, detail, self.clock.now())
 
     # ---- re-planning -----------------------------------------------------------------------------------
+    def _gain_verdict(
+        self, current_kg: float, new_kg: float, words: Callable[[float], str]
+    ) -> tuple[float, bool, str]:
+        """The re-plan rule, in one place: move only for a gain of at least replan_min_gain_pct."""
+        gain = (current_kg - new_kg) / current_kg * 100 if current_kg > 0 else 0.0
+        threshold = self.cfg.replan_min_gain_pct
+        if gain > 0 and gain >= threshold:
+            return gain, True, f"moved: {words(gain)}, at least the {threshold:g}% threshold"
+        return gain, False, f"kept: {words(gain)}, under the {threshold:g}% threshold"
+
     def _replan_pass(self) -> None:
         """Plan each waiting run again with fresh forecasts when its interval is up, and once more
         shortly before it starts. A run moves only for a gain above the threshold; every plan is
@@ -2536,17 +2546,14 @@ class Scheduler:
             elif current_kg is None:
                 reason = "kept: the chunks left could not be evaluated on fresh forecasts"
             else:
-                gain = (current_kg - new.kg_co2e) / current_kg * 100 if current_kg > 0 else 0.0
-                words = (
-                    f"{where} emit {gain:.2f}% less than the chunks left "
-                    f"({current_kg:.4g} -> {new.kg_co2e:.4g} kg CO2e on fresh forecasts)"
+                gain, move, reason = self._gain_verdict(
+                    current_kg,
+                    new.kg_co2e,
+                    lambda pct: (
+                        f"{where} emit {pct:.2f}% less than the chunks left "
+                        f"({current_kg:.4g} -> {new.kg_co2e:.4g} kg CO2e on fresh forecasts)"
+                    ),
                 )
-                threshold = self.cfg.replan_min_gain_pct
-                if gain > 0 and gain >= threshold:
-                    move = True
-                    reason = f"moved: {words}, at least the {threshold:g}% threshold"
-                else:
-                    reason = f"kept: {words}, under the {threshold:g}% threshold"
         launches: list[tuple[str, datetime]] = []
         made: list[str] = []
         with self._tx() as s:
@@ -2651,17 +2658,14 @@ class Scheduler:
             elif current_kg is None:
                 reason = f"kept: the current start ({cur_ref} at {_z(start)}) could not be evaluated on fresh forecasts"
             else:
-                gain = (current_kg - new.kg_co2e) / current_kg * 100 if current_kg > 0 else 0.0
-                words = (
-                    f"{new.ref} at {_z(new.start)} emits {gain:.2f}% less than {cur_ref} at {_z(start)} "
-                    f"({current_kg:.4g} -> {new.kg_co2e:.4g} kg CO2e on fresh forecasts)"
+                gain, move, reason = self._gain_verdict(
+                    current_kg,
+                    new.kg_co2e,
+                    lambda pct: (
+                        f"{new.ref} at {_z(new.start)} emits {pct:.2f}% less than {cur_ref} at "
+                        f"{_z(start)} ({current_kg:.4g} -> {new.kg_co2e:.4g} kg CO2e on fresh forecasts)"
+                    ),
                 )
-                threshold = self.cfg.replan_min_gain_pct
-                if gain > 0 and gain >= threshold:
-                    move = True
-                    reason = f"moved: {words}, at least the {threshold:g}% threshold"
-                else:
-                    reason = f"kept: {words}, under the {threshold:g}% threshold"
         new_start: datetime | None = None
         with self._tx() as s:
             run = s.get(RunRow, run_id)
