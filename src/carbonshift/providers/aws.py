@@ -194,14 +194,15 @@ class AwsProvider(CloudProvider):
         )
         return self._handle(region, found[0], run_id)
 
-    def status(self, handle: Handle) -> InstanceStatus:
+    def _described(self, handle: Handle) -> list[dict[str, Any]]:
+        """The instance as DescribeInstances shows it: [] when EC2 does not know the id."""
         exceptions = import_sdk("aws", "botocore.exceptions")
         try:
             answer = self._client(handle.region).describe_instances(InstanceIds=[handle.instance_id])
         except exceptions.ClientError as exc:
             code = str(exc.response.get("Error", {}).get("Code", ""))
             if code.startswith("InvalidInstanceID"):
-                return InstanceStatus(InstanceState.UNKNOWN, None, f"instance {handle.instance_id} not found")
+                return []
             raise classify(
                 "aws",
                 handle.region,
@@ -209,7 +210,10 @@ class AwsProvider(CloudProvider):
                 str(exc.response.get("Error", {}).get("Message", "")),
                 action="status",
             ) from None
-        instances = [i for r in answer.get("Reservations", []) for i in r.get("Instances", [])]
+        return [i for r in answer.get("Reservations", []) for i in r.get("Instances", [])]
+
+    def status(self, handle: Handle) -> InstanceStatus:
+        instances = self._described(handle)
         if not instances:
             return InstanceStatus(InstanceState.UNKNOWN, None, f"instance {handle.instance_id} not found")
         instance = instances[0]
@@ -231,21 +235,7 @@ class AwsProvider(CloudProvider):
 
     def gone(self, handle: Handle) -> bool:
         """Terminated (EC2 lists a terminated instance for a while; it no longer bills) or unknown."""
-        exceptions = import_sdk("aws", "botocore.exceptions")
-        try:
-            answer = self._client(handle.region).describe_instances(InstanceIds=[handle.instance_id])
-        except exceptions.ClientError as exc:
-            code = str(exc.response.get("Error", {}).get("Code", ""))
-            if code.startswith("InvalidInstanceID"):
-                return True
-            raise classify(
-                "aws",
-                handle.region,
-                code,
-                str(exc.response.get("Error", {}).get("Message", "")),
-                action="status",
-            ) from None
-        instances = [i for r in answer.get("Reservations", []) for i in r.get("Instances", [])]
+        instances = self._described(handle)
         return all(i.get("State", {}).get("Name") == "terminated" for i in instances)
 
     def _console(self, handle: Handle) -> str | None:
