@@ -176,3 +176,37 @@ def test_the_dashboard_in_a_browser(browser: Any, dash: ApiServer, tmp_path: Pat
         "run.png",
         "runs.png",
     ]
+
+
+def test_the_api_docs_work_offline_after_logging_in(browser: Any, dash: ApiServer) -> None:
+    """Swagger UI from the package (no CDN reachable: every outside request is refused), the login
+    form sends the browser back to /docs, and "Try it out" calls the API with the login cookie."""
+    outside: list[str] = []
+    context = browser.new_context(viewport={"width": 1280, "height": 860})
+
+    def gate(route: Any) -> None:
+        if route.request.url.startswith(dash.url + "/") or route.request.url.startswith("data:"):
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort()
+
+    context.route("**/*", gate)
+    page = context.new_page()
+    page.goto(dash.url + "/docs")
+    assert page.url == dash.url + "/login?next=/docs"
+    page.fill("#token", TOKEN)
+    page.click("form[action='/login'] button[type=submit]")
+    page.wait_for_url(dash.url + "/docs")
+    page.wait_for_selector(".opblock-summary-path[data-path='/api/v1/jobs']", timeout=15_000)
+    block = page.locator(
+        ".opblock-get", has=page.locator(".opblock-summary-path[data-path='/api/v1/totals']")
+    )
+    block.locator(".opblock-summary").click()
+    block.locator("button.try-out__btn").click()
+    block.locator("button.execute").click()
+    status = block.locator(".live-responses-table tbody .response-col_status").first
+    status.wait_for(timeout=15_000)
+    assert status.inner_text().strip().startswith("200")
+    assert outside == []
+    context.close()

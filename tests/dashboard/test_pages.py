@@ -63,7 +63,8 @@ def test_login_from_another_origin_is_refused(dash: ApiServer) -> None:
 @pytest.mark.parametrize("path", PAGES)
 def test_pages_need_the_cookie(dash: ApiServer, path: str) -> None:
     anonymous = _browser(dash).get(dash.url + path, headers={"Accept": "text/html"}, allow_redirects=False)
-    assert anonymous.status_code == 303 and anonymous.headers["location"] == "/login"
+    back = "/login" if path == "/" else f"/login?next={path}"
+    assert anonymous.status_code == 303 and anonymous.headers["location"] == back
     assert _browser(dash).get(dash.url + path, allow_redirects=False).status_code == 401  # not a browser
     page = _login(dash).get(dash.url + path, allow_redirects=False)
     assert page.status_code == 200, page.text
@@ -208,3 +209,39 @@ def test_the_cookie_is_secure_over_https(dash: ApiServer) -> None:
     )
     assert response.status_code == 303
     assert "Secure" in response.headers["set-cookie"] and "HttpOnly" in response.headers["set-cookie"]
+
+
+def test_api_docs_are_served_from_the_package_and_use_the_login_cookie(dash: ApiServer) -> None:
+    anonymous = _browser(dash).get(dash.url + "/docs", headers={"Accept": "text/html"}, allow_redirects=False)
+    assert anonymous.status_code == 303 and anonymous.headers["location"] == "/login?next=/docs"
+    # logging in from there comes back to the docs
+    session = _browser(dash)
+    back = session.post(
+        dash.url + "/login",
+        data={"token": TOKEN, "next": "/docs"},
+        headers={"Origin": dash.url},
+        allow_redirects=False,
+    )
+    assert back.status_code == 303 and back.headers["location"] == "/docs"
+    page = session.get(dash.url + "/docs")
+    assert page.status_code == 200
+    assert "cdn" not in page.text.lower() and "https://" not in page.text
+    for asset in (
+        "/static/vendor/swagger-ui/swagger-ui-bundle.js",
+        "/static/vendor/swagger-ui/swagger-ui.css",
+    ):
+        assert asset in page.text
+        served = _browser(dash).get(dash.url + asset)  # public files: no login needed
+        assert served.status_code == 200 and len(served.content) > 10_000
+    assert session.get(dash.url + "/openapi.json").json()["info"]["title"] == "carbonshift"
+
+
+@pytest.mark.parametrize("bad", ["//evil.example/x", "https://evil.example", "/\\evil.example", "/a?b=c"])
+def test_login_never_sends_a_browser_to_another_site(dash: ApiServer, bad: str) -> None:
+    response = _browser(dash).post(
+        dash.url + "/login",
+        data={"token": TOKEN, "next": bad},
+        headers={"Origin": dash.url},
+        allow_redirects=False,
+    )
+    assert response.status_code == 303 and response.headers["location"] == "/"

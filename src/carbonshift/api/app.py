@@ -144,6 +144,7 @@ def create_app(scheduler: SchedulerPort, settings: Settings) -> FastAPI:
         summary="Carbon-aware job scheduler: submit jobs, see their plans and runs, planned vs actual.",
         default_response_class=SafeJSONResponse,
         redoc_url=None,
+        docs_url=None,  # served from the package by docs_ui, not from a CDN
     )
     token = settings.api_token.get_secret_value() if settings.api_token is not None else None
 
@@ -413,9 +414,10 @@ def create_app(scheduler: SchedulerPort, settings: Settings) -> FastAPI:
         return FileResponse(own.path, media_type="application/octet-stream", filename=own.filename)
 
     app.include_router(api)
-    from carbonshift.api import dashboard  # Jinja2 is imported only by an app that serves the pages
+    from carbonshift.api import dashboard, docs_ui  # Jinja2 only for an app that serves pages
 
     dashboard.install(app, scheduler, settings, token)
+    docs_ui.install(app, "carbonshift")
     _document(app)
     # the last middleware added runs first: auth before a byte of the body is read
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)

@@ -30,7 +30,7 @@ from starlette.concurrency import run_in_threadpool
 
 from carbonshift import __version__
 from carbonshift.api.port import SchedulerPort
-from carbonshift.api.security import COOKIE_NAME, same_origin, tokens_match
+from carbonshift.api.security import COOKIE_NAME, SAFE_NEXT, same_origin, tokens_match
 from carbonshift.api.specs import problems_detail, read_spec
 from carbonshift.config import Settings
 from carbonshift.equivalents import CAR_SOURCE, km_by_car
@@ -234,6 +234,13 @@ def fmt_time(value: Any) -> str:
     return "–" if when is None else when.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
+def _next_page(given: str | None) -> str:
+    """Where to go after logging in: the page that sent the browser here, if it is a plain local path."""
+    if given and SAFE_NEXT.match(given) is not None:
+        return given
+    return "/"
+
+
 # ---- the routes --------------------------------------------------------------------------------------
 def install(app: FastAPI, scheduler: SchedulerPort, settings: Settings, token: str | None) -> None:
     """Add the dashboard's pages, its static files and the login form to `app`."""
@@ -276,7 +283,13 @@ def install(app: FastAPI, scheduler: SchedulerPort, settings: Settings, token: s
     async def login_form(request: Request) -> Response:
         if token is None:
             return RedirectResponse("/", status_code=303)
-        return page(request, "login.html", title="Log in", error=None)
+        return page(
+            request,
+            "login.html",
+            title="Log in",
+            error=None,
+            next=_next_page(request.query_params.get("next")),
+        )
 
     @app.post("/login", include_in_schema=False)
     async def login(request: Request) -> Response:
@@ -285,10 +298,14 @@ def install(app: FastAPI, scheduler: SchedulerPort, settings: Settings, token: s
             return refused
         if token is None:
             return RedirectResponse("/", status_code=303)
-        given = (await form(request)).get("token", "").strip()
+        fields = await form(request)
+        given = fields.get("token", "").strip()
+        back = _next_page(fields.get("next"))
         if not given or not tokens_match(given, token):
-            return page(request, "login.html", 401, title="Log in", error="That is not the API token.")
-        response = RedirectResponse("/", status_code=303)
+            return page(
+                request, "login.html", 401, title="Log in", error="That is not the API token.", next=back
+            )
+        response = RedirectResponse(back, status_code=303)
         response.set_cookie(
             COOKIE_NAME,
             given,

@@ -27,9 +27,12 @@ COOKIE_NAME = "carbonshift_token"
 # What a browser may fetch before logging in: the login form and the stylesheet and scripts it uses
 PUBLIC_PATHS = re.compile(r"^/(login|static/.*|favicon\.ico)$")
 # API and machine routes answer 401; everything else is a dashboard page, which sends to the login form
-MACHINE_PATHS = re.compile(r"^/(api/|metrics$|openapi\.json$|docs)")
+# (/docs is a page: a browser without the login cookie is sent to the login form and back)
+MACHINE_PATHS = re.compile(r"^/(api/|metrics$|openapi\.json$)")
 REPORT_PATH = re.compile(r"^/api/v1/runs/[^/]+/report$")  # POST, with the run's own token
 WHEEL_PATH = re.compile(r"^/api/v1/runs/[^/]+/wheel/[^/]+\.whl$")  # GET, with the run's own token
+# Where the login form may send a browser back to: a local path of plain characters, never another host
+SAFE_NEXT = re.compile(r"^/(?!/)[A-Za-z0-9_./-]*$")
 # Over-limit bodies up to this many times the limit are read and dropped before the 413, so the client
 # sees the answer instead of a connection reset in the middle of its upload; bigger ones are cut off.
 DRAIN_FACTOR = 8
@@ -141,6 +144,13 @@ def browser_risk(headers: list[tuple[bytes, bytes]]) -> str | None:
     return None
 
 
+def login_location(path: str) -> bytes:
+    """The login form, told to come back to `path` afterwards when that is a plain local path."""
+    if SAFE_NEXT.match(path) is None or path in {"/", "/login"}:
+        return b"/login"
+    return b"/login?next=" + path.encode("ascii")
+
+
 def _wants_page(method: str, path: str, headers: list[tuple[bytes, bytes]]) -> bool:
     """A browser opening a dashboard page (GET, Accept: text/html, not an API route): it is sent to the
     login form instead of a 401; scripts and API clients keep getting 401."""
@@ -203,7 +213,7 @@ class BearerAuth:
                 {
                     "type": "http.response.start",
                     "status": 303,
-                    "headers": [(b"location", b"/login"), (b"content-length", b"0")],
+                    "headers": [(b"location", login_location(scope["path"])), (b"content-length", b"0")],
                 }
             )
             await send({"type": "http.response.body", "body": b""})
