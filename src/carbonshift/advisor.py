@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from carbonshift.catalog import Catalog, Region
+from carbonshift.catalog.instances import filter_offering
 from carbonshift.config import Settings
 from carbonshift.config.jobspec import Hardware, JobSpec
 from carbonshift.errors import CarbonshiftError, UserInputError
@@ -20,7 +21,6 @@ from carbonshift.intensity.types import GridZone, IntensitySeries, Signal, TimeS
 from carbonshift.planner.batch import PlacementIndex, plan_batch
 from carbonshift.planner.placement import filter_candidates, region_ref
 from carbonshift.planner.plan import Plan, mixed_basis_notice, plan
-from carbonshift.providers.instances import filter_offering
 from carbonshift.schedule import next_occurrence, occurrence_spec
 
 

@@ -47,8 +47,8 @@ def test_json_has_the_stable_keys_and_options_sorted_by_emissions(tmp_path: Path
     kgs = [o["kg_co2e"] for o in data["options"]]
     assert kgs == sorted(kgs) and len(kgs) >= 3
     # only regions that offer an 8x A100 instance are proposed
+    from carbonshift.catalog.instances import offers
     from carbonshift.config.jobspec import Hardware
-    from carbonshift.providers.instances import offers
 
     hardware = Hardware(gpu="A100", gpus=8, vcpus=96, memory_gb=1152)
     assert all(offers(o["provider"], o["region"], hardware) for o in data["options"])

@@ -596,7 +596,7 @@ def test_advise_many_fetches_each_zone_once_over_the_union_of_windows() -> None:
     service.series_many = counting  # type: ignore[method-assign]
     specs = [spec(HOUR, name=f"j{k}", earliest_s=int(NOW.timestamp()) + k * HOUR) for k in range(5)]
     advise_many(specs, catalog=catalog, service=service, now=NOW)
-    from carbonshift.providers.instances import filter_offering
+    from carbonshift.catalog.instances import filter_offering
 
     offering = filter_offering(catalog.regions(), specs[0].hardware)  # only regions with the hardware
     assert len(calls) == 1 and calls[0][0] == len(offering)

@@ -5,16 +5,16 @@ from __future__ import annotations
 import pytest
 
 from carbonshift.catalog import load_catalog
-from carbonshift.config.jobspec import Hardware
-from carbonshift.errors import UserInputError
-from carbonshift.planner.power_tables import known_gpu_models
-from carbonshift.providers.instances import (
+from carbonshift.catalog.instances import (
     filter_offering,
     find_instance_type,
     instance_types,
     offers,
     pick_instance,
 )
+from carbonshift.config.jobspec import Hardware
+from carbonshift.errors import UserInputError
+from carbonshift.planner.power_tables import known_gpu_models
 
 
 def hw(**kwargs: object) -> Hardware:

@@ -20,13 +20,13 @@ from typing import Annotated, Any
 
 import typer
 
+from carbonshift.catalog.instances import instance_types
 from carbonshift.cli import context
 from carbonshift.cli.render import OutputFormat, emit_json, table
 from carbonshift.config import Settings
 from carbonshift.errors import UserInputError
 from carbonshift.planner.power_tables import lookup_gpu
 from carbonshift.providers.base import Handle
-from carbonshift.providers.instances import instance_types
 from carbonshift.providers.registry import CLOUD_PROVIDERS, get_provider
 from carbonshift.providers.watchdog import orphans as find_orphans
 
@@ -142,7 +142,7 @@ def instances_command(
     ] = None,
     output: Annotated[OutputFormat, typer.Option("--format", help="table or json.")] = OutputFormat.TABLE,
 ) -> None:
-    """The bundled instance-type catalog (sources: carbonshift/providers/data/SOURCES.md)."""
+    """The bundled instance-type catalog (sources: carbonshift/catalog/data/INSTANCE_TYPES_SOURCES.md)."""
     model = None
     if gpu is not None:
         row = lookup_gpu(gpu)

@@ -13,6 +13,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from carbonshift.catalog.instances import InstanceType
 from carbonshift.providers.base import (
     Handle,
     InstanceState,
@@ -23,7 +24,6 @@ from carbonshift.providers.base import (
 from carbonshift.providers.cloud import CloudProvider, LaunchPlan, ended_status, log
 from carbonshift.providers.common import TAG_JOB, TAG_RUN, import_sdk, resource_name, scrub
 from carbonshift.providers.errors_map import classify
-from carbonshift.providers.instances import InstanceType
 
 _LIVE_STATES = ["pending", "running", "shutting-down", "stopping", "stopped"]
 _ALL_STATES = [*_LIVE_STATES, "terminated"]

@@ -23,6 +23,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from carbonshift.catalog.instances import InstanceType
 from carbonshift.providers.base import (
     Handle,
     InstanceState,
@@ -33,7 +34,6 @@ from carbonshift.providers.base import (
 from carbonshift.providers.cloud import CloudProvider, LaunchPlan, ended_status, log
 from carbonshift.providers.common import TAG_JOB, TAG_RUN, import_sdk, resource_name, scrub
 from carbonshift.providers.errors_map import classify
-from carbonshift.providers.instances import InstanceType
 
 ADMIN_USER = "carbonshift"
 VNET_PREFIX = "10.83.0.0/16"

@@ -25,6 +25,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from carbonshift.catalog import load_catalog
+from carbonshift.catalog.instances import (
+    InstanceType,
+    describe_hardware,
+    find_instance_type,
+    pick_instance,
+)
 from carbonshift.config import Settings
 from carbonshift.errors import UserInputError
 from carbonshift.providers.base import Handle, InstanceState, InstanceStatus, LaunchRequest
@@ -35,12 +41,6 @@ from carbonshift.providers.bootstrap import (
     render_bootstrap,
 )
 from carbonshift.providers.images import image_for
-from carbonshift.providers.instances import (
-    InstanceType,
-    describe_hardware,
-    find_instance_type,
-    pick_instance,
-)
 
 log = logging.getLogger("carbonshift.providers")
 

@@ -23,6 +23,7 @@ import threading
 import time
 from typing import Any
 
+from carbonshift.catalog.instances import InstanceType
 from carbonshift.providers.base import (
     CapacityError,
     Handle,
@@ -43,7 +44,6 @@ from carbonshift.providers.common import (
     scrub,
 )
 from carbonshift.providers.errors_map import classify, is_capacity
-from carbonshift.providers.instances import InstanceType
 from carbonshift.timeutil import isoformat_z
 
 ZONE_PLACEHOLDER = "{zone}"

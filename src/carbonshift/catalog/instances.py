@@ -1,11 +1,14 @@
 """The bundled instance-type catalog: which instance type runs a job's hardware in which region.
 
-One table (data/instance_types.csv, sources in data/SOURCES.md) serves two readers, so they can never
-disagree: the launch (`pick_instance`: the smallest type that has the GPUs, vCPUs and memory asked for)
+One table (data/instance_types.csv, sources in data/INSTANCE_TYPES_SOURCES.md) serves two readers, so
+they can never disagree: the launch (`pick_instance`: the smallest type that has the GPUs, vCPUs and memory asked for)
 and the planner (`offers` / `filter_offering`: propose only regions where such a type exists). A job
 without a GPU is never given a GPU instance: it would waste the accelerator and distort the energy
 estimate. Providers the table does not know (`local`, a user's own locations) are not filtered: the
 table says nothing about them.
+
+It lives in the catalog, not in providers: the planner's advisor reads it to choose candidate regions,
+and planning must not import the provider adapters (cloud SDK wrappers, launch code).
 """
 
 from __future__ import annotations
@@ -15,11 +18,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from carbonshift.config.jobspec import Hardware
 from carbonshift.errors import UserInputError
-from carbonshift.planner.placement import PlaceableRegion, region_ref
 
 ANY_REGION = "*"
 
@@ -77,7 +79,7 @@ class InstanceType:
 @cache
 def instance_types() -> tuple[InstanceType, ...]:
     """Every row of the bundled table, in file order (read once per process)."""
-    text = resources.files("carbonshift.providers").joinpath("data/instance_types.csv").read_text("utf-8")
+    text = resources.files("carbonshift.catalog").joinpath("data/instance_types.csv").read_text("utf-8")
     out = []
     for row in csv.DictReader(text.splitlines()):
         regions = row["regions"].strip()
@@ -154,7 +156,17 @@ def find_instance_type(provider: str, key: str) -> InstanceType | None:
     return None
 
 
-R = TypeVar("R", bound=PlaceableRegion)
+class _ProviderRegion(Protocol):
+    """What filter_offering reads of a region (the catalog's Region, the planner's regions)."""
+
+    @property
+    def provider(self) -> str: ...
+
+    @property
+    def region(self) -> str: ...
+
+
+R = TypeVar("R", bound=_ProviderRegion)
 
 
 def filter_offering(regions: Sequence[R], hardware: Hardware) -> list[R]:
@@ -163,7 +175,7 @@ def filter_offering(regions: Sequence[R], hardware: Hardware) -> list[R]:
     explained rather than silent. Regions of providers the table does not know pass unchanged."""
     left = [r for r in regions if offers(r.provider, r.region, hardware)]
     if regions and not left:
-        shown = ", ".join(region_ref(r) for r in regions[:5]) + (" ..." if len(regions) > 5 else "")
+        shown = ", ".join(f"{r.provider}:{r.region}".lower() for r in regions[:5]) + (" ..." if len(regions) > 5 else "")
         raise UserInputError(
             "hardware",
             f"no candidate region offers an instance with {describe_hardware(hardware)} "
