@@ -23,39 +23,15 @@ from functools import lru_cache
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from carbonshift.config.jobspec import JobSpec, Window, check_cron
+from carbonshift.config.jobspec import JobSpec, Window, apscheduler_cron, check_cron
 
 if TYPE_CHECKING:
     from apscheduler.triggers.cron import CronTrigger
 
-_DAY_NAMES = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
-
-
-def _weekdays(field: str) -> str:
-    """A standard cron day-of-week field as APScheduler day names ('*' stays '*')."""
-    if field == "*":
-        return field
-    days: set[int] = set()
-    for item in field.lower().split(","):
-        base, _, step_text = item.partition("/")
-        step = int(step_text) if step_text else 1
-        if base == "*":
-            lo, hi = 0, 6
-        else:
-            ends = [int(x) if x.isdigit() else _DAY_NAMES.index(x[:3]) for x in base.split("-")]
-            lo, hi = ends[0], ends[-1] if len(ends) > 1 else (6 if step_text else ends[0])
-        days.update(d % 7 for d in range(lo, hi + 1, step))
-    return ",".join(_DAY_NAMES[d] for d in sorted(days))
-
 
 def cron_trigger(expr: str, timezone: str) -> CronTrigger:
     """APScheduler's trigger for a standard five-field cron expression (0 and 7 = Sunday)."""
-    from apscheduler.triggers.cron import CronTrigger
-
-    minute, hour, day, month, weekday = check_cron(expr).split()
-    return CronTrigger(
-        minute=minute, hour=hour, day=day, month=month, day_of_week=_weekdays(weekday), timezone=timezone
-    )
+    return apscheduler_cron(check_cron(expr), timezone)
 
 
 # longer than any DST shift: how far a wall time in a spring-forward gap can be moved, and how far

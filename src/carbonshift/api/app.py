@@ -25,8 +25,9 @@ from carbonshift.api.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from carbonshift.api.metrics import render_metrics
 from carbonshift.api.port import SchedulerPort
 from carbonshift.api.security import TOKEN_ENV, BearerAuth, BodyLimit
-from carbonshift.api.specs import UnsupportedMediaType, problems_detail, read_spec
+from carbonshift.api.specs import UnsupportedMediaType, field_loc, problems_detail, read_spec
 from carbonshift.config import Settings
+from carbonshift.config.document import document_problem, parse_int
 from carbonshift.config.jobspec import JobSpec, Labels
 from carbonshift.errors import CarbonshiftError, NoDataError, UserInputError
 from carbonshift.scheduler import NotFoundError
@@ -66,10 +67,15 @@ class SafeJSONResponse(JSONResponse):
 
 
 def encode_json(content: Any) -> bytes:
+    """Compact UTF-8 JSON that never fails on stored data: a non-finite float becomes null, and text
+    that is not valid Unicode (a lone surrogate stored before validation refused it) is sent as
+    `\\u` escapes, which every JSON parser reads, instead of failing the whole answer."""
     try:
         return json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+    except UnicodeEncodeError:
+        return json.dumps(_finite(content), separators=(",", ":")).encode()
     except ValueError:
-        return json.dumps(_finite(content), ensure_ascii=False, separators=(",", ":")).encode()
+        return encode_json(_finite(content))
 
 
 def _json(body: bytes, status_code: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -89,8 +95,31 @@ def _finite(value: Any) -> Any:
 
 
 async def _spec_from(request: Request) -> JobSpec:
+    # parsed in a worker thread: a pathological YAML document takes a second or two to refuse, and
+    # the event loop (every other request, /healthz included) must not wait for it
     body = await request.body()
-    return read_spec(body, request.headers.get("content-type"))
+    return await run_in_threadpool(read_spec, body, request.headers.get("content-type"))
+
+
+def _body_problem(loc: list[str | int], msg: str) -> Response:
+    return SafeJSONResponse({"detail": [{"loc": loc, "msg": msg, "type": "value_error"}]}, status_code=422)
+
+
+async def _json_object(request: Request) -> dict[str, Any] | Response:
+    """A JSON object body (a run report, a tracked run), or the 422 naming what is wrong with it:
+    not JSON, not an object, nested too deeply, a number too long, text that is not Unicode."""
+    try:
+        data = json.loads(await request.body(), parse_int=parse_int)
+    except (ValueError, UnicodeDecodeError):
+        data = None
+    except RecursionError:
+        return _body_problem(["body"], "nested too deeply")
+    if not isinstance(data, dict):
+        return _body_problem(["body"], "expected a JSON object")
+    problem = document_problem(data)
+    if problem is not None:
+        return _body_problem(field_loc(problem[0]), problem[1])
+    return data
 
 
 def _job_created(job: dict[str, Any]) -> dict[str, Any]:
@@ -169,6 +198,11 @@ def create_app(scheduler: SchedulerPort, settings: Settings) -> FastAPI:
     async def _failed(_request: Request, exc: CarbonshiftError) -> Response:
         log.warning("request failed: %s", exc)
         return SafeJSONResponse({"detail": str(exc)}, status_code=500)
+
+    @app.exception_handler(Exception)
+    async def _bug(_request: Request, _exc: Exception) -> Response:
+        # a bug: the README's JSON error body, never a traceback (uvicorn still logs it)
+        return SafeJSONResponse({"detail": "internal error (please report this)"}, status_code=500)
 
     # ---- routes --------------------------------------------------------------------------------
     @app.get("/healthz", tags=["service"], summary="Liveness and the daemon's role (no auth)")
@@ -290,19 +324,9 @@ def create_app(scheduler: SchedulerPort, settings: Settings) -> FastAPI:
         run_token = _run_token(request)
         if isinstance(run_token, Response):
             return run_token
-        try:
-            data = json.loads(await request.body())
-        except (ValueError, UnicodeDecodeError):
-            data = None
-        if not isinstance(data, dict):
-            return SafeJSONResponse(
-                {
-                    "detail": [
-                        {"loc": ["body"], "msg": "a run report is a JSON object", "type": "value_error"}
-                    ]
-                },
-                status_code=422,
-            )
+        data = await _json_object(request)
+        if isinstance(data, Response):
+            return data
         try:
             view = await run_in_threadpool(scheduler.record_report, run_id, run_token, data)
         except PermissionError:
@@ -353,25 +377,14 @@ def create_app(scheduler: SchedulerPort, settings: Settings) -> FastAPI:
         responses={**_ERRORS, 422: {"description": "not a tracker report, or a bad label"}},
     )
     async def ledger_run(request: Request) -> Response:
-        try:
-            data = json.loads(await request.body())
-        except (ValueError, UnicodeDecodeError):
-            data = None
-        report = data.get("report") if isinstance(data, dict) else None
+        data = await _json_object(request)
+        if isinstance(data, Response):
+            return data
+        report = data.get("report")
         if not isinstance(report, dict):
-            return SafeJSONResponse(
-                {
-                    "detail": [
-                        {
-                            "loc": ["body", "report"],
-                            "msg": 'expected {"report": <a carbonshift track report>, "labels": {...}}',
-                            "type": "value_error",
-                        }
-                    ]
-                },
-                status_code=422,
+            return _body_problem(
+                ["body", "report"], 'expected {"report": <a carbonshift track report>, "labels": {...}}'
             )
-        assert isinstance(data, dict)
         try:
             labels = Labels.model_validate(data.get("labels") or {})
         except ValidationError as exc:

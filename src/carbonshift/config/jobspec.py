@@ -16,7 +16,7 @@ import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -34,11 +34,20 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from carbonshift.config.document import HugeNumber, document_problem, parse_int, shown
 from carbonshift.errors import UserInputError
 from carbonshift.planner.power_tables import known_gpu_models, lookup_gpu
 from carbonshift.timeutil import isoformat_z, parse_datetime, parse_duration
 
+if TYPE_CHECKING:
+    from apscheduler.triggers.cron import CronTrigger
+
 DEFAULT_WINDOW = timedelta(hours=24)
+# Bounds that keep every sum of times and durations (deadline + flex + duration, a 24 h default
+# window, a year of cron occurrences) inside what datetime can hold
+MAX_DURATION = timedelta(days=366)
+EARLIEST_TIME = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST_TIME = datetime(2200, 1, 1, tzinfo=UTC)
 DEFAULT_MIN_CHUNK = timedelta(minutes=30)
 DEFAULT_VCPUS = 4
 DEFAULT_MEMORY_GB = 16.0
@@ -75,12 +84,16 @@ def _to_duration(value: Any) -> timedelta:
     elif isinstance(value, str):
         try:
             td = parse_duration(value)
-        except ValueError as exc:
-            raise _err(str(exc)) from None
+        except ValueError:
+            raise _err(f"not a duration: {shown(value)} (examples: 30m, 4h, 1h30m, PT4H)") from None
+        except OverflowError:
+            td = timedelta.max
     elif isinstance(value, int | float):
-        raise _err(f"{value!r} has no unit; write a duration such as 30m, 4h, 1h30m or PT4H")
+        raise _err(f"{shown(value)} has no unit; write a duration such as 30m, 4h, 1h30m or PT4H")
     else:
         raise _err("expected a duration such as 30m, 4h, 1h30m or PT4H")
+    if td > MAX_DURATION:
+        raise _err(f"at most {format_duration(MAX_DURATION)} ({MAX_DURATION.days} days)")
     seconds = td.total_seconds()
     if seconds < 0:
         raise _err("must not be negative")
@@ -99,13 +112,27 @@ def _to_utc(value: Any) -> datetime:
     if isinstance(value, datetime):
         if value.tzinfo is None:
             raise _err("time has no timezone; add Z for UTC or an offset like +01:00")
-        return value.astimezone(UTC)
-    if isinstance(value, str):
+        moment = _in_range(value)
+    elif isinstance(value, str):
         try:
-            return parse_datetime(value)
+            moment = parse_datetime(value)
+        except OverflowError:  # an offset that moves it past year 1 or 9999
+            moment = LATEST_TIME
         except ValueError as exc:
-            raise _err(str(exc)) from None
-    raise _err("expected an ISO 8601 time with an offset, such as 2026-11-24T18:00Z")
+            raise _err(str(exc) if len(value) <= 64 else "not an ISO 8601 time with an offset") from None
+    else:
+        raise _err("expected an ISO 8601 time with an offset, such as 2026-11-24T18:00Z")
+    if not EARLIEST_TIME <= moment < LATEST_TIME:
+        raise _err(f"must be between {EARLIEST_TIME.year} and {LATEST_TIME.year - 1} (UTC)")
+    return moment
+
+
+def _in_range(value: datetime) -> datetime:
+    """In UTC; a time whose offset moves it past year 1 or 9999 is out of range, not a crash."""
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        return LATEST_TIME
 
 
 _DURATION_SCHEMA = {
@@ -150,7 +177,7 @@ def _normalised(pattern: str, upper: bool, expected: str) -> BeforeValidator:
             return value
         folded = value.strip().upper() if upper else value.strip().lower()
         if not re.match(pattern, folded):
-            raise _err(f"expected {expected}, got {value!r}")
+            raise _err(f"expected {expected}, got {shown(value)}")
         return folded
 
     return BeforeValidator(check)
@@ -213,7 +240,7 @@ class Hardware(_Strict):
         row = lookup_gpu(value)
         if row is None:
             raise _err(
-                f"unknown GPU model {value!r}; known: {', '.join(known_gpu_models())} "
+                f"unknown GPU model {shown(value)}; known: {', '.join(known_gpu_models())} "
                 "(or give power_watts, a measured draw)"
             )
         return row.model
@@ -259,9 +286,15 @@ _CRON_FIELDS: tuple[tuple[str, int, int, dict[str, int]], ...] = (
 _CRON_ITEM = re.compile(r"^(\*|[a-z0-9]+(?:-[a-z0-9]+)?)(?:/(\d+))?$")
 
 
+_CRON_REFERENCE = datetime(2000, 1, 1, tzinfo=UTC)  # a fixed start: validating never reads the clock
+_DAY_NAMES = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+
+
 def check_cron(expr: str) -> str:
-    """Standard five-field cron (what APScheduler's CronTrigger.from_crontab takes), checked here so
-    a typo is caught when the spec is loaded, not at the first occurrence."""
+    """Standard five-field cron, checked here so a typo is caught when the spec is loaded, not at the
+    first occurrence: first our own reading (messages that name the field), then APScheduler's
+    CronTrigger itself, the trigger the daemon runs on, so nothing it would refuse gets stored (a step
+    longer than its range, `*/100`), and finally whether the expression ever fires (`0 0 31 2 *`)."""
     parts = expr.split()
     if len(parts) != len(_CRON_FIELDS):
         raise ValueError("five fields (minute hour day-of-month month day-of-week), e.g. '0 22 * * *'")
@@ -269,21 +302,69 @@ def check_cron(expr: str) -> str:
         for item in text.lower().split(","):
             match = _CRON_ITEM.match(item)
             if match is None:
-                raise ValueError(f"{label} field {text!r}: use *, n, a-b, */n, a-b/n or lists of them")
+                raise ValueError(f"{label} field {shown(text)}: use *, n, a-b, */n, a-b/n or lists of them")
             base, step = match.group(1), match.group(2)
             if step is not None and int(step) == 0:
-                raise ValueError(f"{label} field {text!r}: a step of 0 never advances")
+                raise ValueError(f"{label} field {shown(text)}: a step of 0 never advances")
             if base == "*":
                 continue
             bounds = []
             for token in base.split("-"):
                 value = int(token) if token.isdigit() else names.get(token)
                 if value is None or not lo <= value <= hi:
-                    raise ValueError(f"{label} field {text!r}: {token!r} is not in {lo}..{hi}")
+                    raise ValueError(f"{label} field {shown(text)}: {shown(token)} is not in {lo}..{hi}")
                 bounds.append(value)
             if len(bounds) == 2 and bounds[0] > bounds[1]:
-                raise ValueError(f"{label} field {text!r}: range runs backwards")
-    return " ".join(parts)
+                raise ValueError(f"{label} field {shown(text)}: range runs backwards")
+    normalised = " ".join(parts)
+    trigger = apscheduler_cron(normalised, "UTC")
+    if trigger.get_next_fire_time(None, _CRON_REFERENCE) is None:
+        raise ValueError(f"{shown(normalised)} never fires (no such date)")
+    return normalised
+
+
+def cron_day_names(field: str) -> str:
+    """A standard cron day-of-week field (0 and 7 = Sunday) as day names ('*' stays '*'): APScheduler 3
+    numbers weekdays from Monday even in `from_crontab`, so `1-5` given to it as is would silently
+    mean Tuesday to Saturday."""
+    if field == "*":
+        return field
+    days: set[int] = set()
+    for item in field.lower().split(","):
+        base, _, step_text = item.partition("/")
+        step = int(step_text) if step_text else 1
+        if base == "*":
+            lo, hi = 0, 6
+        else:
+            ends = [int(x) if x.isdigit() else _DAY_NAMES.index(x[:3]) for x in base.split("-")]
+            lo, hi = ends[0], ends[-1] if len(ends) > 1 else (6 if step_text else ends[0])
+        days.update(d % 7 for d in range(lo, hi + 1, step))
+    return ",".join(_DAY_NAMES[d] for d in sorted(days))
+
+
+def apscheduler_cron(expr: str, timezone: str) -> CronTrigger:
+    """APScheduler's trigger for a five-field cron expression that passed our own reading; ValueError
+    (with a message naming the field) for what APScheduler refuses."""
+    from apscheduler.triggers.cron import CronTrigger
+
+    minute, hour, day, month, weekday = expr.split()
+    day_names = cron_day_names(weekday)
+    if not day_names:
+        raise ValueError(f"day of week field {shown(weekday)} selects no day")
+    fields = {"minute": minute, "hour": hour, "day": day, "month": month}
+    for name, text in fields.items():
+        try:
+            CronTrigger(**{name: text}, timezone="UTC")
+        except ValueError as exc:
+            label = next(label for label, *_ in _CRON_FIELDS if label.startswith(name[:3]))
+            raise ValueError(f"{label} field {shown(text)}: {_apscheduler_reason(exc)}") from None
+    return CronTrigger(**fields, day_of_week=day_names, timezone=timezone)
+
+
+def _apscheduler_reason(exc: ValueError) -> str:
+    """APScheduler's message without its own quoting of the expression ('Error validating ...: ')."""
+    text = str(exc)
+    return text.split(": ", 1)[1] if ": " in text else text
 
 
 class Schedule(_Strict):
@@ -312,14 +393,14 @@ class Schedule(_Strict):
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
             raise _err(
-                f"unknown time zone {value!r}; use an IANA name such as Europe/Berlin or UTC"
+                f"unknown time zone {shown(value)}; use an IANA name such as Europe/Berlin or UTC"
             ) from None
         return value
 
 
 def _check_name(value: Any) -> Any:
     if isinstance(value, str) and not re.match(NAME_PATTERN, value):
-        raise _err(f"must be 1 to 63 characters from a-z, 0-9 and '-' (got {value!r})")
+        raise _err(f"must be 1 to 63 characters from a-z, 0-9 and '-' (got {shown(value)})")
     return value
 
 
@@ -352,7 +433,9 @@ def _check_env(value: Any) -> Any:
     size = 0
     for name, text in value.items():
         if not isinstance(name, str) or not re.match(ENV_NAME_PATTERN, name):
-            raise _err(f"{name!r} is not a variable name: letters, digits and '_', not starting with a digit")
+            raise _err(
+                f"{shown(name)} is not a variable name: letters, digits and '_', not starting with a digit"
+            )
         if name.upper().startswith("CARBONSHIFT_"):
             raise _err(f"{name}: names starting with CARBONSHIFT_ are carbonshift's own")
         if not isinstance(text, str):
@@ -538,10 +621,25 @@ _NoTimestampLoader.yaml_implicit_resolvers = {
 }
 
 
+def _yaml_int(loader: yaml.SafeLoader, node: yaml.Node) -> int | HugeNumber:
+    """YAML's own int reading, with a HugeNumber instead of ValueError past Python's digit limit."""
+    text = str(node.value).replace("_", "")
+    if len(text.lstrip("+-")) > 64 and text.lstrip("+-").isdigit():
+        return parse_int(text)
+    value: int = yaml.SafeLoader.construct_yaml_int(loader, node)  # type: ignore[arg-type]
+    return value
+
+
+_NoTimestampLoader.add_constructor("tag:yaml.org,2002:int", _yaml_int)
+
+
 def parse_jobspec(data: Any, *, source: str = "spec") -> JobSpec:
     """Validate already-parsed data (a mapping from YAML, JSON or an API body)."""
     if not isinstance(data, Mapping):
         raise JobSpecError(source, [("", "a job spec is a mapping (name, command, duration, ...)")])
+    problem = document_problem(data)
+    if problem is not None:
+        raise JobSpecError(source, [problem])
     try:
         return JobSpec.model_validate(dict(data))
     except ValidationError as exc:
@@ -550,7 +648,12 @@ def parse_jobspec(data: Any, *, source: str = "spec") -> JobSpec:
 
 def loads_jobspec(text: str, *, source: str = "spec", fmt: Literal["yaml", "json"] = "yaml") -> JobSpec:
     try:
-        data = json.loads(text) if fmt == "json" else yaml.load(text, Loader=_NoTimestampLoader)
+        if fmt == "json":
+            data = json.loads(text, parse_int=parse_int)
+        else:
+            data = yaml.load(text, Loader=_NoTimestampLoader)
+    except RecursionError:
+        raise JobSpecError(source, [("", "nested too deeply (a job spec is a few levels deep)")]) from None
     except json.JSONDecodeError as exc:
         raise JobSpecError(source, [("", f"not valid JSON: {exc.msg} at line {exc.lineno}")]) from None
     except yaml.YAMLError as exc:
