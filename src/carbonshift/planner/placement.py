@@ -138,6 +138,28 @@ def filter_candidates(regions: Sequence[R], placement: Placement) -> list[R]:
     return left
 
 
+def placement_problem(region: PlaceableRegion, placement: Placement) -> tuple[str, str] | None:
+    """Why `placement` does not allow `region`, as (the rule's field, a sentence), or None when it does.
+
+    The same rules as `filter_candidates`, asked of one region: for a launch that skips planning and
+    for plans that list what they left out, so both say which rule refused a region.
+    """
+    ref = region_ref(region)
+    if placement.providers and region.provider.lower() not in set(placement.providers):
+        return "placement.providers", f"{ref}: provider not in {', '.join(placement.providers)}"
+    if placement.regions and ref not in {r.lower() for r in placement.regions}:
+        return "placement.regions", f"{ref}: not in the regions allow-list"
+    if placement.exclude and ref in {r.lower() for r in placement.exclude}:
+        return "placement.exclude", f"{ref}: excluded"
+    if placement.countries and country_code(region) not in expand_countries(placement.countries):
+        where = country_code(region) or "unknown"
+        return (
+            "placement.countries",
+            f"{ref}: country {where} is not in {', '.join(placement.countries)} (data residency)",
+        )
+    return None
+
+
 def expand_countries(codes: Iterable[str]) -> frozenset[str]:
     out: set[str] = set()
     for code in codes:
