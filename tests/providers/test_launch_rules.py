@@ -109,39 +109,16 @@ def test_launch_on_a_real_slurm_cluster_is_idempotent(slurm_cluster: Cluster, tm
     }
     env = _config(tmp_path, {"slurm": {"clusters": {"test": cluster}}})
     run_id = f"cli-{int(time.time())}"
-    preview = launch_cli(
-        "launch", str(spec), "--provider", "slurm", "--region", "test", "--run-id", run_id, "--dry-run",
-        env=env, tmp=tmp_path,
-    )  # fmt: skip
+    args = ("launch", str(spec), "--provider", "slurm", "--region", "test", "--run-id", run_id)
+    preview = launch_cli(*args, "--dry-run", env=env, tmp=tmp_path)
     assert preview.returncode == 0, preview.stderr
     shown = json.loads(preview.stdout)
     assert any(a.startswith("--time=") for a in shown["sbatch"]) and "launched-by-cli" in shown["script"]
-    first = launch_cli(
-        "launch",
-        str(spec),
-        "--provider",
-        "slurm",
-        "--region",
-        "test",
-        "--run-id",
-        run_id,
-        env=env,
-        tmp=tmp_path,
-    )
+    first = launch_cli(*args, env=env, tmp=tmp_path)
     assert first.returncode == 0, first.stderr
     job_id = first.stdout.strip()
     assert job_id.isdigit()
-    again = launch_cli(
-        "launch",
-        str(spec),
-        "--provider",
-        "slurm",
-        "--region",
-        "test",
-        "--run-id",
-        run_id,
-        env=env,
-        tmp=tmp_path,
-    )
+    assert "slurm:test" in first.stderr
+    again = launch_cli(*args, env=env, tmp=tmp_path)
     assert again.returncode == 0 and again.stdout.strip() == job_id  # found by its name, not resubmitted
     subprocess.run(["scancel", job_id], check=False, capture_output=True)

@@ -30,7 +30,7 @@ from carbonshift.cli.render import OutputFormat, emit_json
 from carbonshift.config.jobspec import JobSpec, load_jobspec
 from carbonshift.errors import UserInputError
 from carbonshift.planner.placement import placement_problem
-from carbonshift.providers.base import LaunchRequest
+from carbonshift.providers.base import Handle, LaunchRequest
 from carbonshift.providers.registry import CLOUD_PROVIDERS, get_cloud_provider, get_provider
 
 # engines the user already runs, where `--region` names a configured cluster
@@ -99,15 +99,19 @@ def launch(
     if dry_run:
         emit_json(adapter.plan(request).public())
         return
-    handle = adapter.launch(request)
+    _show(adapter.launch(request), key, request.run_id, output)
+
+
+def _show(handle: Handle, provider: str, run_id: str, output: OutputFormat) -> None:
+    """The id on stdout (JSON: the whole handle); where it runs and how to retry on stderr."""
     if output is OutputFormat.JSON:
         emit_json(handle.to_dict())
         return
     typer.echo(handle.instance_id)
     typer.echo(
-        f"run {request.run_id} on {key}:{handle.region}"
+        f"run {run_id} on {provider}:{handle.region}"
         + (f"; console: {handle.console_url}" if handle.console_url else "")
-        + f"; retry safely with --run-id {request.run_id}",
+        + f"; retry safely with --run-id {run_id}",
         err=True,
     )
 
@@ -148,16 +152,7 @@ def _launch_on_cluster(
     if dry_run:
         emit_json(cluster_preview(provider, request, settings, at))
         return
-    handle = adapter.launch(request)
-    if output is OutputFormat.JSON:
-        emit_json(handle.to_dict())
-        return
-    typer.echo(handle.instance_id)
-    typer.echo(
-        f"run {request.run_id} on {provider}:{cluster} (the cluster's job id above); "
-        f"retry safely with --run-id {request.run_id}",
-        err=True,
-    )
+    _show(adapter.launch(request), provider, request.run_id, output)
 
 
 def cluster_preview(provider: str, request: LaunchRequest, settings: Any, at: datetime) -> dict[str, Any]:
