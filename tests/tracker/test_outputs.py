@@ -63,6 +63,12 @@ def test_csv_has_codecarbons_columns_and_our_numbers(tmp_path: Path) -> None:
     assert float(row["duration"]) == pytest.approx(report.duration_s)
 
 
+def test_ram_total_size_is_in_gib_as_codecarbon_writes_it(tmp_path: Path) -> None:
+    report = tracked(tmp_path).stop(0)
+    report.host["ram_total_gb"] = 68.719  # 64 GiB in decimal GB, as the report keeps it
+    assert codecarbon_csv.row(report, "p")["ram_total_size"] == "64.0"
+
+
 def test_a_file_with_another_header_is_left_alone(tmp_path: Path) -> None:
     path = tmp_path / "emissions.csv"
     path.write_text("timestamp,project_name,run_id\nold,row,1\n")

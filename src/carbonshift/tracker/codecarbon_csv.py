@@ -121,7 +121,7 @@ def row(report: TrackReport, project_name: str) -> dict[str, str]:
         "gpu_model": host.get("gpu_model", ""),
         "longitude": None,
         "latitude": None,
-        "ram_total_size": host.get("ram_total_gb"),
+        "ram_total_size": _gib(host.get("ram_total_gb")),
         "tracking_mode": report.attribution.get("mode", ""),
         "cpu_utilization_percent": host.get("cpu_utilization_percent"),
         "gpu_utilization_percent": None,
@@ -187,3 +187,14 @@ def _create_with_header(path: Path, header: bytes) -> bool:
 def _first_line(path: Path) -> bytes:
     with path.open("rb") as handle:
         return handle.readline()
+
+
+GIB_PER_GB = 1e9 / 2**30
+
+
+def _gib(gb: object) -> float | None:
+    """CodeCarbon writes `ram_total_size` in GiB (psutil's bytes / 1024**3) while its other sizes are GB;
+    our report keeps decimal GB (`ram_total_gb`), so the column is converted to read the same."""
+    if not isinstance(gb, int | float):
+        return None
+    return round(float(gb) * GIB_PER_GB, 3)
