@@ -16,7 +16,7 @@ import hmac
 import ipaddress
 import json
 import re
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:  # the CLI clients import is_loopback from here: no starlette at their start-up
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -72,15 +72,55 @@ def cookie_token(headers: list[tuple[bytes, bytes]]) -> str | None:
     return None
 
 
+# Host as browsers send it: a name or IPv4 address, or an IPv6 address in brackets, and an optional
+# port. Nothing else (userinfo, a list, a path, spaces) is a form a browser sends, so none is read.
+_AUTHORITY = re.compile(r"^(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<name>[A-Za-z0-9.-]+))(?::(?P<port>\d{1,5}))?$")
+# Origin: scheme://authority and nothing after it (RFC 6454); "null" is handled by the callers
+_ORIGIN = re.compile(r"^(?P<scheme>https?)://(?P<authority>[^/?#@\s]+)$", re.IGNORECASE)
+# Referer: an absolute http(s) URL without userinfo; the authority ends at the first / ? or #
+_REFERER = re.compile(r"^(?P<scheme>https?)://(?P<authority>[^/?#@\s]+)(?:[/?#]\S*)?$", re.IGNORECASE)
+
+
+def parse_authority(value: str) -> tuple[str, int | None] | None:
+    """(host, port) of a Host header or an Origin's authority, strictly; None for anything ambiguous."""
+    match = _AUTHORITY.match(value)
+    if match is None:
+        return None
+    host = (match.group("v6") or match.group("name")).lower()
+    port = int(match.group("port")) if match.group("port") else None
+    if port is not None and not 0 < port < 65536:
+        return None
+    return host, port
+
+
+def _source_authority(value: str, pattern: re.Pattern[str]) -> tuple[str, int | None] | None:
+    match = pattern.match(value)
+    return parse_authority(match.group("authority")) if match is not None else None
+
+
+def _one(headers: list[tuple[bytes, bytes]], name: bytes) -> str | Literal[False] | None:
+    """The header's only value, None when absent, False when sent more than once (ambiguous: which
+    one a proxy or a framework reads is anyone's guess)."""
+    values = [value for key, value in headers if key.lower() == name]
+    if len(values) > 1:
+        return False
+    return values[0].decode("latin-1").strip() if values else None
+
+
 def same_origin(headers: list[tuple[bytes, bytes]]) -> bool:
     """Whether a form post comes from a page of this server: its Origin (or, lacking one, its Referer)
-    names the host the request was addressed to. Neither header: refused."""
-    host = _header(headers, b"host")
-    source = _header(headers, b"origin") or _header(headers, b"referer")
-    if host is None or source is None or source == "null":
+    names the host the request was addressed to. Neither header, either one sent twice, or any form
+    a browser does not send (userinfo, a fragment in an Origin): refused."""
+    host, origin, referer = (_one(headers, name) for name in (b"host", b"origin", b"referer"))
+    if not host or origin is False or referer is False:
         return False
-    authority = source.split("://", 1)[-1].split("/", 1)[0]
-    return authority.lower() == host.lower()
+    if origin is not None:
+        source = None if origin == "null" else _source_authority(origin, _ORIGIN)
+    elif referer is not None:
+        source = _source_authority(referer, _REFERER)
+    else:
+        return False
+    return source is not None and source == parse_authority(host)
 
 
 def tokens_match(given: str, expected: str) -> bool:
@@ -115,14 +155,6 @@ def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> str | None:
     return None
 
 
-def _hostname(authority: str) -> str:
-    """'127.0.0.1:8765' -> '127.0.0.1'; '[::1]:8765' -> '::1'; 'http://localhost:8765' -> 'localhost'."""
-    text = authority.split("://", 1)[-1].split("/", 1)[0].rsplit("@", 1)[-1]
-    if text.startswith("["):
-        return text[1 : text.find("]")] if "]" in text else text
-    return text.rsplit(":", 1)[0] if text.count(":") == 1 else text
-
-
 def browser_risk(headers: list[tuple[bytes, bytes]]) -> str | None:
     """Why an open (token-less) API refuses a request, or None.
 
@@ -132,15 +164,19 @@ def browser_risk(headers: list[tuple[bytes, bytes]]) -> str | None:
     header names the page). So the open API answers only requests addressed to a loopback name and,
     if they come from a page at all, from a loopback page.
     """
-    host = _header(headers, b"host")
-    if host is not None and not is_loopback(_hostname(host)):
+    host, origin = _one(headers, b"host"), _one(headers, b"origin")
+    if host is False or origin is False:
+        return "a Host or Origin header sent more than once is refused"
+    addressed = parse_authority(host) if host is not None else None
+    if host is not None and (addressed is None or not is_loopback(addressed[0])):
         return (
             "this API has no token and answers only requests addressed to 127.0.0.1, ::1 or localhost; "
             f"set {TOKEN_ENV} on the server to accept others"
         )
-    origin = _header(headers, b"origin")
-    if origin is not None and (origin == "null" or not is_loopback(_hostname(origin))):
-        return f"cross-site requests are refused by an API without a token ({TOKEN_ENV})"
+    if origin is not None:
+        source = None if origin == "null" else _source_authority(origin, _ORIGIN)
+        if source is None or not is_loopback(source[0]):
+            return f"cross-site requests are refused by an API without a token ({TOKEN_ENV})"
     return None
 
 
@@ -277,9 +313,8 @@ class BodyLimit:
         size = 0
         while True:
             message = await receive()
-            if message["type"] != "http.request":  # the client went away: let the app see that
-                chunks_done: Message = message
-                break
+            if message["type"] != "http.request":  # the client went away (or `serve` cut off a body
+                return  # shorter than its Content-Length): there is no one to answer
             body = message.get("body", b"")
             size += len(body)
             if size > self.max_bytes:
@@ -289,7 +324,7 @@ class BodyLimit:
                 return
             chunks.append(body)
             if not message.get("more_body", False):
-                chunks_done = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+                chunks_done: Message = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
                 break
         replayed = False
 
