@@ -12,26 +12,23 @@ What is shared, and why it is fast:
 * Series. Each distinct series (by identity) is integrated once, C(t) = integral from its first edge,
   and series with the same edges are stacked into one matrix. Every spec whose window lies inside a
   series reuses it.
-* Start times, by duration. For a duration d, F(t) = C(t + d) - C(t) at every candidate start of the
-  whole series (the edges and the edges minus d: where the optimum can lie, see `contiguous.py`) is
-  one array per group of series, computed once for every spec of that duration, with a sparse table
-  of range minima over it. Each (spec, region) pair then needs the minimum over its window (two
-  look-ups) and the earliest start within the tie tolerance of it (a descent through the table, one
-  look-up per power of two), for all pairs of all specs of that duration in one pass of numpy calls.
-  Where few specs share a duration the table costs more than it saves, and each spec's window is
-  evaluated on its own (a regions x starts matrix, still without a per-spec integral).
+* Start times, by duration: `contiguous.py`'s search, the one `plan()` uses. Its candidate starts
+  (`Starts`) and their F are listed once per group of series and duration, for every spec of that
+  duration; its `StartTable` (range minima) answers every (spec, region) window of that duration in
+  one pass of numpy calls. Where few specs share a duration the table costs more than it saves, and
+  each spec's window is searched on its own (`window_search`, as `plan()` does).
 * Ranking: one sort over a (specs x regions) matrix.
 * Options are built when read: `Plan.options` is a `RankedOptions`, a sequence that builds each
   `PlanOption` on first access. `plan.best`, `to_dict(top=N)` and the notes build only what they show.
 
-Interruptible specs (a DP per spec) and any spec whose inputs `plan()` would refuse (no candidates, an
+Interruptible specs (`interruptible.py`) and any spec whose inputs `plan()` would refuse (no candidates, an
 impossible window, a series with a gap in the window, mixed signals, an unknown baseline, a PUE below
 1) are handed to `plan()` itself, in place: the refusal is then `plan()`'s own error.
 
 Exactness. The figures a plan reports (means, kg, savings, baselines) are sums over each run
 (`contiguous.run_integrals`), in `plan()` and here alike, so they agree to the last bit once the
 start is the same; options are ranked by those figures wherever two kg are close enough for rounding
-to matter. The start is chosen, in both, as the earliest within 1e-9 of the least emissions; both
+to matter. The start is chosen, in both, by the same search and tie rule (`contiguous.tie_limit`); both
 find the least by differences of C, `plan()` of C from the window's start and the batch of C from the
 series' first edge, so their rounding differs by about 1e-16 of the integral of |values| over the
 whole series. Only a start whose emissions lie within that of the tie tolerance can be chosen by one
@@ -43,7 +40,6 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Generic, TypeVar, overload
 
@@ -52,7 +48,15 @@ import numpy.typing as npt
 
 from carbonshift.config.jobspec import JobSpec, Placement
 from carbonshift.intensity.types import IntensitySeries, Kind, Signal
-from carbonshift.planner.contiguous import TIE_RTOL, run_integrals
+from carbonshift.planner.contiguous import (
+    Block,
+    Starts,
+    StartTable,
+    choose,
+    locate,
+    run_integrals,
+    window_search,
+)
 from carbonshift.planner.energy import EnergyEstimate, EnergyModel, PowerBreakdown, default_model
 from carbonshift.planner.placement import (
     PlaceableRegion,
@@ -71,11 +75,12 @@ from carbonshift.planner.plan import (
     PlanningError,
     PlanOption,
     SourceShare,
-    _baseline,
-    _energy_by_pue,
-    _pue_of,
-    _sources,
+    baseline_run,
+    energy_by_pue,
+    make_option,
     plan,
+    pue_of,
+    sources_of,
 )
 from carbonshift.timeutil import to_epoch_s
 
@@ -285,7 +290,7 @@ class _CandSet:
         for j, c in enumerate(self.cands):
             self.by_ref.setdefault(region_ref(c.region), j)
         try:
-            pues = [_pue_of(c.region, default_pue) for c in self.cands]
+            pues = [pue_of(c.region, default_pue) for c in self.cands]
         except PlanningError:  # plan() raises it, for the specs that use this set
             self.pue_ok = False
             pues = [(1.0, True)] * len(self.cands)
@@ -396,7 +401,7 @@ class _Prep:
                 if not cset.pue_ok:
                     return None
                 if job.base is not None:
-                    job.base_energy = _energy_by_pue(self.model, job.power, job.d)(job.base.region)
+                    job.base_energy = energy_by_pue(self.model, job.power, job.d)(job.base.region)
             else:
                 job.custom = [self.energy_for(c.region) for c in cset.cands]
                 if job.base is not None:
@@ -457,7 +462,7 @@ class _Pool:
         self.local = np.empty(n_rows, dtype=np.int64)
         self.crow = np.empty(n_rows, dtype=np.int64)
         self.vrow = np.empty(n_rows, dtype=np.int64)
-        self.groups: list[_Group] = []
+        self.groups: list[Block] = []
         c_parts: list[FloatArray] = []
         v_parts: list[FloatArray] = []
         nan_parts: list[BoolArray] = []
@@ -469,16 +474,13 @@ class _Pool:
             nan = np.isnan(values)
             if nan.any():
                 values = np.where(nan, 0.0, values)
-            widths = np.diff(edges).astype(np.float64)
-            cum = np.zeros((len(rows), n + 1))
-            np.cumsum(values * widths, axis=1, out=cum[:, 1:])
-            steps = np.diff(edges)
-            step = int(steps[0]) if n >= 1 and bool((steps == steps[0]).all()) else 0
-            self.groups.append(_Group(edges, n, step, np.array(rows, dtype=np.int64), cum, values))
+            block = Block.of(edges, values)
+            cum = block.cum
+            self.groups.append(block)
             idx = np.array(rows, dtype=np.int64)
             self.group_of[idx] = g
             self.n_row[idx] = n
-            self.abs_total[idx] = np.abs(values) @ widths
+            self.abs_total[idx] = np.abs(values) @ np.diff(edges).astype(np.float64)
             self.local[idx] = np.arange(len(rows))
             self.crow[idx] = c_off + (n + 1) * np.arange(len(rows))
             self.vrow[idx] = v_off + n * np.arange(len(rows))
@@ -496,121 +498,6 @@ class _Pool:
         self.chg_pre = np.zeros(len(self.vflat) + 1, dtype=np.int64)
         np.cumsum(changes, out=self.chg_pre[1 : len(changes) + 1])
         self.chg_pre[len(changes) + 1 :] = self.chg_pre[len(changes)]
-
-
-@dataclass(frozen=True, slots=True)
-class _Group:
-    edges: IntArray
-    n: int
-    step: int  # > 0: every interval is this long
-    rows: IntArray
-    cum: FloatArray  # (rows, n + 1)
-    values: FloatArray  # (rows, n), NaN read as 0
-
-
-@dataclass(frozen=True, slots=True)
-class _Starts:
-    """A group's candidate starts for one duration d: T, and where T and T + d fall among the edges.
-    `on_edges`: every T and T + d is an edge (a regular grid and d a whole number of steps). `one`:
-    the run lies inside one interval; F is then that interval's value times d (rounded once, as
-    `run_integrals` sums it), so runs inside flat stretches tie exactly."""
-
-    t: IntArray
-    k0: IntArray
-    v0: IntArray
-    o0: FloatArray
-    k1: IntArray
-    v1: IntArray
-    o1: FloatArray
-    on_edges: bool
-    d: int
-    one: BoolArray
-
-    def f_rows(self, g: _Group, out: FloatArray) -> None:
-        """F = C(T + d) - C(T) for every row of the group, into `out` (rows, len(T))."""
-        m = len(self.t)
-        if not m:
-            return
-        if self.one.all():
-            np.multiply(g.values[:, self.v0], float(self.d), out=out)
-            return
-        if self.on_edges:  # k0 and k1 run in steps of one: slices
-            k0, k1 = int(self.k0[0]), int(self.k1[0])
-            np.subtract(g.cum[:, k1 : k1 + m], g.cum[:, k0 : k0 + m], out=out)
-        else:
-            c1 = g.cum[:, self.k1] + g.values[:, self.v1] * self.o1
-            c0 = g.cum[:, self.k0] + g.values[:, self.v0] * self.o0
-            np.subtract(c1, c0, out=out)
-        if self.one.any():
-            out[:, self.one] = g.values[:, self.v0[self.one]] * float(self.d)
-
-    def window(self, g: _Group, local: IntArray, a: int, b: int) -> FloatArray:
-        """F at starts a..b for some rows of the group (the same numbers as f_rows)."""
-        every = len(local) == g.rows.size and bool((local == np.arange(len(local))).all())
-        values = g.values if every else g.values[local]
-        cols = slice(a, b + 1)
-        one = self.one[cols]
-        if one.all():
-            return np.asarray(values[:, self.v0[cols]] * float(self.d), dtype=np.float64)
-        cum = g.cum if every else g.cum[local]
-        if self.on_edges:  # k0 and k1 run in steps of one: slices
-            k0, k1 = int(self.k0[a]), int(self.k1[a])
-            width = b - a + 1
-            f = np.asarray(cum[:, k1 : k1 + width] - cum[:, k0 : k0 + width], dtype=np.float64)
-        else:
-            c1 = cum[:, self.k1[cols]] + values[:, self.v1[cols]] * self.o1[cols]
-            c0 = cum[:, self.k0[cols]] + values[:, self.v0[cols]] * self.o0[cols]
-            f = np.asarray(c1 - c0, dtype=np.float64)
-        if one.any():
-            f[:, one] = values[:, self.v0[cols][one]] * float(self.d)
-        return f
-
-
-def _starts(g: _Group, d: int) -> _Starts:
-    """Every start where the optimum can lie, over the whole series (contiguous.py): the edges and
-    the edges minus d, inside [first edge, last edge - d]."""
-    edges, n = g.edges, g.n
-    if g.step:
-        w = g.step
-        q, r = divmod(d, w)
-        if r == 0:  # the two families coincide, on edges
-            m = max(n - q + 1, 0)
-            k0 = np.arange(m, dtype=np.int64)
-            zero = np.zeros(m)
-            k1 = k0 + q
-            one = np.full(m, q == 1)
-            v0, v1 = np.minimum(k0, n - 1), np.minimum(k1, n - 1)
-            return _Starts(edges[:m], k0, v0, zero, k1, v1, zero, True, d, one)
-        # runs starting on edge i, and runs ending on edge i + q + 1 (starting at edge i + w - r),
-        # interleaved in time order
-        m = max(n - q, 0)
-        i = np.arange(m, dtype=np.int64)
-        t = np.empty(2 * m, dtype=np.int64)
-        t[0::2] = edges[:m]
-        t[1::2] = edges[:m] + (w - r)
-        k0 = np.repeat(i, 2)
-        o0 = np.zeros(2 * m)
-        o0[1::2] = w - r
-        k1 = np.empty(2 * m, dtype=np.int64)
-        k1[0::2] = i + q
-        k1[1::2] = i + q + 1
-        o1 = np.zeros(2 * m)
-        o1[0::2] = r
-        one = np.full(2 * m, q == 0)
-        return _Starts(t, k0, np.minimum(k0, n - 1), o0, k1, np.minimum(k1, n - 1), o1, False, d, one)
-    t = np.unique(np.concatenate((edges, edges - d)))
-    t = t[(t >= edges[0]) & (t <= edges[-1] - d)]
-    k0, v0, o0 = _locate(edges, n, t)
-    k1, v1, o1 = _locate(edges, n, t + d)
-    one = t + d <= edges[np.minimum(k0 + 1, n)]
-    return _Starts(t, k0, v0, o0, k1, v1, o1, False, d, one)
-
-
-def _locate(edges: IntArray, n: int, t: IntArray) -> tuple[IntArray, IntArray, FloatArray]:
-    """For C(t) = C[k] + V[v] * o: the edge at or before each t, its value index and the offset."""
-    k = np.searchsorted(edges, t, side="right") - 1
-    np.clip(k, 0, n, out=k)
-    return k, np.minimum(k, n - 1), (t - edges[k]).astype(np.float64)
 
 
 # ---- the vectorised pass ----------------------------------------------------------------------------
@@ -725,44 +612,33 @@ class _Ranking:
         self.sum_runs(ps)
         cset, d, fixed = job.cset, job.d, self.base_kg[jr]
         out = []
-        for j, start, mean, kg, kwh_p, em, flat in zip(
+        for j, start, mean, kwh_p, em, flat in zip(
             js.tolist(),
             self.start[ps].tolist(),
             self.mean[ps].tolist(),
-            self.kg[ps].tolist(),
             self.kwh[ps].tolist(),
             self.earliest_mean[ps].tolist(),
             self.flat[ps].tolist(),
             strict=True,
         ):
             cand = cset.cands[j]
-            region = cand.region
             if job.custom is None:
                 kwh, pue, stated, power = kwh_p, cset.pue[j], cset.stated[j], job.power
             else:
                 e = job.custom[j]
                 kwh, pue, stated, power = e.kwh, e.pue, e.pue_stated, e.power
-            base_kg = fixed if fixed is not None else kwh * em / 1000.0
             out.append(
-                PlanOption(
-                    region.provider,
-                    region.region,
-                    region.zone,
-                    start,
-                    start + d,
-                    ((start, start + d),),
-                    mean,
-                    kg,
-                    kwh,
-                    pue,
-                    base_kg,
-                    base_kg - kg,
-                    100.0 * (base_kg - kg) / base_kg if base_kg > 0 else None,
-                    flat,
-                    True,
-                    cand.series,
-                    power,
-                    stated,
+                make_option(
+                    cand,
+                    chunks=((start, start + d),),
+                    mean_g_per_kwh=mean,
+                    energy_kwh=kwh,
+                    pue=pue,
+                    pue_stated=stated,
+                    power=power,
+                    baseline_kg_co2e=fixed if fixed is not None else kwh * em / 1000.0,
+                    flat=flat,
+                    exact=True,
                 )
             )
         return out
@@ -792,7 +668,7 @@ class _Ranking:
     def _sources(self, jr: int, j: int) -> tuple[tuple[SourceShare, ...], bool]:
         job = self.jobs[jr]
         start = int(self.start[job.pstart + j])
-        return _sources(job.cset.cands[j].series, ((start, start + job.d),))
+        return sources_of(job.cset.cands[j].series, ((start, start + job.d),))
 
     def _row_kinds(self) -> tuple[BoolArray, BoolArray, BoolArray]:
         """Per pool row: one provenance; any static or modelled one; all static."""
@@ -914,7 +790,7 @@ def _contiguous_plans(prep: _Prep, jobs: list[_Job], now: datetime) -> dict[int,
             continue
         spec, d = job.spec, job.d
         if job.base is not None and job.base_energy is not None:
-            base = _baseline(job.base, job.lo, d, base_mean[jr], job.base_energy, "spec")
+            base = baseline_run(job.base, job.lo, d, base_mean[jr], job.base_energy, "spec")
             ranking.base_kg[jr] = base.kg_co2e
         else:  # the best option's own region, as plan() does
             j = int(order[jr, 0])
@@ -923,7 +799,7 @@ def _contiguous_plans(prep: _Prep, jobs: list[_Job], now: datetime) -> dict[int,
             else:
                 e = job.custom[j]
                 top_energy = EnergyEstimate(e.power, e.pue, d, e.pue_stated)
-            base = _baseline(
+            base = baseline_run(
                 job.cset.cands[j], job.lo, d, float(earliest_mean[job.pstart + j]), top_energy, "own-region"
             )
         plans[job.index] = Plan(
@@ -1006,7 +882,7 @@ class _Records:
             edges, n = g.edges, g.n
             t_lo, t_hi, d = self.lo[sel], self.hi[sel], self.dur[sel]
             for j, t in enumerate((t_lo, t_lo + d, t_hi - d, t_hi)):
-                k, v, o = _locate(edges, n, t)
+                k, v, o = locate(edges, n, t)
                 self.k[j, sel], self.v[j, sel], self.o[j, sel] = k, v, o
             start = np.maximum(np.searchsorted(edges, t_lo, side="right") - 1, 0)
             self.i0[sel] = np.minimum(start, n - 1)
@@ -1030,7 +906,7 @@ class _Records:
         return np.asarray(c + pool.vflat[pool.vrow[rows] + self.v[which, rec]] * self.o[which, rec])
 
     def f_at(self, rows: IntArray, rec: IntArray, which: int) -> FloatArray:
-        """F of the run starting at time `which` (0: earliest, 2: latest start), as _Starts computes
+        """F of the run starting at time `which` (0: earliest, 2: latest start), as contiguous.Starts computes
         it: the interval's value times d when the run lies inside one interval."""
         f = self.c_at(rows, rec, which + 1) - self.c_at(rows, rec, which)
         one = self.one[which // 2, rec]
@@ -1057,95 +933,39 @@ def _best_for_duration(
     f_out: FloatArray,
 ) -> None:
     """Best start and its F for these pairs (all of duration d; `job_counts` pairs per job, job by
-    job), written into start_out and f_out."""
-    n_pairs = pairs.stop - pairs.start
+    job), written into start_out and f_out: contiguous.py's search, by its start table when many
+    specs share the duration, else window by window."""
     rows = pair_row[pairs]
     rec = p_rec[pairs]
     groups = pool.group_of[rows]
     used = np.unique(groups).tolist() if len(pool.groups) > 1 else [0]
-    starts: dict[int, _Starts] = {}
+    starts = {g: Starts.of(pool.groups[g], d) for g in used}
+    n_pairs = pairs.stop - pairs.start
     a_loc = np.empty(n_pairs, dtype=np.int64)
     b_loc = np.empty(n_pairs, dtype=np.int64)
     for g in used:
-        st = starts[g] = _starts(pool.groups[g], d)
         sel = np.flatnonzero(groups == g) if len(used) > 1 else slice(None)
         r = rec[sel]
-        a_loc[sel] = np.searchsorted(st.t, recs.lo[r], side="left")
-        b_loc[sel] = np.searchsorted(st.t, recs.hi[r] - d, side="right") - 1
+        a_loc[sel], b_loc[sel] = starts[g].span(recs.lo[r], recs.hi[r] - d)
     length = np.maximum(b_loc - a_loc + 1, 0)
     fl, fe, cw = f_lo[pairs], f_last[pairs], c_win[pairs]
     longest = int(length.max()) if len(length) else 0
     top = int(np.frexp(longest)[1]) - 1 if longest else -1
-    table_size = sum(pool.groups[g].rows.size * len(starts[g].t) for g in used)
+    parts = [(pool.groups[g], starts[g]) for g in used]
+    table_size = StartTable.size(parts)
     if top >= 0 and _use_table(table_size, top, n_pairs, int(length.sum()), len(job_counts)):
-        limit, found_t, found_f = _by_table(pool, starts, used, groups, rows, a_loc, length, fl, fe, cw, top)
+        part_of = np.zeros(len(pool.groups), dtype=np.int64)
+        part_of[used] = np.arange(len(used))
+        table = StartTable(parts, top)
+        found = table.search(part_of[groups], pool.local[rows], a_loc, length, fl, fe, cw)
     else:
-        limit, found_t, found_f = _by_job(pool, starts, job_counts, groups, rows, a_loc, b_loc, fl, fe, cw)
-    at_lo = fl <= limit
-    latest = recs.hi[rec] - d
-    earliest = recs.lo[rec]
-    use_found = ~at_lo & (found_t >= 0)
-    start_out[pairs] = np.where(at_lo, earliest, np.where(use_found, found_t, latest))
-    f_out[pairs] = np.where(at_lo, fl, np.where(use_found, found_f, fe))
-
-
-def _tie_limit(f_min: FloatArray, c_win: FloatArray) -> FloatArray:
-    """The largest F that ties with the minimum: contiguous.py's tolerance, 1e-9 of |C| over the
-    window (plus |min F|)."""
-    return np.asarray(f_min + (TIE_RTOL * (np.abs(c_win) + np.abs(f_min)) + 1e-300), dtype=np.float64)
-
-
-def _by_table(
-    pool: _Pool,
-    starts: dict[int, _Starts],
-    used: list[int],
-    groups: IntArray,
-    rows: IntArray,
-    a_loc: IntArray,
-    length: IntArray,
-    f_lo: FloatArray,
-    f_last: FloatArray,
-    c_win: FloatArray,
-    top: int,
-) -> tuple[FloatArray, IntArray, FloatArray]:
-    """Each pair's tie limit and its earliest candidate start within it (-1: none), from a sparse
-    table over the F of every candidate start of every series: many specs of one duration."""
-    table, levels = _sparse_table(pool, used, starts, top)
-    n_groups = len(pool.groups)
-    f_base = np.zeros(n_groups, dtype=np.int64)
-    width = np.zeros(n_groups, dtype=np.int64)
-    t_off = np.zeros(n_groups, dtype=np.int64)
-    acc = t_acc = 0
-    for g in used:
-        f_base[g], width[g], t_off[g] = acc, len(starts[g].t), t_acc
-        acc += pool.groups[g].rows.size * len(starts[g].t)
-        t_acc += len(starts[g].t)
-    t_cat = np.concatenate([starts[g].t for g in used])
-    row_base = f_base[groups] + pool.local[rows] * width[groups]
-    a = row_base + a_loc
-    b = a + length - 1
-    some = length > 0
-    lg = np.frexp(np.maximum(length, 1))[1] - 1
-    a_c, b_c = np.where(some, a, 0), np.where(some, b - (1 << lg) + 1, 0)
-    r_min = np.minimum(table[levels[lg] + a_c], table[levels[lg] + b_c])
-    f_min = np.minimum(f_lo, f_last)
-    f_min = np.where(some, np.minimum(f_min, r_min), f_min)
-    limit = _tie_limit(f_min, c_win)
-    found_t = np.full(len(rows), -1, dtype=np.int64)
-    found_f = np.zeros(len(rows))
-    need = np.flatnonzero(some & (f_lo > limit))  # an earliest start that ties needs no search
-    if len(need):
-        p = _first_at_most(table, levels, a[need], b[need], limit[need], top)
-        hit = p <= b[need]
-        idx, ph = need[hit], p[hit]
-        found_f[idx] = table[ph]
-        found_t[idx] = t_cat[t_off[groups[idx]] + (ph - row_base[idx])]
-    return limit, found_t, found_f
+        found = _by_job(pool, starts, job_counts, groups, rows, a_loc, b_loc, fl, fe, cw)
+    start_out[pairs], f_out[pairs] = choose(recs.lo[rec], recs.hi[rec] - d, fl, fe, *found)
 
 
 def _by_job(
     pool: _Pool,
-    starts: dict[int, _Starts],
+    starts: dict[int, Starts],
     job_counts: IntArray,
     groups: IntArray,
     rows: IntArray,
@@ -1155,8 +975,8 @@ def _by_job(
     f_last: FloatArray,
     c_win: FloatArray,
 ) -> tuple[FloatArray, IntArray, FloatArray]:
-    """The same answer job by job, each over its own window's candidates (rows x starts matrices):
-    for durations few specs share, where a table over the whole series would cost more."""
+    """`window_search` job by job, each over its own window's candidates: for durations few specs
+    share, where a table over the whole series would cost more."""
     n = len(rows)
     limit = np.empty(n)
     found_t = np.full(n, -1, dtype=np.int64)
@@ -1174,19 +994,12 @@ def _by_job(
         for sel, g in parts:
             first_pair = sel.start if isinstance(sel, slice) else int(sel[0])
             a, b = int(a_loc[first_pair]), int(b_loc[first_pair])  # one window per (job, group)
-            f_min = np.minimum(f_lo[sel], f_last[sel])
-            if b < a:
-                limit[sel] = _tie_limit(f_min, c_win[sel])
-                continue
-            f = starts[g].window(pool.groups[g], local[sel], a, b)
-            f_min = np.minimum(f_min, f.min(axis=1))
-            lim = _tie_limit(f_min, c_win[sel])
-            limit[sel] = lim
-            ok = f <= lim[:, None]
-            first = ok.argmax(axis=1)
-            r = np.arange(len(first))
-            found_t[sel] = np.where(ok[r, first], starts[g].t[a + first], -1)
-            found_f[sel] = f[r, first]
+            block = pool.groups[g]
+            rows_g = local[sel]
+            every = len(rows_g) == block.rows and bool((rows_g == np.arange(len(rows_g))).all())
+            limit[sel], found_t[sel], found_f[sel] = window_search(
+                block, starts[g], None if every else rows_g, a, b, f_lo[sel], f_last[sel], c_win[sel]
+            )
     return limit, found_t, found_f
 
 
@@ -1196,44 +1009,6 @@ def _use_table(table_size: int, top: int, n_pairs: int, total_length: int, n_job
     cost_table = table_size * (top + 3) + n_pairs * (6 * (top + 1) + 20) + 40_000
     cost_by_job = total_length * 6 + n_pairs * 10 + n_jobs * 15_000
     return cost_table < cost_by_job and table_size * (top + 1) <= MAX_TABLE
-
-
-def _sparse_table(
-    pool: _Pool, used: list[int], starts: dict[int, _Starts], top: int
-) -> tuple[FloatArray, IntArray]:
-    """Level j holds min(F[i : i + 2**j]) at levels[j] + i, over the groups' F laid end to end (a
-    block may run across rows: queries only read blocks inside one row's window)."""
-    size = sum(pool.groups[g].rows.size * len(starts[g].t) for g in used)
-    lens = [size - (1 << j) + 1 for j in range(top + 1)]
-    levels = np.zeros(top + 1, dtype=np.int64)
-    levels[1:] = np.cumsum(lens[:-1])
-    table = np.empty(int(sum(lens)))
-    acc = 0
-    for g in used:
-        rows, m = pool.groups[g].rows.size, len(starts[g].t)
-        starts[g].f_rows(pool.groups[g], table[acc : acc + rows * m].reshape(rows, m))
-        acc += rows * m
-    for j in range(1, top + 1):
-        h = 1 << (j - 1)
-        prev = table[levels[j - 1] : levels[j - 1] + lens[j - 1]]
-        np.minimum(prev[:-h], prev[h:], out=table[levels[j] : levels[j] + lens[j]])
-    return table, levels
-
-
-def _first_at_most(
-    table: FloatArray, levels: IntArray, a: IntArray, b: IntArray, limit: FloatArray, top: int
-) -> IntArray:
-    """The first i in [a, b] with F[i] <= limit (b + 1 where none): from a, skip every block of 2**j
-    values that all exceed the limit, largest blocks first."""
-    p = a.copy()
-    for j in range(top, -1, -1):
-        h = 1 << j
-        fits = p + (h - 1) <= b
-        if not fits.any():
-            continue
-        at = table[levels[j] + np.where(fits, p, 0)]
-        p += np.where(fits & (at > limit), h, 0)
-    return p
 
 
 def _pair_kwh(jobs: list[_Job], pair_job: IntArray, counts: IntArray) -> FloatArray:

@@ -159,7 +159,7 @@ class PlanOption:
     @property
     def sources(self) -> tuple[SourceShare, ...]:
         """Which sources the chosen time used, by share of time."""
-        return _sources(self.series, self.chunks_s)[0]
+        return sources_of(self.series, self.chunks_s)[0]
 
     @property
     def static_fallback(self) -> bool:
@@ -167,7 +167,7 @@ class PlanOption:
         provs = self.series.provenances
         if len(provs) == 1:
             return provs[0].kind in FALLBACK_KINDS
-        return _sources(self.series, self.chunks_s)[1]
+        return sources_of(self.series, self.chunks_s)[1]
 
     @property
     def ref(self) -> str:
@@ -287,7 +287,7 @@ def plan(
     lo, hi, d = to_epoch_s(earliest), to_epoch_s(deadline), spec.duration_s
     energy_model = model or default_model()
     it_power = energy_model.power(spec)
-    energy_of = energy_for or _energy_by_pue(energy_model, it_power, d)
+    energy_of = energy_for or energy_by_pue(energy_model, it_power, d)
 
     base_cand = _baseline_candidate(spec, cands, baseline)
     signal = _one_signal(cands, base_cand)
@@ -298,14 +298,14 @@ def plan(
     if base_cand is not None:
         base_mean = _series_mean(base_cand, lo, lo + d)
         base_energy = energy_of(base_cand.region)
-        base = _baseline(base_cand, lo, d, base_mean, base_energy, "spec")
+        base = baseline_run(base_cand, lo, d, base_mean, base_energy, "spec")
 
     ranked = _options(cands, found, energy_for, energy_model, it_power, d, base)
     options = [r[0] for r in ranked]
 
     if base is None:
         top, top_cand, top_earliest_mean = ranked[0]
-        base = _baseline(top_cand, lo, d, top_earliest_mean, top.energy, "own-region")
+        base = baseline_run(top_cand, lo, d, top_earliest_mean, top.energy, "own-region")
 
     no_pref = all(o.flat for o in options)
     return Plan(
@@ -352,6 +352,45 @@ def note_inputs(options: Sequence[PlanOption], no_time_preference: bool) -> Note
     return NoteInputs(False, fallback, [o.ref for o in options if not o.exact])
 
 
+def make_option(
+    cand: Candidate,
+    *,
+    chunks: tuple[tuple[int, int], ...],
+    mean_g_per_kwh: float,
+    energy_kwh: float,
+    pue: float,
+    pue_stated: bool,
+    power: PowerBreakdown,
+    baseline_kg_co2e: float,
+    flat: bool,
+    exact: bool,
+) -> PlanOption:
+    """The one place an option is built (plan() and plan_batch() alike): kg, savings and their
+    percentage are worked out here, the same way for both."""
+    kg = energy_kwh * mean_g_per_kwh / 1000.0
+    region = cand.region
+    return PlanOption(
+        provider=region.provider,
+        region=region.region,
+        zone=region.zone,
+        start_s=chunks[0][0],
+        end_s=chunks[-1][1],
+        chunks_s=chunks,
+        mean_g_per_kwh=mean_g_per_kwh,
+        kg_co2e=kg,
+        energy_kwh=energy_kwh,
+        pue=pue,
+        baseline_kg_co2e=baseline_kg_co2e,
+        savings_kg=baseline_kg_co2e - kg,
+        savings_pct=100.0 * (baseline_kg_co2e - kg) / baseline_kg_co2e if baseline_kg_co2e > 0 else None,
+        flat=flat,
+        exact=exact,
+        series=cand.series,
+        power=power,
+        pue_stated=pue_stated,
+    )
+
+
 # ---- internals -------------------------------------------------------------------------------------
 
 # per candidate: chunks [(start_s, end_s)], mean g/kWh, mean g/kWh of a run at earliest, flat, exact
@@ -371,7 +410,7 @@ def _options(
     candidate and its mean at earliest (for an own-region baseline)."""
     if energy_for is None:  # the usual case: one hardware model, only the PUE differs
         it_kwh = it_power.it_w * d / 3.6e6
-        per_region = [_pue_of(c.region, model.host.default_pue) for c in cands]
+        per_region = [pue_of(c.region, model.host.default_pue) for c in cands]
         energies = [(it_kwh * pue, pue, stated, it_power) for pue, stated in per_region]
     else:
         estimates = [energy_for(c.region) for c in cands]
@@ -381,30 +420,22 @@ def _options(
     for cand, (chunks, mean, earliest_mean, flat, exact), (kwh, pue, stated, power) in zip(
         cands, found, energies, strict=True
     ):
-        kg = kwh * mean / 1000.0
         base_kg = base_kg_fixed if base_kg_fixed is not None else kwh * earliest_mean / 1000.0
-        region = cand.region
-        option = PlanOption(
-            region.provider,
-            region.region,
-            region.zone,
-            chunks[0][0],
-            chunks[-1][1],
-            chunks,
-            mean,
-            kg,
-            kwh,
-            pue,
-            base_kg,
-            base_kg - kg,
-            100.0 * (base_kg - kg) / base_kg if base_kg > 0 else None,
-            flat,
-            exact,
-            cand.series,
-            power,
-            stated,
+        option = make_option(
+            cand,
+            chunks=chunks,
+            mean_g_per_kwh=mean,
+            energy_kwh=kwh,
+            pue=pue,
+            pue_stated=stated,
+            power=power,
+            baseline_kg_co2e=base_kg,
+            flat=flat,
+            exact=exact,
         )
-        ranked.append(((kg, option.start_s, option.provider, option.region), option, cand, earliest_mean))
+        ranked.append(
+            ((option.kg_co2e, option.start_s, option.provider, option.region), option, cand, earliest_mean)
+        )
     ranked.sort(key=itemgetter(0))
     return [(option, cand, earliest_mean) for _, option, cand, earliest_mean in ranked]
 
@@ -465,7 +496,7 @@ def _evaluate(cands: list[Candidate], spec: JobSpec, lo: int, hi: int, d: int) -
     return [o for o in out if o is not None]
 
 
-def _pue_of(region: PlanRegion, default_pue: float) -> tuple[float, bool]:
+def pue_of(region: PlanRegion, default_pue: float) -> tuple[float, bool]:
     pue = region.pue
     if pue is None:
         return default_pue, False
@@ -474,9 +505,9 @@ def _pue_of(region: PlanRegion, default_pue: float) -> tuple[float, bool]:
     return pue, True
 
 
-def _energy_by_pue(model: EnergyModel, power: PowerBreakdown, duration_s: int) -> EnergyFor:
+def energy_by_pue(model: EnergyModel, power: PowerBreakdown, duration_s: int) -> EnergyFor:
     def energy_for(region: PlanRegion) -> EnergyEstimate:
-        pue, stated = _pue_of(region, model.host.default_pue)
+        pue, stated = pue_of(region, model.host.default_pue)
         return EnergyEstimate(power, pue, duration_s, stated)
 
     return energy_for
@@ -527,7 +558,7 @@ def _run_means(edges: IntArray, values: FloatArray, rows: IntArray, starts: IntA
     return means
 
 
-def _baseline(
+def baseline_run(
     cand: Candidate,
     lo: int,
     d: int,
@@ -535,7 +566,7 @@ def _baseline(
     energy: EnergyEstimate,
     basis: Literal["spec", "own-region"],
 ) -> Baseline:
-    sources, fallback = _sources(cand.series, ((lo, lo + d),))
+    sources, fallback = sources_of(cand.series, ((lo, lo + d),))
     return Baseline(
         provider=cand.region.provider,
         region=cand.region.region,
@@ -588,7 +619,7 @@ def mixed_basis_notice(series_by_ref: Mapping[str, IntensitySeries]) -> str | No
     )
 
 
-def _sources(
+def sources_of(
     series: IntensitySeries, chunks: Sequence[tuple[int, int]]
 ) -> tuple[tuple[SourceShare, ...], bool]:
     """Which provenances the chosen time used, by share of time; and whether any was static or
