@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -24,3 +25,13 @@ def api(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
             yield server
         finally:
             server.stop()
+
+
+@pytest.fixture
+def open_api(tmp_path: Path) -> Iterator[ApiServer]:
+    """A server without an API token (open to loopback only), on SQLite, for one test."""
+    server = start_server(tmp_path, token=None)
+    try:
+        yield server
+    finally:
+        server.stop()

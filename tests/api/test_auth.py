@@ -4,13 +4,11 @@ token on a run's report (403 when wrong), and an open API when no token is confi
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 
-from tests.api.helpers import TOKEN, ApiServer, local_spec, start_server
+from tests.api.helpers import TOKEN, ApiServer, local_spec
 
 PROTECTED = [
     ("GET", "/api/v1/jobs"),
@@ -72,15 +70,6 @@ def test_a_run_report_needs_the_runs_own_token(api: ApiServer) -> None:
     # a body that is not an object
     response = api.post(path, data=b"[1]", token=WRONG, headers={"Content-Type": "application/json"})
     assert response.status_code == 422
-
-
-@pytest.fixture
-def open_api(tmp_path: Path) -> Iterator[ApiServer]:
-    server = start_server(tmp_path, token=None)
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def test_without_a_configured_token_the_api_is_open(open_api: ApiServer) -> None:

@@ -5,13 +5,11 @@ Origin, the same header twice — instead of picking one reading of it."""
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from carbonshift.api.security import browser_risk, parse_authority, same_origin
-from tests.api.helpers import ApiServer, start_server
+from tests.api.helpers import ApiServer
 
 
 def _headers(*pairs: tuple[str, str]) -> list[tuple[bytes, bytes]]:
@@ -81,15 +79,6 @@ def test_same_origin_compares_parsed_authorities() -> None:
     assert not same_origin(_headers(host))
     assert parse_authority("[::1]:8765") == ("::1", 8765)
     assert parse_authority("a@b") is None
-
-
-@pytest.fixture
-def open_api(tmp_path: Path) -> Iterator[ApiServer]:
-    server = start_server(tmp_path, token=None)
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def _raw_get(server: ApiServer, *header_lines: str) -> tuple[int, bytes]:
