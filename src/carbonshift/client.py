@@ -101,6 +101,7 @@ class Client:
     token: str | None = None
     timeout_s: float = 30.0
     connect_timeout_s: float = 5.0
+    token_source: str = TOKEN_ENV  # where the token came from, named (never shown) in a 401's message
 
     def __post_init__(self) -> None:
         self.server = check_server_url(self.server)
@@ -152,6 +153,11 @@ class Client:
         """Add a run `carbonshift track` measured to the server's ledger (POST /api/v1/ledger/runs)."""
         body = {"report": report, "labels": {k: v for k, v in labels.items() if v}, "name": name}
         return self._json("POST", "/api/v1/ledger/runs", body=json.dumps(body), fmt="json")
+
+    def post_run_report(self, path: str, report: JSON) -> JSON:
+        """Send a launched run's tracker report to `path` on the server (the run's report URL less the
+        server; POST /api/v1/runs/{run_id}/report), authenticated with the run's own token."""
+        return self._json("POST", path, body=json.dumps(report), fmt="json")
 
     def get_job(self, job_id: str) -> JSON:
         return self._json("GET", f"/api/v1/jobs/{quote(job_id, safe='')}")
@@ -238,9 +244,9 @@ class Client:
             detail = None
         if status == 401:
             hint = (
-                f"set {TOKEN_ENV} to the server's API token"
+                f"set {self.token_source} to the server's API token"
                 if not self.token
-                else f"the server rejected the token in {TOKEN_ENV}"
+                else f"the server rejected the token in {self.token_source}"
             )
             return Unauthorized(f"{self.server} needs an API token: {hint}", status)
         if status == 404:

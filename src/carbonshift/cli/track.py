@@ -7,7 +7,7 @@ one-line summary) and exits with the command's exit code, so it can wrap anythin
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -15,6 +15,9 @@ from carbonshift.cli import context
 from carbonshift.cli.render import warn
 from carbonshift.config import Settings
 from carbonshift.errors import UserInputError
+
+if TYPE_CHECKING:
+    from carbonshift.tracker.sendback import ReportTarget
 
 TRACK_CONTEXT = {"allow_interspersed_args": False, "ignore_unknown_options": True}
 
@@ -69,6 +72,23 @@ def track_command(
             show_default=False,
         ),
     ] = None,
+    report_url: Annotated[
+        str | None,
+        typer.Option(
+            "--report-url",
+            help="Also POST the report to this run's report URL on the scheduler (a launched job's "
+            "way back; token: CARBONSHIFT_REPORT_TOKEN or --report-token-file).",
+            show_default=False,
+        ),
+    ] = None,
+    report_token_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--report-token-file",
+            help="Read the run's report token from this file (instead of CARBONSHIFT_REPORT_TOKEN).",
+            show_default=False,
+        ),
+    ] = None,
     team: Annotated[
         str | None, typer.Option("--team", help="Ledger label (default: labels.team).", show_default=False)
     ] = None,
@@ -94,6 +114,7 @@ def track_command(
         from carbonshift.client import check_server_url
 
         server = check_server_url(server)
+    target = report_target(report_url, report_token_file)
     settings = with_tracker_options(
         context.settings(), prometheus_file=prometheus_file, prometheus_port=metrics_port
     )
@@ -112,6 +133,8 @@ def track_command(
         raise context.fail(str(exc), exc.exit_code) from None
     if server is not None:
         post_to_ledger(server, settings, outcome.report.to_dict(), labels, command)
+    if target is not None:
+        send_back(target, settings, outcome.report.to_dict())
     raise finish(outcome.report, outcome.exit_code)
 
 
@@ -148,6 +171,33 @@ def post_to_ledger(
     finally:
         client.close()
     typer.echo(f"carbonshift: added to the ledger at {server} as run {run.get('id')}", err=True)
+
+
+def report_target(url: str | None, token_file: Path | None) -> ReportTarget | None:
+    """--report-url and its token, checked before the command runs (the token is taken out of the
+    environment the command inherits)."""
+    import os
+
+    from carbonshift.tracker.sendback import take_report_target
+
+    if url is None:
+        if token_file is not None:
+            raise UserInputError("--report-token-file", "goes with --report-url")
+        return None
+    return take_report_target(url, token_file, os.environ)
+
+
+def send_back(target: ReportTarget, settings: Settings, report: dict[str, Any]) -> None:
+    """POST the report to the run's report URL. A failure is a warning: the report is on disk and the
+    exit code stays the command's."""
+    from carbonshift.tracker.sendback import send_report
+
+    ts = settings.tracker
+    problem = send_report(target, report, attempts=ts.report_attempts, retry_s=ts.report_retry_s)
+    if problem is not None:
+        warn(problem)
+        return
+    typer.echo(f"carbonshift: report sent to {target.url}", err=True)
 
 
 def _name_of(command: list[str]) -> str:

@@ -51,3 +51,9 @@ class TrackerSettings(BaseModel):
     prometheus_port: int | None = Field(
         default=None, ge=0, le=65535, description="serve /metrics on 127.0.0.1:PORT while a job runs"
     )
+    report_attempts: int = Field(
+        default=5, ge=1, le=20, description="`track --report-url`: tries to send the report before giving up"
+    )
+    report_retry_s: float = Field(
+        default=2.0, gt=0, le=60, description="`track --report-url`: first wait between tries (then doubled)"
+    )
