@@ -89,7 +89,7 @@ def plan_command(
         if plot is not None:
             from carbonshift.cli.plan_plot import write_plot
 
-            write_plot(advice, plot, top or 8)
+            write_plot(advice, plot, top or 8, now=at)
             warn(f"plot written to {plot}") if fmt is OutputFormat.JSON else typer.echo(f"plot: {plot}")
 
 
