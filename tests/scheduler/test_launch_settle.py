@@ -97,7 +97,7 @@ def test_an_unclear_error_with_no_instance_is_looked_for_a_bounded_number_of_tim
             sched.tick()
             assert sched.get_run(run_id).status == "launching"
         clock.advance(30)
-        with caplog.at_level("WARNING", logger="carbonshift.scheduler.core"):
+        with caplog.at_level("WARNING", logger="carbonshift.scheduler.launcher"):
             sched.tick()  # look 3: declared lost
         run = sched.get_run(run_id)
         assert run.status == "failed" and run.error == "launch outcome unknown: lost"

@@ -1,0 +1,300 @@
+"""Re-planning: each waiting run planned again with fresh forecasts when its interval is up, and once
+more shortly before it starts. A run (or an interruptible job's chunks not yet started, together)
+moves only for a gain of at least `scheduler.replan_min_gain_pct`; every plan is kept, with why it
+moved or did not.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+
+from carbonshift.config.jobspec import parse_jobspec
+from carbonshift.errors import CarbonshiftError
+from carbonshift.scheduler.chunks import set_chunk
+from carbonshift.scheduler.context import Context
+from carbonshift.scheduler.lifecycle import ACTIVE, PENDING, z
+from carbonshift.scheduler.models import JobRow, RunRow
+from carbonshift.scheduler.planning import Planned, option_dict
+from carbonshift.scheduler.states import JobStatus, RunState
+from carbonshift.timeutil import to_epoch_s
+
+__all__ = ["Replanner"]
+
+log = logging.getLogger(__name__)
+
+
+class Replanner:
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.store = ctx.store
+        self.lock = threading.Lock()
+
+    def replan_pass(self) -> None:
+        """One re-plan pass on the active daemon, fenced with its epoch (a no-op elsewhere)."""
+        leadership = self.ctx.leadership
+        if leadership.role != "active":
+            return
+        with self.lock, self.store.fenced(leadership.epoch):
+            self._due_runs(self.ctx.clock.now())
+
+    def _kind_due(self, run: RunRow, now: datetime) -> str | None:
+        """'prestart', 'replan' or None: whether (and why) this waiting run is re-planned now."""
+        assert run.planned_start is not None
+        cfg = self.ctx.cfg
+        before = timedelta(seconds=cfg.replan_before_start_s)
+        last = run.last_planned_at
+        if (
+            before > timedelta(0)
+            and not run.prestart_replanned
+            and run.planned_start - now <= before
+            and (last is None or last < run.planned_start - before)
+        ):
+            return "prestart"
+        if last is None or now - last >= timedelta(seconds=cfg.replan_interval_s):
+            return "replan"
+        return None
+
+    def _due_runs(self, now: datetime) -> None:
+        due: list[tuple[str, str]] = []
+        chunk_due: list[tuple[str, str]] = []
+        chunked: dict[str, RunRow] = {}  # job id -> its first chunk waiting: the job's chunks go together
+        with self.store.tx() as s:
+            for run in s.scalars(
+                select(RunRow)
+                .where(RunRow.state == RunState.WAITING.value, RunRow.planned_start > now)
+                .order_by(RunRow.planned_start)
+            ):
+                if run.chunk_index is not None:
+                    chunked.setdefault(run.job_id, run)
+                elif (kind := self._kind_due(run, now)) is not None:
+                    due.append((run.id, kind))
+            for job_id, run in chunked.items():
+                if (kind := self._kind_due(run, now)) is not None:
+                    chunk_due.append((job_id, kind))
+        for run_id, kind in due:
+            try:
+                self._replan(run_id, kind, now)
+            except Exception:
+                log.exception("run %s: re-plan failed", run_id)
+        for job_id, kind in chunk_due:
+            try:
+                self._replan_chunks(job_id, kind, now)
+            except Exception:
+                log.exception("job %s: re-plan of its chunks failed", job_id)
+
+    def _replan_chunks(self, job_id: str, kind: str, now: datetime) -> None:
+        """Re-plan an interruptible job's chunks not yet started, together, for the time they add up
+        to, from now (or from the end of its chunk running now) to the deadline. They move only for a
+        gain above the threshold, like a run; the chunks are re-made from the new plan (rows reused in
+        order, extra ones cancelled, missing ones added) and every plan is kept."""
+        with self.store.tx() as s:
+            job = s.get(JobRow, job_id)
+            if job is None or job.status != JobStatus.ACTIVE.value:
+                return
+            spec = parse_jobspec(job.spec, source=f"job {job.id}")
+            runs = list(s.scalars(select(RunRow).where(RunRow.job_id == job_id)))
+            pending = sorted(
+                (r for r in runs if r.state in PENDING and r.chunk_index is not None),
+                key=lambda r: r.chunk_index or 0,
+            )
+            if not pending or any(
+                r.state != RunState.WAITING.value or r.planned_start is None or r.planned_start <= now
+                for r in pending
+            ):
+                return
+            ends = [r.stop_at or r.planned_end for r in runs if r.state in ACTIVE]
+            earliest = max([now, pending[0].window_earliest, *(e for e in ends if e is not None)])
+            deadline = pending[0].deadline
+            remaining = sum(r.duration_s for r in pending)
+            snapshot = [(r.id, r.plan_id) for r in pending]
+            cur_ref = f"{pending[0].provider}:{pending[0].region}"
+            current = [
+                (r.planned_start, r.planned_end, float((r.planned or {}).get("energy_kwh") or 0.0))
+                for r in pending
+            ]
+        planned: Planned | None = None
+        failure = ""
+        try:
+            planned = self.ctx.plans.plan(spec, earliest, deadline, now, chunked=True, duration_s=remaining)
+        except CarbonshiftError as exc:
+            failure = f"re-plan failed ({exc}); keeping the current plan"
+        move = False
+        reason = ""
+        gain: float | None = None
+        if planned is not None:
+            new = planned.chosen
+            new_chunks = [(to_epoch_s(a), to_epoch_s(b)) for a, b in new.chunks]
+            old_chunks = [
+                (to_epoch_s(a), to_epoch_s(b)) for a, b, _ in current if a is not None and b is not None
+            ]
+            current_kg: float | None = None
+            series = planned.advice.series.get(cur_ref)
+            if series is not None and all(e > 0 for _, _, e in current):
+                with contextlib.suppress(ValueError):
+                    current_kg = sum(
+                        e * series.mean_g_per_kwh(to_epoch_s(a), to_epoch_s(b)) / 1000
+                        for a, b, e in current
+                        if a is not None and b is not None
+                    )
+            where = f"{len(new.chunks)} chunk(s) on {new.ref} from {z(new.start)}"
+            if new.ref == cur_ref and new_chunks == old_chunks:
+                gain = 0.0
+                reason = f"kept: the chunks left ({cur_ref}) are still the best ({new.kg_co2e:.4g} kg CO2e on fresh forecasts)"
+            elif current_kg is None:
+                reason = "kept: the chunks left could not be evaluated on fresh forecasts"
+            else:
+                gain, move, reason = self.ctx.plans.gain_verdict(
+                    current_kg,
+                    new.kg_co2e,
+                    lambda pct: (
+                        f"{where} emit {pct:.2f}% less than the chunks left "
+                        f"({current_kg:.4g} -> {new.kg_co2e:.4g} kg CO2e on fresh forecasts)"
+                    ),
+                )
+        launches: list[tuple[str, datetime]] = []
+        made: list[str] = []
+        with self.store.tx() as s:
+            rows = [s.get(RunRow, run_id) for run_id, _ in snapshot]
+            pending = [r for r in rows if r is not None]
+            if not pending:
+                return
+            unchanged = len(pending) == len(snapshot) and all(
+                r.state == RunState.WAITING.value and r.plan_id == plan_id
+                for r, (_, plan_id) in zip(pending, snapshot, strict=True)
+            )
+            for r in pending:
+                r.last_planned_at = now
+                if kind == "prestart":
+                    r.prestart_replanned = True
+            first = pending[0]
+            if planned is None:
+                self.store.note(s, first, failure, now)
+                return
+            if not unchanged:
+                move = False
+                reason = "superseded: the chunks changed while they were being re-planned"
+            row = self.ctx.plans.plan_row(first, planned, kind, move, reason, gain)
+            s.add(row)
+            s.flush()
+            if not move:
+                return
+            job = s.get(JobRow, job_id)
+            assert job is not None
+            new = planned.chosen
+            first_index = first.chunk_index or 1
+            count = first_index - 1 + len(new.chunks)
+            total_s = sum((b - a).total_seconds() for a, b in new.chunks)
+            base = {**option_dict(new, row.signal or ""), "plan_id": row.id}
+            for k, (a, b) in enumerate(new.chunks):
+                if k < len(pending):
+                    r = pending[k]
+                else:
+                    r = self.store.new_run(
+                        s,
+                        job,
+                        max(p.seq for p in pending) + k - len(pending) + 1,
+                        first.nominal,
+                        first.window_earliest,
+                        first.deadline,
+                        int((b - a).total_seconds()),
+                        now,
+                        reason=f"planned: chunk {first_index + k}/{count} of the job, at a re-plan",
+                    )
+                    made.append(r.id)
+                r.provider, r.region, r.zone = new.provider, new.region, new.zone
+                r.plan_id, r.last_planned_at, r.updated_at = row.id, now, now
+                set_chunk(r, base, first_index + k, count, a, b, (b - a).total_seconds() / total_s)
+                if k < len(pending):
+                    self.store.note(
+                        s, r, f"re-planned ({kind}) as chunk {first_index + k}/{count}: {reason}", now
+                    )
+                    launches.append((r.id, a))
+            for extra in pending[len(new.chunks) :]:
+                self.store.move(
+                    s,
+                    extra,
+                    RunState.CANCELLED,
+                    f"not needed: re-planned ({kind}) into {len(new.chunks)} chunk(s): {reason}",
+                    now,
+                    ended_at=now,
+                )
+        for run_id, at in launches:
+            self.ctx.timers.schedule_launch(run_id, at)
+        for run_id in made:
+            self.ctx.timers.adopt(run_id)
+
+    def _replan(self, run_id: str, kind: str, now: datetime) -> None:
+        with self.store.tx() as s:
+            run = s.get(RunRow, run_id)
+            if run is None or run.state != RunState.WAITING.value or run.planned_start is None:
+                return
+            job = s.get(JobRow, run.job_id)
+            assert job is not None and run.planned_end is not None
+            spec = parse_jobspec(job.spec, source=f"job {job.id}")
+            plan_id, start, end = run.plan_id, run.planned_start, run.planned_end
+            cur_ref = f"{run.provider}:{run.region}"
+            energy = float((run.planned or {}).get("energy_kwh") or 0.0)
+            earliest, deadline = max(run.window_earliest, now), run.deadline
+        planned: Planned | None = None
+        failure = ""
+        try:
+            planned = self.ctx.plans.plan(spec, earliest, deadline, now)
+        except CarbonshiftError as exc:
+            failure = f"re-plan failed ({exc}); keeping the current plan"
+        move = False
+        reason = ""
+        gain: float | None = None
+        if planned is not None:
+            new = planned.chosen
+            current_kg: float | None = None
+            series = planned.advice.series.get(cur_ref)
+            if series is not None and energy > 0:
+                with contextlib.suppress(ValueError):
+                    current_kg = energy * series.mean_g_per_kwh(to_epoch_s(start), to_epoch_s(end)) / 1000
+            if new.ref == cur_ref and new.start_s == to_epoch_s(start):
+                gain = 0.0
+                reason = f"kept: {cur_ref} at {z(start)} is still the best ({new.kg_co2e:.4g} kg CO2e on fresh forecasts)"
+            elif current_kg is None:
+                reason = f"kept: the current start ({cur_ref} at {z(start)}) could not be evaluated on fresh forecasts"
+            else:
+                gain, move, reason = self.ctx.plans.gain_verdict(
+                    current_kg,
+                    new.kg_co2e,
+                    lambda pct: (
+                        f"{new.ref} at {z(new.start)} emits {pct:.2f}% less than {cur_ref} at "
+                        f"{z(start)} ({current_kg:.4g} -> {new.kg_co2e:.4g} kg CO2e on fresh forecasts)"
+                    ),
+                )
+        new_start: datetime | None = None
+        with self.store.tx() as s:
+            run = s.get(RunRow, run_id)
+            if run is None:
+                return
+            current = run.state == RunState.WAITING.value and run.plan_id == plan_id
+            run.last_planned_at = now
+            if kind == "prestart":
+                run.prestart_replanned = True
+            if planned is None:
+                self.store.note(s, run, failure, now)
+                return
+            if not current:
+                move = False
+                reason = "superseded: the run changed while it was being re-planned"
+            row = self.ctx.plans.plan_row(run, planned, kind, move, reason, gain)
+            s.add(row)
+            s.flush()
+            if move:
+                fields = self.ctx.plans.planned_fields(planned.chosen, row.signal or "", row.id)
+                for key, value in fields.items():
+                    setattr(run, key, value)
+                run.plan_id = row.id
+                run.updated_at = now
+                new_start = planned.chosen.start
+                self.store.note(s, run, f"re-planned ({kind}): {reason}", now)
+        if new_start is not None:
+            self.ctx.timers.schedule_launch(run_id, new_start)
