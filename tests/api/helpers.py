@@ -84,6 +84,7 @@ class ApiServer:
     _thread: threading.Thread | None = None
     _sock: socket.socket | None = None
     session: requests.Session = field(default_factory=requests.Session)
+    options: dict[str, Any] = field(default_factory=dict)  # more uvicorn.Config keywords
 
     def start(self) -> ApiServer:
         self.scheduler.start()
@@ -91,7 +92,7 @@ class ApiServer:
         self._sock = free_socket()
         port = self._sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{port}"
-        config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=2)
+        config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=2, **self.options)
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(
             target=self._server.run, kwargs={"sockets": [self._sock]}, name="api-server", daemon=True
@@ -151,10 +152,15 @@ class ApiServer:
 
 
 def start_server(
-    tmp: Path, token: str | None = TOKEN, providers: dict[str, Any] | None = None, **extra: Any
+    tmp: Path,
+    token: str | None = TOKEN,
+    providers: dict[str, Any] | None = None,
+    options: dict[str, Any] | None = None,
+    **extra: Any,
 ) -> ApiServer:
     settings = api_settings(tmp, token=token, **extra)
-    return ApiServer(settings, Scheduler.from_settings(settings, providers=providers), token=token).start()
+    scheduler = Scheduler.from_settings(settings, providers=providers)
+    return ApiServer(settings, scheduler, token=token, options=dict(options or {})).start()
 
 
 def local_spec(

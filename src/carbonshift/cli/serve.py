@@ -18,6 +18,7 @@ from typing import Annotated
 import typer
 
 from carbonshift.api.security import TOKEN_ENV, is_loopback
+from carbonshift.api.serving import install_log_limits, uvicorn_options
 from carbonshift.cli import context
 
 EXIT_FAILURE = 1
@@ -53,6 +54,27 @@ def _bind(host: str, port: int) -> socket.socket:
         raise context.fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}", EXIT_FAILURE) from None
     sock.set_inheritable(True)
     return sock
+
+
+def database_unreachable(db_url: str | None, exc: BaseException) -> str:
+    """One line for a database `serve` cannot reach: where (host and port, never the password), the
+    driver's reason (its first line), and what to check."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        url = make_url(db_url or "")
+        where = f"{url.host or 'localhost'}:{url.port or 5432}" if url.get_backend_name() != "sqlite" else ""
+        where = where or str(url.database)
+    except Exception:  # an unparsable URL: say so rather than guess
+        where = "the configured address"
+    orig = getattr(exc, "orig", None) or exc
+    reason = str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
+    reason = reason.rsplit("failed: ", 1)[-1]
+    reason = reason if len(reason) <= 120 else reason[:117] + "..."
+    return (
+        f"cannot reach the database at {where} ({reason}): check that the server is running there and "
+        "accepts connections, and the host, port, user and password in --db or CARBONSHIFT_DB_URL"
+    )
 
 
 def _url(host: str, port: int) -> str:
@@ -113,12 +135,17 @@ def serve_command(
     if level != "debug":  # their INFO lines (every timer firing, every migration step) bury ours
         for noisy in ("apscheduler", "alembic"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
+    from sqlalchemy.exc import InterfaceError, OperationalError
+
     try:
         scheduler = Scheduler.from_settings(settings)
         scheduler.start()
     except DaemonLockedError as exc:
         sock.close()
         raise context.fail(str(exc), EXIT_FAILURE) from None
+    except (OperationalError, InterfaceError) as exc:
+        sock.close()
+        raise context.fail(database_unreachable(settings.db_url, exc), EXIT_FAILURE) from None
     except BaseException:
         sock.close()
         raise
@@ -138,7 +165,9 @@ def serve_command(
             timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
             server_header=False,
             date_header=True,
+            **uvicorn_options(),
         )
+        install_log_limits()
         server = uvicorn.Server(config)
         auth = "bearer token required" if token is not None else "no token: open to this machine only"
         typer.echo(f"carbonshift serving on {_url(bind_host, actual_port)} ({auth})", err=True)
