@@ -81,22 +81,38 @@ class Chunks:
             if k == 0:
                 row = run
             else:
-                row = self.store.new_run(
-                    s,
-                    job,
-                    run.seq + k,
-                    run.nominal,
-                    run.window_earliest,
-                    run.deadline,
-                    int((b - a).total_seconds()),
-                    now,
-                    reason=f"planned: chunk {index}/{count} of the job",
+                row = self.new_chunk_run(
+                    s, job, run, run.seq + k, a, b, now, f"planned: chunk {index}/{count} of the job"
                 )
                 row.provider, row.region, row.zone = run.provider, run.region, run.zone
                 row.plan_id, row.last_planned_at = run.plan_id, run.last_planned_at
                 made.append(row.id)
             set_chunk(row, base, index, count, a, b, (b - a).total_seconds() / total_s)
         return made
+
+    def new_chunk_run(
+        self,
+        s: Session,
+        job: JobRow,
+        like: RunRow,
+        seq: int,
+        start: datetime,
+        end: datetime,
+        now: datetime,
+        reason: str,
+    ) -> RunRow:
+        """A further chunk run of the job, in the same window as the chunk `like`, as long as its span."""
+        return self.store.new_run(
+            s,
+            job,
+            seq,
+            like.nominal,
+            like.window_earliest,
+            like.deadline,
+            int((end - start).total_seconds()),
+            now,
+            reason=reason,
+        )
 
     def end(self, s: Session, run: RunRow, why: str, now: datetime) -> list[str]:
         """The job of this chunk ends here (a chunk failed or was missed, or the job finished early):

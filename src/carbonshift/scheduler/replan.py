@@ -9,16 +9,19 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from carbonshift.config.jobspec import parse_jobspec
 from carbonshift.errors import CarbonshiftError
 from carbonshift.scheduler.chunks import set_chunk
 from carbonshift.scheduler.context import Context
 from carbonshift.scheduler.lifecycle import ACTIVE, PENDING, z
-from carbonshift.scheduler.models import JobRow, RunRow
+from carbonshift.scheduler.models import JobRow, PlanRow, RunRow
 from carbonshift.scheduler.planning import Planned, option_dict
 from carbonshift.scheduler.states import JobStatus, RunState
 from carbonshift.timeutil import to_epoch_s
@@ -113,49 +116,31 @@ class Replanner:
             remaining = sum(r.duration_s for r in pending)
             snapshot = [(r.id, r.plan_id) for r in pending]
             cur_ref = f"{pending[0].provider}:{pending[0].region}"
-            current = [
-                (r.planned_start, r.planned_end, float((r.planned or {}).get("energy_kwh") or 0.0))
-                for r in pending
-            ]
-        planned: Planned | None = None
-        failure = ""
-        try:
-            planned = self.ctx.plans.plan(spec, earliest, deadline, now, chunked=True, duration_s=remaining)
-        except CarbonshiftError as exc:
-            failure = f"re-plan failed ({exc}); keeping the current plan"
-        move = False
-        reason = ""
-        gain: float | None = None
+            current = _spans(pending)
+        planned, failure = self._plan_again(
+            lambda: self.ctx.plans.plan(spec, earliest, deadline, now, chunked=True, duration_s=remaining)
+        )
+        verdict = _Verdict()
         if planned is not None:
             new = planned.chosen
-            new_chunks = [(to_epoch_s(a), to_epoch_s(b)) for a, b in new.chunks]
-            old_chunks = [
-                (to_epoch_s(a), to_epoch_s(b)) for a, b, _ in current if a is not None and b is not None
+            same = [(to_epoch_s(a), to_epoch_s(b)) for a, b in new.chunks] == [
+                (to_epoch_s(a), to_epoch_s(b)) for a, b, _ in current
             ]
-            current_kg: float | None = None
-            series = planned.advice.series.get(cur_ref)
-            if series is not None and all(e > 0 for _, _, e in current):
-                with contextlib.suppress(ValueError):
-                    current_kg = sum(
-                        e * series.mean_g_per_kwh(to_epoch_s(a), to_epoch_s(b)) / 1000
-                        for a, b, e in current
-                        if a is not None and b is not None
-                    )
             where = f"{len(new.chunks)} chunk(s) on {new.ref} from {z(new.start)}"
-            if new.ref == cur_ref and new_chunks == old_chunks:
-                gain = 0.0
-                reason = f"kept: the chunks left ({cur_ref}) are still the best ({new.kg_co2e:.4g} kg CO2e on fresh forecasts)"
-            elif current_kg is None:
-                reason = "kept: the chunks left could not be evaluated on fresh forecasts"
-            else:
-                gain, move, reason = self.ctx.plans.gain_verdict(
-                    current_kg,
-                    new.kg_co2e,
-                    lambda pct: (
-                        f"{where} emit {pct:.2f}% less than the chunks left "
-                        f"({current_kg:.4g} -> {new.kg_co2e:.4g} kg CO2e on fresh forecasts)"
-                    ),
-                )
+            verdict = self._verdict(
+                planned,
+                cur_ref,
+                current,
+                f"kept: the chunks left ({cur_ref}) are still the best ({new.kg_co2e:.4g} kg CO2e on fresh "
+                "forecasts)"
+                if new.ref == cur_ref and same
+                else None,
+                "kept: the chunks left could not be evaluated on fresh forecasts",
+                lambda pct, kg: (
+                    f"{where} emit {pct:.2f}% less than the chunks left "
+                    f"({kg:.4g} -> {new.kg_co2e:.4g} kg CO2e on fresh forecasts)"
+                ),
+            )
         launches: list[tuple[str, datetime]] = []
         made: list[str] = []
         with self.store.tx() as s:
@@ -167,52 +152,35 @@ class Replanner:
                 r.state == RunState.WAITING.value and r.plan_id == plan_id
                 for r, (_, plan_id) in zip(pending, snapshot, strict=True)
             )
-            for r in pending:
-                r.last_planned_at = now
-                if kind == "prestart":
-                    r.prestart_replanned = True
-            first = pending[0]
-            if planned is None:
-                self.store.note(s, first, failure, now)
-                return
-            if not unchanged:
-                move = False
-                reason = "superseded: the chunks changed while they were being re-planned"
-            row = self.ctx.plans.plan_row(first, planned, kind, move, reason, gain)
-            s.add(row)
-            s.flush()
-            if not move:
+            stale = "superseded: the chunks changed while they were being re-planned"
+            row = self._record(
+                s, pending, kind, now, planned, failure, verdict if unchanged else verdict.stale(stale)
+            )
+            if row is None or planned is None:
                 return
             job = s.get(JobRow, job_id)
             assert job is not None
             new = planned.chosen
+            first = pending[0]
             first_index = first.chunk_index or 1
             count = first_index - 1 + len(new.chunks)
             total_s = sum((b - a).total_seconds() for a, b in new.chunks)
             base = {**option_dict(new, row.signal or ""), "plan_id": row.id}
+            reason = verdict.reason
             for k, (a, b) in enumerate(new.chunks):
+                index = first_index + k
                 if k < len(pending):
                     r = pending[k]
                 else:
-                    r = self.store.new_run(
-                        s,
-                        job,
-                        max(p.seq for p in pending) + k - len(pending) + 1,
-                        first.nominal,
-                        first.window_earliest,
-                        first.deadline,
-                        int((b - a).total_seconds()),
-                        now,
-                        reason=f"planned: chunk {first_index + k}/{count} of the job, at a re-plan",
-                    )
+                    seq = max(p.seq for p in pending) + k - len(pending) + 1
+                    why = f"planned: chunk {index}/{count} of the job, at a re-plan"
+                    r = self.ctx.chunks.new_chunk_run(s, job, first, seq, a, b, now, why)
                     made.append(r.id)
                 r.provider, r.region, r.zone = new.provider, new.region, new.zone
                 r.plan_id, r.last_planned_at, r.updated_at = row.id, now, now
-                set_chunk(r, base, first_index + k, count, a, b, (b - a).total_seconds() / total_s)
+                set_chunk(r, base, index, count, a, b, (b - a).total_seconds() / total_s)
                 if k < len(pending):
-                    self.store.note(
-                        s, r, f"re-planned ({kind}) as chunk {first_index + k}/{count}: {reason}", now
-                    )
+                    self.store.note(s, r, f"re-planned ({kind}) as chunk {index}/{count}: {reason}", now)
                     launches.append((r.id, a))
             for extra in pending[len(new.chunks) :]:
                 self.store.move(
@@ -236,65 +204,128 @@ class Replanner:
             job = s.get(JobRow, run.job_id)
             assert job is not None and run.planned_end is not None
             spec = parse_jobspec(job.spec, source=f"job {job.id}")
-            plan_id, start, end = run.plan_id, run.planned_start, run.planned_end
+            plan_id, start = run.plan_id, run.planned_start
             cur_ref = f"{run.provider}:{run.region}"
-            energy = float((run.planned or {}).get("energy_kwh") or 0.0)
+            current = _spans([run])
             earliest, deadline = max(run.window_earliest, now), run.deadline
-        planned: Planned | None = None
-        failure = ""
-        try:
-            planned = self.ctx.plans.plan(spec, earliest, deadline, now)
-        except CarbonshiftError as exc:
-            failure = f"re-plan failed ({exc}); keeping the current plan"
-        move = False
-        reason = ""
-        gain: float | None = None
+        planned, failure = self._plan_again(lambda: self.ctx.plans.plan(spec, earliest, deadline, now))
+        verdict = _Verdict()
         if planned is not None:
             new = planned.chosen
-            current_kg: float | None = None
-            series = planned.advice.series.get(cur_ref)
-            if series is not None and energy > 0:
-                with contextlib.suppress(ValueError):
-                    current_kg = energy * series.mean_g_per_kwh(to_epoch_s(start), to_epoch_s(end)) / 1000
-            if new.ref == cur_ref and new.start_s == to_epoch_s(start):
-                gain = 0.0
-                reason = f"kept: {cur_ref} at {z(start)} is still the best ({new.kg_co2e:.4g} kg CO2e on fresh forecasts)"
-            elif current_kg is None:
-                reason = f"kept: the current start ({cur_ref} at {z(start)}) could not be evaluated on fresh forecasts"
-            else:
-                gain, move, reason = self.ctx.plans.gain_verdict(
-                    current_kg,
-                    new.kg_co2e,
-                    lambda pct: (
-                        f"{new.ref} at {z(new.start)} emits {pct:.2f}% less than {cur_ref} at "
-                        f"{z(start)} ({current_kg:.4g} -> {new.kg_co2e:.4g} kg CO2e on fresh forecasts)"
-                    ),
-                )
+            verdict = self._verdict(
+                planned,
+                cur_ref,
+                current,
+                f"kept: {cur_ref} at {z(start)} is still the best ({new.kg_co2e:.4g} kg CO2e on fresh forecasts)"
+                if new.ref == cur_ref and new.start_s == to_epoch_s(start)
+                else None,
+                f"kept: the current start ({cur_ref} at {z(start)}) could not be evaluated on fresh forecasts",
+                lambda pct, kg: (
+                    f"{new.ref} at {z(new.start)} emits {pct:.2f}% less than {cur_ref} at "
+                    f"{z(start)} ({kg:.4g} -> {new.kg_co2e:.4g} kg CO2e on fresh forecasts)"
+                ),
+            )
         new_start: datetime | None = None
         with self.store.tx() as s:
             run = s.get(RunRow, run_id)
             if run is None:
                 return
-            current = run.state == RunState.WAITING.value and run.plan_id == plan_id
-            run.last_planned_at = now
-            if kind == "prestart":
-                run.prestart_replanned = True
-            if planned is None:
-                self.store.note(s, run, failure, now)
-                return
-            if not current:
-                move = False
-                reason = "superseded: the run changed while it was being re-planned"
-            row = self.ctx.plans.plan_row(run, planned, kind, move, reason, gain)
-            s.add(row)
-            s.flush()
-            if move:
+            current_plan = run.state == RunState.WAITING.value and run.plan_id == plan_id
+            stale = "superseded: the run changed while it was being re-planned"
+            row = self._record(
+                s, [run], kind, now, planned, failure, verdict if current_plan else verdict.stale(stale)
+            )
+            if row is not None and planned is not None:
                 fields = self.ctx.plans.planned_fields(planned.chosen, row.signal or "", row.id)
                 for key, value in fields.items():
                     setattr(run, key, value)
                 run.plan_id = row.id
                 run.updated_at = now
                 new_start = planned.chosen.start
-                self.store.note(s, run, f"re-planned ({kind}): {reason}", now)
+                self.store.note(s, run, f"re-planned ({kind}): {verdict.reason}", now)
         if new_start is not None:
             self.ctx.timers.schedule_launch(run_id, new_start)
+
+    # ---- the steps both share ----------------------------------------------------------------------------
+    @staticmethod
+    def _plan_again(plan: Callable[[], Planned]) -> tuple[Planned | None, str]:
+        """A fresh plan, or why there is none (the current plan is then kept)."""
+        try:
+            return plan(), ""
+        except CarbonshiftError as exc:
+            return None, f"re-plan failed ({exc}); keeping the current plan"
+
+    def _verdict(
+        self,
+        planned: Planned,
+        cur_ref: str,
+        current: list[tuple[datetime, datetime, float]],
+        same: str | None,
+        unevaluated: str,
+        words: Callable[[float, float], str],
+    ) -> _Verdict:
+        """Keep or move. `same`: the reason to keep when the fresh plan is what is planned already;
+        `current`: the planned spans on `cur_ref` and their energy (kWh), costed on the fresh forecasts;
+        `words(pct, current_kg)`: the comparison, in words."""
+        if same is not None:
+            return _Verdict(False, same, 0.0)
+        series = planned.advice.series.get(cur_ref)
+        current_kg: float | None = None
+        if series is not None and current and all(e > 0 for _, _, e in current):
+            with contextlib.suppress(ValueError):
+                current_kg = sum(
+                    e * series.mean_g_per_kwh(to_epoch_s(a), to_epoch_s(b)) / 1000 for a, b, e in current
+                )
+        if current_kg is None:
+            return _Verdict(False, unevaluated)
+        kg = current_kg
+        gain, move, reason = self.ctx.plans.gain_verdict(
+            kg, planned.chosen.kg_co2e, lambda pct: words(pct, kg)
+        )
+        return _Verdict(move, reason, gain)
+
+    def _record(
+        self,
+        s: Session,
+        runs: list[RunRow],
+        kind: str,
+        now: datetime,
+        planned: Planned | None,
+        failure: str,
+        verdict: _Verdict,
+    ) -> PlanRow | None:
+        """Every re-plan is kept: the runs were planned now (a pre-start re-plan happens once), a failure
+        is noted on the first, a plan row says what was decided and why. The row when they move."""
+        for r in runs:
+            r.last_planned_at = now
+            if kind == "prestart":
+                r.prestart_replanned = True
+        if planned is None:
+            self.store.note(s, runs[0], failure, now)
+            return None
+        row = self.ctx.plans.plan_row(runs[0], planned, kind, verdict.move, verdict.reason, verdict.gain)
+        s.add(row)
+        s.flush()
+        return row if verdict.move else None
+
+
+@dataclass(frozen=True)
+class _Verdict:
+    """What a re-plan decided: move or keep, why, and the gain (%) when it was costed."""
+
+    move: bool = False
+    reason: str = ""
+    gain: float | None = None
+
+    def stale(self, why: str) -> _Verdict:
+        """The runs changed while they were being re-planned: keep them as they are now."""
+        return _Verdict(False, why, self.gain)
+
+
+def _spans(runs: list[RunRow]) -> list[tuple[datetime, datetime, float]]:
+    """The planned spans of these runs and each one's planned energy (kWh)."""
+    return [
+        (r.planned_start, r.planned_end, float((r.planned or {}).get("energy_kwh") or 0.0))
+        for r in runs
+        if r.planned_start is not None and r.planned_end is not None
+    ]
