@@ -5,13 +5,18 @@ batch/v1 Jobs: create (201; 409 AlreadyExists on an existing name; 404 for a mis
 an invalid name, label value or pod template, as the API server checks them), get, list by label
 selector (`k=v`, `k==v`, `k!=v`, `k`, `!k`), merge or strategic merge patch of an object (415 for JSON
 patch), delete (the propagationPolicy is recorded; a Foreground delete can linger as "being deleted").
-core/v1 pods: list by label selector, for exit codes. Refusals on demand: RBAC (403 naming the verb and
+core/v1 pods: list by label selector, for exit codes. core/v1 Secrets: create (201; 409 AlreadyExists;
+404 for a missing namespace; 422 for an invalid name or data that is not base64; stringData folded into
+data as the API server does), get, merge patch, delete (no garbage collector: a Job's deletion leaves
+the Secrets it owns, so a test sees what the adapter deletes itself). Refusals on demand: RBAC (403 naming the verb and
 resource), a used-up ResourceQuota (403 "exceeded quota"), stale reads (404 for a Job that exists, as
 another daemon's create seen late). Every error body is a Status object, as the API server sends it.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import itertools
 import json
 import re
@@ -24,6 +29,11 @@ LABEL_VALUE = re.compile(r"^(?:[A-Za-z0-9](?:[A-Za-z0-9._-]{0,61}[A-Za-z0-9])?)?
 JOBS = re.compile(r"^/apis/batch/v1/namespaces/([^/]+)/jobs$")
 JOB = re.compile(r"^/apis/batch/v1/namespaces/([^/]+)/jobs/([^/]+)$")
 PODS = re.compile(r"^/api/v1/namespaces/([^/]+)/pods$")
+SECRETS = re.compile(r"^/api/v1/namespaces/([^/]+)/secrets$")
+SECRET = re.compile(r"^/api/v1/namespaces/([^/]+)/secrets/([^/]+)$")
+DNS_SUBDOMAIN = re.compile(
+    r"^(?=.{1,253}$)[a-z0-9](?:[-a-z0-9]*[a-z0-9])?(?:\.[a-z0-9](?:[-a-z0-9]*[a-z0-9])?)*$"
+)
 USER = "system:serviceaccount:ops:carbonshift"
 
 
@@ -79,6 +89,7 @@ class FakeKubernetes(FakeServer):
         self.namespaces = set(namespaces)
         self.jobs: dict[tuple[str, str], dict[str, Any]] = {}  # (namespace, name) -> Job JSON
         self.pods: dict[tuple[str, str], dict[str, Any]] = {}
+        self.secrets: dict[tuple[str, str], dict[str, Any]] = {}  # (namespace, name) -> Secret JSON
         self.forbidden: set[tuple[str, str]] = set()  # (verb, resource) answered 403 by "RBAC"
         self.quota_exceeded = False  # create -> 403 exceeded quota
         self.invalid: str | None = None  # create -> 422 with this field error
@@ -129,6 +140,10 @@ class FakeKubernetes(FakeServer):
             },
         }
 
+    def secret_value(self, name: str, key: str, namespace: str = "default") -> str:
+        """A Secret's value, decoded (the API keeps `data` base64-encoded)."""
+        return base64.b64decode(self.secrets[(namespace, name)]["data"][key]).decode()
+
     def calls(self, method: str, kind: str = "jobs") -> list[Recorded]:
         return [r for r in self.requests if r.method == method and f"/{kind}" in r.path]
 
@@ -167,7 +182,8 @@ class FakeKubernetes(FakeServer):
             ]
             return Answer(200, {"kind": "JobList", "apiVersion": "batch/v1", "metadata": {}, "items": items})
         if m and rec.method == "POST":
-            return self._create(m.group(1), rec)
+            refused = self._refuse_create(m.group(1), rec, "batch/v1", "Job", "jobs")
+            return refused or self._create(m.group(1), rec)
         m = JOB.fullmatch(p)
         if m:
             ns, name = m.groups()
@@ -226,6 +242,13 @@ class FakeKubernetes(FakeServer):
                     200,
                     {"kind": "Status", "apiVersion": "v1", "status": "Success", "details": {"name": name}},
                 )
+        m = SECRETS.fullmatch(p)
+        if m and rec.method == "POST":
+            refused = self._refuse_create(m.group(1), rec, "v1", "Secret", "secrets")
+            return refused or self._create_secret(m.group(1), rec)
+        m = SECRET.fullmatch(p)
+        if m:
+            return self._secret(m.group(1), m.group(2), rec)
         m = PODS.fullmatch(p)
         if m and rec.method == "GET":
             ns = m.group(1)
@@ -240,18 +263,25 @@ class FakeKubernetes(FakeServer):
             return Answer(200, {"kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": items})
         return status(404, "NotFound", f"the server could not find the requested resource ({rec.method} {p})")
 
-    def _create(self, ns: str, rec: Recorded) -> Answer:
+    def _refuse_create(
+        self, ns: str, rec: Recorded, api_version: str, kind: str, resource: str
+    ) -> Answer | None:
+        """The checks every create passes first: JSON of the right kind, RBAC, the namespace."""
         body = rec.body
         if rec.headers.get("content-type", "application/json") != "application/json":
             return status(415, "UnsupportedMediaType", "create takes application/json here")
-        if not isinstance(body, dict) or body.get("kind") != "Job" or body.get("apiVersion") != "batch/v1":
-            return status(400, "BadRequest", "not a batch/v1 Job")
-        name = str(body.get("metadata", {}).get("name", ""))
-        denied = self._forbidden("create", "jobs", ns, name)
+        if not isinstance(body, dict) or body.get("kind") != kind or body.get("apiVersion") != api_version:
+            return status(400, "BadRequest", f"not a {api_version} {kind}")
+        denied = self._forbidden("create", resource, ns, str(body.get("metadata", {}).get("name", "")))
         if denied:
             return denied
         if ns not in self.namespaces:
             return status(404, "NotFound", f'namespaces "{ns}" not found', {"name": ns, "kind": "namespaces"})
+        return None
+
+    def _create(self, ns: str, rec: Recorded) -> Answer:
+        body = rec.body
+        name = str(body.get("metadata", {}).get("name", ""))
         if self.quota_exceeded:
             return status(
                 403,
@@ -288,6 +318,60 @@ class FakeKubernetes(FakeServer):
         )
         self.jobs[(ns, name)] = job
         return Answer(201, job)
+
+    # ---- Secrets ---------------------------------------------------------------------------------------
+    def _create_secret(self, ns: str, rec: Recorded) -> Answer:
+        body = rec.body
+        name = str(body.get("metadata", {}).get("name", ""))
+        secret = json.loads(json.dumps(body))
+        data = dict(secret.get("data") or {})
+        for key, value in (secret.pop("stringData", None) or {}).items():
+            data[key] = base64.b64encode(str(value).encode()).decode()
+        problems = [] if DNS_SUBDOMAIN.match(name) else [f"metadata.name: Invalid value: {name!r}"]
+        for key, value in data.items():
+            try:
+                base64.b64decode(str(value), validate=True)
+            except (binascii.Error, ValueError):
+                problems.append(f"data[{key}]: Invalid value: not base64")
+        if problems:
+            return status(
+                422,
+                "Invalid",
+                f'Secret "{name}" is invalid: ' + ", ".join(problems),
+                {"name": name, "kind": "Secret"},
+            )
+        if (ns, name) in self.secrets:
+            return status(
+                409, "AlreadyExists", f'secrets "{name}" already exists', {"name": name, "kind": "secrets"}
+            )
+        secret["data"] = data
+        secret["metadata"].update(
+            namespace=ns, uid=f"uid-{next(self.counter)}", resourceVersion=str(next(self.counter))
+        )
+        self.secrets[(ns, name)] = secret
+        return Answer(201, secret)
+
+    def _secret(self, ns: str, name: str, rec: Recorded) -> Answer:
+        verb = {"GET": "get", "PATCH": "patch", "DELETE": "delete"}.get(rec.method, "")
+        denied = self._forbidden(verb, "secrets", ns, name)
+        if denied:
+            return denied
+        secret = self.secrets.get((ns, name))
+        if secret is None or not verb:
+            return status(404, "NotFound", f'secrets "{name}" not found', {"name": name, "kind": "secrets"})
+        if verb == "get":
+            return Answer(200, secret)
+        if verb == "delete":
+            del self.secrets[(ns, name)]
+            return Answer(
+                200, {"kind": "Status", "apiVersion": "v1", "status": "Success", "details": {"name": name}}
+            )
+        if not isinstance(rec.body, dict):
+            return status(400, "BadRequest", "a merge patch is a JSON object")
+        patched = merge_patch(secret, rec.body)
+        patched["metadata"]["resourceVersion"] = str(next(self.counter))
+        self.secrets[(ns, name)] = patched
+        return Answer(200, patched)
 
     @staticmethod
     def _validate(body: dict[str, Any]) -> list[str]:

@@ -6,6 +6,8 @@ cluster, and the scheduler placing a spec on `kubernetes:NAME` and running it th
 
 from __future__ import annotations
 
+import json
+import logging
 import sys
 from collections.abc import Iterator
 from datetime import timedelta
@@ -28,6 +30,7 @@ from carbonshift.providers.kubernetes import (
     job_body,
     job_name,
     label_value,
+    secret_name,
 )
 from carbonshift.providers.registry import get_provider
 from tests.providers.conftest import NOW, make_request, make_spec
@@ -124,6 +127,7 @@ def test_prepare_creates_a_suspended_job_with_annotations_labels_resources_and_t
         "limits": {"nvidia.com/gpu": "2"},
     }
     assert "tok" not in str(body)  # the run's report token never goes into the cluster's objects
+    assert kube.secrets == {}  # a token without a report URL: nothing to send, no Secret
 
     assert handle.provider == "kubernetes" and handle.region == CLUSTER and handle.run_id == "run-k8s-1"
     assert handle.instance_id == f"{NS}/{name}"
@@ -268,6 +272,121 @@ def test_find_by_label_checks_the_exact_run_id_and_managed_lists_them(kube: Fake
     assert sorted(h.run_id for h in k8s.managed()) == ["run-a", "run-b"]
     assert {h.instance_id for h in k8s.managed()} == {a.instance_id, b.instance_id}
     assert k8s.regions() == [CLUSTER]
+
+
+# ---- the report comes back over HTTP, its token in a per-run Secret ---------------------------------------
+
+TOKEN = "tok-Zq8_the-runs-own-report-token"
+REPORT_URL = "https://carbonshift.example/api/v1/runs/run-back/report"
+
+
+def reporting(run_id: str = "run-back", token: str = TOKEN, **kwargs: Any) -> Any:
+    return make_request(CLUSTER, run_id=run_id, report_url=REPORT_URL, report_token=token, **kwargs)
+
+
+def test_the_report_token_is_in_a_per_run_secret_and_never_in_the_job(
+    kube: FakeKubernetes, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    k8s = provider(kube)
+    handle = k8s.launch(reporting())
+    name, secret = job_name("run-back"), secret_name("run-back")
+
+    stored = kube.secrets[(NS, secret)]
+    assert kube.secret_value(secret, "token", NS) == TOKEN
+    assert stored["type"] == "Opaque" and stored["metadata"]["labels"][LABEL_RUN] == "run-back"
+    assert stored["metadata"]["annotations"][LABEL_RUN] == "run-back"
+    job = kube.job(name, NS)
+    assert stored["metadata"]["ownerReferences"] == [
+        {"apiVersion": "batch/v1", "kind": "Job", "name": name, "uid": job["metadata"]["uid"]}
+    ]  # the garbage collector deletes it with the Job, whoever deletes the Job
+    order = [r.path.rsplit("/", 1)[-1] for r in kube.requests if r.method == "POST"]
+    assert order == ["secrets", "jobs"]  # the Secret exists before the Job's pod can start
+
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    assert container["command"][:8] == [
+        "carbonshift", "track", "--region", "aws:us-east-1", "--report", "/tmp/report.json",
+        "--report-url", REPORT_URL,
+    ]  # fmt: skip
+    assert container["command"][8:] == ["--", "python", "train.py"]
+    assert container["env"][-1] == {
+        "name": "CARBONSHIFT_REPORT_TOKEN",
+        "valueFrom": {"secretKeyRef": {"name": secret, "key": "token"}},
+    }
+    sent = [r for r in kube.requests if "/jobs" in r.path]
+    assert TOKEN not in json.dumps([r.body for r in sent]) + json.dumps(job)
+    assert TOKEN not in repr(handle) + caplog.text
+
+    # idempotent: a relaunch reuses the Secret as it is (read, not written: it is owned already)
+    (owned,) = kube.calls("PATCH", "secrets")
+    assert list(owned.body) == ["metadata"]
+    assert k8s.launch(reporting()) == handle
+    assert len(kube.calls("POST", "secrets")) == 1 and len(kube.calls("PATCH", "secrets")) == 1
+    assert list(kube.secrets) == [(NS, secret)]
+
+    # cancel: the Job and its Secret go
+    k8s.terminate(handle)
+    assert kube.jobs == {} and kube.secrets == {}
+    k8s.terminate(handle)  # again: nothing left, no error
+    assert TOKEN not in caplog.text
+
+
+def test_prepare_makes_the_secret_and_launch_at_the_start_keeps_it(kube: FakeKubernetes) -> None:
+    start = NOW + timedelta(hours=2)
+    prepared = provider(kube).prepare(reporting(not_before=start))
+    assert kube.job(prepared.details["job"], NS)["spec"]["suspend"] is True
+    assert kube.secret_value(secret_name("run-back"), "token", NS) == TOKEN
+    patches = len(kube.calls("PATCH", "secrets"))  # the owner, once
+    provider(kube, now=start).launch(reporting(not_before=start))
+    assert len(kube.calls("POST", "secrets")) == 1 and len(kube.calls("PATCH", "secrets")) == patches == 1
+    assert len(kube.secrets) == 1
+
+
+def test_a_new_token_for_the_run_replaces_the_secrets_value(kube: FakeKubernetes) -> None:
+    provider(kube).launch(reporting())
+    provider(kube).launch(reporting(token="tok-minted-again"))
+    assert kube.secret_value(secret_name("run-back"), "token", NS) == "tok-minted-again"
+    (patch,) = [p for p in kube.calls("PATCH", "secrets") if "data" in p.body]
+    assert list(patch.body) == ["data"] and len(kube.secrets) == 1
+
+
+def test_a_job_that_cannot_be_created_takes_its_secret_with_it(kube: FakeKubernetes) -> None:
+    kube.quota_exceeded = True
+    with pytest.raises(CapacityError) as info:
+        provider(kube).launch(reporting())
+    assert kube.secrets == {} and kube.jobs == {}
+    assert TOKEN not in str(info.value)
+
+
+def test_secret_refusals_are_clear_and_never_show_the_token(kube: FakeKubernetes) -> None:
+    kube.forbidden.add(("create", "secrets"))
+    with pytest.raises(ProviderError) as info:
+        provider(kube).launch(reporting())
+    text = str(info.value)
+    assert "RBAC forbids create on secrets (API group core)" in text and "delete on secrets" in text
+    assert kube.jobs == {} and TOKEN not in text  # no Job whose pod would wait for a missing Secret
+
+    kube.forbidden.clear()
+    provider(kube).launch(reporting(run_id="run-other"))
+    theirs = kube.secrets.pop((NS, secret_name("run-other")))
+    theirs["metadata"]["name"] = secret_name("run-back")
+    kube.secrets[(NS, secret_name("run-back"))] = theirs
+    with pytest.raises(ProviderError, match="not this run's") as info:
+        provider(kube).launch(reporting())
+    assert TOKEN not in str(info.value) and (NS, job_name("run-back")) not in kube.jobs
+
+    kube.forbidden.add(("delete", "secrets"))  # a refused delete is logged: the GC removes it anyway
+    handle = provider(kube).find("run-other", CLUSTER)
+    assert handle is not None
+    provider(kube).terminate(handle)
+    assert (NS, job_name("run-other")) not in kube.jobs
+
+
+def test_no_tracker_means_no_token_and_no_secret(kube: FakeKubernetes) -> None:
+    provider(kube, track=False).launch(reporting())
+    (container,) = kube.calls("POST")[0].body["spec"]["template"]["spec"]["containers"]
+    assert container["command"] == ["python", "train.py"]
+    assert kube.secrets == {} and all("valueFrom" not in e for e in container["env"])
 
 
 # ---- status, terminate, gone ---------------------------------------------------------------------------------

@@ -15,6 +15,16 @@ sits in (`cluster_locations`), so the planner places specs on it like on any reg
   token mounted; `restartPolicy: Never`, `backoffLimit: 0`, `activeDeadlineSeconds` up to the deadline,
   `ttlSecondsAfterFinished` as a backstop to the scheduler's own release.
 
+The report comes back over HTTP, as from a cloud VM: a pod shares no filesystem with the scheduler.
+When the request carries the run's report URL and token, the tracker gets `--report-url URL` and the
+token from CARBONSHIFT_REPORT_TOKEN, which the container takes from a per-run core/v1 Secret
+(`secretKeyRef`; the Secret is named after the Job, labelled with the run id, and owned by the Job, so
+the garbage collector removes it with the Job, and `terminate` deletes it at once). The token is thus
+never in the Job, its pods' specs, labels, annotations, logs or errors; whoever may read Secrets in the
+namespace can read it, and it allows nothing but posting this run's report. The Secret is made before
+the Job (a pod never waits for it), then given the Job as its owner; a Job that cannot be created takes
+its Secret with it.
+
 `launch` runs the Job now: it creates it unsuspended, or resumes (`spec.suspend: false`) the Job that
 `prepare` created suspended ahead of its planned start; both are idempotent (a Job that exists, or a
 409 on create, is read and returned). Kubernetes has no "start at" for a Job, so a suspended Job waits
@@ -27,7 +37,9 @@ plan's next option; other 403s name the RBAC verb and resource that are missing;
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
 import json
 import logging
 import math
@@ -50,6 +62,7 @@ from carbonshift.providers.base import (
 )
 from carbonshift.providers.common import import_sdk, resource_name, scrub
 from carbonshift.timeutil import isoformat_z
+from carbonshift.tracker.sendback import REPORT_TOKEN_ENV
 
 log = logging.getLogger("carbonshift.providers")
 
@@ -64,6 +77,8 @@ ANN_DEADLINE = "carbonshift.io/deadline"
 ANN_REGION = "carbonshift.io/region"
 ANN_RESUMED = "carbonshift.io/resumed-at"
 CONTAINER = "job"
+SECRET_KEY = "token"  # the report token's key in the run's Secret
+_SECRET_METHODS = {"get": "read", "patch": "patch", "delete": "delete"}  # verb -> CoreV1Api method
 REPORT_PATH = "/tmp/report.json"
 GPU_RESOURCE = "nvidia.com/gpu"
 REQUEST_TIMEOUT_S = 30.0
@@ -91,6 +106,16 @@ def label_value(text: str) -> str:
     return f"{folded}-{digest}" if folded else digest
 
 
+def secret_name(run_id: str) -> str:
+    """The run's report-token Secret: the Job's name plus `-report` (a valid Secret name)."""
+    return f"{job_name(run_id)}-report"
+
+
+def sends_report(request: LaunchRequest, cluster: KubernetesCluster) -> bool:
+    """Whether the run's tracker POSTs its report: it runs, and the request has a URL and a token."""
+    return bool(cluster.track and request.report_url and request.report_token)
+
+
 def _spec_labels(spec: Any) -> dict[str, str]:
     """team and project from the spec's `labels`, when the spec has them (a mapping or a model)."""
     labels = getattr(spec, "labels", None)
@@ -114,7 +139,8 @@ def job_command(request: LaunchRequest, cluster: KubernetesCluster) -> list[str]
     if not cluster.track:
         return job
     where = ["--region", cluster.region] if cluster.region else ["--zone", str(cluster.zone)]
-    return ["carbonshift", "track", *where, "--report", REPORT_PATH, "--", *job]
+    back = ["--report-url", str(request.report_url)] if sends_report(request, cluster) else []
+    return ["carbonshift", "track", *where, "--report", REPORT_PATH, *back, "--", *job]
 
 
 def job_resources(request: LaunchRequest) -> dict[str, Any]:
@@ -159,8 +185,11 @@ def job_body(
         ANN_DEADLINE: isoformat_z(request.deadline),
         ANN_REGION: cluster.region or str(cluster.zone),
     }
-    env = [{"name": k, "value": v} for k, v in spec.env.items()]
+    env: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in spec.env.items()]
     env.append({"name": "CARBONSHIFT_RUN_ID", "value": request.run_id})
+    if sends_report(request, cluster):
+        ref = {"name": secret_name(request.run_id), "key": SECRET_KEY}
+        env.append({"name": REPORT_TOKEN_ENV, "valueFrom": {"secretKeyRef": ref}})
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -194,6 +223,31 @@ def job_body(
             },
         },
     }
+
+
+def secret_body(request: LaunchRequest, cluster: KubernetesCluster) -> dict[str, Any]:
+    """The run's core/v1 Secret holding its report token (the only place the token goes)."""
+    token = str(request.report_token or "")
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": {
+            "name": secret_name(request.run_id),
+            "namespace": cluster.namespace,
+            "labels": {LABEL_RUN: label_value(request.run_id), LABEL_MANAGED_BY: "carbonshift"},
+            "annotations": {LABEL_RUN: request.run_id},
+        },
+        "data": {SECRET_KEY: base64.b64encode(token.encode("utf-8")).decode("ascii")},
+    }
+
+
+def _owner_reference(job: dict[str, Any]) -> dict[str, Any] | None:
+    """The Job as the owner of its Secret (None without a uid, as from a fake or a stale read)."""
+    meta = job.get("metadata") or {}
+    if not meta.get("uid"):
+        return None
+    return {"apiVersion": "batch/v1", "kind": "Job", "name": meta.get("name"), "uid": meta["uid"]}
 
 
 # ---- the catalog: a location per cluster ---------------------------------------------------------------------
@@ -264,6 +318,19 @@ def _suspended(job: dict[str, Any]) -> bool:
 
 def _annotations(job: dict[str, Any]) -> dict[str, str]:
     return dict((job.get("metadata") or {}).get("annotations") or {})
+
+
+def _check_run(cluster_name: str, kind: str, obj: dict[str, Any], run_id: str) -> None:
+    """An object of the run's name that is not the run's (its run-id annotation) is not taken over."""
+    owner = _annotations(obj).get(LABEL_RUN)
+    if owner != run_id:
+        meta = obj.get("metadata") or {}
+        raise ProviderError(
+            PROVIDER,
+            f"launch on cluster {cluster_name}: {kind} {meta.get('namespace')}/{meta.get('name')} exists "
+            f"but is not this run's (its {LABEL_RUN} annotation is {owner!r}); delete it or use another "
+            "namespace",
+        )
 
 
 class KubernetesProvider:
@@ -352,7 +419,8 @@ class KubernetesProvider:
 
     def terminate(self, handle: Handle) -> None:
         """Delete the Job with foreground propagation: the Job stays visible (being deleted) until its
-        pods are gone, so `gone` (404) means nothing of the run is left. No error if it is gone."""
+        pods are gone, so `gone` (404) means nothing of the run is left. No error if it is gone. The
+        run's report-token Secret goes too (the garbage collector would remove it with the Job)."""
         cluster, namespace, name = self._where(handle)
         batch, _ = self._client(handle.region, cluster)
         try:
@@ -365,12 +433,13 @@ class KubernetesProvider:
                 propagation_policy="Foreground",
             )
         except _HttpError as exc:
-            if exc.status == 404:
-                return
-            raise self._mapped(exc, handle.region, namespace, "terminate", "delete", "jobs") from None
-        log.info(
-            "kubernetes: deleting Job %s/%s on %s (run %s)", namespace, name, handle.region, handle.run_id
-        )
+            if exc.status != 404:
+                raise self._mapped(exc, handle.region, namespace, "terminate", "delete", "jobs") from None
+        else:
+            log.info(
+                "kubernetes: deleting Job %s/%s on %s (run %s)", namespace, name, handle.region, handle.run_id
+            )
+        self._drop_secret(handle.region, cluster, namespace, handle.run_id)
 
     def gone(self, handle: Handle) -> bool:
         _, namespace, name = self._where(handle)
@@ -391,6 +460,10 @@ class KubernetesProvider:
         cluster = self._cluster(cluster_name)
         namespace, name = cluster.namespace, job_name(request.run_id)
         job = self._read(cluster_name, namespace, name, "look the run up")
+        if job is not None:
+            _check_run(cluster_name, "Job", job, request.run_id)
+        # the token's Secret first: the Job's pod must find it when it starts
+        secret = self._put_secret(cluster_name, cluster, request) if sends_report(request, cluster) else None
         if job is None:
             body = job_body(request, cluster_name, cluster, suspend=suspend, start=start)
             batch, _ = self._client(cluster_name, cluster)
@@ -412,6 +485,8 @@ class KubernetesProvider:
                 )
             except _HttpError as exc:
                 if exc.status != 409:
+                    if secret is not None:  # no Job to own it: it would stay behind
+                        self._drop_secret(cluster_name, cluster, namespace, request.run_id)
                     raise self._mapped(exc, cluster_name, namespace, "launch", "create", "jobs") from None
                 # a retry that raced the first create (another daemon, an earlier call that timed out)
                 job = self._read(cluster_name, namespace, name, "read the existing Job")
@@ -421,13 +496,9 @@ class KubernetesProvider:
                         f"launch on cluster {cluster_name}: Job {namespace}/{name} already exists, "
                         "yet cannot be read",
                     ) from None
-        owner = _annotations(job).get(LABEL_RUN)
-        if owner != request.run_id:
-            raise ProviderError(
-                PROVIDER,
-                f"launch on cluster {cluster_name}: Job {namespace}/{name} exists but is not this run's "
-                f"(its {LABEL_RUN} annotation is {owner!r}); delete it or use another namespace",
-            )
+        _check_run(cluster_name, "Job", job, request.run_id)
+        if secret is not None:
+            self._adopt_secret(cluster_name, cluster, secret, job)
         if _suspended(job):
             if not suspend:
                 job = self._resume(cluster_name, cluster, namespace, name, request)
@@ -491,6 +562,75 @@ class KubernetesProvider:
             )
         except _HttpError as exc:
             raise self._mapped(exc, cluster_name, namespace, action, "patch", "jobs") from None
+
+    # ---- the report token's Secret ------------------------------------------------------------------------
+    def _put_secret(
+        self, cluster_name: str, cluster: KubernetesCluster, request: LaunchRequest
+    ) -> dict[str, Any]:
+        """The run's Secret with its current token: created, or the existing one (a relaunch) reused,
+        its token replaced only if it changed. Someone else's Secret of that name is not taken over."""
+        namespace, name = cluster.namespace, secret_name(request.run_id)
+        body = secret_body(request, cluster)
+        secret = self._secret_call(cluster_name, cluster, namespace, "get", name)
+        if secret is None:
+            _, core = self._client(cluster_name, cluster)
+            try:
+                created = self._request(cluster_name, cluster, core.create_namespaced_secret, namespace, body)
+            except _HttpError as exc:
+                if exc.status != 409:
+                    raise self._mapped(exc, cluster_name, namespace, "launch", "create", "secrets") from None
+            else:
+                log.info("kubernetes: created Secret %s/%s for run %s", namespace, name, request.run_id)
+                return created
+            # a create that raced another: use that one
+            secret = self._secret_call(cluster_name, cluster, namespace, "get", name)
+            if secret is None:
+                raise ProviderError(
+                    PROVIDER,
+                    f"launch on cluster {cluster_name}: Secret {namespace}/{name} exists, yet cannot be read",
+                )
+        _check_run(cluster_name, "Secret", secret, request.run_id)
+        have = str((secret.get("data") or {}).get(SECRET_KEY) or "")
+        if hmac.compare_digest(have, body["data"][SECRET_KEY]):
+            return secret
+        patched = self._secret_call(cluster_name, cluster, namespace, "patch", name, {"data": body["data"]})
+        return patched if patched is not None else secret
+
+    def _adopt_secret(
+        self, cluster_name: str, cluster: KubernetesCluster, secret: dict[str, Any], job: dict[str, Any]
+    ) -> None:
+        """Make the Job the Secret's owner (once), so the garbage collector deletes the Secret with the
+        Job, whoever deletes it (the scheduler, ttlSecondsAfterFinished, a person)."""
+        owner = _owner_reference(job)
+        meta = secret.get("metadata") or {}
+        if owner is None or any(ref.get("uid") == owner["uid"] for ref in meta.get("ownerReferences") or ()):
+            return
+        patch = {"metadata": {"ownerReferences": [owner]}}
+        self._secret_call(cluster_name, cluster, cluster.namespace, "patch", str(meta.get("name")), patch)
+
+    def _drop_secret(
+        self, cluster_name: str, cluster: KubernetesCluster, namespace: str, run_id: str
+    ) -> None:
+        """Delete the run's Secret, if any. Best effort: its owner reference has the garbage collector
+        remove it with the Job anyway, so a refusal here is logged, not raised."""
+        try:
+            self._secret_call(cluster_name, cluster, namespace, "delete", secret_name(run_id))
+        except ProviderError as exc:
+            log.warning("kubernetes: the report Secret of run %s was not deleted: %s", run_id, exc)
+
+    def _secret_call(
+        self, cluster_name: str, cluster: KubernetesCluster, namespace: str, verb: str, name: str, *body: Any
+    ) -> dict[str, Any] | None:
+        """get, patch or delete the Secret `name`; None when there is no such Secret."""
+        _, core = self._client(cluster_name, cluster)
+        method = getattr(core, f"{_SECRET_METHODS[verb]}_namespaced_secret")
+        try:
+            return self._request(cluster_name, cluster, method, name, namespace, *body)
+        except _HttpError as exc:
+            if exc.status == 404 and exc.details.get("kind") != "namespaces":
+                return None
+            action = f"{verb} the report Secret {name}"
+            raise self._mapped(exc, cluster_name, namespace, action, verb, "secrets") from None
 
     # ---- lookups ----------------------------------------------------------------------------------------
     def _read(self, cluster_name: str, namespace: str, name: str, action: str) -> dict[str, Any] | None:
@@ -637,6 +777,7 @@ class KubernetesProvider:
         what to fix."""
         message = scrub(exc.message or exc.reason)
         group = "batch" if resource == "jobs" else "core"
+        kind = {"jobs": "Job", "secrets": "Secret"}.get(resource, resource)
         where = f"namespace {namespace} of cluster {cluster_name}"
         if exc.status == 403 and "exceeded quota" in message.lower():
             return CapacityError(PROVIDER, cluster_name, message, "ExceededQuota")
@@ -645,7 +786,8 @@ class KubernetesProvider:
                 PROVIDER,
                 f"{action}: RBAC forbids {verb} on {resource} (API group {group}) in {where}; grant the "
                 f"daemon's identity ({self._how(cluster_name, self._cluster(cluster_name))}) a Role with "
-                f"verbs create, get, list, patch, delete on jobs and get, list on pods: {message}",
+                f"verbs create, get, list, patch, delete on jobs, get, list on pods and create, get, patch, "
+                f"delete on secrets (the runs' report tokens): {message}",
             )
         if exc.status == 401:
             return ProviderError(
@@ -661,7 +803,7 @@ class KubernetesProvider:
             )
         if exc.status == 422:
             return ProviderError(
-                PROVIDER, f"{action} in {where}: the API server refused the Job as invalid: {message}"
+                PROVIDER, f"{action} in {where}: the API server refused the {kind} as invalid: {message}"
             )
         return ProviderError(
             PROVIDER, f"{action} in {where} failed: HTTP {exc.status} {exc.reason}: {message}"
@@ -735,4 +877,6 @@ __all__ = [
     "job_body",
     "job_name",
     "label_value",
+    "secret_body",
+    "secret_name",
 ]
