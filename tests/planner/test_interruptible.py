@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import itertools
-from unittest.mock import patch
+import math
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from carbonshift.planner import interruptible
 from carbonshift.planner.contiguous import best_start
-from carbonshift.planner.interruptible import ChunkPlan, cheapest_chunks, cheapest_chunks_many, choose_grid
+from carbonshift.planner.interruptible import (
+    ChunkPlan,
+    SlotGrid,
+    cheapest_chunks,
+    cheapest_chunks_many,
+    slot_grid,
+)
 
 from .helpers import emissions
 
@@ -34,6 +39,36 @@ def enumerate_best(edges: list[int], values: list[float], lo: int, hi: int, d: i
         if ok and run >= m:
             best = min(best, sum(slot_cost[i] for i in combo))
     return best
+
+
+def fine_grid_best(edges: list[int], values: list[float], lo: int, hi: int, d: int, m: int, u: int) -> float:
+    """Least emissions over every schedule whose chunk ends lie on lo + u*Z (u dividing the window,
+    the duration, min_chunk and every edge's offset from lo: the optimum then lies on that grid).
+    A plain dynamic programme over every u-second slot, as enumeration would find it, without
+    the planner's slot grid, front and back pieces or part slot."""
+    m = min(m, d)
+    n, k, big_m = (hi - lo) // u, d // u, m // u
+    idx = np.searchsorted(np.asarray(edges), lo + u * np.arange(n), side="right") - 1
+    cost = np.asarray(values, dtype=np.float64)[idx] * u
+    prefix = np.concatenate(([0.0], np.cumsum(cost)))
+    ring = np.full((big_m + 1, k + 1), math.inf)  # F at the last big_m + 1 points
+    f = np.full(k + 1, math.inf)
+    f[0] = 0.0
+    ring[0] = f
+    g = np.full(k + 1, math.inf)  # a chunk of at least big_m slots ends here
+    for i in range(1, n + 1):
+        g_next = np.full(k + 1, math.inf)
+        g_next[1:] = g[:-1] + cost[i - 1]
+        if i >= big_m:
+            np.minimum(
+                g_next[big_m:],
+                ring[(i - big_m) % (big_m + 1)][: k + 1 - big_m] + (prefix[i] - prefix[i - big_m]),
+                out=g_next[big_m:],
+            )
+        f = np.minimum(f, g)
+        ring[i % (big_m + 1)] = f
+        g = g_next
+    return float(min(f[k], g[k]))
 
 
 def check_valid(
@@ -101,30 +136,73 @@ def unaligned_problems(draw: st.DrawFn) -> tuple[list[int], list[float], int, in
     return edges, values, lo, hi, d, m
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(unaligned_problems())
-def test_unaligned_window_is_optimal_on_the_data_grid_and_never_worse_than_contiguous(
+def test_unaligned_window_is_the_exact_optimum(
+    problem: tuple[list[int], list[float], int, int, int, int],
+) -> None:
+    """5-minute data, earliest and deadline off its step (as with `now`): the exact optimum over
+    every real schedule, which lies on the grid of their common divisor."""
+    edges, values, lo, hi, d, m = problem
+    plan = cheapest_chunks(edges, values, lo, hi, d, m)
+    check_valid(plan, edges, values, lo, hi, d, m)
+    assert plan.exact
+    _, contiguous_mean = best_start(edges, values, lo, hi - d, d)
+    assert plan.mean_g_per_kwh <= contiguous_mean + 1e-9 * max(values) * (edges[-1] - edges[0]) / d
+    u = math.gcd(300, lo - edges[0], hi - edges[0], d, m)
+    best = fine_grid_best(edges, values, lo, hi, d, m, u)
+    # ties within 1e-9 of the series' scale count as equal (see contiguous.TIE_RTOL)
+    assert plan.mean_g_per_kwh * d == pytest.approx(best, rel=1e-9, abs=1e-8 * max(values) * (hi - lo) + 1e-9)
+
+
+@st.composite
+def scaled_unaligned_problems(draw: st.DrawFn) -> tuple[list[int], list[float], int, int, int, int]:
+    """Small steps (4 .. 12 s), windows off them, min_chunk off them too: checked against every
+    1-second schedule."""
+    n = draw(st.integers(4, 14))
+    widths = draw(st.lists(st.sampled_from([4, 6, 8, 12]), min_size=n, max_size=n))
+    values = draw(st.lists(st.integers(0, 6), min_size=n, max_size=n))
+    edges = [7]
+    for w in widths:
+        edges.append(edges[-1] + w)
+    lo = draw(st.integers(edges[0], edges[-1] - 4))
+    hi = draw(st.integers(lo + 4, edges[-1]))
+    m = draw(st.sampled_from([2, 3, 4, 6, 8]))
+    d = draw(st.integers(min(2 * m, hi - lo), hi - lo))
+    return edges, [float(v) for v in values], lo, hi, d, m
+
+
+@settings(max_examples=200, deadline=None)
+@given(scaled_unaligned_problems())
+def test_windows_and_min_chunks_off_the_step_equal_every_one_second_schedule(
     problem: tuple[list[int], list[float], int, int, int, int],
 ) -> None:
     edges, values, lo, hi, d, m = problem
-    with patch.object(interruptible, "MAX_SLOTS", 40):  # as a 72 h window on a 1 s grid would
-        plan = cheapest_chunks(edges, values, lo, hi, d, m)
+    plan = cheapest_chunks(edges, values, lo, hi, d, m)
     check_valid(plan, edges, values, lo, hi, d, m)
-    _, contiguous_mean = best_start(edges, values, lo, hi - d, d)
-    assert plan.mean_g_per_kwh <= contiguous_mean + 1e-9 * max(values) * (edges[-1] - edges[0]) / d
-    # enumerate the slot grid inside the window: the planner must match it or beat it (contiguous)
-    g_lo, g_hi = edges[1], edges[-2]
-    k, mm = d // 300, min(m, d) // 300
-    slot_cost = [
-        emissions(edges, values, g_lo + 300 * i, g_lo + 300 * (i + 1)) for i in range((g_hi - g_lo) // 300)
-    ]
-    best = float("inf")
-    for combo in itertools.combinations(range(len(slot_cost)), k):
-        runs = [len(list(g)) for _, g in itertools.groupby(enumerate(combo), key=lambda p: p[1] - p[0])]
-        if min(runs) >= mm:
-            best = min(best, sum(slot_cost[i] for i in combo))
-    # ties within 1e-9 of the series' scale count as equal (see contiguous.TIE_RTOL)
-    assert plan.mean_g_per_kwh * d <= best + 1e-8 * max(values) * (edges[-1] - edges[0]) + 1e-9
+    assert plan.exact
+    assert plan.mean_g_per_kwh * d == pytest.approx(fine_grid_best(edges, values, lo, hi, d, m, 1), abs=1e-9)
+
+
+def test_a_long_job_off_the_data_step_is_exact() -> None:
+    """6.5 h in a 24 h window that starts 207 s off the 5-minute data: the old programme left the
+    exact 3-second grid (28,800 slots) for the data's step, and lost the partial steps at both ends."""
+    rng = np.random.default_rng(7)
+    base = 1_790_000_100 - 1_790_000_100 % 300
+    n = 26 * 12
+    edges = [base + 300 * i for i in range(n + 1)]
+    t = np.arange(n)
+    values = (250 + 120 * np.sin(t / 288 * 2 * np.pi) + rng.normal(0, 30, n)).round(1).tolist()
+    lo = base + 207
+    hi = lo + 24 * 3600
+    d, m = 6 * 3600 + 1800, 1800
+    plan = cheapest_chunks(edges, values, lo, hi, d, m)
+    check_valid(plan, edges, values, lo, hi, d, m)
+    assert plan.exact and plan.method == "dp"
+    u = math.gcd(300, lo - base, hi - base, d, m)
+    assert u == 3
+    best = fine_grid_best(edges, values, lo, hi, d, m, u)
+    assert plan.mean_g_per_kwh * d == pytest.approx(best, rel=1e-12)
 
 
 def test_no_minimum_takes_the_cheapest_time_first_ties_earliest() -> None:
@@ -180,23 +258,19 @@ def test_many_series_at_once_equal_one_at_a_time() -> None:
         assert many[r].mean_g_per_kwh == pytest.approx(one.mean_g_per_kwh)
 
 
-def test_grid_choice() -> None:
+def test_slot_grid() -> None:
     edges = np.array([0, 300, 600, 900, 1200])
-    assert choose_grid(edges, 0, 1200, 600, 300) == (300, 0, 1200, True)
-    # a short window off the grid: a 1 s grid is small enough to be exact
-    assert choose_grid(edges + 1_790_000_100, 1_790_000_107, 1_790_001_280, 600, 300) == (
-        1,
-        1_790_000_107,
-        1_790_001_280,
-        True,
-    )
-    # 72 h off the grid: 1 s slots are too many; the data's 300 s step inside the window is used
-    long_edges = 1_790_000_100 + 300 * np.arange(865)
-    lo, hi = 1_790_000_107, int(long_edges[-1]) - 13
-    found = choose_grid(long_edges, lo, hi, 4 * 3600, 1800)
-    assert found == (300, 1_790_000_400, int(long_edges[-2]), False)
-    # a duration off every step: only the contiguous run is left
-    assert choose_grid(long_edges, lo, hi, 4 * 3600 + 7, 1800) is None
+    assert slot_grid(edges, 0, 1200, 600, 300) == SlotGrid(300, 0, 4)
+    # a window off the data's step: slots stay on the data's edges, the ends are pieces of their own
+    base = 1_790_000_100
+    assert slot_grid(edges + base, base + 107, base + 1180, 600, 300) == SlotGrid(300, base + 300, 2)
+    # min_chunk off the step: slots of their common divisor
+    assert slot_grid(edges, 0, 1200, 3000, 1000) == SlotGrid(100, 0, 12)
+    # hourly data and an hour's min_chunk: hour slots
+    hourly = 3600 * np.arange(25)
+    assert slot_grid(hourly, 1800, 20 * 3600, 6 * 3600, 3600) == SlotGrid(3600, 3600, 19)
+    # no edge inside the window: one intensity throughout
+    assert slot_grid(edges, 310, 590, 100, 50) is None
 
 
 def test_rejects_a_window_shorter_than_the_job() -> None:

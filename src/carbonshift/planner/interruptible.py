@@ -1,44 +1,40 @@
 """The cheapest set of times, inside a window, that adds up to an interruptible job's duration.
 
 The rule for chunks: every maximal run of selected time (a chunk) is at least
-``min(min_chunk, duration)`` long. So a job no longer than `min_chunk` runs in one piece, and
+``m = min(min_chunk, duration)`` long. So a job no longer than `min_chunk` runs in one piece, and
 ``min_chunk = 0`` means any split is allowed. Touching chunks are one chunk.
 
-What is guaranteed:
+Every answer is the exact optimum over all real-valued schedules (`exact=True`):
 
-* ``min_chunk = 0``: the exact optimum over all real-valued schedules. Cheapest time first (a
-  fractional knapsack with unit weights): whole intervals by increasing intensity, ties earliest, then
-  part of the next one. The part is taken at the interval's start, or at its end when only the
-  following interval is selected, so it joins a chunk (the cost is the same).
-* ``min_chunk >= duration``: one contiguous run, the exact optimum of `contiguous.best_start`.
-* otherwise, dynamic programming over equal slots of `grid_s` seconds, exact over every schedule
-  whose chunk boundaries lie on that slot grid. The grid is chosen in this order:
+* ``m = 0``: cheapest time first (a fractional knapsack with unit weights): whole intervals by
+  increasing intensity, ties earliest, then part of the next one, taken where it joins a chunk.
+* ``m = d`` or ``d < 2m`` (one chunk at most): the best contiguous run (`contiguous.py`).
+* otherwise, dynamic programming over slots of G seconds, G = gcd(m, the spacing of the series' edges
+  inside the window), aligned with those edges, so each slot lies inside one interval of the data.
 
-  1. the largest step dividing the window length, the duration, min_chunk and the offset of every
-     series edge inside the window from earliest. The optimum over real-valued schedules then lies on
-     the grid, so the answer is the exact optimum (`exact=True`). Proof sketch: for a fixed number of
-     chunks and a fixed interval holding each chunk end, the cost is linear in the ends and the
-     constraints are differences of consecutive ends (>= min_chunk or >= 0), interval bounds and one
-     equation (total = duration). Tight difference constraints link runs of consecutive ends, whose
-     signed count (+1 per end, -1 per start) is -1, 0 or 1, so every vertex of that polytope is on
-     the grid, and a linear cost is least at a vertex.
-  2. if that grid would have more than `MAX_SLOTS` slots (earliest or deadline off the data's step,
-     e.g. `now` = 18:03:27), the step dividing the duration, min_chunk and every edge as an absolute
-     time, with the window shrunk to whole steps: exact on that grid, but it may leave unused the
-     partial steps at the two ends of the window (`exact=False`).
-  3. failing that, the step dividing duration and min_chunk, window shrunk likewise (`exact=False`).
+Why G-slots suffice, whatever the window's ends and the duration. Fix the number of chunks K (the
+least that reaches the optimum, so no two chunks touch) and the interval each chunk end lies in: the
+cost is then linear in the ends, so some optimum is a vertex of the feasible set. Its constraints are
+interval bounds, earliest <= first start, last end <= deadline, each chunk's length >= m, and one
+equation, total = d. At a vertex every end is therefore an edge or earliest or deadline, or sits m from
+the other end of its own chunk (a chunk of exactly m), or is the one end the total fixes. So: every
+chunk but the first and last has both ends on the G-grid (edges, and edges +- m); the first may start
+at earliest (using all of the "front" piece [earliest, first grid point), as m >= G) and then end on
+the grid or exactly m later; the last likewise with the "back" piece up to the deadline; and one
+chunk may have one end off the grid, using part of a slot, of a length f that the rest of the total
+fixes: f = (d - front - back) mod G. Each combination of front and back (up to four "runs") is one
+row of the programme, so the optimum over all of them is the optimum.
 
-  In cases 2 and 3 the best contiguous run is also computed (exactly), and the cheaper of the two is
-  returned, so an interruptible plan is never worse than a contiguous one. Ties between schedules
-  (within 1e-9 relative) go to the one whose slots are earliest on average: each slot's cost carries a
-  bias of 1e-9 * max|cost| * (slot index / slots).
-
-The dynamic programme, over slots 0..N-1 with K = duration / grid and M = min_chunk / grid:
-F[i][j] = least cost of j slots among the first i, slot i-1 unused (every chunk so far complete);
-G[i][j] = the same with slot i-1 used and its chunk already at least M long.
-F[i] = min(F[i-1], G[i-1]); G[i][j] = min(G[i-1][j-1] + c[i-1], F[i-M][j-M] + c[i-M] + ... + c[i-1]).
-Each step is a few numpy operations over j (and over every series sharing the edges at once);
-the answer is min(F[N][K], G[N][K]) and the chunks come from the stored choices.
+The programme, per row, over grid points i = 0..N with j whole slots used and p in {0, 1} (the part
+slot used): F[i][p][j] = least cost with slot i-1 not in a chunk running on; C[i][p][j] = the same
+with a chunk of at least M = m / G slots ending at point i.
+F[i] = min(F[i-1], C[i-1], C[i-1][p=0] + f of slot i-1 -> p=1);
+C[i] = min(C[i-1][j-1] + slot i-1, F[i-M][j-M] + slots i-M..i-1,
+           F[i-M][p=0][j-M] + f of slot i-M-1 + slots i-M..i-1 -> p=1),
+plus the front and back pieces where a run has them. Each step is a few numpy operations over every
+row (series x run) at once; the chunks come back from the stored choices. Ties (within the planner's
+tie rule, `contiguous.TIE_RTOL`) go to the schedule whose time is earliest: each second's cost carries
+a bias of TIE_RTOL x max|value| x (its slot's position in the window).
 """
 
 from __future__ import annotations
@@ -49,14 +45,17 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from carbonshift.planner.contiguous import best_starts, cumulative, integral_at, window_slice
+from carbonshift.planner.contiguous import TIE_RTOL, best_starts, run_integrals, window_slice
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
 
-MAX_SLOTS = 20_000
-MAX_CELLS = 20_000_000  # slots x (duration in slots): bounds the DP's stored choices (two bytes each)
-TIE_RTOL = 1e-9
+MAX_CELLS = 12_000_000  # rows x points x (slots of duration + 1) x 2 per pass: two bytes of choices each
+MAX_ROW_CELLS = 4_000_000  # points x (slots of duration + 1) for one row: beyond it, see `slot_grid`
+
+# choices stored per state
+_F_KEEP, _F_FROM_C, _F_END_PART, _F_SPECIAL = 0, 1, 2, 3
+_C_EXTEND, _C_NEW, _C_NEW_PART, _C_SPECIAL = 0, 1, 2, 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +76,19 @@ class ChunkPlan:
     @property
     def end_s(self) -> int:
         return self.chunks[-1][1]
+
+
+@dataclass(frozen=True, slots=True)
+class SlotGrid:
+    """G-second slots aligned with the series' edges: points L + k*G for k = 0..n, inside the window."""
+
+    step: int
+    first: int  # L, the first grid point at or after earliest
+    n: int  # slots between L and the last grid point at or before the deadline
+
+    @property
+    def last(self) -> int:
+        return self.first + self.n * self.step
 
 
 def cheapest_chunks(
@@ -111,48 +123,28 @@ def cheapest_chunks_many(
         raise ValueError(f"window [{lo}, {hi}) is shorter than the duration {d}")
     e, v = window_slice(edges, vals, lo, hi)
     m = min(m, d)
-    if m == d:
-        return _contiguous(e, v, lo, hi, d, exact=True)
     if m == 0:
         return [_greedy(e, row, lo, hi, d) for row in v]
-    grid = choose_grid(e, lo, hi, d, m)
-    contiguous = _contiguous(e, v, lo, hi, d, exact=True)
-    if grid is None:
-        return [_replace_exact(c, False) for c in contiguous]
-    step, g_lo, g_hi, exact = grid
-    plans = _dp(e, v, g_lo, g_hi, step, d // step, m // step, exact)
-    out = []
-    for dp_plan, cont in zip(plans, contiguous, strict=True):
-        tol = TIE_RTOL * max(abs(dp_plan.mean_g_per_kwh), abs(cont.mean_g_per_kwh), 1e-300)
-        if exact or dp_plan.mean_g_per_kwh <= cont.mean_g_per_kwh + tol:
-            out.append(dp_plan)
-        else:
-            out.append(_replace_exact(cont, False))
-    return out
+    grid = slot_grid(e, lo, hi, d, m)
+    if d < 2 * m or grid is None:  # one chunk at most, or one intensity all through the window
+        return _contiguous(e, v, lo, hi, d, exact=True)
+    if (grid.n + 1) * (d // grid.step + 1) > MAX_ROW_CELLS:
+        # a grid this fine comes from a min_chunk off the data's step (e.g. 1799 s on 5-minute data):
+        # said, not silent (exact=False), and never worse than the best contiguous run
+        return _contiguous(e, v, lo, hi, d, exact=False)
+    return _ChunkDP(e, v, lo, hi, d, m, grid).solve()
 
 
-def choose_grid(edges: IntArray, lo: int, hi: int, d: int, m: int) -> tuple[int, int, int, bool] | None:
-    """(step, window start, window end, exact) for the DP, or None when no usable grid exists."""
+def slot_grid(edges: IntArray, lo: int, hi: int, d: int, m: int) -> SlotGrid | None:
+    """The DP's slots for a window (see the module docstring); None when no edge lies inside it."""
     inner = edges[(edges > lo) & (edges < hi)]
-    full = int(np.gcd.reduce(np.concatenate(([hi - lo, d, m], inner - lo)).astype(np.int64)))
-    if _fits(hi - lo, full, d):
-        return full, lo, hi, True
-    absolute = int(np.gcd.reduce(np.concatenate(([d, m], inner)).astype(np.int64)))
-    for step in (absolute, math.gcd(d, m)):
-        g_lo = -(-lo // step) * step
-        g_hi = hi // step * step
-        if g_hi - g_lo >= d and _fits(g_hi - g_lo, step, d):
-            return step, g_lo, g_hi, False
-    return None
-
-
-def _fits(span: int, step: int, d: int) -> bool:
-    slots = span // step
-    return slots <= MAX_SLOTS and slots * (d // step + 1) <= MAX_CELLS
-
-
-def _replace_exact(plan: ChunkPlan, exact: bool) -> ChunkPlan:
-    return ChunkPlan(plan.chunks, plan.mean_g_per_kwh, exact, plan.method, plan.grid_s)
+    if not len(inner):
+        return None
+    step = int(np.gcd.reduce(np.concatenate(([m], np.diff(inner))).astype(np.int64)))
+    anchor = int(inner[0])
+    first = anchor - (anchor - lo) // step * step
+    last = anchor + (hi - anchor) // step * step
+    return SlotGrid(step, first, (last - first) // step)
 
 
 def _contiguous(e: IntArray, v: FloatArray, lo: int, hi: int, d: int, *, exact: bool) -> list[ChunkPlan]:
@@ -200,79 +192,274 @@ def _merge(lo: IntArray, hi: IntArray) -> tuple[tuple[int, int], ...]:
     return tuple((int(lo[a]), int(hi[b])) for a, b in zip(firsts, lasts, strict=True))
 
 
-def _dp(
-    e: IntArray, v: FloatArray, lo: int, hi: int, step: int, k: int, m: int, exact: bool
-) -> list[ChunkPlan]:
-    n = (hi - lo) // step
-    bounds = lo + step * np.arange(n + 1, dtype=np.int64)
-    cum = cumulative(e, v)
-    at = integral_at(e, v, cum, bounds)
-    cost = np.diff(at, axis=1) / step  # exact mean of each slot, whatever the edges
-    scale = np.abs(cost).max(axis=1, keepdims=True) + 1e-300
-    biased = cost + TIE_RTOL * scale * (np.arange(n) / n)
-    rows = v.shape[0]
-    batch = max(1, MAX_CELLS // max(1, (n + 1) * (k + 1)))
-    plans: list[ChunkPlan] = []
-    for r0 in range(0, rows, batch):
-        picked = _dp_batch(biased[r0 : r0 + batch], k, m)
-        for r, slots in enumerate(picked):
-            true_cost = float(cost[r0 + r, slots].sum())
-            slot_lo = bounds[slots]
-            plans.append(ChunkPlan(_merge(slot_lo, slot_lo + step), true_cost / k, exact, "dp", step))
-    return plans
+@dataclass(frozen=True, slots=True)
+class _Run:
+    """One combination of front and back pieces: fe / be say whether the first chunk starts at
+    earliest / the last ends at the deadline (through the whole piece); f is the part slot's length
+    (0: none), j the whole slots used."""
+
+    fe: bool
+    be: bool
+    f: int
+    j: int
 
 
-def _dp_batch(c: FloatArray, k: int, m: int) -> list[IntArray]:
-    """Selected slot indices per row of slot costs `c` (rows, n): k slots, chunks of >= m slots."""
-    rows, n = c.shape
-    prefix = np.zeros((rows, n + 1))
-    np.cumsum(c, axis=1, out=prefix[:, 1:])
-    inf = np.inf
-    ring = np.full((m + 1, rows, k + 1), inf)  # F[i] for the last m + 1 values of i
-    f = np.full((rows, k + 1), inf)
-    f[:, 0] = 0.0
-    ring[0] = f
-    g = np.full((rows, k + 1), inf)
-    f_from_g = np.zeros((n + 1, rows, k + 1), dtype=bool)
-    g_extends = np.zeros((n + 1, rows, k + 1), dtype=bool)
-    ext = np.full((rows, k + 1), inf)
-    new = np.full((rows, k + 1), inf)
-    for i in range(1, n + 1):
-        np.add(g[:, :-1], c[:, i - 1 : i], out=ext[:, 1:])
-        if i >= m:
-            f_back = ring[(i - m) % (m + 1)]
-            np.add(f_back[:, : k + 1 - m], (prefix[:, i] - prefix[:, i - m])[:, None], out=new[:, m:])
-            g_next = np.minimum(ext, new)
-            np.less_equal(ext, new, out=g_extends[i])
-        else:
-            g_next = ext.copy()
-            g_extends[i] = True
-        np.less(g, f, out=f_from_g[i])
-        f = np.minimum(f, g)
-        ring[i % (m + 1)] = f
-        g = g_next
-    if not np.isfinite(np.minimum(g[:, k], f[:, k])).all():
-        raise ValueError("no schedule fits (window too short for the duration)")
-    out: list[IntArray] = []
-    for r in range(rows):
-        fg, ge = f_from_g[:, r, :], g_extends[:, r, :]
-        in_g = bool(g[r, k] < f[r, k])
-        i, j = n, k
-        chosen: list[int] = []
-        while i > 0 and j > 0:
-            if not in_g:
-                # unused slots: jump back to the last step whose F came from G (one numpy call
-                # instead of one Python step per unused slot)
-                i = int(np.flatnonzero(fg[1 : i + 1, j])[-1])  # F[i + 1] came from G[i]
-                in_g = True
-            elif ge[i, j]:
-                chosen.append(i - 1)
-                i -= 1
-                j -= 1
+class _ChunkDP:
+    """The programme of the module docstring for every series (rows of v) and run at once."""
+
+    def __init__(self, e: IntArray, v: FloatArray, lo: int, hi: int, d: int, m: int, grid: SlotGrid) -> None:
+        self.e, self.v, self.lo, self.hi, self.d, self.m = e, v, lo, hi, d, m
+        self.g, self.n, self.big_m = grid.step, grid.n, m // grid.step
+        self.L, self.H = grid.first, grid.last
+        self.da, self.db = self.L - lo, hi - self.H  # the front and back pieces' lengths
+        self.k = d // self.g
+        g, n = self.g, self.n
+        # per series: each slot's rate (g/kWh), and the front and back pieces' rates, biased for ties
+        points = self.L + g * np.arange(n + 2, dtype=np.int64) - g  # slot -1 .. n starts
+        idx = np.clip(np.searchsorted(e, points, side="right") - 1, 0, v.shape[1] - 1)
+        rate = v[:, idx]  # columns: slot -1 (the front piece), 0..n-1, n (the back piece)
+        eps = TIE_RTOL * (np.abs(v).max(axis=1, keepdims=True) + 1e-300)
+        self.rate = rate + eps * (np.arange(n + 2) / (n + 2))
+        self.runs = [
+            _Run(fe, be, (d - fe * self.da - be * self.db) % g, (d - fe * self.da - be * self.db) // g)
+            for fe in ((False, True) if self.da else (False,))
+            for be in ((False, True) if self.db else (False,))
+            if d - fe * self.da - be * self.db >= 0
+        ]
+
+    def solve(self) -> list[ChunkPlan]:
+        rows = self.v.shape[0]
+        per_row = len(self.runs) * (self.n + 1) * 2 * (self.k + 1)
+        batch = max(1, MAX_CELLS // max(1, per_row))
+        best: list[tuple[float, list[tuple[int, int]]]] = []
+        for r0 in range(0, rows, batch):
+            best += self._solve_rows(np.arange(r0, min(rows, r0 + batch)))
+        plans = []
+        e, v, d = self.e, self.v, self.d
+        for r, (_, pieces) in enumerate(best):
+            pieces.sort()
+            lo_arr = np.array([a for a, _ in pieces], dtype=np.int64)
+            hi_arr = np.array([b for _, b in pieces], dtype=np.int64)
+            chunks = _merge(lo_arr, hi_arr)
+            if sum(b - a for a, b in chunks) != d:  # pragma: no cover - the programme's invariant
+                raise AssertionError(f"chunks {chunks} do not add up to {d} s")
+            starts = np.array([a for a, _ in chunks], dtype=np.int64)
+            ends = np.array([b for _, b in chunks], dtype=np.int64)
+            total = float(run_integrals(e, v, np.full(len(chunks), r), starts, ends).sum())
+            plans.append(ChunkPlan(chunks, total / d, True, "dp", self.g))
+        return plans
+
+    def _solve_rows(self, series: IntArray) -> list[tuple[float, list[tuple[int, int]]]]:
+        """Per series in `series`: the least (biased) cost over every run, and its pieces."""
+        g, n, bm, k = self.g, self.n, self.big_m, self.k
+        runs = self.runs
+        nr = len(runs)
+        rows = len(series) * nr
+        rate = np.repeat(self.rate[series], nr, axis=0)  # row = series * nr + run
+        run_of = np.tile(np.arange(nr), len(series))
+        f = np.array([runs[q].f for q in run_of.tolist()], dtype=np.float64)
+        fe = np.array([runs[q].fe for q in run_of.tolist()], dtype=bool)
+        be = np.array([runs[q].be for q in run_of.tolist()], dtype=bool)
+        slot = rate[:, 1 : n + 1] * g  # whole slots 0..n-1
+        prefix = np.zeros((rows, n + 1))
+        np.cumsum(slot, axis=1, out=prefix[:, 1:])
+        # the part slot's cost in slot -1 .. n (inf: not allowed there, or no part slot in the run)
+        part = rate * f[:, None]
+        part[f == 0, :] = np.inf
+        part[(f > self.da) | fe, 0] = np.inf
+        part[(f > self.db) | be, n + 1] = np.inf
+        front = rate[:, 0] * self.da
+        back = rate[:, n + 1] * self.db
+        inf = np.inf
+        kp = k + 1
+
+        def seg(a: int, b: int) -> FloatArray:  # whole slots a..b-1
+            return np.asarray(prefix[:, b] - prefix[:, a], dtype=np.float64)
+
+        # injected states, by point: (F or C, p, j, cost per row, tag)
+        tight_front = np.full(rows, inf)
+        if self.da and bm <= n:
+            tight_front = front + seg(0, bm - 1) + rate[:, bm] * (g - self.da)
+            tight_front[fe] = inf
+        specials: dict[int, list[tuple[str, int, int, FloatArray]]] = {}
+        if bm <= n:
+            specials.setdefault(bm, []).append(("F", 0, bm, tight_front))
+            elastic = np.where(fe, front + seg(0, bm), inf)
+            specials[bm].append(("C", 0, bm, elastic))
+            short = np.where(fe & (f > 0) & (self.da + f >= g), front + seg(0, bm - 1) + part[:, bm], inf)
+            specials[bm].append(("F", 1, bm - 1, short))
+
+        f_ring = np.full((bm + 1, rows, 2, kp), inf)
+        f_cur = np.full((rows, 2, kp), inf)
+        f_cur[~fe, 0, 0] = 0.0
+        c_cur = np.full((rows, 2, kp), inf)
+        f_ring[0] = f_cur
+        code_f = np.zeros((n + 1, rows, 2, kp), dtype=np.int8)
+        code_c = np.zeros((n + 1, rows, 2, kp), dtype=np.int8)
+        saved: dict[int, tuple[FloatArray, FloatArray]] = {0: (f_cur.copy(), c_cur.copy())}
+        keep = {n - bm, n - bm + 1, n}
+        f_wo_tight: FloatArray | None = None  # F at point M before the tight front joins it
+        code_f_wo: npt.NDArray[np.int8] | None = None
+        for i in range(1, n + 1):
+            # F[i]
+            f_new = np.minimum(f_cur, c_cur)
+            cf = np.where(c_cur < f_cur, _F_FROM_C, _F_KEEP).astype(np.int8)
+            end_part = c_cur[:, 0, :] + part[:, i][:, None]  # prefix of slot i-1 (column i)
+            better = end_part < f_new[:, 1, :]
+            f_new[:, 1, :] = np.where(better, end_part, f_new[:, 1, :])
+            cf[:, 1, :][better] = _F_END_PART
+            # C[i]
+            c_new = np.full((rows, 2, kp), inf)
+            cc = np.zeros((rows, 2, kp), dtype=np.int8)
+            c_new[:, :, 1:] = c_cur[:, :, :-1] + slot[:, i - 1][:, None, None]
+            if i >= bm:
+                src = f_ring[(i - bm) % (bm + 1)]
+                add = seg(i - bm, i)[:, None]
+                new = src[:, :, : kp - bm] + add[:, :, None]
+                better = new < c_new[:, :, bm:]
+                c_new[:, :, bm:] = np.where(better, new, c_new[:, :, bm:])
+                cc[:, :, bm:][better] = _C_NEW
+                src0 = src[:, 0, :]
+                if i - bm == bm and f_wo_tight is not None:
+                    src0 = np.where((f > self.da)[:, None], f_wo_tight[:, 0, :], src0)
+                new_p = src0[:, : kp - bm] + (add + part[:, i - bm][:, None])  # part of slot i-M-1
+                better = new_p < c_new[:, 1, bm:]
+                c_new[:, 1, bm:] = np.where(better, new_p, c_new[:, 1, bm:])
+                cc[:, 1, bm:][better] = _C_NEW_PART
+            for which, p, j, cost in specials.get(i, ()):
+                if j < 0 or j > k:
+                    continue
+                target, codes = (f_new, cf) if which == "F" else (c_new, cc)
+                if which == "F" and p == 0 and f_wo_tight is None:
+                    f_wo_tight, code_f_wo = f_new.copy(), cf.copy()
+                better = cost < target[:, p, j]
+                target[:, p, j] = np.where(better, cost, target[:, p, j])
+                codes[:, p, j][better] = _F_SPECIAL if which == "F" else _C_SPECIAL
+            f_cur, c_cur = f_new, c_new
+            f_ring[i % (bm + 1)] = f_cur
+            code_f[i], code_c[i] = cf, cc
+            if i in keep:
+                saved[i] = (f_cur.copy(), c_cur.copy())
+        back_tight = np.full(rows, inf)
+        if self.db and n - bm >= 0:
+            back_tight = rate[:, n - bm + 1] * (g - self.db) + seg(n - bm + 1, n) + back
+        self._codes = (code_f, code_c, code_f_wo)
+        out = []
+        for s_i in range(len(series)):
+            cands: list[tuple[float, list[tuple[int, int]]]] = []
+            for q, run in enumerate(runs):
+                r = s_i * nr + q
+                cands += self._finals(r, run, saved, part, prefix, back, back_tight, tight_front)
+            out.append(min(cands, key=lambda c: c[0]) if cands else (inf, []))
+        return out
+
+    def _finals(
+        self,
+        r: int,
+        run: _Run,
+        saved: dict[int, tuple[FloatArray, FloatArray]],
+        part: FloatArray,
+        prefix: FloatArray,
+        back: FloatArray,
+        back_tight: FloatArray,
+        tight_front: FloatArray,
+    ) -> list[tuple[float, list[tuple[int, int]]]]:
+        """Every way run `run` of row r may end, with its cost and pieces."""
+        g, n, bm = self.g, self.n, self.big_m
+        p = 1 if run.f else 0
+        j = run.j
+        out: list[tuple[float, list[tuple[int, int]]]] = []
+        f_n, c_n = saved[n]
+
+        def add(cost: float, pieces: list[tuple[int, int]], state: tuple[str, int, int, int] | None) -> None:
+            if math.isfinite(cost):
+                out.append((cost, pieces + (self._trace(r, run, *state) if state else [])))
+
+        if 0 <= j <= self.k:
+            if run.be:
+                add(float(c_n[r, p, j] + back[r]), [(self.H, self.hi)], ("C", n, p, j))
+                jj = j - (bm - 1)
+                if run.f and self.db + run.f >= g and jj >= 0 and n - bm + 1 >= 0:
+                    f_src = saved[n - bm + 1][0]
+                    start = self.H - (bm - 1) * g - run.f
+                    cost = (
+                        f_src[r, 0, jj]
+                        + part[r, n - bm + 1]
+                        + back[r]
+                        + (prefix[r, n] - prefix[r, n - bm + 1])
+                    )
+                    add(float(cost), [(start, self.hi)], ("F", n - bm + 1, 0, jj))
             else:
-                chosen.extend(range(i - 1, i - m - 1, -1))
-                i -= m
-                j -= m
-                in_g = False
-        out.append(np.array(sorted(chosen), dtype=np.int64))
-    return out
+                state = ("F", n, p, j) if f_n[r, p, j] <= c_n[r, p, j] else ("C", n, p, j)
+                add(float(min(f_n[r, p, j], c_n[r, p, j])), [], state)
+                if run.f and run.f <= self.db:
+                    add(float(c_n[r, 0, j] + part[r, n + 1]), [(self.H, self.H + run.f)], ("C", n, 0, j))
+        jt = j - bm
+        if not run.be and self.db and 0 <= jt <= self.k and n - bm >= 0:
+            f_t, c_t = saved[n - bm]
+            piece = [(self.hi - self.m, self.hi)]
+            state = ("F", n - bm, p, jt) if f_t[r, p, jt] <= c_t[r, p, jt] else ("C", n - bm, p, jt)
+            add(float(min(f_t[r, p, jt], c_t[r, p, jt]) + back_tight[r]), piece, state)
+            if run.f and run.f <= self.db:
+                at = self.L + (n - bm) * g
+                cost = c_t[r, 0, jt] + part[r, n - bm + 1] + back_tight[r]
+                add(float(cost), [*piece, (at, at + run.f)], ("C", n - bm, 0, jt))
+        if (
+            not run.fe
+            and not run.be
+            and run.f == 0
+            and self.d == 2 * self.m
+            and self.db
+            and n - bm < bm
+            and self.lo + self.m <= self.hi - self.m
+        ):  # the two tight chunks share a slot: the programme's points do not see both
+            add(
+                float(tight_front[r] + back_tight[r]),
+                [(self.lo, self.lo + self.m), (self.hi - self.m, self.hi)],
+                None,
+            )
+        return out
+
+    def _trace(self, r: int, run: _Run, which: str, i: int, p: int, j: int) -> list[tuple[int, int]]:
+        """The pieces of the state (which, i, p, j) of row r, from the stored choices."""
+        code_f, code_c, code_f_wo = self._codes
+        g, bm, lo = self.g, self.big_m, self.lo
+        pieces: list[tuple[int, int]] = []
+        use_wo = False
+        while True:
+            if which == "F":
+                if i == 0:
+                    return pieces
+                cf = code_f_wo if use_wo and code_f_wo is not None else code_f[i]
+                code = int(cf[r, p, j])
+                use_wo = False
+                if code == _F_KEEP:
+                    i -= 1
+                elif code == _F_FROM_C:
+                    which, i = "C", i - 1
+                elif code == _F_END_PART:
+                    at = self.L + (i - 1) * g
+                    pieces.append((at, at + run.f))
+                    which, i, p = "C", i - 1, 0
+                else:  # the tight front, or the front piece then slots then the part slot
+                    if p == 0:
+                        pieces.append((lo, lo + self.m))
+                    else:
+                        pieces.append((lo, self.L + (bm - 1) * g + run.f))
+                    return pieces
+            else:
+                code = int(code_c[i][r, p, j])
+                if code == _C_EXTEND:
+                    pieces.append((self.L + (i - 1) * g, self.L + i * g))
+                    i, j = i - 1, j - 1
+                elif code == _C_NEW:
+                    pieces.append((self.L + (i - bm) * g, self.L + i * g))
+                    which, i, j = "F", i - bm, j - bm
+                elif code == _C_NEW_PART:
+                    start = self.L + (i - bm) * g
+                    pieces.append((start - run.f, self.L + i * g))
+                    use_wo = i - bm == bm and run.f > self.da
+                    which, i, j, p = "F", i - bm, j - bm, 0
+                else:  # the front piece then M whole slots
+                    pieces.append((lo, self.L + bm * g))
+                    return pieces

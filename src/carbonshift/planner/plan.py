@@ -665,8 +665,8 @@ def _notes(inputs: NoteInputs, no_pref: bool, base: Baseline) -> list[str]:
     inexact = inputs.inexact
     if inexact:
         notes.append(
-            "interruptible schedule optimal on its time grid only (window ends off the data's step) for "
-            + ", ".join(inexact[:5])
+            "interruptible schedule is the best single run, not the best split one (min_chunk off the "
+            "data's step makes the exact programme too large) for " + ", ".join(inexact[:5])
         )
     if base.basis == "own-region":
         notes.append("savings are against starting at earliest in each option's own region (no baseline set)")
