@@ -36,6 +36,7 @@ from carbonshift.providers.base import (
 from carbonshift.providers.registry import get_provider, provider_names
 from carbonshift.providers.slurm import SlurmProvider, cluster_locations, render_script, slurm_duration
 from carbonshift.runtime import build_catalog, build_service
+from tests.fakes.report_receiver import ReportReceiver
 from tests.providers.slurm_cluster import Cluster, ClusterUnavailable, ensure_cluster
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="Slurm runs on POSIX systems only")
@@ -335,6 +336,61 @@ def test_hostile_commands_and_env_arrive_as_data(provider: SlurmProvider, tmp_pa
     assert "Partition=debug " in shown.stdout  # the '#SBATCH' in the command stayed data
 
 
+def test_the_tracker_posts_its_report_with_the_runs_token_which_no_command_shows(
+    provider: SlurmProvider,
+) -> None:
+    """The report comes back over HTTP (no shared filesystem needed) with the run's bearer token, and
+    the token is on no command line (`ps` inside the job, sbatch's argv), not in `squeue` or `scontrol
+    show job` output, the job's environment, its log or the files the daemon keeps."""
+    rid = run_id("report")
+    token = f"tok-{rid}-Zq8_not-for-anyone-else"
+    receiver = ReportReceiver({rid: token})
+    try:
+        # the job records `ps` while it runs under the tracker (whose command line is among it)
+        job = "ps -eo args > ps.txt; env > env.txt; sleep 2"
+        handle = provider.launch(
+            request(rid, ["sh", "-c", job], report_url=receiver.report_url(rid), report_token=token)
+        )
+        wait_status(provider, handle, lambda s: s.state is not InstanceState.PENDING)
+        shown = [
+            subprocess.run(argv, capture_output=True, text=True, check=False).stdout
+            for argv in (
+                ["scontrol", "show", "job", handle.instance_id],
+                ["scontrol", "-d", "show", "job", handle.instance_id],
+                ["scontrol", "-dd", "show", "job", handle.instance_id],
+                ["squeue", "--noheader", "-j", handle.instance_id, "-o", "%all"],
+            )
+        ]
+        assert all(rid in text for text in shown)  # the job's own output, read while it is known
+        status = wait_status(provider, handle, ended)
+        assert status.state is InstanceState.SUCCEEDED, (status, _output(handle))
+
+        (sent,) = receiver.reports(rid)
+        assert [r.headers["authorization"] for r in receiver.requests] == [f"Bearer {token}"]
+        run_dir = Path(handle.details["run_dir"])
+        assert sent == json.loads((run_dir / "report.json").read_text())  # the file as well (shared here)
+        assert sent["exit_code"] == 0 and sent["zone"] == "DE"
+        assert "report sent to" in _output(handle)
+        ps = (run_dir / "ps.txt").read_text()
+        assert "--report-token-file" in ps and "--report-url" in ps
+        kept = [ps, (run_dir / "env.txt").read_text(), _output(handle), *shown]
+        kept += [p.read_text() for p in run_dir.iterdir() if p.is_file()]  # job.sh, request.json, ...
+        assert all(token not in text for text in kept)
+        assert "<per-run report token>" in (run_dir / "job.sh").read_text()  # redacted, for people
+        # the script itself, as slurmctld keeps it, has it: readable by the job's user and root only
+        script = subprocess.run(
+            ["scontrol", "write", "batch_script", handle.instance_id, "-"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert token in script.stdout
+        left = list(Path(os.environ.get("TMPDIR", "/tmp")).glob("carbonshift-report.*"))
+        assert all(token not in p.read_text(errors="replace") for p in left if p.is_file())  # removed
+    finally:
+        receiver.close()
+
+
 def _output(handle: Handle) -> str:
     path = Path(handle.details["log_path"])
     return path.read_text(errors="replace")[-2000:] if path.exists() else "(no output)"
@@ -387,6 +443,21 @@ def test_the_script_quotes_everything_and_parses(tmp_path: Path) -> None:
     assert text.splitlines()[1] == "set -u"  # an executable line before any spec value: no #SBATCH after it
     assert " track --region aws:us-east-1 --report " in text
     assert subprocess.run(["sh", "-n"], input=text, text=True, check=False).returncode == 0
+
+    url = "https://cs.example/api/v1/runs/r-q/report?x=1&y=$(touch PWNED)"
+    sending = request("r-q", ["true"], report_url=url, report_token="tok_1-2.3~4+5/6=")
+    text = render_script(sending, CLUSTER, settings.slurm.clusters[CLUSTER], tmp_path / "run")
+    assert f"--report-url '{url}' --report-token-file" in text and '--output-dir "$RUN_DIR" "$@" -- ' in text
+    assert "\ntok_1-2.3~4+5/6=\nCARBONSHIFT_REPORT_TOKEN\n" in text  # the here-document's one line
+    assert subprocess.run(["sh", "-n"], input=text, text=True, check=False).returncode == 0
+    odd = request("r-q", ["true"], report_url=url, report_token="tok\nCARBONSHIFT_REPORT_TOKEN\nrm -rf ~")
+    with pytest.raises(ProviderError, match="characters a batch script cannot carry") as info:
+        render_script(odd, CLUSTER, settings.slurm.clusters[CLUSTER], tmp_path / "run")
+    assert "rm -rf" not in str(info.value)
+    bare = render_script(
+        sending, CLUSTER, settings_for(tmp_path, track=False).slurm.clusters[CLUSTER], tmp_path
+    )
+    assert "tok_1" not in bare and "--report-url" not in bare  # no tracker, nothing to send
 
 
 def test_settings_errors_name_the_key(tmp_path: Path) -> None:

@@ -5,11 +5,12 @@ the catalog as `slurm:NAME` (see `cluster_locations`), so the planner ranks it b
 or the zone of the catalog `region` it sits in) and the scheduler launches on it when it is the plan's
 choice and `scheduler.providers` names `slurm`. `LaunchRequest.region` is the cluster's NAME.
 
-A launch writes `<work_dir>/<run_id>/job.sh` and submits it:
+A launch writes the batch script to `<work_dir>/<run_id>/job.sh` (for people to read; the report token
+replaced) and submits it on sbatch's standard input:
 
     sbatch --parsable --job-name=cs-RUN --comment=carbonshift-run:RUN --begin=now+S --deadline=now+S
            --time=D-HH:MM:SS --output=RUN_DIR/output.log --open-mode=append --chdir=RUN_DIR
-           --cpus-per-task=N --mem=NM [--gres=gpu:N] [--partition=P] [--account=A] [extra_args] job.sh
+           --cpus-per-task=N --mem=NM [--gres=gpu:N] [--partition=P] [--account=A] [extra_args] < job.sh
 
 The spec's hardware is asked for as a cloud adapter picks an instance for it: vcpus as
 `--cpus-per-task`, memory_gb as `--mem`, and `--gres=gpu:N` for its GPUs. `--begin` is the request's `not_before` (the planned start; now when absent or past); the time limit is
@@ -18,7 +19,18 @@ Slurm itself drops a job that can no longer finish in time (state DEADLINE). Tim
 to now (`now+SECONDS`), so neither side's time zone matters.
 
 The script runs the job under the tracker (`carbonshift track --zone Z|--region P:R --report
-RUN_DIR/report.json --output-dir RUN_DIR -- CMD`), then writes RUN_DIR/exit.json. Every value from the
+RUN_DIR/report.json --output-dir RUN_DIR -- CMD`), then writes RUN_DIR/exit.json.
+
+The report comes back two ways. Where RUN_DIR is on a filesystem the nodes share with the daemon,
+`status` reads RUN_DIR/report.json. And when the request carries the run's report URL and token (the
+daemon's `scheduler.report_url`), the tracker POSTs the report there itself (`--report-url`), which
+needs no shared filesystem, only the scheduler's URL reachable from the nodes. The token travels in
+the batch script's body: the script writes it through a here-document into a file only the job's user
+can read (mode 0600, under $TMPDIR or /tmp on the node, removed when the script ends) and passes the
+file's path (`--report-token-file`). So it is never on a command line (`ps`, sbatch's argv), never in
+the job's environment, and not in `squeue` or `scontrol show job` output; the script body itself is
+kept by slurmctld, where the job's user and root can read it (`scontrol write batch_script JOB`), as
+they could read the token anyway. The token allows nothing but posting this run's report. Every value from the
 spec or the request is one single-quoted shell word (an argv list word by word, a string command as
 ONE argument to `sh -c`, the spec's `env:` and the request's `env` as `env 'NAME=value'` for the job
 only), and an executable
@@ -66,7 +78,7 @@ from carbonshift.providers.base import (
     LaunchRequest,
     ProviderError,
 )
-from carbonshift.providers.bootstrap import command_words
+from carbonshift.providers.bootstrap import command_words, redact
 from carbonshift.providers.local import ENV_ALLOWED, ENV_ALLOWED_PREFIXES
 from carbonshift.providers.runfiles import flocked, read_json, write_json
 
@@ -78,6 +90,7 @@ COMMENT_PREFIX = "carbonshift-run:"
 _RUN_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _JOB_ID = re.compile(r"^\d+$")
+_TOKEN = re.compile(r"^[A-Za-z0-9._~+/=-]{1,1024}$")  # what a here-document carries as one plain line
 # names of the daemon's environment that Slurm's commands (and so the jobs, through sbatch) get
 SLURM_ENV_ALLOWED = (*ENV_ALLOWED, "SLURM_CONF")
 
@@ -343,7 +356,8 @@ class SlurmProvider:
 
     def _submit(self, request: LaunchRequest, region: str, cluster: SlurmCluster, run_dir: Path) -> Handle:
         script = run_dir / "job.sh"
-        script.write_text(render_script(request, region, cluster, run_dir), encoding="utf-8")
+        text = render_script(request, region, cluster, run_dir)
+        script.write_text(redact(text, request.report_token), encoding="utf-8")
         script.chmod(0o700)
         args = self.sbatch_args(request, region, run_dir)
         write_json(
@@ -354,10 +368,11 @@ class SlurmProvider:
                 "cluster": region,
                 "deadline": request.deadline.isoformat(),
                 "not_before": request.not_before.isoformat() if request.not_before else None,
-                "sbatch": [cluster.sbatch, *args, str(script)],
+                "sbatch": [cluster.sbatch, *args],
+                "script": f"{script} (on sbatch's stdin; there with the report token)",
             },
         )
-        done = self._slurm(region, cluster, "sbatch", [*args, str(script)])
+        done = self._slurm(region, cluster, "sbatch", args, stdin=text)
         if done.returncode != 0:
             raise self._refusal(region, done)
         job_id = done.stdout.strip().split(";", 1)[0]
@@ -466,8 +481,9 @@ class SlurmProvider:
         return {"JobId": job_id, "JobState": state.split()[0], "Reason": "", "ExitCode": code.strip()}
 
     def _slurm(
-        self, region: str, cluster: SlurmCluster, tool: str, args: list[str]
+        self, region: str, cluster: SlurmCluster, tool: str, args: list[str], stdin: str | None = None
     ) -> subprocess.CompletedProcess[str]:
+        """Run one Slurm command; `stdin` is its standard input (sbatch's script), else nothing."""
         argv = [tool_path(cluster, tool), *args]
         try:
             return subprocess.run(
@@ -477,7 +493,7 @@ class SlurmProvider:
                 errors="replace",
                 timeout=cluster.command_timeout_s,
                 env=self._env,
-                stdin=subprocess.DEVNULL,
+                input=stdin if stdin is not None else "",
                 check=False,
             )
         except FileNotFoundError:
@@ -534,18 +550,34 @@ def render_script(request: LaunchRequest, region: str, cluster: SlurmCluster, ru
         # env would take a first word with '=' for one more assignment: exec it through sh instead
         via = "sh -c 'exec \"$@\"' sh " if "=" in first else ""
         job = "env " + " ".join(env_words) + " " + via + job
+    report = ""
     if cluster.track:
         where = ["--region", cluster.region] if cluster.region else ["--zone", str(cluster.zone)]
         head = " ".join(q(w) for w in [*tracker_words(cluster), "track", *where])
-        line = f'{head} --report "$RUN_DIR/report.json" --output-dir "$RUN_DIR" -- {job}'
+        back = ""
+        if request.report_url and request.report_token:
+            report, back = report_block(request.report_url, request.report_token), ' "$@"'
+        line = f'{head} --report "$RUN_DIR/report.json" --output-dir "$RUN_DIR"{back} -- {job}'
     else:
         line = job
     return _SCRIPT.format(
         version=__version__,
         run_dir=q(str(run_dir)),
         run_id=q(request.run_id),
+        report=report,
         line=line,
     )
+
+
+def report_block(url: str, token: str) -> str:
+    """The script's lines that put the run's token in a private file on the node and the tracker's
+    `--report-url URL --report-token-file FILE` in "$@" (see the module docstring). Without such a file
+    the job still runs, its report only on disk."""
+    if not url.startswith(("https://", "http://")) or "\n" in url:
+        raise UserInputError("report_url", f"must be an http(s) URL, got {url!r}")
+    if not _TOKEN.match(token):
+        raise ProviderError(NAME, "the run's report token has characters a batch script cannot carry")
+    return _REPORT.format(url=shlex.quote(url), token=token)
 
 
 _SCRIPT = """\
@@ -557,11 +589,30 @@ RUN_DIR={run_dir}
 CARBONSHIFT_RUN_ID={run_id}
 CARBONSHIFT_RUN_DIR="$RUN_DIR"
 export CARBONSHIFT_RUN_ID CARBONSHIFT_RUN_DIR
-{line}
+{report}{line}
 code=$?
 printf '{{"exit_code": %d, "job_id": "%s"}}\\n' "$code" "${{SLURM_JOB_ID:-}}" > "$RUN_DIR/.exit.json.tmp" \\
   && mv -f "$RUN_DIR/.exit.json.tmp" "$RUN_DIR/exit.json"
 exit "$code"
+"""
+
+
+_REPORT = """\
+# The tracker sends the report to the scheduler itself, with this run's own token: written here into
+# a file only this user can read, so it is on no command line and in no environment.
+set --
+if REPORT_TOKEN_FILE=$(umask 077 && mktemp "${{TMPDIR:-/tmp}}/carbonshift-report.XXXXXX"); then
+  trap 'rm -f "$REPORT_TOKEN_FILE"' EXIT
+  trap 'exit 129' HUP
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+  cat > "$REPORT_TOKEN_FILE" <<'CARBONSHIFT_REPORT_TOKEN'
+{token}
+CARBONSHIFT_REPORT_TOKEN
+  set -- --report-url {url} --report-token-file "$REPORT_TOKEN_FILE"
+else
+  echo "carbonshift: no private file for the report token in ${{TMPDIR:-/tmp}}; the report is not sent" >&2
+fi
 """
 
 
