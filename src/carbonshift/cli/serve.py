@@ -14,6 +14,7 @@ import socket
 import sys
 from types import FrameType
 from typing import Annotated
+from urllib.parse import urlsplit
 
 import typer
 
@@ -77,6 +78,23 @@ def database_unreachable(db_url: str | None, exc: BaseException) -> str:
     )
 
 
+REMOTE_PROVIDERS = frozenset({"aws", "gcp", "azure", "kubernetes"})
+
+
+def unreachable_report_url(report_url: str, providers: list[str]) -> str | None:
+    """Why runs on these providers could not report back to `report_url`, or None. A cloud VM or a pod
+    calling 127.0.0.1 reaches itself, so its report (and the wheel it installs) would never arrive."""
+    remote = sorted(REMOTE_PROVIDERS.intersection(providers))
+    host = urlsplit(report_url).hostname or ""
+    if not remote or not is_loopback(host):
+        return None
+    return (
+        f"scheduler.public_url: runs on {', '.join(remote)} could only reach this daemon at {host}, a "
+        "loopback address they cannot call: set scheduler.public_url (or CARBONSHIFT_SCHEDULER__PUBLIC_URL) "
+        "to the https address they reach it at"
+    )
+
+
 def _url(host: str, port: int) -> str:
     shown = f"[{host}]" if ":" in host else host
     return f"http://{shown}:{port}"
@@ -126,8 +144,15 @@ def serve_command(
     if settings.scheduler.report_url is None:
         # where a launched job's tracker posts its report; a wildcard address is no address to call
         reach = socket.getfqdn() if bind_host in {"0.0.0.0", "::", ""} else bind_host
-        report_url = _url(reach, actual_port) + "/api/v1/runs/{run_id}/report"
+        base = (settings.scheduler.public_url or _url(reach, actual_port)).rstrip("/")
+        report_url = base + "/api/v1/runs/{run_id}/report"
         updates["scheduler"] = settings.scheduler.model_copy(update={"report_url": report_url})
+    else:
+        report_url = settings.scheduler.report_url
+    unreachable = unreachable_report_url(report_url, settings.scheduler.providers)
+    if unreachable is not None:
+        sock.close()
+        raise context.fail(unreachable)
     if db is not None:
         updates["db_url"] = db
     settings = settings.model_copy(update=updates)

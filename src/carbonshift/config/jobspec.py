@@ -214,6 +214,55 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
+# a container image reference: [registry[:port]/]name[:tag][@sha256:digest], Docker's grammar loosely
+_IMAGE_REF = re.compile(
+    r"^[a-z0-9][a-z0-9._-]*(?::[0-9]+)?(?:/[a-z0-9._-]+)*(?::[A-Za-z0-9_][A-Za-z0-9._-]{0,127})?(?:@sha256:[a-f0-9]{64})?$"
+)
+WORKDIR_SCHEMES = ("s3://", "gs://", "https://")
+
+
+def _check_image(value: object) -> object:
+    if isinstance(value, str) and (len(value) > 255 or not _IMAGE_REF.match(value)):
+        raise ValueError(
+            "not a container image reference: write [registry/]name[:tag][@sha256:digest], e.g. "
+            "ghcr.io/acme/train:1.4 (lower-case name, at most 255 characters)"
+        )
+    return value
+
+
+class Workdir(_Strict):
+    """Where a cloud run gets its code and data: copied to `path` on the instance before the job starts,
+    with the instance's own role or service account (no credentials in the spec)."""
+
+    source: str = Field(
+        description="s3://bucket/prefix (aws s3 sync), gs://bucket/prefix (gcloud storage rsync) or an "
+        "https:// URL of a .tar.gz archive (no query string: a signed URL is a secret)",
+        max_length=2048,
+    )
+    path: str = Field(default="/work", description="absolute directory on the instance; the job runs there")
+
+    @field_validator("source")
+    @classmethod
+    def _source(cls, value: str) -> str:
+        if not value.startswith(WORKDIR_SCHEMES) or len(value) <= len("s3://"):
+            raise ValueError(f"must start with one of {', '.join(WORKDIR_SCHEMES)} and name a bucket or file")
+        if value.startswith("https://") and ("?" in value or "@" in value.split("/", 3)[2]):
+            raise ValueError(
+                "an https source must carry no credentials (no user@ and no query string, which is where a "
+                "signed URL keeps its signature): use s3:// or gs:// with the instance's role instead"
+            )
+        if any(c in value for c in "\n\r\x00"):
+            raise ValueError("must not contain line breaks or NUL characters")
+        return value
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        if not value.startswith("/") or any(c in value for c in "\n\r\x00") or "/../" in f"{value}/":
+            raise ValueError("must be an absolute directory path such as /work (no '..', no line breaks)")
+        return value
+
+
 class Hardware(_Strict):
     """What the job runs on; drives the energy estimate (and later the instance choice)."""
 
@@ -531,6 +580,18 @@ class JobSpec(_Strict):
     labels: Labels = Field(
         default_factory=Labels,
         description="ownership for the ledger: organisation, team, project (defaults: the config's labels)",
+    )
+    image: Annotated[
+        str | None,
+        Field(
+            default=None,
+            description="cloud and Kubernetes runs: run the command in this container image (docker on a VM, "
+            "the Job's container on Kubernetes), under the tracker",
+        ),
+        BeforeValidator(_check_image),
+    ]
+    workdir: Workdir | None = Field(
+        default=None, description="cloud runs: copy the job's files here from object storage before it starts"
     )
 
     @model_validator(mode="after")

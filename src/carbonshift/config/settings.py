@@ -175,6 +175,24 @@ class Settings(BaseSettings):
         default_factory=dict,
         description="VM image by 'provider' or 'provider:region' (region wins); defaults: README, providers",
     )
+    # The identity a launched VM runs as, so its job can read its workdir (and whatever else you grant):
+    # a name, never a credential. Unset: the VM gets no cloud credentials at all.
+    aws_instance_profile: str | None = Field(
+        default=None,
+        pattern=r"^(arn:aws[a-z-]*:iam::\d{12}:instance-profile/)?[\w+=,.@/-]{1,128}$",
+        description="IAM instance profile (name or ARN) for launched EC2 instances",
+    )
+    gcp_service_account: str | None = Field(
+        default=None,
+        pattern=r"^[a-z0-9-]+@[a-z0-9.-]+\.iam\.gserviceaccount\.com$|^default$",
+        description="service account email for launched Compute Engine VMs (scope cloud-platform)",
+    )
+    azure_identity_id: str | None = Field(
+        default=None,
+        pattern=r"^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.ManagedIdentity/"
+        r"userAssignedIdentities/[^/]+$",
+        description="resource id of a user-assigned managed identity for launched Azure VMs",
+    )
     bootstrap_source: Literal["daemon", "url", "index"] = Field(
         default="daemon",
         description="where a launched VM gets carbonshift: daemon (the wheel of the version the daemon "

@@ -119,6 +119,10 @@ class AwsProvider(CloudProvider):
                 {"ResourceType": "volume", "Tags": tags},
             ],
         }
+        profile = self.settings.aws_instance_profile
+        if profile:
+            key = "Arn" if profile.startswith("arn:") else "Name"
+            body["IamInstanceProfile"] = {key: profile}
         if request.interruptible:
             body["InstanceMarketOptions"] = {
                 "MarketType": "spot",
@@ -136,7 +140,9 @@ class AwsProvider(CloudProvider):
             token=request.report_token,
             notes=(
                 "sent as ec2.run_instances(**request) in the region; boto3 base64-encodes UserData",
-                "no IamInstanceProfile: the instance gets no AWS credentials",
+                f"IamInstanceProfile {profile}: the job has that role's permissions (aws_instance_profile)"
+                if profile
+                else "no IamInstanceProfile: the instance gets no AWS credentials",
             ),
         )
 

@@ -203,6 +203,10 @@ class AzureProvider(CloudProvider):
             properties["billingProfile"] = {"maxPrice": -1}
         else:
             properties["priority"] = "Regular"
+        identity = self.settings.azure_identity_id
+        vm_body: dict[str, Any] = {"location": request.region, "tags": tags, "properties": properties}
+        if identity:
+            vm_body["identity"] = {"type": "UserAssigned", "userAssignedIdentities": {identity: {}}}
         body = {
             "virtual_network": {
                 "name": ids["vnet"],
@@ -238,10 +242,7 @@ class AzureProvider(CloudProvider):
                     },
                 },
             },
-            "virtual_machine": {
-                "name": vm,
-                "body": {"location": request.region, "tags": tags, "properties": properties},
-            },
+            "virtual_machine": {"name": vm, "body": vm_body},
         }
         return LaunchPlan(
             provider=self.name,
@@ -257,7 +258,9 @@ class AzureProvider(CloudProvider):
             notes=(
                 f"PUT in resource group {self.group!r}: the virtual network (only if missing), the NIC, then the VM",
                 "customData is the bootstrap in base64 (shown here with the token redacted; plain under `bootstrap`)",
-                "no public IP and no managed identity: the VM gets no Azure credentials",
+                f"no public IP; managed identity {identity.rsplit('/', 1)[-1]} (azure_identity_id): the job has its roles"
+                if identity
+                else "no public IP and no managed identity: the VM gets no Azure credentials",
             ),
         )
 

@@ -72,6 +72,35 @@ def env_words(env: Mapping[str, str]) -> str:
     return "env \\\n" + "".join(words) + "  " if words else ""
 
 
+def job_words(request: LaunchRequest, env: Mapping[str, str]) -> str:
+    """The job as shell words: its command, or with `image:` a `docker run` of it in that image.
+
+    In a container the job sees the spec's env (`-e NAME` passes each on from `env` on the same line,
+    so every value is quoted once), the workdir mounted at the same path and set as its working
+    directory, every GPU of the VM, and the host's network (the instance exists for this one job)."""
+    command = command_words(request.spec.command)
+    image = request.spec.image
+    if not image:
+        return command
+    words = [
+        "docker",
+        "run",
+        "--rm",
+        "--network",
+        "host",
+        "--name",
+        shlex.quote(f"carbonshift-{request.run_id}"),
+    ]
+    if request.spec.hardware.gpus:
+        words += ["--gpus", "all"]
+    for name in env:
+        words += ["-e", shlex.quote(name)]
+    workdir = request.spec.workdir
+    if workdir is not None:
+        words += ["-v", shlex.quote(f"{workdir.path}:{workdir.path}"), "-w", shlex.quote(workdir.path)]
+    return " ".join([*words, shlex.quote(image), command])
+
+
 def render_bootstrap(
     request: LaunchRequest,
     provider: str,
@@ -89,6 +118,8 @@ def render_bootstrap(
     if request.report_url is not None and not request.report_url.startswith(("https://", "http://")):
         raise UserInputError("report_url", f"must be an http(s) URL, got {request.report_url!r}")
     deadline_s = int((request.deadline + margin).timestamp())
+    workdir = request.spec.workdir
+    env = {**request.spec.env, **request.env}  # request.env: a chunk's index and count
     guard_extra = int(GUARD_EXTRA.total_seconds())
     q = shlex.quote
     values = {
@@ -102,6 +133,9 @@ def render_bootstrap(
         "WHEEL_AUTH": "1" if package.send_token else "",
         "REPORT_URL": request.report_url or "",
         "REPORT_TOKEN": request.report_token or "",
+        "WORKDIR_SOURCE": workdir.source if workdir is not None else "",
+        "WORKDIR": workdir.path if workdir is not None else "",
+        "IMAGE": request.spec.image or "",
     }
     assignments = "\n".join(f"{name}={q(value)}" for name, value in values.items())
     return _TEMPLATE.format(
@@ -111,8 +145,9 @@ def render_bootstrap(
         guard_extra=guard_extra,
         state_dir=STATE_DIR,
         marker=EXIT_MARKER,
-        command=command_words(request.spec.command),
-        env=env_words({**request.spec.env, **request.env}),  # request.env: a chunk's index and count
+        command=job_words(request, env),
+        # a container's processes are not the tracker's children: measure the whole (dedicated) machine
+        env=env_words({**env, "CARBONSHIFT_TRACKER__ATTRIBUTION": "machine"} if request.spec.image else env),
     )
 
 
@@ -236,7 +271,45 @@ else
   CARBONSHIFT="$VENV/bin/carbonshift"
 fi
 
-# 2. the job, under the tracker (with the spec's env, if any); the report goes to $REPORT.
+# 2. the job's files (workdir:), with this instance's own role or service account.
+if [ -n "$WORKDIR_SOURCE" ]; then
+  log "fetching $WORKDIR_SOURCE into $WORKDIR"
+  mkdir -p "$WORKDIR"
+  case "$WORKDIR_SOURCE" in
+    s3://*)
+      if ! command -v aws >/dev/null 2>&1; then
+        python3 -m venv /opt/carbonshift-tools >/dev/null 2>&1 \\
+          && /opt/carbonshift-tools/bin/pip install --quiet --disable-pip-version-check awscli \\
+          && PATH="/opt/carbonshift-tools/bin:$PATH"
+      fi
+      aws s3 sync --only-show-errors "$WORKDIR_SOURCE" "$WORKDIR" ;;
+    gs://*) gcloud storage rsync --recursive "$WORKDIR_SOURCE" "$WORKDIR" ;;
+    https://*) curl --silent --show-error --fail --location --retry 5 "$WORKDIR_SOURCE" | tar -xz -C "$WORKDIR" ;;
+  esac
+  if [ $? -ne 0 ]; then
+    log "could not fetch $WORKDIR_SOURCE (does this instance's role or service account have read access?)"
+    printf '%s %s\\n' '{marker}' 126
+    finish
+  fi
+  cd "$WORKDIR" || finish
+fi
+
+# 3. a container image (image:) needs docker; NVIDIA GPU images come with its GPU support.
+if [ -n "$IMAGE" ] && ! command -v docker >/dev/null 2>&1; then
+  log "installing docker"
+  if command -v apt-get >/dev/null 2>&1; then
+    apt-get -qq update && DEBIAN_FRONTEND=noninteractive apt-get -qq install -y docker.io >/dev/null
+  elif command -v dnf >/dev/null 2>&1; then
+    dnf -q -y install docker >/dev/null && systemctl start docker
+  fi
+fi
+if [ -n "$IMAGE" ] && ! docker pull --quiet "$IMAGE" >/dev/null; then
+  log "could not pull $IMAGE"
+  printf '%s %s\\n' '{marker}' 125
+  finish
+fi
+
+# 4. the job, under the tracker (with the spec's env, if any); the report goes to $REPORT.
 log "starting the job"
 timeout --kill-after=60 "$JOB_TIMEOUT_S" {env}"$CARBONSHIFT" track --region "$REGION" --report "$REPORT" -- \\
   {command}
@@ -244,7 +317,7 @@ EXIT_CODE=$?
 log "the job ended with exit code $EXIT_CODE"
 printf '%s %s\\n' '{marker}' "$EXIT_CODE"
 
-# 3. the report: to the scheduler with this run's token, or kept here and shown on the console.
+# 5. the report: to the scheduler with this run's token, or kept here and shown on the console.
 if [ ! -s "$REPORT" ]; then
   log "no report was written"
 elif [ -n "$REPORT_URL" ]; then

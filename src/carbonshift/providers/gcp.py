@@ -184,7 +184,11 @@ class GcpProvider(CloudProvider):
                 }
             ],
             "scheduling": scheduling,
-            "serviceAccounts": [],
+            "serviceAccounts": (
+                [{"email": account, "scopes": ["https://www.googleapis.com/auth/cloud-platform"]}]
+                if (account := self.settings.gcp_service_account)
+                else []
+            ),
         }
         if itype.accelerator:
             body["guestAccelerators"] = [
@@ -206,7 +210,9 @@ class GcpProvider(CloudProvider):
             notes=(
                 "sent as instances.insert(project, zone, Instance(request), requestId=uuid5(run id, zone))",
                 f"{ZONE_PLACEHOLDER}: the region's zones are tried in order until one has capacity",
-                "serviceAccounts is empty: the VM gets no Google credentials",
+                f"service account {account}: the job has its IAM roles (gcp_service_account)"
+                if account
+                else "serviceAccounts is empty: the VM gets no Google credentials",
             ),
         )
 

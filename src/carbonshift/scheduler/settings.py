@@ -52,6 +52,19 @@ class SchedulerSettings(BaseModel):
     standby_poll_s: float = Field(
         default=1.0, gt=0, le=60, description="how often a standby tries to take the daemon lock"
     )
+    leadership_check_s: float = Field(
+        default=1.0,
+        gt=0,
+        le=60,
+        description="how often the active daemon checks, on its own thread (not the tick's), that it still "
+        "holds the daemon lock and the leadership epoch; it steps down at once when it does not",
+    )
+    tick_stale_s: float = Field(
+        default=120.0,
+        gt=0,
+        description="/healthz answers 503 (stale) when the active daemon's last tick began longer ago than "
+        "this (or than 3 poll intervals, if longer)",
+    )
     terminate_grace_s: float = Field(
         default=10.0, ge=0, description="after SIGTERM, how long a local run gets before SIGKILL"
     )
@@ -99,7 +112,14 @@ class SchedulerSettings(BaseModel):
     report_url: str | None = Field(
         default=None,
         description="URL a remote run's tracker posts its report to (`{run_id}` is replaced); "
-        "set by `serve` when it knows its address",
+        "default: public_url's, else set by `serve` from the address it listens on",
+    )
+    public_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://[^\s/?#@]+(/[^\s?#]*)?$",
+        description="the address cloud VMs, pods and cluster nodes reach this daemon at, e.g. "
+        "https://carbonshift.example.org (reports and the bootstrap wheel go through it); "
+        "`serve` refuses cloud providers when runs could only reach a loopback address",
     )
     max_catchup: int = Field(
         default=200,
