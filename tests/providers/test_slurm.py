@@ -391,6 +391,46 @@ def test_the_tracker_posts_its_report_with_the_runs_token_which_no_command_shows
         receiver.close()
 
 
+def test_nodes_without_the_shared_work_dir_run_in_node_dir_and_report_over_http(
+    slurm_cluster: Cluster, tmp_path: Path
+) -> None:
+    """`node_dir`: the job's output, report and exit code stay on its node (here a directory the daemon
+    does not look in); the report still comes back, over HTTP."""
+    node_dir = tmp_path / "node-local"
+    node_dir.mkdir()
+    adapter = SlurmProvider(settings_for(tmp_path, node_dir=str(node_dir)))
+    rid = run_id("nodedir")
+    receiver = ReportReceiver({rid: "tok-node"})
+    try:
+        handle = adapter.launch(
+            request(
+                rid,
+                ["sh", "-c", "pwd; echo ran"],
+                report_url=receiver.report_url(rid),
+                report_token="tok-node",
+            )
+        )
+        status = wait_status(adapter, handle, ended)
+        assert status.state is InstanceState.SUCCEEDED and status.exit_code == 0, status
+        assert status.report is None  # nothing reached the daemon's run dir ...
+        (sent,) = receiver.reports(rid)  # ... but the report came back
+        assert sent["exit_code"] == 0
+        run_dir = Path(handle.details["run_dir"])
+        assert sorted(p.name for p in run_dir.iterdir()) == [
+            "job.json",
+            "job.sh",
+            "launch.lock",
+            "request.json",
+        ]
+        on_node = node_dir / rid
+        assert json.loads((on_node / "report.json").read_text()) == sent
+        assert json.loads((on_node / "exit.json").read_text())["exit_code"] == 0
+        log = Path(handle.details["log_path"])
+        assert log == node_dir / f"cs-{rid}.log" and f"{on_node}\nran\n" in log.read_text()
+    finally:
+        receiver.close()
+
+
 def _output(handle: Handle) -> str:
     path = Path(handle.details["log_path"])
     return path.read_text(errors="replace")[-2000:] if path.exists() else "(no output)"
@@ -469,6 +509,8 @@ def test_settings_errors_name_the_key(tmp_path: Path) -> None:
         ({"c": {"zone": "DE", "extra_args": ["--time=5"]}}, "slurm.clusters.c.extra_args"),
         ({"c": {"zone": "DE", "extra_args": ["qos=low"]}}, "slurm.clusters.c.extra_args"),
         ({"c": {"zone": "DE", "work_dir": "relative/dir"}}, "slurm.clusters.c.work_dir"),
+        ({"c": {"zone": "DE", "node_dir": "scratch"}}, "slurm.clusters.c.node_dir"),
+        ({"c": {"zone": "DE", "node_dir": "/scratch/%u"}}, "slurm.clusters.c.node_dir"),
         ({"c": {"zone": "DE", "partition": "a b"}}, "slurm.clusters.c.partition"),
         ({"c": {"zone": "DE", "nope": 1}}, "slurm.clusters.c.nope"),
     ]

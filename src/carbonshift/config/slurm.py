@@ -71,6 +71,12 @@ class SlurmCluster(ClusterPlacement):
         description="absolute directory for each run's batch script, output, report and exit code; the "
         "nodes write there, so on a shared file system (default: <data_dir>/scheduler/slurm/NAME)",
     )
+    node_dir: Path | None = Field(
+        default=None,
+        description="for compute nodes that do not share work_dir: an absolute directory that exists on "
+        "every node (e.g. /tmp, a local scratch); each run's output, report and exit code go under it on "
+        "its node, and the report comes back only over HTTP (scheduler.report_url)",
+    )
     time_margin_s: float = Field(
         default=900.0,
         ge=0,
@@ -104,11 +110,13 @@ class SlurmCluster(ClusterPlacement):
                 raise ValueError(f"{arg!r}: the provider sets {name} itself")
         return value
 
-    @field_validator("work_dir")
+    @field_validator("work_dir", "node_dir")
     @classmethod
     def _absolute(cls, value: Path | None) -> Path | None:
         if value is not None and not value.expanduser().is_absolute():
             raise ValueError("must be an absolute path (the compute nodes write there)")
+        if value is not None and any(c in str(value) for c in "%\n\r\x00"):
+            raise ValueError("no '%' or line breaks (sbatch reads '%' in --output as a pattern)")
         return None if value is None else value.expanduser()
 
 

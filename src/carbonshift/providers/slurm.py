@@ -22,7 +22,9 @@ The script runs the job under the tracker (`carbonshift track --zone Z|--region 
 RUN_DIR/report.json --output-dir RUN_DIR -- CMD`), then writes RUN_DIR/exit.json.
 
 The report comes back two ways. Where RUN_DIR is on a filesystem the nodes share with the daemon,
-`status` reads RUN_DIR/report.json. And when the request carries the run's report URL and token (the
+`status` reads RUN_DIR/report.json. Nodes that do not share it get the cluster's `node_dir`, a
+directory every node has: sbatch's --output and --chdir point there, and the script makes the run's
+own directory under it on its node (the daemon keeps job.sh, job.json and request.json in RUN_DIR). And when the request carries the run's report URL and token (the
 daemon's `scheduler.report_url`), the tracker POSTs the report there itself (`--report-url`), which
 needs no shared filesystem, only the scheduler's URL reachable from the nodes. The token travels in
 the batch script's body: the script writes it through a here-document into a file only the job's user
@@ -302,6 +304,13 @@ class SlurmProvider:
             )
         return path
 
+    def node_run_dir(self, region: str, run_id: str) -> Path:
+        """The run's directory as the job sees it: the run dir (shared with the nodes), or the run id
+        under the cluster's `node_dir` on its node."""
+        cluster = self._cluster(region)
+        run_dir = self.run_dir(region, run_id)
+        return run_dir if cluster.node_dir is None else cluster.node_dir / run_id
+
     def sbatch_args(self, request: LaunchRequest, region: str, run_dir: Path) -> list[str]:
         """sbatch's options for `request` (everything but the script's path)."""
         cluster = self._cluster(region)
@@ -316,6 +325,11 @@ class SlurmProvider:
             )
         begin = "now" if start <= now else f"now+{math.ceil((start - now).total_seconds())}"
         limit = request.spec.duration + timedelta(seconds=cluster.time_margin_s)
+        # where slurmd opens the output and starts the script: the run dir, or the nodes' own directory
+        # (which exists on each; the script makes the run's directory under it)
+        output, chdir = run_dir / "output.log", run_dir
+        if cluster.node_dir is not None:
+            output, chdir = cluster.node_dir / f"{JOB_PREFIX}{request.run_id}.log", cluster.node_dir
         args = [
             "--parsable",
             f"--job-name={JOB_PREFIX}{request.run_id}",
@@ -323,9 +337,9 @@ class SlurmProvider:
             f"--begin={begin}",
             f"--deadline=now+{math.floor((deadline - now).total_seconds())}",
             f"--time={slurm_duration(limit)}",
-            f"--output={run_dir / 'output.log'}",
+            f"--output={output}",
             "--open-mode=append",
-            f"--chdir={run_dir}",
+            f"--chdir={chdir}",
         ]
         hw = request.spec.hardware
         if hw.gpus > 0:
@@ -356,7 +370,7 @@ class SlurmProvider:
 
     def _submit(self, request: LaunchRequest, region: str, cluster: SlurmCluster, run_dir: Path) -> Handle:
         script = run_dir / "job.sh"
-        text = render_script(request, region, cluster, run_dir)
+        text = render_script(request, region, cluster, self.node_run_dir(region, request.run_id))
         script.write_text(redact(text, request.report_token), encoding="utf-8")
         script.chmod(0o700)
         args = self.sbatch_args(request, region, run_dir)
@@ -511,6 +525,12 @@ class SlurmProvider:
 
     def _handle(self, region: str, run_id: str, job_id: str) -> Handle:
         run_dir = self.run_dir(region, run_id)
+        cluster = self._cluster(region)
+        log_path = (
+            run_dir / "output.log"
+            if cluster.node_dir is None
+            else cluster.node_dir / f"{JOB_PREFIX}{run_id}.log"  # on the node that ran it
+        )
         return Handle(
             provider=self.name,
             region=region,
@@ -522,7 +542,7 @@ class SlurmProvider:
                 "cluster": region,
                 "job_name": f"{JOB_PREFIX}{run_id}",
                 "run_dir": str(run_dir),
-                "log_path": str(run_dir / "output.log"),
+                "log_path": str(log_path),
             },
         )
 
@@ -560,11 +580,12 @@ def render_script(request: LaunchRequest, region: str, cluster: SlurmCluster, ru
         line = f'{head} --report "$RUN_DIR/report.json" --output-dir "$RUN_DIR"{back} -- {job}'
     else:
         line = job
+    own_dir = 'mkdir -p "$RUN_DIR" && cd "$RUN_DIR" || exit 1\n' if cluster.node_dir is not None else ""
     return _SCRIPT.format(
         version=__version__,
         run_dir=q(str(run_dir)),
         run_id=q(request.run_id),
-        report=report,
+        report=own_dir + report,
         line=line,
     )
 
