@@ -59,7 +59,7 @@ def baseline_region(spec: JobSpec, catalog: Catalog) -> Region | None:
     try:
         return catalog.region(provider, name)
     except UserInputError as exc:
-        raise UserInputError("baseline", exc.problem) from None
+        raise UserInputError("baseline", f"{spec.baseline!r}: {exc.problem}") from None
 
 
 def advise(

@@ -101,7 +101,13 @@ def test_batch_prints_one_json_document_per_spec(tmp_path: Path) -> None:
     result = run_cli("plan", "examples", "--now", NOW, "--top", "2", tmp=tmp_path)
     assert result.returncode == 0, result.stderr
     docs = [json.loads(line) for line in result.stdout.splitlines()]
-    assert [d["job"] for d in docs] == ["eu-nightly-etl", "nightly-retrain", "resnet-finetune", "same-grid"]
+    assert [d["job"] for d in docs] == [
+        "cloud-train",
+        "eu-nightly-etl",
+        "nightly-retrain",
+        "resnet-finetune",
+        "same-grid",
+    ]
     assert all(len(d["options"]) <= 2 for d in docs)
 
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
 from carbonshift.cli.render import table
 from carbonshift.equivalents import CAR_SOURCE, km_by_car
+from carbonshift.intensity.types import Kind
 from carbonshift.planner.plan import Plan, PlanOption, SourceShare
 from carbonshift.timeutil import isoformat_z
 
@@ -12,12 +15,34 @@ def _when(option: PlanOption) -> tuple[str, str]:
     return isoformat_z(option.start)[:16].replace("T", " "), isoformat_z(option.end)[:16].replace("T", " ")
 
 
+_YEAR = re.compile(r"\b(?:19|20)\d{2}\b")
+SOURCE_WIDTH = 22  # the data column names its source, cut to this many characters
+
+
+def source_label(share: SourceShare) -> str:
+    """One source as the data column shows it: kind, source, and for a table value its year, e.g.
+    `static Green Algorithms 2020`, `forecast electricitymaps`; `STALE` marks a cached live value used
+    past its freshness because the live fetch failed."""
+    name = share.source.removeprefix("static:").split(" (")[0]
+    if len(name) > SOURCE_WIDTH:
+        name = name[: SOURCE_WIDTH - 1] + "…"
+    words = [share.kind.value, name]
+    if share.kind is Kind.STATIC:
+        year = _YEAR.search(share.note)
+        if year:
+            words.append(year.group(0))
+    if share.stale:
+        words.append("STALE")
+    return " ".join(words)
+
+
 def _data_label(sources: tuple[SourceShare, ...]) -> str:
-    kinds = []
+    labels: list[str] = []
     for s in sources:
-        if s.kind.value not in kinds:
-            kinds.append(s.kind.value)
-    return "+".join(kinds)
+        label = source_label(s)
+        if label not in labels:
+            labels.append(label)
+    return " + ".join(labels)
 
 
 def _kg(value: float) -> str:

@@ -64,6 +64,12 @@ class SourceShare:
     share: float
     note: str = ""
     basis: Basis | None = None
+    fetched_at: datetime | None = None
+
+    @property
+    def stale(self) -> bool:
+        """A cached live value used past its freshness because the live fetch failed."""
+        return self.note.startswith("stale cache")
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -71,6 +77,8 @@ class SourceShare:
             "kind": self.kind.value,
             "basis": self.basis.value if self.basis is not None else None,
             "share": round(self.share, 4),
+            "fetched_at": isoformat_z(self.fetched_at) if self.fetched_at is not None else None,
+            "stale": self.stale,
         }
         if self.note:
             out["note"] = self.note
@@ -627,7 +635,7 @@ def sources_of(
     provs = series.provenances
     if len(provs) == 1:
         p = provs[0]
-        return (SourceShare(p.source, p.kind, 1.0, p.note, p.basis),), p.kind in FALLBACK_KINDS
+        return (SourceShare(p.source, p.kind, 1.0, p.note, p.basis, p.fetched_at),), p.kind in FALLBACK_KINDS
     edges = series.edges_s
     weights = np.zeros(len(provs))
     for a, b in chunks:
@@ -643,7 +651,7 @@ def sources_of(
     fallback = False
     for k in np.flatnonzero(weights > 0):
         p = provs[int(k)]
-        shares.append(SourceShare(p.source, p.kind, float(weights[k] / total), p.note, p.basis))
+        shares.append(SourceShare(p.source, p.kind, float(weights[k] / total), p.note, p.basis, p.fetched_at))
         fallback = fallback or p.kind in FALLBACK_KINDS
     shares.sort(key=lambda s: -s.share)
     return tuple(shares), fallback
