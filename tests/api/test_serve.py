@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -31,13 +32,14 @@ def _env(tmp: Path, **extra: str) -> dict[str, str]:
 class Served:
     """`carbonshift serve` in a subprocess; `url` once it has announced itself."""
 
-    def __init__(self, tmp: Path, *args: str, **env: str) -> None:
+    def __init__(self, tmp: Path, *args: str, settings: dict[str, Any] | None = None, **env: str) -> None:
+        """`settings`: more config (see helpers.config_file); `env`: more environment variables."""
         cmd = [
             sys.executable,
             "-m",
             "carbonshift",
             "--config",
-            str(config_file(tmp)),
+            str(config_file(tmp, **(settings or {}))),
             "serve",
             "--port",
             "0",

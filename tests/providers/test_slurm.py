@@ -431,6 +431,60 @@ def test_nodes_without_the_shared_work_dir_run_in_node_dir_and_report_over_http(
         receiver.close()
 
 
+def test_the_served_daemon_gets_the_report_of_a_run_on_nodes_that_share_nothing_with_it(
+    slurm_cluster: Cluster, tmp_path: Path
+) -> None:
+    """End to end: `carbonshift serve` (its report URL the address it listens on) places a job on a
+    cluster whose nodes do not share its files (`node_dir`); the job's tracker POSTs the report to the
+    daemon with the run's token, and the run ends with the measured numbers from it."""
+    import requests
+
+    from tests.api.helpers import TOKEN, local_spec
+    from tests.api.test_serve import Served
+
+    node_dir = tmp_path / "node-local"
+    node_dir.mkdir()
+    lab = {
+        "zone": "DE", "partition": "debug", "carbonshift": str(TRACKER), "time_margin_s": 60,
+        "work_dir": str(tmp_path / "daemon-runs"), "node_dir": str(node_dir),
+    }  # fmt: skip
+    scheduler = {"poll_interval_s": 0.2, "cancel_wait_s": 5.0, "providers": ["local", "slurm"]}
+    served = Served(
+        tmp_path,
+        "--log-level",
+        "warning",
+        settings={"scheduler": scheduler, "slurm": {"clusters": {"lab": lab}}},
+        CARBONSHIFT_API_TOKEN=TOKEN,
+    )
+    session = requests.Session()
+    session.trust_env = False
+    session.headers["Authorization"] = f"Bearer {TOKEN}"
+    try:
+        url = served.wait_announced()
+        spec = local_spec("slurm-e2e", ["sh", "-c", "echo ran on $SLURM_JOB_PARTITION"])
+        spec.update(placement={"providers": ["slurm"]}, hardware={"vcpus": 1, "memory_gb": 0.25})
+        created = session.post(f"{url}/api/v1/jobs", json=spec, timeout=30)
+        assert created.status_code == 201, created.text
+        job_id = created.json()["id"]
+        deadline = time.monotonic() + 60
+        while True:
+            run = session.get(f"{url}/api/v1/jobs/{job_id}", timeout=30).json()["runs"][-1]
+            if run["status"] in {"succeeded", "failed", "cancelled"} and run["actual"] is not None:
+                break
+            assert time.monotonic() < deadline, (run, served.stderr())
+            time.sleep(0.3)
+        assert run["status"] == "succeeded", (run, served.stderr())
+        assert (run["provider"], run["region"]) == ("slurm", "lab")
+        on_node = json.loads((node_dir / run["id"] / "report.json").read_text())
+        assert run["actual"]["source"] == "remote"  # it came over HTTP: the daemon's run dir has none
+        assert run["actual"]["energy_kwh"] == pytest.approx(on_node["energy_kwh"])
+        assert not (tmp_path / "daemon-runs" / run["id"] / "report.json").exists()
+        assert "ran on debug" in (node_dir / f"cs-{run['id']}.log").read_text()
+    finally:
+        session.close()
+        served.stop()
+
+
 def _output(handle: Handle) -> str:
     path = Path(handle.details["log_path"])
     return path.read_text(errors="replace")[-2000:] if path.exists() else "(no output)"
