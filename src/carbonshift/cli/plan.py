@@ -36,6 +36,15 @@ def _spec_files(paths: list[Path]) -> list[Path]:
     return files
 
 
+def _warn_failed_sources(notices: list[str], warned: set[str]) -> None:
+    """A source that failed is also a `warning:` line on stderr (once per command), so a script that
+    reads only stdout's plan, or a person who reads only the table, still sees it."""
+    for notice in notices:
+        if " unavailable for " in notice and notice not in warned:
+            warned.add(notice)
+            warn(notice)
+
+
 def plan_command(
     specs: Annotated[
         list[Path], typer.Argument(help="Job spec files (YAML or JSON), or directories of them.")
@@ -78,8 +87,10 @@ def plan_command(
     catalog = runtime.build_catalog(settings)
     service = runtime.build_service(settings, clock=FixedClock(at))
     fmt = output or (OutputFormat.JSON if batch else OutputFormat.TABLE)
+    warned: set[str] = set()
     for spec in loaded:
         advice = advise(spec, catalog=catalog, service=service, now=at, signal=sig)
+        _warn_failed_sources(advice.notices, warned)
         if batch:
             typer.echo(json.dumps(advice.to_dict(top=top), ensure_ascii=False, separators=(",", ":")))
         elif fmt is OutputFormat.JSON:

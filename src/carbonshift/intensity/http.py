@@ -10,8 +10,8 @@ Time budget: every call has one deadline, `budget_s` after it starts, that cover
 backoff sleeps and `Retry-After` waits together. A source that makes several calls for one fetch
 (history, then forecast, in chunks) opens `with client.budget():` around them, so that the whole
 fetch shares one deadline instead of each call getting a fresh one. Request timeouts are cut to what
-is left of the budget, and the body is read in chunks with the deadline checked between them, so an
-answer that trickles in cannot hold a command either (at most one socket read past the deadline).
+is left of the budget, and each exchange runs under a Watchdog (deadline.py) that cuts its sockets at
+the deadline, so an answer that trickles in, headers or body, cannot hold a command either.
 
 The session is a seam (like httpx's transport): tests and callers may pass their own
 `requests.Session`; `sleep` and `monotonic` can be injected so backoff is observable.
@@ -35,6 +35,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import requests
 
 from carbonshift.intensity.base import SourceError
+from carbonshift.intensity.deadline import Watchdog, deadline_session
 
 if TYPE_CHECKING:
     from carbonshift.config.settings import Settings
@@ -191,7 +192,15 @@ class HttpClient:
                 break
             made += 1
             try:
-                return self._attempt(url, params, headers, auth, deadline, secrets, hint, safe_url)
+                # under a Watchdog: at the deadline its sockets are cut, whatever phase the exchange is
+                # in (a server trickling its headers or its body one byte a second included)
+                with Watchdog(deadline - self._monotonic()) as dog:
+                    try:
+                        return self._attempt(
+                            url, params, headers, auth, deadline, secrets, hint, safe_url, dog
+                        )
+                    except (_Retry, SourceError) as exc:
+                        raise self._cut_off(exc, dog) from None
             except _Retry as retry:
                 last = retry.error
                 if attempt + 1 >= attempts:
@@ -227,6 +236,7 @@ class HttpClient:
         secrets: list[str],
         hint: str | None,
         safe_url: str,
+        dog: Watchdog,
     ) -> Any:
         name = self.source_name
         remaining = max(0.001, deadline - self._monotonic())
@@ -264,6 +274,7 @@ class HttpClient:
             raise _Retry(SourceError(name, reason, transient=True)) from None
         except requests.exceptions.RequestException as exc:
             raise SourceError(name, f"request failed ({type(exc).__name__})", transient=True) from None
+        dog.watch(resp)
         with resp:
             status = resp.status_code
             try:
@@ -306,6 +317,15 @@ class HttpClient:
                 raise HttpError(name, f"unknown zone (HTTP {status}: {message})", status, unknown_zone=True)
             detail = f": {message}" if message else ""
             raise HttpError(name, f"request rejected (HTTP {status}{detail})", status)
+
+    def _cut_off(self, exc: _Retry | SourceError, dog: Watchdog) -> _Retry | SourceError:
+        """The error to report for a failed exchange: the deadline's, when the Watchdog cut it (a
+        read timeout at the same moment says so itself)."""
+        error = exc.error if isinstance(exc, _Retry) else exc
+        if not dog.fired or error.reason.startswith("no answer"):
+            return exc
+        reason = f"no answer before the time budget of {self.budget_s:g} s ran out"
+        return _Retry(SourceError(self.source_name, reason, transient=True))
 
 
 # ---- helpers ------------------------------------------------------------------------------------
@@ -354,7 +374,7 @@ def _with_reason(err: SourceError, reason: str) -> SourceError:
 
 
 def _new_session() -> requests.Session:
-    session = requests.Session()
+    session = deadline_session()
     session.headers["User-Agent"] = USER_AGENT
     session.headers["Accept"] = "application/json"
     session.trust_env = True  # proxies from the environment, as users expect
