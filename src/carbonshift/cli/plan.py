@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from carbonshift import runtime
-from carbonshift.advisor import advise
+from carbonshift.advisor import advise, advise_many
 from carbonshift.cli import context
 from carbonshift.cli.options import parse_signal_option, parse_time_option
 from carbonshift.cli.plan_view import render_plan
 from carbonshift.cli.render import OutputFormat, emit_json, warn
 from carbonshift.clock import FixedClock, SystemClock
 from carbonshift.config.jobspec import JobSpec, jobspec_json_schema, load_jobspec
-from carbonshift.errors import UserInputError
+from carbonshift.errors import CarbonshiftError, UserInputError
 
 SPEC_SUFFIXES = (".yaml", ".yml", ".json")
 
@@ -87,12 +88,23 @@ def plan_command(
     catalog = runtime.build_catalog(settings)
     service = runtime.build_service(settings, clock=FixedClock(at))
     fmt = output or (OutputFormat.JSON if batch else OutputFormat.TABLE)
+    encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+    if batch:  # planned together (plan_batch), printed as JSON lines
+        try:
+            advices = advise_many(loaded, catalog=catalog, service=service, now=at, signal=sig)
+        except CarbonshiftError:
+            pass  # spec by spec below: the plans before the failing spec print, then its error
+        else:
+            sys.stdout.write("".join(encode(a.to_dict(top=top)) + "\n" for a in advices))
+            sys.stdout.flush()
+            _warn_failed_sources(service.notices, set())
+            return
     warned: set[str] = set()
     for spec in loaded:
         advice = advise(spec, catalog=catalog, service=service, now=at, signal=sig)
         _warn_failed_sources(advice.notices, warned)
         if batch:
-            typer.echo(json.dumps(advice.to_dict(top=top), ensure_ascii=False, separators=(",", ":")))
+            typer.echo(encode(advice.to_dict(top=top)))
         elif fmt is OutputFormat.JSON:
             emit_json(advice.to_dict(top=top))
         else:

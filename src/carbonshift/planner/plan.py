@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from operator import itemgetter
 from typing import Any, Literal, NamedTuple
 
@@ -77,7 +78,7 @@ class SourceShare:
             "kind": self.kind.value,
             "basis": self.basis.value if self.basis is not None else None,
             "share": round(self.share, 4),
-            "fetched_at": isoformat_z(self.fetched_at) if self.fetched_at is not None else None,
+            "fetched_at": iso_dt(self.fetched_at) if self.fetched_at is not None else None,
             "stale": self.stale,
         }
         if self.note:
@@ -104,8 +105,8 @@ class Baseline:
             "provider": self.provider,
             "region": self.region,
             "zone": self.zone,
-            "start": isoformat_z(self.start),
-            "end": isoformat_z(self.end),
+            "start": iso_dt(self.start),
+            "end": iso_dt(self.end),
             "mean_g_per_kwh": round(self.mean_g_per_kwh, 3),
             "kg_co2e": round(self.kg_co2e, 6),
             "energy_kwh": round(self.energy.kwh, 6),
@@ -115,6 +116,17 @@ class Baseline:
             "sources": [s.to_dict() for s in self.sources],
             "static_fallback": self.static_fallback,
         }
+
+
+@lru_cache(maxsize=1 << 16)
+def iso_s(epoch_s: int) -> str:
+    """`isoformat_z` of an epoch second, cached: a batch prints the same few thousand times over and
+    over (starts on the data's grid, shared windows, one fetch time per source)."""
+    return isoformat_z(from_epoch_s(epoch_s))
+
+
+def iso_dt(value: datetime) -> str:
+    return iso_s(int(value.timestamp())) if value.microsecond == 0 else isoformat_z(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,8 +203,8 @@ class PlanOption:
             "provider": self.provider,
             "region": self.region,
             "zone": self.zone,
-            "start": isoformat_z(self.start),
-            "end": isoformat_z(self.end),
+            "start": iso_s(self.start_s),
+            "end": iso_s(self.end_s),
             "mean_g_per_kwh": round(self.mean_g_per_kwh, 3),
             "kg_co2e": round(self.kg_co2e, 6),
             "savings_pct": None if self.savings_pct is None else round(self.savings_pct, 2),
@@ -206,7 +218,7 @@ class PlanOption:
             "flat": self.flat,
         }
         if with_chunks:
-            out["chunks"] = [{"start": isoformat_z(a), "end": isoformat_z(b)} for a, b in self.chunks]
+            out["chunks"] = [{"start": iso_s(a), "end": iso_s(b)} for a, b in self.chunks_s]
         if not self.exact:
             out["exact"] = False
         return out
@@ -253,8 +265,8 @@ class Plan:
             "energy_kwh": round(self.energy_kwh, 6),
             "baseline": self.baseline.to_dict(),
             "options": [o.to_dict(with_chunks=self.interruptible) for o in options],
-            "generated_at": isoformat_z(self.generated_at),
-            "window": {"earliest": isoformat_z(self.earliest), "deadline": isoformat_z(self.deadline)},
+            "generated_at": iso_dt(self.generated_at),
+            "window": {"earliest": iso_dt(self.earliest), "deadline": iso_dt(self.deadline)},
             "duration_s": self.duration_s,
             "interruptible": self.interruptible,
             "min_chunk_s": self.min_chunk_s,

@@ -1,0 +1,127 @@
+"""`carbonshift plan DIR` on a directory of 10,000 job specs, end to end: a new process that parses
+every spec, plans them together (`advise_many` -> `plan_batch`) and prints one JSON line each.
+
+Issue 13's goal: at least 2,000 plans/s. Offline: the example config (one forecast file for ES, the
+bundled static values elsewhere) and no live source. The specs vary in duration (30 min .. 8 h, to the
+minute), window (earliest 0 .. 24 h after --now, to the second; 2 .. 40 h of slack), placement (none,
+EU, a provider, two countries) and hardware; a tenth are interruptible. For comparison, the old path
+(the CLI before: spec by spec, `load_jobspec` + `advise` + JSON) is timed in this process on the
+first --old specs.
+
+    .venv/bin/python bench/bench_cli_plan_dir.py [--specs 10000] [--top 3] [--old 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+NOW = datetime(2026, 11, 24, 5, 0, tzinfo=UTC)
+PLACEMENTS = [
+    "",
+    "placement:\n  countries: [EU]\n",
+    "placement:\n  providers: [gcp]\n",
+    "placement:\n  countries: [ES, FR]\n",
+    "placement:\n  providers: [aws]\n  countries: [US]\n",
+]
+HARDWARE = [
+    "hardware:\n  gpu: A100\n  gpus: 1\n  vcpus: 8\n  memory_gb: 64\n",
+    "hardware:\n  vcpus: 16\n  memory_gb: 64\n",
+    "hardware:\n  gpu: T4\n  gpus: 1\n  vcpus: 4\n  memory_gb: 16\n",
+]
+
+
+def spec_text(i: int, rng: random.Random) -> str:
+    minutes = rng.randint(30, 480)
+    earliest = NOW + timedelta(seconds=rng.randint(0, 24 * 3600))
+    deadline = earliest + timedelta(minutes=minutes) + timedelta(seconds=rng.randint(2 * 3600, 40 * 3600))
+    text = (
+        f"name: job-{i:05d}\ncommand: [python, train.py]\nduration: {minutes}m\n"
+        f"window:\n  earliest: {earliest.isoformat()}\n  deadline: {deadline.isoformat()}\n"
+        + rng.choice(HARDWARE)
+        + rng.choice(PLACEMENTS)
+    )
+    if rng.random() < 0.1:
+        text += "interruptible: true\nmin_chunk: 30m\n"
+    return text
+
+
+def environment(tmp: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CARBONSHIFT_")}
+    env["CARBONSHIFT_CONFIG"] = str(REPO / "examples" / "config" / "carbonshift.yaml")
+    env["CARBONSHIFT_CACHE__PATH"] = str(tmp / "cache.sqlite")
+    env["CARBONSHIFT_DATA_DIR"] = str(tmp / "data")
+    env["CARBONSHIFT_UKCI_ENABLED"] = "false"  # offline
+    return env
+
+
+def old_path(files: list[Path], env: dict[str, str], top: int | None) -> float:
+    """Plans/s of the CLI's former loop, in this process: parse, advise, JSON, spec by spec."""
+    os.environ.update(env)
+    from carbonshift import runtime
+    from carbonshift.advisor import advise
+    from carbonshift.clock import FixedClock
+    from carbonshift.config import load_settings
+    from carbonshift.config.jobspec import load_jobspec
+
+    settings = load_settings(Path(env["CARBONSHIFT_CONFIG"]))
+    catalog = runtime.build_catalog(settings)
+    service = runtime.build_service(settings, clock=FixedClock(NOW))
+    t0 = time.perf_counter()
+    for f in files:
+        spec = load_jobspec(f, now=NOW)
+        json.dumps(advise(spec, catalog=catalog, service=service, now=NOW).to_dict(top=top))
+    return len(files) / (time.perf_counter() - t0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--specs", type=int, default=10_000)
+    parser.add_argument("--top", type=int, default=3, help="--top for the CLI (0: every option)")
+    parser.add_argument("--old", type=int, default=300, help="specs timed on the old path")
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    rng = random.Random(13)
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        specs = tmp / "specs"
+        specs.mkdir()
+        files = []
+        for i in range(args.specs):
+            f = specs / f"job-{i:05d}.yaml"
+            f.write_text(spec_text(i, rng))
+            files.append(f)
+        env = environment(tmp)
+        cmd = [sys.executable, "-m", "carbonshift", "plan", str(specs), "--now", NOW.isoformat()]
+        if args.top:
+            cmd += ["--top", str(args.top)]
+        walls = []
+        for _ in range(args.runs):
+            t0 = time.perf_counter()
+            out = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, check=False)
+            walls.append(time.perf_counter() - t0)
+            if out.returncode != 0:
+                raise SystemExit(out.stderr[-2000:])
+            lines = out.stdout.count("\n")
+            if lines != args.specs:
+                raise SystemExit(f"{lines} plans printed for {args.specs} specs")
+        wall = min(walls)
+        top = args.top or None
+        old = old_path(files[: args.old], env, top) if args.old else float("nan")
+    shown = f"--top {args.top}" if args.top else "every option"
+    print(f"carbonshift plan DIR, {args.specs} specs, {shown}, best of {args.runs} (new process each):")
+    print(f"  wall {wall:.2f} s  ->  {args.specs / wall:,.0f} plans/s end to end (goal >= 2,000)")
+    print(f"  old path (spec by spec, in process, first {args.old} specs): {old:,.0f} plans/s")
+
+
+if __name__ == "__main__":
+    main()
