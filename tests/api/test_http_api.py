@@ -212,3 +212,18 @@ def test_openapi_documents_every_route_and_the_spec(api: ApiServer) -> None:
     assert doc["components"]["securitySchemes"]["apiToken"]["scheme"] == "bearer"
     assert paths["/healthz"]["get"]["security"] == []
     json.dumps(doc)
+
+
+def test_a_relative_window_is_stored_as_the_times_it_meant_at_submission(api: ApiServer) -> None:
+    from datetime import UTC, datetime
+
+    spec = local_spec("relative-window", ["true"])
+    spec["window"] = {"earliest": "+1h", "deadline": "now+3h"}
+    before = datetime.now(UTC).replace(microsecond=0)
+    job = api.submit(spec)
+    after = datetime.now(UTC)
+    stored = job["spec"]["window"]
+    earliest = datetime.fromisoformat(stored["earliest"].replace("Z", "+00:00"))
+    deadline = datetime.fromisoformat(stored["deadline"].replace("Z", "+00:00"))
+    assert before + timedelta(hours=1) <= earliest <= after + timedelta(hours=1)
+    assert deadline - earliest == timedelta(hours=2)

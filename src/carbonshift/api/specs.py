@@ -9,6 +9,7 @@ validation errors, so one client-side handler reads both.
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from carbonshift.config.jobspec import JobSpec, JobSpecError, loads_jobspec
@@ -42,7 +43,8 @@ def read_spec(body: bytes, content_type: str | None) -> JobSpec:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         raise JobSpecError("body", [("", "the body is not UTF-8 text")]) from None
-    return loads_jobspec(text, source="body", fmt=fmt)
+    # a relative window (`now`, `+6h`) counts from when the server receives it, and is stored absolute
+    return loads_jobspec(text, source="body", fmt=fmt, now=datetime.now(UTC))
 
 
 def field_loc(field: str) -> list[str | int]:

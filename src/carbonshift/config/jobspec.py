@@ -694,20 +694,70 @@ def _yaml_int(loader: yaml.SafeLoader, node: yaml.Node) -> int | HugeNumber:
 _NoTimestampLoader.add_constructor("tag:yaml.org,2002:int", _yaml_int)
 
 
-def parse_jobspec(data: Any, *, source: str = "spec") -> JobSpec:
-    """Validate already-parsed data (a mapping from YAML, JSON or an API body)."""
+MAX_SPEC_BYTES = (
+    1_048_576  # the API's default max_body_bytes: a file the daemon would refuse is refused here too
+)
+RELATIVE_TIME = re.compile(r"^\s*(?:now\s*)?\+\s*(\S.*)$", re.IGNORECASE)
+
+
+def resolve_relative_window(data: Mapping[str, Any], now: datetime | None, source: str) -> dict[str, Any]:
+    """`window.earliest` / `window.deadline` written as `now` or `+6h` (`now+6h`), made absolute from
+    `now`, the time the spec is planned or submitted; both count from now. Resolved once, here, so
+    a stored job keeps the times it was submitted with and every re-plan reads the same window."""
+    out = dict(data)
+    window = out.get("window")
+    if not isinstance(window, Mapping):
+        return out
+    resolved = dict(window)
+    for key in ("earliest", "deadline"):
+        value = resolved.get(key)
+        if not isinstance(value, str):
+            continue
+        relative = RELATIVE_TIME.match(value)
+        if value.strip().lower() != "now" and relative is None:
+            continue
+        if now is None:
+            raise JobSpecError(
+                source, [(f"window.{key}", f"{value!r} is relative, and this spec has no time to count from")]
+            )
+        if relative is None:
+            at = now
+        else:
+            try:
+                at = now + parse_duration(relative.group(1))
+            except ValueError:
+                raise JobSpecError(
+                    source,
+                    [
+                        (
+                            f"window.{key}",
+                            f"not a time: {value[:80]!r} (examples: now, +6h, 2026-11-24T18:00Z)",
+                        )
+                    ],
+                ) from None
+        resolved[key] = isoformat_z(at.astimezone(UTC))
+    out["window"] = resolved
+    return out
+
+
+def parse_jobspec(data: Any, *, source: str = "spec", now: datetime | None = None) -> JobSpec:
+    """Validate already-parsed data (a mapping from YAML, JSON or an API body). `now` resolves a
+    relative window (`now`, `+6h`); without it such a window is an error naming the field."""
     if not isinstance(data, Mapping):
         raise JobSpecError(source, [("", "a job spec is a mapping (name, command, duration, ...)")])
     problem = document_problem(data)
     if problem is not None:
         raise JobSpecError(source, [problem])
+    data = resolve_relative_window(data, now, source)
     try:
         return JobSpec.model_validate(dict(data))
     except ValidationError as exc:
         raise JobSpecError(source, _problems(exc)) from None
 
 
-def loads_jobspec(text: str, *, source: str = "spec", fmt: Literal["yaml", "json"] = "yaml") -> JobSpec:
+def loads_jobspec(
+    text: str, *, source: str = "spec", fmt: Literal["yaml", "json"] = "yaml", now: datetime | None = None
+) -> JobSpec:
     try:
         if fmt == "json":
             data = json.loads(text, parse_int=parse_int)
@@ -721,7 +771,7 @@ def loads_jobspec(text: str, *, source: str = "spec", fmt: Literal["yaml", "json
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
         raise JobSpecError(source, [("", f"not valid YAML{where}: {getattr(exc, 'problem', exc)}")]) from None
-    return parse_jobspec(data, source=source)
+    return parse_jobspec(data, source=source, now=now)
 
 
 def load_jobspec(path: str | Path, *, now: datetime | None = None) -> JobSpec:
@@ -729,10 +779,17 @@ def load_jobspec(path: str | Path, *, now: datetime | None = None) -> JobSpec:
     message names the file."""
     p = Path(path)
     try:
+        size = p.stat().st_size
+        if size > MAX_SPEC_BYTES:
+            raise UserInputError(
+                str(p), f"a job spec is at most {MAX_SPEC_BYTES:,} bytes (as the API takes), this is {size:,}"
+            )
         text = p.read_text(encoding="utf-8")
     except OSError as exc:
         raise UserInputError(str(p), f"cannot read the job spec: {exc.strerror or exc}") from None
-    spec = loads_jobspec(text, source=str(p), fmt="json" if p.suffix.lower() == ".json" else "yaml")
+    except UnicodeDecodeError:
+        raise UserInputError(str(p), "not UTF-8 text") from None
+    spec = loads_jobspec(text, source=str(p), fmt="json" if p.suffix.lower() == ".json" else "yaml", now=now)
     if now is not None:
         try:
             spec.resolve_window(now)
