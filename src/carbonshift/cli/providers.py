@@ -1,7 +1,8 @@
 """`carbonshift providers ...`: the cloud side of carbonshift.
 
 - `orphans [--provider P] [--region R] [--known-runs FILE] [--clean]`: instances tagged `carbonshift-run`
-  whose run is not live in the scheduler; `--clean` terminates them.
+  whose run is not live in the scheduler; `--clean` terminates them. Without `--provider`, a cloud with
+  no credentials configured is skipped, never asked (see cloud_credentials.py).
 - `instances [--provider P] [--region R] [--gpu MODEL]`: the bundled instance-type catalog.
 
 Which runs are live comes from `--known-runs FILE` (one run id per line, `#` comments, or a JSON list),
@@ -22,6 +23,7 @@ import typer
 
 from carbonshift.catalog.instances import instance_types
 from carbonshift.cli import context
+from carbonshift.cli.cloud_credentials import HINTS, cloud_configured
 from carbonshift.cli.render import OutputFormat, emit_json, table
 from carbonshift.config import Settings
 from carbonshift.errors import UserInputError
@@ -103,7 +105,8 @@ def orphans_command(
     clean: Annotated[bool, typer.Option("--clean", help="Terminate the orphans found.")] = False,
     output: Annotated[OutputFormat, typer.Option("--format", help="table or json.")] = OutputFormat.TABLE,
 ) -> None:
-    """Instances tagged by carbonshift whose run the scheduler does not know as live."""
+    """Instances tagged by carbonshift whose run the scheduler does not know as live. Without
+    --provider, clouds with no credentials configured are skipped (and named on stderr)."""
     settings = context.settings()
     names = _providers(provider)
     live = read_known_runs(known_runs) if known_runs is not None else scheduler_live_runs(settings)
@@ -113,8 +116,15 @@ def orphans_command(
             "no scheduler database to ask which runs are live; give --known-runs FILE "
             "(an empty file counts every carbonshift instance as an orphan)",
         )
+    skipped = {} if provider else {n: HINTS[n] for n in names if not cloud_configured(n, settings)}
+    for name, hint in skipped.items():
+        typer.echo(
+            f"skipping {name}: no credentials configured ({hint}); on a VM with an attached identity, "
+            f"name it: --provider {name}",
+            err=True,
+        )
     found: list[Handle] = []
-    for name in names:
+    for name in (n for n in names if n not in skipped):
         adapter = get_provider(name, settings, regions=region or None)
         found.extend(find_orphans(adapter.managed(), live))
     cleaned: list[str] = []
@@ -123,7 +133,9 @@ def orphans_command(
             get_provider(h.provider, settings, regions=[h.region]).terminate(h)
             cleaned.append(h.instance_id)
     if output is OutputFormat.JSON:
-        emit_json({"orphans": [h.to_dict() for h in found], "terminated": cleaned})
+        emit_json(
+            {"orphans": [h.to_dict() for h in found], "terminated": cleaned, "skipped": sorted(skipped)}
+        )
         return
     if not found:
         typer.echo("no orphaned instances", err=True)
