@@ -72,6 +72,17 @@ def test_an_existing_database_upgrades_with_its_data(tmp_path: Path) -> None:
     assert "stop_reason" in {c["name"] for c in inspect(engine).get_columns("runs")}
     with engine.connect() as conn:
         assert conn.exec_driver_sql("SELECT name FROM jobs").scalar() == "old"
-        assert conn.exec_driver_sql(f"SELECT version_num FROM {db.VERSION_TABLE}").scalar() == "0007"
+        assert conn.exec_driver_sql(f"SELECT version_num FROM {db.VERSION_TABLE}").scalar() == "0008"
     assert _diffs(engine) == []
+    engine.dispose()
+
+
+def test_the_timer_table_earlier_versions_shared_is_dropped(tmp_path: Path) -> None:
+    """Timers live in each daemon's memory now; the job store table two daemons raced on goes."""
+    engine = db.create_db_engine(db.resolve_url(make_settings(tmp_path)))
+    db.upgrade(engine, "0007")
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f"CREATE TABLE {db.APSCHEDULER_TABLE} (id VARCHAR(191) PRIMARY KEY)")
+    db.upgrade(engine)
+    assert db.APSCHEDULER_TABLE not in inspect(engine).get_table_names()
     engine.dispose()

@@ -205,10 +205,18 @@ def create_app(scheduler: SchedulerPort, settings: Settings) -> FastAPI:
         return SafeJSONResponse({"detail": "internal error (please report this)"}, status_code=500)
 
     # ---- routes --------------------------------------------------------------------------------
-    @app.get("/healthz", tags=["service"], summary="Liveness and the daemon's role (no auth)")
-    async def healthz() -> dict[str, str]:
-        # role tells a load balancer which instance is active; nothing here is secret (no database URL)
-        return {"status": "ok", "role": scheduler.role, "version": __version__}
+    @app.get(
+        "/healthz",
+        tags=["service"],
+        summary="Liveness and the daemon's role (no auth)",
+        responses={503: {"description": "stale: the active daemon lost its lock or its tick stopped"}},
+    )
+    async def healthz() -> Response:
+        # role tells a load balancer which instance is active: `active` only while the daemon holds the
+        # lock and its tick is alive (last tick age in the body), else 503; nothing here is secret
+        health = scheduler.health()
+        code = 200 if health.get("status") == "ok" else 503
+        return SafeJSONResponse({**health, "version": __version__}, status_code=code)
 
     @app.get(
         "/metrics",

@@ -123,6 +123,7 @@ class Scheduler:
         self._background = True
         self._stop = threading.Event()
         self._tick_lock = threading.Lock()
+        self._tick_began: float | None = None  # time.monotonic() the last tick pass began
 
         store = Store(self.engine)
         plans = Plans(settings, self.providers, lambda: self.catalog, self._service_factory)
@@ -250,6 +251,28 @@ class Scheduler:
         except Exception:
             log.exception("scheduler: %s failed (retried at the next tick)", getattr(fn, "__name__", fn))
 
+    def health(self) -> dict[str, Any]:
+        """What /healthz shows. `active` only while the lead is confirmed (by the leadership check, at
+        most a few `leadership_check_s` ago) and the tick is alive (its last pass began at most
+        `tick_stale_s`, or 3 poll intervals, ago; a daemon driven by tick() has no timers to judge);
+        otherwise an active daemon is `stale`: status 'stale', to be answered with 503."""
+        role: str = self.role
+        lead_age = self._ctx.leadership.lead_age_s()
+        began = self._tick_began
+        tick_age = None if began is None else round(time.monotonic() - began, 3)
+        out: dict[str, Any] = {"status": "ok", "role": role, "last_tick_age_s": tick_age}
+        if role != "active":
+            return out
+        problems = []
+        if lead_age is None or lead_age > 3 * self.cfg.leadership_check_s + 2:
+            problems.append("the daemon lock is not confirmed held")
+        stale_s = max(self.cfg.tick_stale_s, 3 * self.cfg.poll_interval_s)
+        if self._background and (tick_age is None or tick_age > stale_s):
+            problems.append(f"no tick has begun in the last {stale_s:g} s")
+        if problems:
+            out.update(status="stale", role="stale", detail="; ".join(problems))
+        return out
+
     # ---- the daemon's work ---------------------------------------------------------------------------
     def tick(self) -> None:
         """One pass of everything due at `clock.now()`: what the timers do, on demand, except that it
@@ -273,6 +296,7 @@ class Scheduler:
             if not ctx.leadership.lock_alive():
                 ctx.leadership.lose()
                 return
+            self._tick_began = time.monotonic()
             now = self.clock.now()
             with ctx.store.fenced(ctx.leadership.epoch), ctx.calls.phases(wait) as settle:
                 ctx.calls.expire()

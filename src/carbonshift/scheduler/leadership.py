@@ -14,6 +14,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from collections.abc import Callable
 from typing import Literal
 
@@ -66,6 +67,7 @@ class Leadership:
         self.state_lock = threading.Lock()
         self._lock_io = threading.Lock()  # one thread at a time on the daemon lock's connection
         self._standby_thread: threading.Thread | None = None
+        self.confirmed_at: float | None = None  # time.monotonic() the lead was last confirmed (active only)
 
     @property
     def database(self) -> str:
@@ -119,6 +121,10 @@ class Leadership:
         self.epoch = self._claim_epoch()
         self._on_activate()
         self.role = "active"
+        self.confirmed_at = time.monotonic()
+        threading.Thread(
+            target=self._watch, args=(self.epoch,), name="carbonshift-leadership", daemon=True
+        ).start()
         log.info("active daemon on %s", self.database)
 
     def _claim_epoch(self) -> int:
@@ -185,12 +191,37 @@ class Leadership:
         with self.store.tx() as s:
             return s.scalar(select(LeadershipRow.epoch).where(LeadershipRow.id == 1)) == epoch
 
+    def _watch(self, epoch: int | None) -> None:
+        """The active daemon's own check of its lead, every `leadership_check_s`, on this thread: a
+        tick that no longer fires (or hangs) must not keep a daemon that lost the lock acting, or
+        showing itself active. Ends when this activation is over."""
+        while not self._stop.wait(self.cfg.leadership_check_s):
+            if self.role != "active" or self.epoch != epoch:
+                return
+            try:
+                leading = self.leading()
+            except Exception as exc:  # the database, not the lock, did not answer: look again
+                log.warning("leadership: could not check the epoch (%s); checking again", type(exc).__name__)
+                continue
+            if leading:
+                self.confirmed_at = time.monotonic()
+                continue
+            log.warning("leadership: this daemon no longer holds the lock or the epoch on %s", self.database)
+            self.lose()
+            return
+
+    def lead_age_s(self) -> float | None:
+        """Seconds since the lead was last confirmed; None when not active."""
+        at = self.confirmed_at
+        return None if self.role != "active" or at is None else time.monotonic() - at
+
     def lose(self) -> None:
         """The lock connection dropped: another daemon may take over, so stop acting at once."""
         with self.state_lock:
             if self.role != "active":
                 return
             self._on_lose()
+            self.confirmed_at = None
             if isinstance(self.lock, PgAdvisoryLock) and self.cfg.standby and not self._stop.is_set():
                 self._enter_standby()
             else:
@@ -211,3 +242,4 @@ class Leadership:
                     self.lock.release()
                 self.lock = None
             self.role = "stopped"
+            self.confirmed_at = None

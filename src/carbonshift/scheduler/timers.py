@@ -1,20 +1,19 @@
 """The daemon's wake-ups: APScheduler (3.x) jobs that only wake it, never hold state.
 
 Interval jobs run the tick and the re-plan pass; a date job at each waiting run's planned start
-launches it, and one at a chunk's planned end stops it. Every job is re-derived from the tables at
-each activation, so a lost or dropped job costs at most one poll interval, never a run. Misfire
-handling is set on purpose: `misfire_grace_time=None` (run however late) and `coalesce=True` (many
-missed wake-ups become one), because the 1 s default silently drops a one-off job that comes due while
-the daemon is down; whether a late run still starts is the launcher's decision, from its deadline.
+launches it, and one at a chunk's planned end stops it. The jobs live in this daemon's memory only
+(APScheduler's MemoryJobStore): every one is re-derived from the tables at each activation, so a lost
+job costs at most one poll interval, never a run, and no two daemons ever share (and race on) one job
+store. Misfire handling is set on purpose: `misfire_grace_time=None` (run however late) and
+`coalesce=True` (many missed wake-ups become one); whether a late run still starts is the launcher's
+decision, from its deadline.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import secrets
 import threading
-import weakref
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -22,7 +21,6 @@ from typing import Any
 from sqlalchemy import select
 
 from carbonshift.clock import Clock
-from carbonshift.scheduler import db
 from carbonshift.scheduler.lifecycle import ACTIVE, PENDING, Store, z
 from carbonshift.scheduler.models import RunRow
 from carbonshift.scheduler.settings import SchedulerSettings
@@ -31,19 +29,6 @@ from carbonshift.scheduler.states import RunState
 __all__ = ["Timers"]
 
 log = logging.getLogger(__name__)
-
-# APScheduler pickles a job's function by reference and its arguments by value: the function is this
-# module's `_timer` and the argument a key into this registry, rewritten at every start.
-_INSTANCES: weakref.WeakValueDictionary[str, Timers] = weakref.WeakValueDictionary()
-
-
-def _timer(key: str, action: str, run_id: str | None = None) -> None:
-    """APScheduler's entry point (module level, so the job store can pickle a reference to it)."""
-    timers = _INSTANCES.get(key)
-    if timers is None:
-        log.debug("timer %s for an instance no longer here; ignored (re-derived at start)", action)
-        return
-    timers.fire(action)
 
 
 class Timers:
@@ -64,10 +49,9 @@ class Timers:
         self._on_tick, self._on_replan = on_tick, on_replan
         self._aps: Any = None  # apscheduler BackgroundScheduler while active
         self._lock = threading.Lock()
-        self.key = secrets.token_hex(8)
-        _INSTANCES[self.key] = self
 
-    def fire(self, action: str) -> None:
+    def fire(self, action: str, run_id: str | None = None) -> None:
+        """A timer went off: a run's launch or stop time is a tick (it acts on every run due)."""
         if action == "replan":
             self._on_replan()
         else:
@@ -78,7 +62,7 @@ class Timers:
         """Build the timers, paused, from the tables: the tick and re-plan intervals, a launch timer per
         waiting run, a stop timer per running chunk. `resume()` lets them run."""
         from apscheduler.executors.pool import ThreadPoolExecutor
-        from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+        from apscheduler.jobstores.memory import MemoryJobStore
         from apscheduler.schedulers.background import BackgroundScheduler
 
         for name in ("apscheduler.executors.default", "apscheduler.scheduler"):
@@ -86,9 +70,7 @@ class Timers:
             if logger.level == logging.NOTSET:
                 logger.setLevel(logging.WARNING)  # a tick every few seconds would drown the log
         aps = BackgroundScheduler(
-            jobstores={
-                "default": SQLAlchemyJobStore(engine=self.store.engine, tablename=db.APSCHEDULER_TABLE)
-            },
+            jobstores={"default": MemoryJobStore()},  # this daemon's own; re-derived at each activation
             executors={"default": ThreadPoolExecutor(4)},
             job_defaults={"coalesce": True, "misfire_grace_time": None, "max_instances": 1},
             timezone=UTC,
@@ -99,11 +81,11 @@ class Timers:
         now = datetime.now(UTC)
         for action in ("tick", "replan"):
             aps.add_job(
-                _timer,
+                self.fire,
                 "interval",
                 seconds=self.cfg.poll_interval_s,
                 id=f"carbonshift:{action}",
-                args=[self.key, action],
+                args=[action],
                 replace_existing=True,
                 next_run_time=now + timedelta(seconds=self.cfg.poll_interval_s),
             )
@@ -111,10 +93,6 @@ class Timers:
             waiting = {
                 r.id: r.planned_start for r in s.scalars(select(RunRow).where(RunRow.state.in_(PENDING)))
             }
-        for job in aps.get_jobs():
-            if job.id.startswith("launch:") and job.id.removeprefix("launch:") not in waiting:
-                with contextlib.suppress(Exception):
-                    aps.remove_job(job.id)
         for run_id, start in waiting.items():
             if start is not None:
                 self.schedule_launch(run_id, start)
@@ -163,11 +141,11 @@ class Timers:
             return
         try:
             aps.add_job(
-                _timer,
+                self.fire,
                 "date",
                 run_date=at,
                 id=f"{action}:{run_id}",
-                args=[self.key, action, run_id],
+                args=[action, run_id],
                 replace_existing=True,
             )
         except Exception:
