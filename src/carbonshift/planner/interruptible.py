@@ -53,10 +53,6 @@ FloatArray = npt.NDArray[np.float64]
 MAX_CELLS = 12_000_000  # rows x points x (slots of duration + 1) x 2 per pass: two bytes of choices each
 MAX_ROW_CELLS = 4_000_000  # points x (slots of duration + 1) for one row: beyond it, see `slot_grid`
 
-# choices stored per state
-_F_KEEP, _F_FROM_C, _F_END_PART, _F_SPECIAL = 0, 1, 2, 3
-_C_EXTEND, _C_NEW, _C_NEW_PART, _C_SPECIAL = 0, 1, 2, 3
-
 
 @dataclass(frozen=True, slots=True)
 class ChunkPlan:
@@ -192,6 +188,9 @@ def _merge(lo: IntArray, hi: IntArray) -> tuple[tuple[int, int], ...]:
     return tuple((int(lo[a]), int(hi[b])) for a, b in zip(firsts, lasts, strict=True))
 
 
+_End = tuple[float, list[tuple[int, int]], tuple[str, int, int, int] | None]
+
+
 @dataclass(frozen=True, slots=True)
 class _Run:
     """One combination of front and back pieces: fe / be say whether the first chunk starts at
@@ -289,68 +288,71 @@ class _ChunkDP:
             short = np.where(fe & (f > 0) & (self.da + f >= g), front + seg(0, bm - 1) + part[:, bm], inf)
             specials[bm].append(("F", 1, bm - 1, short))
 
-        f_ring = np.full((bm + 1, rows, 2, kp), inf)
-        f_cur = np.full((rows, 2, kp), inf)
-        f_cur[~fe, 0, 0] = 0.0
-        c_cur = np.full((rows, 2, kp), inf)
-        f_ring[0] = f_cur
-        code_f = np.zeros((n + 1, rows, 2, kp), dtype=np.int8)
-        code_c = np.zeros((n + 1, rows, 2, kp), dtype=np.int8)
-        saved: dict[int, tuple[FloatArray, FloatArray]] = {0: (f_cur.copy(), c_cur.copy())}
+        dec = _Decisions(n, rows, kp)
+        f_ring = np.full((bm + 1, rows, 2, kp), inf)  # F at the last M + 1 points
+        f_ring[0, ~fe, 0, 0] = 0.0
+        c_bufs = np.full((2, rows, 2, kp), inf)  # C at the previous and this point (j = 0: never)
+        saved: dict[int, tuple[FloatArray, FloatArray]] = {0: (f_ring[0].copy(), c_bufs[0].copy())}
         keep = {n - bm, n - bm + 1, n}
+        # whole slots i-M..i-1 of a new chunk, and with the part slot before them, for i = M..n
+        add_all = prefix[:, bm:] - prefix[:, : n + 1 - bm]
+        addp_all = add_all + part[:, : n + 1 - bm]
         f_wo_tight: FloatArray | None = None  # F at point M before the tight front joins it
-        code_f_wo: npt.NDArray[np.int8] | None = None
+        tmp_f = np.empty((rows, kp))
+        tmp_c = np.empty((rows, 2, kp - bm)) if kp > bm else np.empty((rows, 2, 0))
         for i in range(1, n + 1):
-            # F[i]
-            f_new = np.minimum(f_cur, c_cur)
-            cf = np.where(c_cur < f_cur, _F_FROM_C, _F_KEEP).astype(np.int8)
-            end_part = c_cur[:, 0, :] + part[:, i][:, None]  # prefix of slot i-1 (column i)
-            better = end_part < f_new[:, 1, :]
-            f_new[:, 1, :] = np.where(better, end_part, f_new[:, 1, :])
-            cf[:, 1, :][better] = _F_END_PART
-            # C[i]
-            c_new = np.full((rows, 2, kp), inf)
-            cc = np.zeros((rows, 2, kp), dtype=np.int8)
-            c_new[:, :, 1:] = c_cur[:, :, :-1] + slot[:, i - 1][:, None, None]
-            if i >= bm:
+            f_cur, c_cur = f_ring[(i - 1) % (bm + 1)], c_bufs[(i - 1) % 2]
+            f_new, c_new = f_ring[i % (bm + 1)], c_bufs[i % 2]
+            # F[i]: slot i-1 unused after F or C, or holding the part slot after C
+            np.less(c_cur, f_cur, out=dec.f_from_c[i])
+            np.minimum(f_cur, c_cur, out=f_new)
+            np.add(c_cur[:, 0, :], part[:, i, None], out=tmp_f)  # part of slot i-1 (column i)
+            np.less(tmp_f, f_new[:, 1, :], out=dec.f_part[i])
+            np.minimum(f_new[:, 1, :], tmp_f, out=f_new[:, 1, :])
+            # C[i]: slot i-1 extends a chunk, or ends a new one of M slots (after the part slot)
+            np.add(c_cur[:, :, :-1], slot[:, i - 1, None, None], out=c_new[:, :, 1:])
+            if i >= bm and kp > bm:
                 src = f_ring[(i - bm) % (bm + 1)]
-                add = seg(i - bm, i)[:, None]
-                new = src[:, :, : kp - bm] + add[:, :, None]
-                better = new < c_new[:, :, bm:]
-                c_new[:, :, bm:] = np.where(better, new, c_new[:, :, bm:])
-                cc[:, :, bm:][better] = _C_NEW
-                src0 = src[:, 0, :]
+                np.add(src[:, :, : kp - bm], add_all[:, i - bm, None, None], out=tmp_c)
+                np.less(tmp_c, c_new[:, :, bm:], out=dec.c_new[i][:, :, bm:])
+                np.minimum(c_new[:, :, bm:], tmp_c, out=c_new[:, :, bm:])
+                src0 = src[:, 0, : kp - bm]
                 if i - bm == bm and f_wo_tight is not None:
-                    src0 = np.where((f > self.da)[:, None], f_wo_tight[:, 0, :], src0)
-                new_p = src0[:, : kp - bm] + (add + part[:, i - bm][:, None])  # part of slot i-M-1
-                better = new_p < c_new[:, 1, bm:]
-                c_new[:, 1, bm:] = np.where(better, new_p, c_new[:, 1, bm:])
-                cc[:, 1, bm:][better] = _C_NEW_PART
+                    src0 = np.where((f > self.da)[:, None], f_wo_tight[:, : kp - bm], src0)
+                np.add(src0, addp_all[:, i - bm, None], out=tmp_c[:, 0, :])
+                np.less(tmp_c[:, 0, :], c_new[:, 1, bm:], out=dec.c_part[i][:, bm:])
+                np.minimum(c_new[:, 1, bm:], tmp_c[:, 0, :], out=c_new[:, 1, bm:])
             for which, p, j, cost in specials.get(i, ()):
                 if j < 0 or j > k:
                     continue
-                target, codes = (f_new, cf) if which == "F" else (c_new, cc)
+                target = f_new if which == "F" else c_new
                 if which == "F" and p == 0 and f_wo_tight is None:
-                    f_wo_tight, code_f_wo = f_new.copy(), cf.copy()
+                    f_wo_tight = f_new[:, 0, :].copy()
                 better = cost < target[:, p, j]
                 target[:, p, j] = np.where(better, cost, target[:, p, j])
-                codes[:, p, j][better] = _F_SPECIAL if which == "F" else _C_SPECIAL
-            f_cur, c_cur = f_new, c_new
-            f_ring[i % (bm + 1)] = f_cur
-            code_f[i], code_c[i] = cf, cc
+                dec.special[(which, i, p, j)] = better
             if i in keep:
-                saved[i] = (f_cur.copy(), c_cur.copy())
+                saved[i] = (f_new.copy(), c_new.copy())
         back_tight = np.full(rows, inf)
         if self.db and n - bm >= 0:
             back_tight = rate[:, n - bm + 1] * (g - self.db) + seg(n - bm + 1, n) + back
-        self._codes = (code_f, code_c, code_f_wo)
+        self._dec = dec
         out = []
         for s_i in range(len(series)):
-            cands: list[tuple[float, list[tuple[int, int]]]] = []
+            best: tuple[float, int, _Run, list[tuple[int, int]], tuple[str, int, int, int] | None] | None = (
+                None
+            )
             for q, run in enumerate(runs):
                 r = s_i * nr + q
-                cands += self._finals(r, run, saved, part, prefix, back, back_tight, tight_front)
-            out.append(min(cands, key=lambda c: c[0]) if cands else (inf, []))
+                for total, pieces, state in self._finals(
+                    r, run, saved, part, prefix, back, back_tight, tight_front
+                ):
+                    if best is None or total < best[0]:
+                        best = (total, r, run, pieces, state)
+            if best is None:  # pragma: no cover - d <= the window, so some schedule fits
+                raise AssertionError("no schedule fits the window")
+            total, r, run, pieces, state = best
+            out.append((total, pieces + (self._trace(r, run, *state) if state else [])))
         return out
 
     def _finals(
@@ -363,17 +365,18 @@ class _ChunkDP:
         back: FloatArray,
         back_tight: FloatArray,
         tight_front: FloatArray,
-    ) -> list[tuple[float, list[tuple[int, int]]]]:
-        """Every way run `run` of row r may end, with its cost and pieces."""
+    ) -> list[_End]:
+        """Every way run `run` of row r may end: its cost, the pieces after the programme's last
+        point, and the programme's state they follow (None: no state)."""
         g, n, bm = self.g, self.n, self.big_m
         p = 1 if run.f else 0
         j = run.j
-        out: list[tuple[float, list[tuple[int, int]]]] = []
+        out: list[_End] = []
         f_n, c_n = saved[n]
 
         def add(cost: float, pieces: list[tuple[int, int]], state: tuple[str, int, int, int] | None) -> None:
             if math.isfinite(cost):
-                out.append((cost, pieces + (self._trace(r, run, *state) if state else [])))
+                out.append((cost, pieces, state))
 
         if 0 <= j <= self.k:
             if run.be:
@@ -421,45 +424,53 @@ class _ChunkDP:
         return out
 
     def _trace(self, r: int, run: _Run, which: str, i: int, p: int, j: int) -> list[tuple[int, int]]:
-        """The pieces of the state (which, i, p, j) of row r, from the stored choices."""
-        code_f, code_c, code_f_wo = self._codes
+        """The pieces of the state (which, i, p, j) of row r, from the stored decisions (checked in
+        the reverse of the order they were made in)."""
+        dec = self._dec
         g, bm, lo = self.g, self.big_m, self.lo
         pieces: list[tuple[int, int]] = []
-        use_wo = False
+        use_wo = False  # F at point M as the part slot after it saw it: without the tight front
         while True:
+            special = dec.special.get((which, i, p, j))
+            if special is not None and bool(special[r]) and not use_wo:
+                if which == "C":  # the front piece then M whole slots
+                    pieces.append((lo, self.L + bm * g))
+                elif p == 0:  # the tight front
+                    pieces.append((lo, lo + self.m))
+                else:  # the front piece, M - 1 whole slots, the part slot
+                    pieces.append((lo, self.L + (bm - 1) * g + run.f))
+                return pieces
+            use_wo = False
             if which == "F":
                 if i == 0:
                     return pieces
-                cf = code_f_wo if use_wo and code_f_wo is not None else code_f[i]
-                code = int(cf[r, p, j])
-                use_wo = False
-                if code == _F_KEEP:
-                    i -= 1
-                elif code == _F_FROM_C:
-                    which, i = "C", i - 1
-                elif code == _F_END_PART:
+                if p == 1 and dec.f_part[i][r, j]:
                     at = self.L + (i - 1) * g
                     pieces.append((at, at + run.f))
                     which, i, p = "C", i - 1, 0
-                else:  # the tight front, or the front piece then slots then the part slot
-                    if p == 0:
-                        pieces.append((lo, lo + self.m))
-                    else:
-                        pieces.append((lo, self.L + (bm - 1) * g + run.f))
-                    return pieces
+                elif dec.f_from_c[i][r, p, j]:
+                    which, i = "C", i - 1
+                else:
+                    i -= 1
+            elif p == 1 and dec.c_part[i][r, j]:
+                start = self.L + (i - bm) * g
+                pieces.append((start - run.f, self.L + i * g))
+                use_wo = i - bm == bm and run.f > self.da
+                which, i, j, p = "F", i - bm, j - bm, 0
+            elif dec.c_new[i][r, p, j]:
+                pieces.append((self.L + (i - bm) * g, self.L + i * g))
+                which, i, j = "F", i - bm, j - bm
             else:
-                code = int(code_c[i][r, p, j])
-                if code == _C_EXTEND:
-                    pieces.append((self.L + (i - 1) * g, self.L + i * g))
-                    i, j = i - 1, j - 1
-                elif code == _C_NEW:
-                    pieces.append((self.L + (i - bm) * g, self.L + i * g))
-                    which, i, j = "F", i - bm, j - bm
-                elif code == _C_NEW_PART:
-                    start = self.L + (i - bm) * g
-                    pieces.append((start - run.f, self.L + i * g))
-                    use_wo = i - bm == bm and run.f > self.da
-                    which, i, j, p = "F", i - bm, j - bm, 0
-                else:  # the front piece then M whole slots
-                    pieces.append((lo, self.L + bm * g))
-                    return pieces
+                pieces.append((self.L + (i - 1) * g, self.L + i * g))
+                i, j = i - 1, j - 1
+
+
+class _Decisions:
+    """Which way each state of the programme was reached (False: the first way listed)."""
+
+    def __init__(self, n: int, rows: int, kp: int) -> None:
+        self.f_from_c = np.zeros((n + 1, rows, 2, kp), dtype=bool)  # F[i] from C[i-1], not F[i-1]
+        self.f_part = np.zeros((n + 1, rows, kp), dtype=bool)  # F[i][p=1]: the part slot after C
+        self.c_new = np.zeros((n + 1, rows, 2, kp), dtype=bool)  # C[i]: a new chunk, not extended
+        self.c_part = np.zeros((n + 1, rows, kp), dtype=bool)  # C[i][p=1]: new, after the part slot
+        self.special: dict[tuple[str, int, int, int], npt.NDArray[np.bool_]] = {}
