@@ -12,6 +12,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from carbonshift.config.document import shown as shown_value
 from carbonshift.config.jobspec import JobSpec, JobSpecError, loads_jobspec
 from carbonshift.errors import UserInputError
 
@@ -32,7 +33,7 @@ def body_format(content_type: str | None) -> Literal["json", "yaml"]:
         return "yaml"
     if media in JSON_TYPES or media.endswith("+json"):
         return "json"
-    shown = f"content type {media!r}" if media else "no Content-Type header"
+    shown = f"content type {shown_value(media)}" if media else "no Content-Type header"
     raise UnsupportedMediaType(f"{shown}: send a job spec as application/json or application/yaml")
 
 

@@ -34,7 +34,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from carbonshift.config.document import HugeNumber, document_problem, parse_int, shown
+from carbonshift.config.document import MAX_DEPTH, HugeNumber, document_problem, parse_int, shown
 from carbonshift.errors import UserInputError
 from carbonshift.planner.power_tables import known_gpu_models, lookup_gpu
 from carbonshift.timeutil import isoformat_z, parse_datetime, parse_duration
@@ -755,9 +755,14 @@ def parse_jobspec(data: Any, *, source: str = "spec", now: datetime | None = Non
         raise JobSpecError(source, _problems(exc)) from None
 
 
+_OPENERS = re.compile(r"(?:[\[{]\s*){" + str(MAX_DEPTH + 1) + "}")
+
+
 def loads_jobspec(
     text: str, *, source: str = "spec", fmt: Literal["yaml", "json"] = "yaml", now: datetime | None = None
 ) -> JobSpec:
+    if _OPENERS.search(text) is not None:  # refused before a parser recurses into it (a second or two)
+        raise JobSpecError(source, [("", f"nested more than {MAX_DEPTH} levels deep")])
     try:
         if fmt == "json":
             data = json.loads(text, parse_int=parse_int)
