@@ -42,7 +42,7 @@ def test_a_series_that_ends_before_the_deadline_is_filled_with_static_and_flagge
     advice = advise(spec(window=window), catalog=catalog, service=service, now=NOW)
     series = advice.series["local:lab"]
     kinds = {p.provenance.kind.value for p in series.points()}
-    assert kinds == {"forecast", "static"}  # the file starts at now: all of it is forecast
+    assert kinds == {"measured", "static"}  # a user file is measured (as given) whenever it is read
     static = [p for p in series.points() if p.provenance.kind.value == "static"]
     assert static[0].start == NOW + timedelta(hours=6)  # static only after the file ends
     assert static[0].g_per_kwh == catalog.country("ES").g_per_kwh  # the zone's country average
@@ -58,7 +58,7 @@ def test_a_series_that_ends_before_the_deadline_is_filled_with_static_and_flagge
         now=NOW,
     )
     assert late.plan.best.static_fallback is True
-    assert {s.kind.value for s in late.plan.best.sources} == {"forecast", "static"}
+    assert {s.kind.value for s in late.plan.best.sources} == {"measured", "static"}
 
 
 def test_window_exactly_as_long_as_the_job(tmp_path: Path) -> None:

@@ -49,8 +49,8 @@ def test_file_mapped_user_location(tmp_path: Path) -> None:
     assert kinds == [
         ("10:00", "measured", "file:es-scenario.csv"),
         ("11:00", "measured", "file:es-scenario.csv"),
-        ("12:00", "forecast", "file:es-scenario.csv"),
-        ("13:00", "forecast", "file:es-scenario.csv"),
+        ("12:00", "measured", "file:es-scenario.csv"),  # one kind, before and after now
+        ("13:00", "measured", "file:es-scenario.csv"),
     ]
 
 

@@ -34,29 +34,56 @@ def test_file_values_are_used_as_given_past_and_future(tmp_path: Path) -> None:
     assert [(g.start.hour, g.end.hour) for g in series.missing_spans()] == [(9, 10), (14, 15)]
 
 
-def test_file_kinds_split_at_now(tmp_path: Path) -> None:
-    path = _write(
-        tmp_path, "timestamp,g_per_kwh\n2026-03-01T11:00Z,100\n2026-03-01T12:30Z,200\n2026-03-01T13:00Z,250\n"
-    )
-    src = FileSource({"ES": path})
-    now = datetime(2026, 3, 1, 12, 40, tzinfo=UTC)
+def _kinds(src: FileSource, now: datetime) -> list[tuple[str, str, float, Kind]]:
     series = src.fetch(
         GridZone("ES"),
         TimeSpan(datetime(2026, 3, 1, 11, tzinfo=UTC), datetime(2026, 3, 1, 13, 30, tzinfo=UTC)),
         Signal.AVERAGE,
         now,
     )
-    kinds = [
+    assert all(p.provenance.source == "file:es.csv" for p in series.points())
+    return [
         (p.start.strftime("%H:%M"), p.end.strftime("%H:%M"), p.g_per_kwh, p.provenance.kind)
         for p in series.points()
     ]
-    assert kinds == [
-        ("11:00", "12:30", 100.0, Kind.MEASURED),
-        ("12:30", "12:40", 200.0, Kind.MEASURED),
-        ("12:40", "13:00", 200.0, Kind.FORECAST),
-        ("13:00", "13:30", 250.0, Kind.FORECAST),  # the last row holds for the file's typical step
-    ]
-    assert all(p.provenance.source == "file:es.csv" for p in series.points())
+
+
+def test_a_file_keeps_one_kind_whenever_it_is_read(tmp_path: Path) -> None:
+    """The plan (before the run) and the tracker (after it) read the same rows the same way: a file's
+    values are not split into measured and forecast at "now"."""
+    path = _write(
+        tmp_path, "timestamp,g_per_kwh\n2026-03-01T11:00Z,100\n2026-03-01T12:30Z,200\n2026-03-01T13:00Z,250\n"
+    )
+    src = FileSource({"ES": path})
+    before = _kinds(src, datetime(2026, 3, 1, 10, tzinfo=UTC))
+    after = _kinds(src, datetime(2026, 3, 1, 20, tzinfo=UTC))
+    assert (
+        before
+        == after
+        == [
+            ("11:00", "12:30", 100.0, Kind.FORECAST),
+            ("12:30", "13:00", 200.0, Kind.FORECAST),
+            ("13:00", "13:30", 250.0, Kind.FORECAST),  # the last row holds for the file's typical step
+        ]
+    )
+
+
+def test_a_kind_column_says_which_rows_are_forecasts(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path,
+        "timestamp,g_per_kwh,kind\n2026-03-01T11:00Z,100,measured\n2026-03-01T12:30Z,200,Measured\n"
+        "2026-03-01T13:00Z,250,Forecast\n",
+    )
+    kinds = [k for *_, k in _kinds(FileSource({"ES": path}), datetime(2026, 3, 1, 12, 40, tzinfo=UTC))]
+    assert kinds == [Kind.MEASURED, Kind.MEASURED, Kind.FORECAST]
+    bad = _write(tmp_path, "timestamp,g_per_kwh,kind\n2026-03-01T11:00Z,100,guessed\n")
+    with pytest.raises(UserInputError, match=r"es.csv:2: kind: 'guessed' is not one of measured, forecast"):
+        FileSource({"ES": bad}).fetch(
+            GridZone("ES"),
+            TimeSpan(datetime(2026, 3, 1, 11, tzinfo=UTC), datetime(2026, 3, 1, 12, tzinfo=UTC)),
+            Signal.AVERAGE,
+            NOW,
+        )
 
 
 def test_duplicate_timestamps_are_rejected_naming_the_file(tmp_path: Path) -> None:

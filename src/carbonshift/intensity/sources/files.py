@@ -3,6 +3,11 @@
 A file's values are used as given for every time they cover, past or future, so a file can carry a
 user's own forecast, a measured history from a meter, or a what-if scenario. Each row's value holds
 until the next row's timestamp; the last row holds for the file's typical step.
+
+Each value keeps one kind whenever it is read: `measured` (the user's figures, taken as given) unless
+an optional `kind` column says `forecast` (or `measured`) for that row. It is not split at "now", so the plan made before a run and
+the tracker's report after it name the same data the same way, and planned vs actual compare like
+with like.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from carbonshift.intensity.types import Basis, GridZone, IntensitySeries, Kind, 
 from carbonshift.timeutil import from_epoch_s, isoformat_z, parse_datetime, to_epoch_s
 
 REQUIRED_COLUMNS = ("timestamp", "g_per_kwh")
+FILE_KINDS = {"measured": Kind.MEASURED, "forecast": Kind.FORECAST}
 
 
 @dataclass(frozen=True)
@@ -28,6 +34,7 @@ class FileData:
     path: Path
     edges_s: np.ndarray
     values: np.ndarray
+    kinds: tuple[Kind, ...] = ()  # per row; empty: every row measured
 
     @property
     def span(self) -> TimeSpan:
@@ -50,6 +57,7 @@ def _read_cached(path: Path, _mtime_ns: int, max_g_per_kwh: float) -> FileData:
         raise UserInputError(str(path), f"cannot read intensity file ({exc.strerror})") from None
     times: list[int] = []
     values: list[float] = []
+    kinds: list[Kind] = []
     with handle:
         reader = csv.DictReader(handle)
         header = [h.strip() for h in (reader.fieldnames or [])]
@@ -73,19 +81,26 @@ def _read_cached(path: Path, _mtime_ns: int, max_g_per_kwh: float) -> FileData:
                 ) from None
             if not (0 <= v <= max_g_per_kwh):  # also False for NaN
                 raise UserInputError(f"{path}:{line}", f"g_per_kwh: {v} is outside 0..{max_g_per_kwh:g}")
+            kind_text = (row.get("kind") or "measured").strip().lower()
+            if kind_text not in FILE_KINDS:
+                raise UserInputError(
+                    f"{path}:{line}", f"kind: {kind_text[:80]!r} is not one of {', '.join(FILE_KINDS)}"
+                )
             times.append(t)
             values.append(v)
+            kinds.append(FILE_KINDS[kind_text])
     if not times:
         raise UserInputError(str(path), "intensity file has no rows")
     t_arr = np.array(times, dtype=np.int64)
     order = np.argsort(t_arr, kind="stable")
     t_arr, v_arr = t_arr[order], np.array(values)[order]
+    row_kinds = tuple(kinds[int(i)] for i in order)
     if np.any(np.diff(t_arr) == 0):
         dup = int(t_arr[np.flatnonzero(np.diff(t_arr) == 0)[0]])
         raise UserInputError(str(path), f"timestamp {isoformat_z(from_epoch_s(dup))} appears twice")
     step = int(np.median(np.diff(t_arr))) if len(t_arr) > 1 else 3600
     edges = np.append(t_arr, t_arr[-1] + step)
-    return FileData(path, edges, v_arr)
+    return FileData(path, edges, v_arr, row_kinds)
 
 
 class FileSource:
@@ -115,19 +130,13 @@ class FileSource:
         if not self.supports(zone, signal):
             return IntensitySeries.empty(zone.id, signal, span)
         data = self.data_for(zone)
-        starts, ends = data.edges_s[:-1], data.edges_s[1:]
-        now_s = to_epoch_s(now)
         note = f"user file {data.path.name}"
-        measured = Provenance(f"file:{data.path.name}", signal, Kind.MEASURED, now, note, self._basis)
-        forecast = Provenance(f"file:{data.path.name}", signal, Kind.FORECAST, now, note, self._basis)
-        # a row straddling `now` is split so its past part is history and its future part a forecast
-        cut = np.clip(now_s, starts, ends)
-        past = cut > starts
-        future = ends > cut
-        all_starts = np.concatenate([starts[past], cut[future]])
-        all_ends = np.concatenate([cut[past], ends[future]])
-        all_vals = np.concatenate([data.values[past], data.values[future]])
-        provs = [measured] * int(past.sum()) + [forecast] * int(future.sum())
+        by_kind = {
+            kind: Provenance(f"file:{data.path.name}", signal, kind, now, note, self._basis)
+            for kind in FILE_KINDS.values()
+        }
+        kinds = data.kinds or (Kind.MEASURED,) * len(data.values)
+        provs = [by_kind[k] for k in kinds]
         return IntensitySeries.from_intervals(
-            zone.id, signal, all_starts, all_ends, all_vals, provs, span=span
+            zone.id, signal, data.edges_s[:-1], data.edges_s[1:], data.values, provs, span=span
         )
