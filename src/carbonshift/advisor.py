@@ -12,30 +12,97 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from carbonshift.catalog import Catalog, Region
-from carbonshift.catalog.instances import filter_offering
+from carbonshift.catalog.instances import describe_hardware, filter_offering, offers
 from carbonshift.config import Settings
 from carbonshift.config.jobspec import Hardware, JobSpec
 from carbonshift.errors import CarbonshiftError, UserInputError
 from carbonshift.intensity.service import IntensityService
 from carbonshift.intensity.types import GridZone, IntensitySeries, Signal, TimeSpan
 from carbonshift.planner.batch import PlacementIndex, plan_batch
-from carbonshift.planner.placement import filter_candidates, region_ref
+from carbonshift.planner.placement import filter_candidates, placement_problem, region_ref
 from carbonshift.planner.plan import Plan, mixed_basis_notice, plan
 from carbonshift.schedule import next_occurrence, occurrence_spec
 
 
+ALLOW_LIST_RULES = frozenset({"placement.providers", "placement.regions"})
+
+
+@dataclass(frozen=True, slots=True)
+class Exclusion:
+    """A catalog region the plan left out, and the rule that left it out (no region vanishes unsaid)."""
+
+    region: str  # provider:region
+    rule: str  # the spec field: placement.providers|regions|exclude|countries, or hardware
+    reason: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"region": self.region, "rule": self.rule, "reason": self.reason}
+
+
 @dataclass(frozen=True)
 class Advice:
-    """A plan plus what a person needs to trust it: the series it used and every fallback notice."""
+    """A plan plus what a person needs to trust it: the series it used, every fallback notice, and
+    the regions it left out with why."""
 
     plan: Plan
     series: dict[str, IntensitySeries]  # by 'provider:region', candidates and the baseline
     notices: list[str] = field(default_factory=list)
+    excluded: tuple[Exclusion, ...] = ()
 
     def to_dict(self, *, top: int | None = None) -> dict[str, object]:
         out = self.plan.to_dict(top=top)
         out["notices"] = list(self.notices)
+        # every exclusion is counted; listed one by one are those the spec did not name outright
+        # (hardware, residency, exclude), not the whole catalog outside an allow-list
+        out["excluded"] = [e.to_dict() for e in self.excluded if e.rule not in ALLOW_LIST_RULES]
+        counts: dict[str, int] = {}
+        for e in self.excluded:
+            counts[e.rule] = counts.get(e.rule, 0) + 1
+        out["excluded_counts"] = counts
         return out
+
+
+def exclusions(spec: JobSpec, catalog: Catalog) -> tuple[Exclusion, ...]:
+    """Every catalog region `spec` may not use, with the first rule that refuses it: its placement
+    (providers, allow-list, exclude, data residency), then the instance catalog (hardware not offered).
+    Memoised per placement and hardware: a batch of specs shares a handful of them."""
+    placement = spec.placement
+    key = (
+        catalog,  # the object itself (held by the memo), not its id, which a new catalog could reuse
+        tuple(placement.providers),
+        tuple(placement.regions),
+        tuple(placement.exclude),
+        tuple(placement.countries),
+        spec.hardware,
+    )
+    found = _EXCLUSIONS.get(key)
+    if found is None:
+        out = []
+        for region in catalog.regions():
+            problem = placement_problem(region, placement)
+            if problem is None and not offers(region.provider, region.region, spec.hardware):
+                problem = ("hardware", f"no instance type with {describe_hardware(spec.hardware)}")
+            elif problem is not None:
+                problem = (problem[0], problem[1].split(": ", 1)[-1])
+            if problem is not None:
+                out.append(Exclusion(region_ref(region), problem[0], problem[1]))
+        found = _EXCLUSIONS[key] = tuple(out)
+        if len(_EXCLUSIONS) > 256:
+            _EXCLUSIONS.pop(next(iter(_EXCLUSIONS)))
+    return found
+
+
+_EXCLUSIONS: dict[tuple[object, ...], tuple[Exclusion, ...]] = {}
+
+
+def baseline_notice(spec: JobSpec, base: Region | None) -> str | None:
+    """A baseline region that could not run the job still measures savings, but the reader must know."""
+    if base is None or offers(base.provider, base.region, spec.hardware):
+        return None
+    return (
+        f"baseline {region_ref(base)} offers no instance type with {describe_hardware(spec.hardware)}: "
+        "the saving is measured against a region where this job could not run as specified"
+    )
 
 
 def candidate_regions(spec: JobSpec, catalog: Catalog) -> list[Region]:
@@ -91,7 +158,13 @@ def advise(
         now=now,
         baseline=baseline_pair,
     )
-    return Advice(result, series, _with_basis_notice(list(service.notices), series))
+    notices = _with_basis_notice(list(service.notices), series)
+    return Advice(result, series, _with_baseline_notice(notices, spec, base), exclusions(spec, catalog))
+
+
+def _with_baseline_notice(notices: list[str], spec: JobSpec, base: Region | None) -> list[str]:
+    notice = baseline_notice(spec, base)
+    return [*notices, notice] if notice is not None else notices
 
 
 def _with_basis_notice(notices: list[str], series: dict[str, IntensitySeries]) -> list[str]:
@@ -207,8 +280,14 @@ def _advise_together(
         now=now,
         baseline=lambda spec: by_spec[id(spec)].base_pair,
     )
+    # specs of one placement share their series dict (read only, as every advice's is)
     return [
-        Advice(result, dict(item[1].series), seen)
+        Advice(
+            result,
+            item[1].series,
+            _with_baseline_notice(seen, item[0], item[1].base),
+            exclusions(item[0], catalog),
+        )
         for result, item, seen in zip(plans, prepared, notices, strict=True)
     ]
 

@@ -65,6 +65,9 @@ def plan_command(
     signal: Annotated[
         str | None, typer.Option("--signal", help="average or marginal (default: settings).")
     ] = None,
+    explain: Annotated[
+        bool, typer.Option("--explain", help="List every region left out, with the rule that left it out.")
+    ] = False,
 ) -> None:
     """Plan the lowest-carbon region and start time for job specs, ranked, with savings."""
     settings = context.settings()
@@ -108,7 +111,7 @@ def plan_command(
         elif fmt is OutputFormat.JSON:
             emit_json(advice.to_dict(top=top))
         else:
-            typer.echo(render_plan(advice.plan, top or 10, advice.notices))
+            typer.echo(render_plan(advice.plan, top or 10, advice.notices, advice.excluded, explain))
         if plot is not None:
             from carbonshift.cli.plan_plot import write_plot
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
+from carbonshift.advisor import Exclusion
 from carbonshift.cli.render import table
 from carbonshift.equivalents import CAR_SOURCE, km_by_car
 from carbonshift.intensity.types import Kind
@@ -54,7 +56,27 @@ def _pct(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}%"
 
 
-def render_plan(plan: Plan, top: int, notices: list[str]) -> str:
+def excluded_lines(excluded: Sequence[Exclusion], explain: bool) -> list[str]:
+    """One summary line (by rule, a few regions named each), or with `explain` one line per region."""
+    if not excluded:
+        return []
+    if explain:
+        return [f"left out: {e.region}: {e.rule}: {e.reason}" for e in excluded]
+    by_rule: dict[str, list[str]] = {}
+    for e in excluded:
+        by_rule.setdefault(e.rule, []).append(e.region)
+    parts = []
+    # the surprising rules first: a region the user allowed but that lacks the hardware
+    order = ["hardware", "placement.countries", "placement.exclude", "placement.regions", "placement.providers"]
+    for rule, refs in sorted(by_rule.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else 0):
+        named = ", ".join(refs[:3]) + (f" and {len(refs) - 3} more" if len(refs) > 3 else "")
+        parts.append(f"{rule} {len(refs)} ({named})")
+    return [f"left out: {len(excluded)} regions by " + "; ".join(parts) + " (--explain lists each with why)"]
+
+
+def render_plan(
+    plan: Plan, top: int, notices: list[str], excluded: Sequence[Exclusion] = (), explain: bool = False
+) -> str:
     energy = plan.it_energy
     power = energy.power
     if power.measured_w:
@@ -132,4 +154,5 @@ def render_plan(plan: Plan, top: int, notices: list[str]) -> str:
         lines.append(f"note: {note}")
     for notice in notices:
         lines.append(f"data: {notice}")
+    lines.extend(excluded_lines(excluded, explain))
     return "\n".join(lines)

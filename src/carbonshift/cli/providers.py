@@ -171,6 +171,9 @@ def instances_command(
     if output is OutputFormat.JSON:
         emit_json([t.to_dict() for t in rows])
         return
+    if not rows:
+        typer.echo(no_match(provider, region, model), err=True)
+        return
     typer.echo(
         table(
             ["provider", "type", "gpu", "gpus", "vcpus", "memory GB", "regions"],
@@ -189,6 +192,34 @@ def instances_command(
             "lllrrrl",
         )
     )
+
+
+def no_match(provider: str | None, region: str | None, model: str | None) -> str:
+    """Why nothing matched, and where the GPU model is offered instead (so the next command is obvious)."""
+    asked = " ".join(
+        part
+        for part in (
+            f"with {model}" if model else "",
+            f"from {provider}" if provider else "",
+            f"in {region}" if region else "",
+        )
+        if part
+    )
+    if model is None:
+        return f"no instance type {asked} in the bundled catalog"
+    offering = sorted(
+        {
+            f"{t.provider}:{r}"
+            for t in instance_types()
+            if t.gpu == model and (provider is None or t.provider == provider.lower())
+            for r in (t.regions or ["(every region)"])
+        }
+    )
+    if not offering:
+        where = f" from {provider}" if provider else ""
+        return f"no instance type {asked}: the catalog has no {model} type{where} at all"
+    shown = ", ".join(offering[:12]) + (f" and {len(offering) - 12} more" if len(offering) > 12 else "")
+    return f"no instance type {asked}; {model} is offered in: {shown}"
 
 
 def register(app: typer.Typer) -> None:
