@@ -543,6 +543,7 @@ class _Ranking:
         self.order = np.zeros((0, 0), dtype=np.int64)  # (jobs, max count): candidate at each rank
         self.base_kg: list[float | None] = [None] * len(jobs)
         self._kinds: tuple[BoolArray, BoolArray, BoolArray] | None = None
+        self._top_rows: list[list[tuple[int, int, float, float, float, bool]]] | None = None
 
     def sum_runs(self, pairs: IntArray) -> None:
         """Replace the pass's figures of these pairs by the runs' sums (what plan() reports)."""
@@ -609,20 +610,17 @@ class _Ranking:
     def options(self, jr: int, ranks: Sequence[int]) -> list[PlanOption]:
         """The options of job `jr` at these ranks, as plan() builds them."""
         job = self.jobs[jr]
-        js = self.order[jr, list(ranks)]
-        ps = job.pstart + js
-        self.sum_runs(ps)
         cset, d, fixed = job.cset, job.d, self.base_kg[jr]
+        top = self._top()
+        if all(k < len(top[jr]) for k in ranks):  # already summed (the vectorised pass's top ranks)
+            rows = [top[jr][k] for k in ranks]
+        else:
+            js = self.order[jr, list(ranks)]
+            ps = job.pstart + js
+            self.sum_runs(ps)
+            rows = list(zip(*self._fields(js, ps), strict=True))
         out = []
-        for j, start, mean, kwh_p, em, flat in zip(
-            js.tolist(),
-            self.start[ps].tolist(),
-            self.mean[ps].tolist(),
-            self.kwh[ps].tolist(),
-            self.earliest_mean[ps].tolist(),
-            self.flat[ps].tolist(),
-            strict=True,
-        ):
+        for j, start, mean, kwh_p, em, flat in rows:
             cand = cset.cands[j]
             if job.custom is None:
                 kwh, pue, stated, power = kwh_p, cset.pue[j], cset.stated[j], job.power
@@ -644,6 +642,38 @@ class _Ranking:
                 )
             )
         return out
+
+    def _fields(
+        self, js: IntArray, ps: IntArray
+    ) -> tuple[list[int], list[int], list[float], list[float], list[float], list[bool]]:
+        """What an option is built from, for pairs ps (candidates js): as Python lists."""
+        return (
+            js.tolist(),
+            self.start[ps].tolist(),
+            self.mean[ps].tolist(),
+            self.kwh[ps].tolist(),
+            self.earliest_mean[ps].tolist(),
+            self.flat[ps].tolist(),
+        )
+
+    def _top(self) -> list[list[tuple[int, int, float, float, float, bool]]]:
+        """Per job, the fields of its first PRESUMMED options (summed in the vectorised pass), read
+        out of the arrays for every job at once the first time an option is built."""
+        if self._top_rows is None:
+            counts = np.array([job.count for job in self.jobs], dtype=np.int64)
+            pstart = np.array([job.pstart for job in self.jobs], dtype=np.int64)
+            shown = np.arange(min(PRESUMMED, self.order.shape[1]))
+            keep = shown[None, :] < counts[:, None]
+            js = self.order[:, shown][keep]
+            flat_rows = list(
+                zip(*self._fields(js, (pstart[:, None] + self.order[:, shown])[keep]), strict=True)
+            )
+            per_job = keep.sum(axis=1).tolist()
+            self._top_rows, at = [], 0
+            for n in per_job:
+                self._top_rows.append(flat_rows[at : at + n])
+                at += n
+        return self._top_rows
 
     def note_inputs(self, jr: int, no_pref: bool) -> NoteInputs:
         """plan.note_inputs for one job, from per-series flags (the options' runs are exact)."""

@@ -119,6 +119,24 @@ def cheapest_chunks_many(
         raise ValueError(f"window [{lo}, {hi}) is shorter than the duration {d}")
     e, v = window_slice(edges, vals, lo, hi)
     m = min(m, d)
+    # series that repeat (regions on one grid zone) are planned once; a flat one needs no search:
+    # every schedule costs the same, and the earliest is one run at earliest
+    first: dict[bytes, int] = {}
+    back = [first.setdefault(row.tobytes(), len(first)) for row in v]
+    unique = v[list(first.values())] if len(first) < len(v) else v
+    flat = unique.max(axis=1) == unique.min(axis=1)
+    plans: list[ChunkPlan | None] = [
+        ChunkPlan(((lo, lo + d),), float(row[0]), True, "contiguous") if is_flat else None
+        for row, is_flat in zip(unique, flat.tolist(), strict=True)
+    ]
+    todo = np.flatnonzero(~flat)
+    if len(todo):
+        for i, found in zip(todo.tolist(), _search(e, unique[todo], lo, hi, d, m), strict=True):
+            plans[i] = found
+    return [p for p in (plans[i] for i in back) if p is not None]
+
+
+def _search(e: IntArray, v: FloatArray, lo: int, hi: int, d: int, m: int) -> list[ChunkPlan]:
     if m == 0:
         return [_greedy(e, row, lo, hi, d) for row in v]
     grid = slot_grid(e, lo, hi, d, m)
@@ -288,51 +306,70 @@ class _ChunkDP:
             short = np.where(fe & (f > 0) & (self.da + f >= g), front + seg(0, bm - 1) + part[:, bm], inf)
             specials[bm].append(("F", 1, bm - 1, short))
 
-        dec = _Decisions(n, rows, kp)
-        f_ring = np.full((bm + 1, rows, 2, kp), inf)  # F at the last M + 1 points
+        dec = _Decisions(n, rows, kp, bm)
+        ring = bm + 1
+        f_ring = np.full((ring, rows, 2, kp), inf)  # F at the last M + 1 points
         f_ring[0, ~fe, 0, 0] = 0.0
         c_bufs = np.full((2, rows, 2, kp), inf)  # C at the previous and this point (j = 0: never)
         saved: dict[int, tuple[FloatArray, FloatArray]] = {0: (f_ring[0].copy(), c_bufs[0].copy())}
         keep = {n - bm, n - bm + 1, n}
-        # whole slots i-M..i-1 of a new chunk, and with the part slot before them, for i = M..n
-        add_all = prefix[:, bm:] - prefix[:, : n + 1 - bm]
-        addp_all = add_all + part[:, : n + 1 - bm]
-        f_wo_tight: FloatArray | None = None  # F at point M before the tight front joins it
+        # per step, read by index: the part slot in slot i-1 (column i), slot i-1, the whole slots of a
+        # new chunk ending at i (i >= M), and those with the part slot before them
+        part_at = np.ascontiguousarray(part.T)[:, :, None]
+        slot_at = np.ascontiguousarray(slot.T)[:, :, None, None]
+        add_at = np.ascontiguousarray((prefix[:, bm:] - prefix[:, : n + 1 - bm]).T)
+        addp_at = add_at + part.T[: n + 1 - bm]
+        add_at4, addp_at3 = add_at[:, :, None, None], addp_at[:, :, None]
+        # views of the buffers, made once
+        f_all = list(f_ring)
+        f_p1 = [f[:, 1, :] for f in f_ring]
+        f_src = [f[:, :, : kp - bm] for f in f_ring]
+        f_src0 = [f[:, 0, : kp - bm] for f in f_ring]
+        c_all = list(c_bufs)
+        c_p0 = [c[:, 0, :] for c in c_bufs]
+        c_head = [c[:, :, :-1] for c in c_bufs]
+        c_tail = [c[:, :, 1:] for c in c_bufs]
+        c_bm = [c[:, :, bm:] for c in c_bufs]
+        c_p1bm = [c[:, 1, bm:] for c in c_bufs]
         tmp_f = np.empty((rows, kp))
-        tmp_c = np.empty((rows, 2, kp - bm)) if kp > bm else np.empty((rows, 2, 0))
+        tmp_c = np.empty((rows, 2, max(kp - bm, 0)))
+        tmp_p = tmp_c[:, 0, :]
+        f_wo_tight: FloatArray | None = None  # F at point M before the tight front joins it
+        wo_rows = (f > self.da)[:, None]
         for i in range(1, n + 1):
-            f_cur, c_cur = f_ring[(i - 1) % (bm + 1)], c_bufs[(i - 1) % 2]
-            f_new, c_new = f_ring[i % (bm + 1)], c_bufs[i % 2]
+            a, b, ca, cb = (i - 1) % ring, i % ring, (i - 1) & 1, i & 1
             # F[i]: slot i-1 unused after F or C, or holding the part slot after C
-            np.less(c_cur, f_cur, out=dec.f_from_c[i])
-            np.minimum(f_cur, c_cur, out=f_new)
-            np.add(c_cur[:, 0, :], part[:, i, None], out=tmp_f)  # part of slot i-1 (column i)
-            np.less(tmp_f, f_new[:, 1, :], out=dec.f_part[i])
-            np.minimum(f_new[:, 1, :], tmp_f, out=f_new[:, 1, :])
+            np.less(c_all[ca], f_all[a], out=dec.f_from_c[i])
+            np.minimum(f_all[a], c_all[ca], out=f_all[b])
+            np.add(c_p0[ca], part_at[i], out=tmp_f)
+            np.less(tmp_f, f_p1[b], out=dec.f_part[i])
+            np.minimum(f_p1[b], tmp_f, out=f_p1[b])
             # C[i]: slot i-1 extends a chunk, or ends a new one of M slots (after the part slot)
-            np.add(c_cur[:, :, :-1], slot[:, i - 1, None, None], out=c_new[:, :, 1:])
+            np.add(c_head[ca], slot_at[i - 1], out=c_tail[cb])
             if i >= bm and kp > bm:
-                src = f_ring[(i - bm) % (bm + 1)]
-                np.add(src[:, :, : kp - bm], add_all[:, i - bm, None, None], out=tmp_c)
-                np.less(tmp_c, c_new[:, :, bm:], out=dec.c_new[i][:, :, bm:])
-                np.minimum(c_new[:, :, bm:], tmp_c, out=c_new[:, :, bm:])
-                src0 = src[:, 0, : kp - bm]
+                s0 = (i - bm) % ring
+                np.add(f_src[s0], add_at4[i - bm], out=tmp_c)
+                np.less(tmp_c, c_bm[cb], out=dec.c_new[i])
+                np.minimum(c_bm[cb], tmp_c, out=c_bm[cb])
+                src0 = f_src0[s0]
                 if i - bm == bm and f_wo_tight is not None:
-                    src0 = np.where((f > self.da)[:, None], f_wo_tight[:, : kp - bm], src0)
-                np.add(src0, addp_all[:, i - bm, None], out=tmp_c[:, 0, :])
-                np.less(tmp_c[:, 0, :], c_new[:, 1, bm:], out=dec.c_part[i][:, bm:])
-                np.minimum(c_new[:, 1, bm:], tmp_c[:, 0, :], out=c_new[:, 1, bm:])
-            for which, p, j, cost in specials.get(i, ()):
-                if j < 0 or j > k:
-                    continue
-                target = f_new if which == "F" else c_new
-                if which == "F" and p == 0 and f_wo_tight is None:
-                    f_wo_tight = f_new[:, 0, :].copy()
-                better = cost < target[:, p, j]
-                target[:, p, j] = np.where(better, cost, target[:, p, j])
-                dec.special[(which, i, p, j)] = better
+                    src0 = np.where(wo_rows, f_wo_tight[:, : kp - bm], src0)
+                np.add(src0, addp_at3[i - bm], out=tmp_p)
+                np.less(tmp_p, c_p1bm[cb], out=dec.c_part[i])
+                np.minimum(c_p1bm[cb], tmp_p, out=c_p1bm[cb])
+            if i in specials:
+                f_new, c_new = f_all[b], c_all[cb]
+                for which, p, j, cost in specials[i]:
+                    if j < 0 or j > k:
+                        continue
+                    target = f_new if which == "F" else c_new
+                    if which == "F" and p == 0 and f_wo_tight is None:
+                        f_wo_tight = f_new[:, 0, :].copy()
+                    better = cost < target[:, p, j]
+                    target[:, p, j] = np.where(better, cost, target[:, p, j])
+                    dec.special[(which, i, p, j)] = better
             if i in keep:
-                saved[i] = (f_new.copy(), c_new.copy())
+                saved[i] = (f_all[b].copy(), c_all[cb].copy())
         back_tight = np.full(rows, inf)
         if self.db and n - bm >= 0:
             back_tight = rate[:, n - bm + 1] * (g - self.db) + seg(n - bm + 1, n) + back
@@ -452,12 +489,12 @@ class _ChunkDP:
                     which, i = "C", i - 1
                 else:
                     i -= 1
-            elif p == 1 and dec.c_part[i][r, j]:
+            elif p == 1 and dec.new_part(i, r, j):
                 start = self.L + (i - bm) * g
                 pieces.append((start - run.f, self.L + i * g))
                 use_wo = i - bm == bm and run.f > self.da
                 which, i, j, p = "F", i - bm, j - bm, 0
-            elif dec.c_new[i][r, p, j]:
+            elif dec.new(i, r, p, j):
                 pieces.append((self.L + (i - bm) * g, self.L + i * g))
                 which, i, j = "F", i - bm, j - bm
             else:
@@ -468,9 +505,17 @@ class _ChunkDP:
 class _Decisions:
     """Which way each state of the programme was reached (False: the first way listed)."""
 
-    def __init__(self, n: int, rows: int, kp: int) -> None:
+    def __init__(self, n: int, rows: int, kp: int, bm: int) -> None:
+        self.bm = bm
         self.f_from_c = np.zeros((n + 1, rows, 2, kp), dtype=bool)  # F[i] from C[i-1], not F[i-1]
         self.f_part = np.zeros((n + 1, rows, kp), dtype=bool)  # F[i][p=1]: the part slot after C
-        self.c_new = np.zeros((n + 1, rows, 2, kp), dtype=bool)  # C[i]: a new chunk, not extended
-        self.c_part = np.zeros((n + 1, rows, kp), dtype=bool)  # C[i][p=1]: new, after the part slot
+        # C[i] at j >= M (stored from column M on): a new chunk, not extended; with the part slot
+        self.c_new = np.zeros((n + 1, rows, 2, max(kp - bm, 0)), dtype=bool)
+        self.c_part = np.zeros((n + 1, rows, max(kp - bm, 0)), dtype=bool)
         self.special: dict[tuple[str, int, int, int], npt.NDArray[np.bool_]] = {}
+
+    def new_part(self, i: int, r: int, j: int) -> bool:
+        return j >= self.bm and bool(self.c_part[i][r, j - self.bm])
+
+    def new(self, i: int, r: int, p: int, j: int) -> bool:
+        return j >= self.bm and bool(self.c_new[i][r, p, j - self.bm])
