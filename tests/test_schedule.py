@@ -4,7 +4,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from carbonshift.config.jobspec import parse_jobspec
-from carbonshift.schedule import cron_trigger, next_occurrence, occurrence_spec
+from carbonshift.schedule import cron_trigger, next_nominal, next_occurrence, occurrence_spec
 
 TUESDAY = datetime(2026, 11, 24, 0, 0, tzinfo=UTC)
 
@@ -51,6 +51,26 @@ def test_next_occurrence_window_is_nominal_to_nominal_plus_flex_plus_duration() 
     assert occurrence.window.deadline == datetime(2026, 11, 24, 11, 30, tzinfo=UTC)
 
 
+def test_a_job_submitted_inside_tonights_window_runs_tonight() -> None:
+    """22:04 Berlin, window 22:00 + 8 h flex: tonight's occurrence, not tomorrow's (issue 16)."""
+    spec = parse_jobspec(
+        {
+            "name": "nightly",
+            "command": ["x"],
+            "duration": "1h",
+            "schedule": {"cron": "0 22 * * *", "timezone": "Europe/Berlin", "flex": "8h"},
+        }
+    )
+    berlin = ZoneInfo("Europe/Berlin")
+    tonight = datetime(2026, 11, 24, 22, 0, tzinfo=berlin)
+    assert next_occurrence(spec, datetime(2026, 11, 24, 22, 4, tzinfo=berlin)) == tonight
+    # up to the latest start (nominal + flex) it is still tonight's; a second later, tomorrow's
+    assert next_occurrence(spec, tonight + timedelta(hours=8)) == tonight
+    assert next_occurrence(spec, tonight + timedelta(hours=8, seconds=1)) == tonight + timedelta(days=1)
+    # before tonight's nominal time, tonight's is simply the next
+    assert next_occurrence(spec, datetime(2026, 11, 24, 21, 0, tzinfo=berlin)) == tonight
+
+
 # ---- DST: a nominal local time that occurs twice fires once (the first); a missing one, shifted ----
 def _daily(cron: str, timezone: str):  # type: ignore[no-untyped-def]
     return parse_jobspec(
@@ -64,12 +84,13 @@ def _daily(cron: str, timezone: str):  # type: ignore[no-untyped-def]
 
 
 def _chain(cron: str, timezone: str, start: datetime, n: int) -> list[datetime]:
-    """n occurrences chained the way the scheduler does: each from the previous one + 1 s."""
+    """n occurrences chained the way the scheduler does: the first by next_occurrence, then each from
+    the previous nominal + 1 s by next_nominal (schedules.py)."""
     spec = _daily(cron, timezone)
     out: list[datetime] = []
     after = start
-    for _ in range(n):
-        nxt = next_occurrence(spec, after)
+    for i in range(n):
+        nxt = next_occurrence(spec, after) if i == 0 else next_nominal(cron, timezone, after)
         assert nxt is not None
         out.append(nxt)
         after = nxt + timedelta(seconds=1)

@@ -87,10 +87,15 @@ def next_nominal(expr: str, timezone: str, after: datetime) -> datetime | None:
 
 
 def next_occurrence(spec: JobSpec, after: datetime) -> datetime | None:
-    """The first nominal time at or after `after` (UTC), or None for a spec without a schedule."""
+    """The occurrence to plan at `after` (UTC): the current one while its window can still fit the job
+    (its latest start, nominal + flex, not yet passed), else the next; None for a spec without a
+    schedule. A nightly job submitted at 22:04 with a 22:00-06:00 window runs tonight, not tomorrow.
+
+    A nominal time n has its latest start at n + flex, so the wanted occurrence is simply the first
+    nominal time at or after `after - flex`."""
     if spec.schedule is None:
         return None
-    return next_nominal(spec.schedule.cron, spec.schedule.timezone, after)
+    return next_nominal(spec.schedule.cron, spec.schedule.timezone, after - spec.schedule.flex)
 
 
 def occurrence_spec(spec: JobSpec, nominal: datetime) -> JobSpec:

@@ -27,7 +27,9 @@ def nightly(overlap: str = "skip"):  # type: ignore[no-untyped-def]
 def setup(
     tmp_path: Path, db_url: str | None = None, watchdog: bool = True
 ) -> tuple[Scheduler, FixedClock, FakeProvider]:
-    clock = FixedClock(NOW)
+    # a minute past the latest start (00:00) of yesterday's 22:00 occurrence, so the first occurrence
+    # is tonight's (at 00:00 itself yesterday's could still run: its window fits the job exactly)
+    clock = FixedClock(NOW + timedelta(minutes=1))
     provider = FakeProvider()
     # the overlap tests keep a run going past its deadline, which the watchdog would stop
     extra = {} if watchdog else {"watchdog_margin_s": None}
@@ -154,5 +156,20 @@ def test_cancel_stops_future_occurrences(tmp_path: Path) -> None:
         sched.tick()
         assert [r.status for r in sched.get_job(job.id).runs] == [RunState.CANCELLED]
         assert provider.launches == {}
+    finally:
+        sched.shutdown()
+
+
+def test_a_job_submitted_inside_tonights_window_runs_tonight(tmp_path: Path, db_url: str | None) -> None:
+    """Submitted at 22:04 with a 22:00 + 2 h flex window: tonight's occurrence is planned (issue 16),
+    in what is left of its window, not tomorrow's."""
+    sched, clock, _provider = setup(tmp_path, db_url)
+    try:
+        clock.advance(22 * 3600 + 3 * 60)  # 22:04
+        job = sched.submit(nightly())
+        (first,) = job.runs
+        assert first.nominal == NOW + timedelta(hours=22)
+        assert first.planned_start == NOW + timedelta(hours=23)  # the dip, still ahead tonight
+        assert first.deadline == NOW + timedelta(hours=25)
     finally:
         sched.shutdown()
