@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from carbonshift.tracker.api import Track, track
     from carbonshift.tracker.report import TrackReport
 
-try:
-    __version__ = version("carbonshift")
-except PackageNotFoundError:  # running from a source tree without an install
-    __version__ = "0.0.0+unknown"
+    __version__: str
 
 __all__ = ["Track", "TrackReport", "__version__", "track"]
 
@@ -24,7 +20,21 @@ _LAZY = {
 }
 
 
+def _installed_version() -> str:
+    """The installed distribution's version. Read on first use: importlib.metadata costs ~35 ms of
+    start-up, which a `carbonshift plan` that never shows the version should not pay."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("carbonshift")
+    except PackageNotFoundError:  # running from a source tree without an install
+        return "0.0.0+unknown"
+
+
 def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        value = globals()["__version__"] = _installed_version()
+        return value
     if name in _LAZY:
         import importlib
 

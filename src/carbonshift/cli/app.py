@@ -8,7 +8,6 @@ from typing import Annotated
 
 import typer
 
-from carbonshift import __version__
 from carbonshift.cli import context
 
 app = typer.Typer(
@@ -22,6 +21,8 @@ app = typer.Typer(
 
 def _version(value: bool) -> None:
     if value:
+        from carbonshift import __version__
+
         typer.echo(f"carbonshift {__version__}")
         raise typer.Exit()
 
@@ -42,7 +43,7 @@ def _root(
 def _register() -> None:
     from carbonshift.cli import commands
 
-    commands.register(app)
+    commands.register_for(app, sys.argv[1:])
 
 
 def main() -> None:

@@ -32,13 +32,13 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-import requests
-
 from carbonshift.intensity.base import SourceError
-from carbonshift.intensity.deadline import Watchdog, deadline_session
 
 if TYPE_CHECKING:
+    import requests
+
     from carbonshift.config.settings import Settings
+    from carbonshift.intensity.deadline import Watchdog
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +109,8 @@ class HttpClient:
         self.max_retries = max_retries
         self.credential_hint = credential_hint
         self.backoff_base_s = backoff_base_s
-        self._session = session if session is not None else _new_session()
+        self._session = session  # made on the first request: `requests` loads only when one is sent
+        self._session_lock = threading.Lock()
         self._sleep = sleep
         self._monotonic = monotonic
         self._local = threading.local()  # the shared deadline of a budget() block, per thread
@@ -161,6 +162,14 @@ class HttpClient:
             return self.budget_s
         return max(0.0, deadline - self._monotonic())
 
+    def _http(self) -> requests.Session:
+        """The session, made on first use: a command whose sources are never asked (every candidate
+        on static tables, say) does not import `requests` (~0.1 s of start-up)."""
+        with self._session_lock:
+            if self._session is None:
+                self._session = _new_session()
+            return self._session
+
     # ---- requests -------------------------------------------------------------------------------
     def get_json(
         self,
@@ -176,6 +185,8 @@ class HttpClient:
         Retries connection failures, timeouts, 5xx and 429 (the latter only as long as `Retry-After`
         fits the budget); everything else fails at once with a SourceError whose reason is short,
         human and free of credentials."""
+        from carbonshift.intensity.deadline import Watchdog  # with `requests`, on the first request
+
         secrets = _secrets_of(headers, auth)
         hint = credential_hint or self.credential_hint
         safe_url = redact_url(url, params)
@@ -247,8 +258,11 @@ class HttpClient:
         else:
             no_answer = f"no answer within {read_timeout:g} s"
         t0 = self._monotonic()
+        import requests
+
+        session = self._http()
         try:
-            resp = self._session.get(
+            resp = session.get(
                 url, params=params, headers=dict(headers or {}), auth=auth, timeout=timeout, stream=True
             )
         except requests.exceptions.ConnectTimeout:
@@ -374,6 +388,8 @@ def _with_reason(err: SourceError, reason: str) -> SourceError:
 
 
 def _new_session() -> requests.Session:
+    from carbonshift.intensity.deadline import deadline_session
+
     session = deadline_session()
     session.headers["User-Agent"] = USER_AGENT
     session.headers["Accept"] = "application/json"
