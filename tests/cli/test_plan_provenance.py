@@ -49,4 +49,4 @@ def test_an_unknown_baseline_names_the_bad_value(tmp_path: Path) -> None:
     spec.write_text("name: b\ncommand: [x]\nduration: 1h\nbaseline: aws:us-east-9\n")
     result = run_cli("plan", str(spec), "--now", NOW, tmp=tmp_path)
     assert result.returncode == 2
-    assert "baseline" in result.stderr and "'aws:us-east-9'" in result.stderr and "us-east-1" in result.stderr
+    assert f"{spec}: baseline: 'aws:us-east-9'" in result.stderr and "us-east-1" in result.stderr

@@ -103,8 +103,11 @@ def plan_command(
             _warn_failed_sources(service.notices, set())
             return
     warned: set[str] = set()
-    for spec in loaded:
-        advice = advise(spec, catalog=catalog, service=service, now=at, signal=sig)
+    for path, spec in zip(files, loaded, strict=True):
+        try:
+            advice = advise(spec, catalog=catalog, service=service, now=at, signal=sig)
+        except UserInputError as exc:  # a field of this file (baseline, placement, hardware): name the file
+            raise UserInputError(f"{path}: {exc.where}" if exc.where else str(path), exc.problem) from None
         _warn_failed_sources(advice.notices, warned)
         if batch:
             typer.echo(encode(advice.to_dict(top=top)))
