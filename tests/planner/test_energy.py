@@ -72,8 +72,25 @@ def test_utilisation_is_a_parameter() -> None:
 
 
 def test_required_gpus_are_in_the_table() -> None:
-    for name in ("H100", "H200", "A100", "L4", "A10G", "T4", "V100", "L40S", "K80", "P100"):
-        assert lookup_gpu(name) is not None, name
+    names = (
+        "H100",
+        "H200",
+        "A100",
+        "A100 40GB",
+        "A100 80GB",
+        "L4",
+        "A10G",
+        "T4",
+        "V100",
+        "L40S",
+        "K80",
+        "P100",
+    )
+    for name in (*names, "TPU v4", "TPU v5e"):
+        row = lookup_gpu(name)
+        assert row is not None, name
+        assert row.source and row.year.isdigit(), row  # every row says where and when
+    assert lookup_gpu("tpu-v5e") == lookup_gpu("TPU v5 lite")
     assert normalise_gpu_name("NVIDIA Tesla V100") == normalise_gpu_name("v-100") == "V100"
     assert lookup_gpu("B9000") is None
 
@@ -94,8 +111,12 @@ def test_bundled_rows_match_their_sources() -> None:
             upstream = float(ga[row.source_row]["TDP"] or ga[row.source_row]["TDP_per_core"])
         elif row.source == "mlco2-impact":
             upstream = float(ml[row.source_row]["tdp_watts"])
-        else:
-            assert row.source == "nvidia-datasheet" and row.model == "H200"
+        elif row.source == "nvidia-datasheet":
+            assert row.model == "H200" and row.tdp_watts == 700
+            continue
+        else:  # no open table and no vendor figure: no TDP, said so
+            assert row.source == "google-cloud-docs" and row.tdp_watts is None, row.model
+            assert "publishes no TDP" in row.note
             continue
         assert row.tdp_watts == upstream, row.model
     ccf = {
@@ -109,3 +130,15 @@ def test_bundled_rows_match_their_sources() -> None:
     assert host.memory_w_per_gb == pytest.approx(float(ccf[("aws", "MEMORY_COEFFICIENT")]) * 1000)
     pue = _shared_rows(SHARED / "green-algorithms" / "defaults_PUE.csv", "provider", skip=1)
     assert host.default_pue == float(pue["Unknown"]["PUE"])
+
+
+def test_a_model_without_a_published_tdp_needs_power_watts() -> None:
+    """TPU v5e: Google publishes no TDP, so the spec must bring a measured draw."""
+    from carbonshift.config.jobspec import JobSpecError
+
+    job = {"name": "a", "command": "x", "duration": "1h"}
+    with pytest.raises(JobSpecError, match=r"hardware.gpu: TPU v5e has no published TDP.*power_watts"):
+        parse_jobspec({**job, "hardware": {"gpu": "TPU v5e", "gpus": 8}})
+    spec = parse_jobspec({**job, "power_watts": 1600, "hardware": {"gpu": "tpu-v5e", "gpus": 8}})
+    assert spec.hardware.gpu == "TPU v5e"
+    assert estimate_energy(spec, 1.1).kwh == pytest.approx(1.6 * 1.1)

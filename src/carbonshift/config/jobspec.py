@@ -36,7 +36,7 @@ from pydantic_core import PydanticCustomError
 
 from carbonshift.config.document import MAX_DEPTH, HugeNumber, document_problem, parse_int, shown
 from carbonshift.errors import UserInputError
-from carbonshift.planner.power_tables import known_gpu_models, lookup_gpu
+from carbonshift.planner.power_tables import known_gpu_models, lookup_gpu, no_public_tdp
 from carbonshift.timeutil import isoformat_z, parse_datetime, parse_duration
 
 if TYPE_CHECKING:
@@ -497,6 +497,27 @@ def _check_env(value: Any) -> Any:
     return dict(value)
 
 
+FUNCTIONAL_UNIT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,62}$"
+MAX_UNIT_COUNT = 1e15
+
+
+def _check_unit_name(value: Any) -> Any:
+    if isinstance(value, str) and not re.match(FUNCTIONAL_UNIT_PATTERN, value):
+        raise _err(
+            "must be 1 to 63 characters from letters, digits, ' ', '_', '.' and '-', starting with a "
+            f"letter or digit (e.g. epoch, request); got {shown(value)}"
+        )
+    return value
+
+
+def _check_unit_count(value: Any) -> Any:
+    if isinstance(value, bool) or not isinstance(value, int | float | HugeNumber):
+        raise _err(f"must be a positive number such as 90, got {shown(value)}")
+    if isinstance(value, HugeNumber) or not math.isfinite(value) or not 0 < value <= MAX_UNIT_COUNT:
+        raise _err(f"must be a positive number of at most {MAX_UNIT_COUNT:g}, got {shown(value)}")
+    return value
+
+
 LABEL_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
 LABEL_KEYS = ("organisation", "team", "project")
 
@@ -527,6 +548,46 @@ class Labels(_Strict):
         if defaults is None:
             return self
         return Labels(**{k: getattr(self, k) or getattr(defaults, k) for k in LABEL_KEYS})
+
+
+class FunctionalUnit(_Strict):
+    """SCI's R: what one run produces (`{name: epoch, count: 90}`), so a footprint can be given per unit
+    of work (ISO/IEC 21031:2024, the Green Software Foundation's SCI) as well as per run."""
+
+    name: Annotated[
+        str,
+        Field(
+            pattern=FUNCTIONAL_UNIT_PATTERN,
+            description="what is counted, e.g. epoch, request, image (letters, digits, ' ', '_', '.', '-', "
+            "1 to 63 characters)",
+        ),
+        BeforeValidator(_check_unit_name),
+    ]
+    count: Annotated[
+        int | float,
+        Field(description="how many of them one run produces (a positive number)"),
+        BeforeValidator(_check_unit_count),
+    ]
+
+
+def parse_functional_unit(text: str, *, field: str = "--functional-unit") -> FunctionalUnit:
+    """`epoch=90` (the command line's form) as a FunctionalUnit; UserInputError naming `field` otherwise."""
+    name, eq, count_text = text.partition("=")
+    if not eq:
+        raise UserInputError(field, f"write NAME=COUNT, e.g. epoch=90; got {shown(text)}")
+    try:
+        count: int | float = (
+            int(count_text) if re.fullmatch(r"[0-9]+", count_text.strip()) else float(count_text)
+        )
+    except ValueError:
+        raise UserInputError(field, f"COUNT must be a positive number, got {shown(count_text)}") from None
+    try:
+        return FunctionalUnit(name=name.strip(), count=count)
+    except ValidationError as exc:
+        error = exc.errors(include_url=False)[0]
+        raise UserInputError(
+            f"{field} {error['loc'][0]}", str(error["msg"]).removeprefix("Value error, ")
+        ) from None
 
 
 class JobSpec(_Strict):
@@ -593,9 +654,17 @@ class JobSpec(_Strict):
     workdir: Workdir | None = Field(
         default=None, description="cloud runs: copy the job's files here from object storage before it starts"
     )
+    functional_unit: FunctionalUnit | None = Field(
+        default=None,
+        description="SCI's functional unit: what one run produces ({name: epoch, count: 90}); footprints "
+        "are then also given per unit",
+    )
 
     @model_validator(mode="after")
     def _cross_checks(self) -> JobSpec:
+        gpu = lookup_gpu(self.hardware.gpu) if self.hardware.gpu is not None else None
+        if gpu is not None and gpu.tdp_watts is None and self.power_watts is None:
+            raise _field_error("hardware.gpu", no_public_tdp(gpu))
         w = self.window
         if w.earliest is not None and w.deadline is not None and w.deadline < w.earliest + self.duration:
             raise _field_error("window.deadline", _deadline_problem(w.earliest, self.duration, w.deadline))

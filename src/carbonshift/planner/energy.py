@@ -13,7 +13,14 @@ from datetime import timedelta
 from typing import Any
 
 from carbonshift.config.jobspec import DEFAULT_MEMORY_GB, DEFAULT_VCPUS, JobSpec, format_duration
-from carbonshift.planner.power_tables import GpuPower, HostPower, gpu_table, host_power, lookup_gpu
+from carbonshift.planner.power_tables import (
+    GpuPower,
+    HostPower,
+    gpu_table,
+    host_power,
+    lookup_gpu,
+    no_public_tdp,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +157,8 @@ class EnergyModel:
         gpu_w = 0.0
         if hw.gpus:
             row = self._gpu_row(hw.gpu)
+            if row.tdp_watts is None:  # the job spec refuses this without power_watts
+                raise ValueError(no_public_tdp(row))
             gpu_w = hw.gpus * row.tdp_watts * self.gpu_utilisation
             named = hw.gpu or f"an unnamed GPU ('{row.model}')"
             notes.append(

@@ -19,11 +19,15 @@ _PREFIXES = ("NVIDIA", "TESLA", "GEFORCE", "QUADRO")
 
 @dataclass(frozen=True, slots=True)
 class GpuPower:
+    """One accelerator's row. `tdp_watts` is None where no TDP is published (TPU v5e and later): such
+    a model is known by name, but its energy needs a measured `power_watts`."""
+
     model: str
-    tdp_watts: float
+    tdp_watts: float | None
     source: str
     source_row: str
     note: str
+    year: str = ""  # the year of the cited table or document
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +64,12 @@ def gpu_table() -> dict[str, GpuPower]:
     """Canonical model name -> power, in table order."""
     return {
         row["model"]: GpuPower(
-            row["model"], float(row["tdp_watts"]), row["source"], row["source_row"], row["note"]
+            row["model"],
+            float(row["tdp_watts"]) if row["tdp_watts"].strip() else None,
+            row["source"],
+            row["source_row"],
+            row["note"],
+            row["year"],
         )
         for row in _read("gpu_tdp.csv")
     }
@@ -80,6 +89,14 @@ def _gpu_index() -> dict[str, str]:
 
 def known_gpu_models() -> tuple[str, ...]:
     return tuple(gpu_table())
+
+
+def no_public_tdp(row: GpuPower) -> str:
+    """Why a model without a published TDP cannot be estimated, for the message that asks for power_watts."""
+    return (
+        f"{row.model} has no published TDP ({row.source}: {row.source_row}); give power_watts, "
+        "a measured average draw in W"
+    )
 
 
 def lookup_gpu(name: str) -> GpuPower | None:
