@@ -50,7 +50,7 @@ from carbonshift.planner.contiguous import TIE_RTOL, best_starts, run_integrals,
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
 
-MAX_CELLS = 12_000_000  # rows x points x (slots of duration + 1) x 2 per pass: two bytes of choices each
+MAX_CELLS = 32_000_000  # rows x points x (slots of duration + 1) x part layers per pass: ~3 bytes each
 MAX_ROW_CELLS = 4_000_000  # points x (slots of duration + 1) for one row: beyond it, see `slot_grid`
 
 
@@ -246,7 +246,8 @@ class _ChunkDP:
 
     def solve(self) -> list[ChunkPlan]:
         rows = self.v.shape[0]
-        per_row = len(self.runs) * (self.n + 1) * 2 * (self.k + 1)
+        layers = 2 if any(run.f for run in self.runs) else 1
+        per_row = len(self.runs) * (self.n + 1) * layers * (self.k + 1)
         batch = max(1, MAX_CELLS // max(1, per_row))
         best: list[tuple[float, list[tuple[int, int]]]] = []
         for r0 in range(0, rows, batch):
@@ -306,11 +307,13 @@ class _ChunkDP:
             short = np.where(fe & (f > 0) & (self.da + f >= g), front + seg(0, bm - 1) + part[:, bm], inf)
             specials[bm].append(("F", 1, bm - 1, short))
 
-        dec = _Decisions(n, rows, kp, bm)
+        use_part = any(run.f for run in runs)  # else no row has a part slot: one layer (p = 0)
+        layers = 2 if use_part else 1
+        dec = _Decisions(n, rows, layers, kp, bm)
         ring = bm + 1
-        f_ring = np.full((ring, rows, 2, kp), inf)  # F at the last M + 1 points
+        f_ring = np.full((ring, rows, layers, kp), inf)  # F at the last M + 1 points
         f_ring[0, ~fe, 0, 0] = 0.0
-        c_bufs = np.full((2, rows, 2, kp), inf)  # C at the previous and this point (j = 0: never)
+        c_bufs = np.full((2, rows, layers, kp), inf)  # C at the previous and this point (j = 0: never)
         saved: dict[int, tuple[FloatArray, FloatArray]] = {0: (f_ring[0].copy(), c_bufs[0].copy())}
         keep = {n - bm, n - bm + 1, n}
         # per step, read by index: the part slot in slot i-1 (column i), slot i-1, the whole slots of a
@@ -322,7 +325,7 @@ class _ChunkDP:
         add_at4, addp_at3 = add_at[:, :, None, None], addp_at[:, :, None]
         # views of the buffers, made once
         f_all = list(f_ring)
-        f_p1 = [f[:, 1, :] for f in f_ring]
+        f_p1 = [f[:, -1, :] for f in f_ring]
         f_src = [f[:, :, : kp - bm] for f in f_ring]
         f_src0 = [f[:, 0, : kp - bm] for f in f_ring]
         c_all = list(c_bufs)
@@ -330,9 +333,9 @@ class _ChunkDP:
         c_head = [c[:, :, :-1] for c in c_bufs]
         c_tail = [c[:, :, 1:] for c in c_bufs]
         c_bm = [c[:, :, bm:] for c in c_bufs]
-        c_p1bm = [c[:, 1, bm:] for c in c_bufs]
+        c_p1bm = [c[:, -1, bm:] for c in c_bufs]
         tmp_f = np.empty((rows, kp))
-        tmp_c = np.empty((rows, 2, max(kp - bm, 0)))
+        tmp_c = np.empty((rows, layers, max(kp - bm, 0)))
         tmp_p = tmp_c[:, 0, :]
         f_wo_tight: FloatArray | None = None  # F at point M before the tight front joins it
         wo_rows = (f > self.da)[:, None]
@@ -341,9 +344,10 @@ class _ChunkDP:
             # F[i]: slot i-1 unused after F or C, or holding the part slot after C
             np.less(c_all[ca], f_all[a], out=dec.f_from_c[i])
             np.minimum(f_all[a], c_all[ca], out=f_all[b])
-            np.add(c_p0[ca], part_at[i], out=tmp_f)
-            np.less(tmp_f, f_p1[b], out=dec.f_part[i])
-            np.minimum(f_p1[b], tmp_f, out=f_p1[b])
+            if use_part:
+                np.add(c_p0[ca], part_at[i], out=tmp_f)
+                np.less(tmp_f, f_p1[b], out=dec.f_part[i])
+                np.minimum(f_p1[b], tmp_f, out=f_p1[b])
             # C[i]: slot i-1 extends a chunk, or ends a new one of M slots (after the part slot)
             np.add(c_head[ca], slot_at[i - 1], out=c_tail[cb])
             if i >= bm and kp > bm:
@@ -351,16 +355,17 @@ class _ChunkDP:
                 np.add(f_src[s0], add_at4[i - bm], out=tmp_c)
                 np.less(tmp_c, c_bm[cb], out=dec.c_new[i])
                 np.minimum(c_bm[cb], tmp_c, out=c_bm[cb])
-                src0 = f_src0[s0]
-                if i - bm == bm and f_wo_tight is not None:
-                    src0 = np.where(wo_rows, f_wo_tight[:, : kp - bm], src0)
-                np.add(src0, addp_at3[i - bm], out=tmp_p)
-                np.less(tmp_p, c_p1bm[cb], out=dec.c_part[i])
-                np.minimum(c_p1bm[cb], tmp_p, out=c_p1bm[cb])
+                if use_part:
+                    src0 = f_src0[s0]
+                    if i - bm == bm and f_wo_tight is not None:
+                        src0 = np.where(wo_rows, f_wo_tight[:, : kp - bm], src0)
+                    np.add(src0, addp_at3[i - bm], out=tmp_p)
+                    np.less(tmp_p, c_p1bm[cb], out=dec.c_part[i])
+                    np.minimum(c_p1bm[cb], tmp_p, out=c_p1bm[cb])
             if i in specials:
                 f_new, c_new = f_all[b], c_all[cb]
                 for which, p, j, cost in specials[i]:
-                    if j < 0 or j > k:
+                    if j < 0 or j > k or p >= layers:
                         continue
                     target = f_new if which == "F" else c_new
                     if which == "F" and p == 0 and f_wo_tight is None:
@@ -505,13 +510,14 @@ class _ChunkDP:
 class _Decisions:
     """Which way each state of the programme was reached (False: the first way listed)."""
 
-    def __init__(self, n: int, rows: int, kp: int, bm: int) -> None:
+    def __init__(self, n: int, rows: int, layers: int, kp: int, bm: int) -> None:
         self.bm = bm
-        self.f_from_c = np.zeros((n + 1, rows, 2, kp), dtype=bool)  # F[i] from C[i-1], not F[i-1]
-        self.f_part = np.zeros((n + 1, rows, kp), dtype=bool)  # F[i][p=1]: the part slot after C
+        part = n + 1 if layers == 2 else 0  # no part slot in any row: no decisions about it
+        self.f_from_c = np.zeros((n + 1, rows, layers, kp), dtype=bool)  # F[i] from C[i-1], not F[i-1]
+        self.f_part = np.zeros((part, rows, kp), dtype=bool)  # F[i][p=1]: the part slot after C
         # C[i] at j >= M (stored from column M on): a new chunk, not extended; with the part slot
-        self.c_new = np.zeros((n + 1, rows, 2, max(kp - bm, 0)), dtype=bool)
-        self.c_part = np.zeros((n + 1, rows, max(kp - bm, 0)), dtype=bool)
+        self.c_new = np.zeros((n + 1, rows, layers, max(kp - bm, 0)), dtype=bool)
+        self.c_part = np.zeros((part, rows, max(kp - bm, 0)), dtype=bool)
         self.special: dict[tuple[str, int, int, int], npt.NDArray[np.bool_]] = {}
 
     def new_part(self, i: int, r: int, j: int) -> bool:
