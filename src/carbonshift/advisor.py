@@ -22,7 +22,7 @@ from carbonshift.planner.batch import PlacementIndex, plan_batch
 from carbonshift.planner.placement import filter_candidates, placement_problem, region_ref
 from carbonshift.planner.plan import Plan, mixed_basis_notice, plan
 from carbonshift.schedule import next_occurrence, occurrence_spec
-
+from carbonshift.sizing import needs_sizing, sized_energy, sizing_notice
 
 ALLOW_LIST_RULES = frozenset({"placement.providers", "placement.regions"})
 
@@ -157,8 +157,12 @@ def advise(
         [(r, series[region_ref(r)]) for r in candidates],
         now=now,
         baseline=baseline_pair,
+        energy_for=sized_energy(spec),  # a host size the spec leaves open: the launch type's, per region
     )
     notices = _with_basis_notice(list(service.notices), series)
+    sizing = sizing_notice(spec, list(candidates))
+    if sizing is not None:
+        notices.append(sizing)
     return Advice(result, series, _with_baseline_notice(notices, spec, base), exclusions(spec, catalog))
 
 
@@ -193,6 +197,23 @@ def advise_many(
     """
     if not specs:
         return []
+    if any(needs_sizing(s) for s in specs):
+        # host size by each region's launch type: per spec and region, which plan_batch's one
+        # energy function cannot say; these (few) specs are advised one by one, the rest together
+        sized = [needs_sizing(s) for s in specs]
+        together = iter(
+            advise_many(
+                [s for s, z in zip(specs, sized, strict=True) if not z],
+                catalog=catalog,
+                service=service,
+                now=now,
+                signal=signal,
+            )
+        )
+        return [
+            advise(s, catalog=catalog, service=service, now=now, signal=signal) if z else next(together)
+            for s, z in zip(specs, sized, strict=True)
+        ]
     noticed = len(service.notices)
     try:
         return _advise_together(specs, catalog=catalog, service=service, now=now, signal=signal)
