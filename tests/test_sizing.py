@@ -67,3 +67,17 @@ def test_a_batch_sizes_hosts_the_same_way(setup) -> None:  # type: ignore[no-unt
     together = advise_many(specs, catalog=catalog, service=service, now=NOW)
     alone = [advise(s, catalog=catalog, service=service, now=NOW) for s in specs]
     assert [_kwh(a) for a in together] == [_kwh(a) for a in alone]
+
+
+def test_the_cli_plan_says_which_host_it_assumed(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from tests.cli.helpers import run_json
+
+    spec = tmp_path / "big.yaml"
+    spec.write_text(
+        "name: big\ncommand: [x]\nduration: 4h\nhardware: {gpu: A100, gpus: 8}\n"
+        "placement: {regions: [aws:us-east-1]}\n"
+    )
+    plan = run_json("plan", str(spec), "--now", "2026-11-24T05:00Z", "--format", "json", tmp=tmp_path)
+    assert any("aws:us-east-1 p4d.24xlarge (96 vCPUs, 1152 GB)" in n for n in plan["notices"])
+    # 8 x 400 W + 96 x 2.12 W + 1152 x 0.392 W = 3,855.1 W for 4 h, times the region's PUE
+    assert plan["options"][0]["energy_kwh"] == pytest.approx(3.8551 * 4 * plan["options"][0]["pue"], rel=1e-3)
