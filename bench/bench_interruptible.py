@@ -16,8 +16,12 @@ than 20,000 slots, and lost the partial steps at the window's ends.
 
 from __future__ import annotations
 
+import importlib.util
 import math
+import sys
 import time
+from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
@@ -37,27 +41,17 @@ def series(regions: int, seed: int = 13) -> np.ndarray:
     return 250 + 120 * np.sin(t / 288 * 2 * np.pi + phase) + rng.normal(0, 25, (regions, len(t)))
 
 
-def fine_grid_cost(edges: np.ndarray, row: np.ndarray, lo: int, hi: int, d: int, m: int, u: int) -> float:
-    """Least emissions over every schedule whose chunk ends lie on lo + u*Z (value only)."""
-    n, k, big_m = (hi - lo) // u, d // u, m // u
-    idx = np.searchsorted(edges, lo + u * np.arange(n), side="right") - 1
-    cost = row[idx] * u
-    prefix = np.concatenate(([0.0], np.cumsum(cost)))
-    ring = np.full((big_m + 1, k + 1), math.inf)
-    f = np.full(k + 1, math.inf)
-    f[0] = 0.0
-    ring[0] = f
-    g = np.full(k + 1, math.inf)
-    for i in range(1, n + 1):
-        g_next = np.full(k + 1, math.inf)
-        g_next[1:] = g[:-1] + cost[i - 1]
-        if i >= big_m:
-            new = ring[(i - big_m) % (big_m + 1)][: k + 1 - big_m] + (prefix[i] - prefix[i - big_m])
-            np.minimum(g_next[big_m:], new, out=g_next[big_m:])
-        f = np.minimum(f, g)
-        ring[i % (big_m + 1)] = f
-        g = g_next
-    return float(min(f[k], g[k]))
+def fine_grid_best() -> Callable[..., float]:
+    """The tests' reference programme over every u-second slot (tests/planner/helpers.py)."""
+    path = Path(__file__).resolve().parents[1] / "tests" / "planner" / "helpers.py"
+    spec = importlib.util.spec_from_file_location("planner_test_helpers", path)
+    if spec is None or spec.loader is None:
+        raise SystemExit(f"cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up
+    spec.loader.exec_module(module)
+    found: Callable[..., float] = module.fine_grid_best
+    return found
 
 
 def best_cpu(fn: object, runs: int = 7) -> float:
@@ -89,13 +83,14 @@ def main() -> None:
     hi = lo + 24 * 3600
     plans = cheapest_chunks_many(edges, all_values[:3], lo, hi, D_S, M_S)
     u = math.gcd(STEP, lo - BASE, hi - BASE, D_S, M_S)
+    reference = fine_grid_best()
     for r, found in enumerate(plans):
         assert found.exact, "every interruptible plan is exact"
         starts = np.array([a for a, _ in found.chunks])
         ends = np.array([b for _, b in found.chunks])
         got = float(run_integrals(edges, all_values, np.full(len(starts), r), starts, ends).sum())
         t0 = time.process_time()
-        want = fine_grid_cost(edges, all_values[r], lo, hi, D_S, M_S, u)
+        want = reference(edges.tolist(), all_values[r].tolist(), lo, hi, D_S, M_S, u)
         took = time.process_time() - t0
         same = math.isclose(got, want, rel_tol=1e-12)
         print(

@@ -19,7 +19,7 @@ from carbonshift.planner.interruptible import (
     slot_grid,
 )
 
-from .helpers import emissions
+from .helpers import emissions, fine_grid_best
 
 
 def enumerate_best(edges: list[int], values: list[float], lo: int, hi: int, d: int, m: int) -> float:
@@ -39,36 +39,6 @@ def enumerate_best(edges: list[int], values: list[float], lo: int, hi: int, d: i
         if ok and run >= m:
             best = min(best, sum(slot_cost[i] for i in combo))
     return best
-
-
-def fine_grid_best(edges: list[int], values: list[float], lo: int, hi: int, d: int, m: int, u: int) -> float:
-    """Least emissions over every schedule whose chunk ends lie on lo + u*Z (u dividing the window,
-    the duration, min_chunk and every edge's offset from lo: the optimum then lies on that grid).
-    A plain dynamic programme over every u-second slot, as enumeration would find it, without
-    the planner's slot grid, front and back pieces or part slot."""
-    m = min(m, d)
-    n, k, big_m = (hi - lo) // u, d // u, m // u
-    idx = np.searchsorted(np.asarray(edges), lo + u * np.arange(n), side="right") - 1
-    cost = np.asarray(values, dtype=np.float64)[idx] * u
-    prefix = np.concatenate(([0.0], np.cumsum(cost)))
-    ring = np.full((big_m + 1, k + 1), math.inf)  # F at the last big_m + 1 points
-    f = np.full(k + 1, math.inf)
-    f[0] = 0.0
-    ring[0] = f
-    g = np.full(k + 1, math.inf)  # a chunk of at least big_m slots ends here
-    for i in range(1, n + 1):
-        g_next = np.full(k + 1, math.inf)
-        g_next[1:] = g[:-1] + cost[i - 1]
-        if i >= big_m:
-            np.minimum(
-                g_next[big_m:],
-                ring[(i - big_m) % (big_m + 1)][: k + 1 - big_m] + (prefix[i] - prefix[i - big_m]),
-                out=g_next[big_m:],
-            )
-        f = np.minimum(f, g)
-        ring[i % (big_m + 1)] = f
-        g = g_next
-    return float(min(f[k], g[k]))
 
 
 def check_valid(
