@@ -36,8 +36,8 @@ import numpy as np
 
 from carbonshift.config.jobspec import JobSpec, parse_jobspec
 from carbonshift.intensity.types import IntensitySeries, Kind, Provenance, Signal
-from carbonshift.planner.batch import PlacementIndex, plan_batch
-from carbonshift.planner.placement import filter_candidates
+from carbonshift.planner.batch import plan_batch
+from carbonshift.planner.placement import PlacementIndex, filter_candidates
 from carbonshift.planner.plan import Candidate, Plan, plan
 
 STEP_S = 300

@@ -18,8 +18,8 @@ from carbonshift.config.jobspec import Hardware, JobSpec
 from carbonshift.errors import CarbonshiftError, UserInputError
 from carbonshift.intensity.service import IntensityService
 from carbonshift.intensity.types import GridZone, IntensitySeries, Signal, TimeSpan
-from carbonshift.planner.batch import PlacementIndex, plan_batch
-from carbonshift.planner.placement import filter_candidates, placement_problem, region_ref
+from carbonshift.planner.batch import plan_batch
+from carbonshift.planner.placement import PlacementIndex, filter_candidates, placement_problem, region_ref
 from carbonshift.planner.plan import Plan, mixed_basis_notice, plan
 from carbonshift.schedule import next_occurrence, occurrence_spec
 from carbonshift.sizing import needs_sizing, sized_energy, sizing_notice

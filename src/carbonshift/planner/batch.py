@@ -41,12 +41,12 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
-from typing import Generic, TypeVar, overload
+from typing import overload
 
 import numpy as np
 import numpy.typing as npt
 
-from carbonshift.config.jobspec import JobSpec, Placement
+from carbonshift.config.jobspec import JobSpec
 from carbonshift.intensity.types import IntensitySeries, Kind, Signal
 from carbonshift.planner.contiguous import (
     Block,
@@ -58,14 +58,7 @@ from carbonshift.planner.contiguous import (
     window_search,
 )
 from carbonshift.planner.energy import EnergyEstimate, EnergyModel, PowerBreakdown, default_model
-from carbonshift.planner.placement import (
-    PlaceableRegion,
-    PlanRegion,
-    country_code,
-    expand_countries,
-    filter_candidates,
-    region_ref,
-)
+from carbonshift.planner.placement import PlacementIndex, PlanRegion, region_ref
 from carbonshift.planner.plan import (
     FALLBACK_KINDS,
     Candidate,
@@ -83,6 +76,8 @@ from carbonshift.planner.plan import (
     sources_of,
 )
 from carbonshift.timeutil import to_epoch_s
+
+__all__ = ["PlacementIndex", "RankedOptions", "plan_batch"]  # PlacementIndex: from placement.py
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
@@ -221,57 +216,6 @@ class RankedOptions(Sequence[PlanOption]):
             for i, option in zip(missing, self._ranking.options(self._job, missing), strict=True):
                 built[i] = option
         return [o for o in (built[i] for i in ranks) if o is not None]
-
-
-# ---- placement by masks -----------------------------------------------------------------------------
-
-R = TypeVar("R", bound=PlaceableRegion)
-
-
-class PlacementIndex(Generic[R]):
-    """`filter_candidates` for many specs over one region list: numpy masks per rule, and one answer
-    per distinct placement (the same list object each time: do not modify it). Names it does not know
-    and empty results are left to `filter_candidates`, so errors are its own."""
-
-    def __init__(self, regions: Sequence[R]) -> None:
-        self.regions = list(regions)
-        self._providers = np.array([r.provider.lower() for r in self.regions], dtype=object)
-        self._refs = np.array([region_ref(r) for r in self.regions], dtype=object)
-        self._countries = np.array([country_code(r) for r in self.regions], dtype=object)
-        self._known_providers = frozenset(self._providers.tolist())
-        self._known_refs = frozenset(self._refs.tolist())
-        self._memo: dict[tuple[tuple[str, ...], ...], list[R]] = {}
-
-    def filter(self, placement: Placement) -> list[R]:
-        key = (
-            tuple(placement.providers),
-            tuple(placement.regions),
-            tuple(placement.exclude),
-            tuple(placement.countries),
-        )
-        found = self._memo.get(key)
-        if found is None:
-            found = self._memo[key] = self._filter(placement)
-        return found
-
-    def _filter(self, placement: Placement) -> list[R]:
-        unknown = any(p not in self._known_providers for p in placement.providers) or any(
-            ref.lower() not in self._known_refs for ref in (*placement.regions, *placement.exclude)
-        )
-        if unknown:
-            return filter_candidates(self.regions, placement)  # raises, naming the field
-        mask = np.ones(len(self.regions), dtype=bool)
-        if placement.providers:
-            mask &= np.isin(self._providers, list(placement.providers))
-        if placement.regions:
-            mask &= np.isin(self._refs, [ref.lower() for ref in placement.regions])
-        if placement.exclude:
-            mask &= ~np.isin(self._refs, [ref.lower() for ref in placement.exclude])
-        if placement.countries:
-            mask &= np.isin(self._countries, list(expand_countries(placement.countries)))
-        if not mask.any():
-            return filter_candidates(self.regions, placement)  # raises, saying which rule emptied it
-        return [self.regions[i] for i in np.flatnonzero(mask).tolist()]
 
 
 # ---- preparing specs --------------------------------------------------------------------------------

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Collection, Iterable, Sequence
-from typing import Protocol, TypeVar
+from typing import Generic, Protocol, TypeVar
+
+import numpy as np
 
 from carbonshift.config.jobspec import Placement
 from carbonshift.errors import UserInputError
@@ -174,3 +176,49 @@ def _unknown(ref: str, known: Collection[str]) -> str:
     close = difflib.get_close_matches(ref.lower(), list(known), n=3)
     hint = f"; did you mean {', '.join(close)}?" if close else ""
     return f"unknown region {ref!r} (write provider:region, e.g. gcp:us-central1){hint}"
+
+
+class PlacementIndex(Generic[R]):
+    """`filter_candidates` for many specs over one region list: numpy masks per rule, and one answer
+    per distinct placement (the same list object each time: do not modify it). Names it does not know
+    and empty results are left to `filter_candidates`, so errors are its own."""
+
+    def __init__(self, regions: Sequence[R]) -> None:
+        self.regions = list(regions)
+        self._providers = np.array([r.provider.lower() for r in self.regions], dtype=object)
+        self._refs = np.array([region_ref(r) for r in self.regions], dtype=object)
+        self._countries = np.array([country_code(r) for r in self.regions], dtype=object)
+        self._known_providers = frozenset(self._providers.tolist())
+        self._known_refs = frozenset(self._refs.tolist())
+        self._memo: dict[tuple[tuple[str, ...], ...], list[R]] = {}
+
+    def filter(self, placement: Placement) -> list[R]:
+        key = (
+            tuple(placement.providers),
+            tuple(placement.regions),
+            tuple(placement.exclude),
+            tuple(placement.countries),
+        )
+        found = self._memo.get(key)
+        if found is None:
+            found = self._memo[key] = self._filter(placement)
+        return found
+
+    def _filter(self, placement: Placement) -> list[R]:
+        unknown = any(p not in self._known_providers for p in placement.providers) or any(
+            ref.lower() not in self._known_refs for ref in (*placement.regions, *placement.exclude)
+        )
+        if unknown:
+            return filter_candidates(self.regions, placement)  # raises, naming the field
+        mask = np.ones(len(self.regions), dtype=bool)
+        if placement.providers:
+            mask &= np.isin(self._providers, list(placement.providers))
+        if placement.regions:
+            mask &= np.isin(self._refs, [ref.lower() for ref in placement.regions])
+        if placement.exclude:
+            mask &= ~np.isin(self._refs, [ref.lower() for ref in placement.exclude])
+        if placement.countries:
+            mask &= np.isin(self._countries, list(expand_countries(placement.countries)))
+        if not mask.any():
+            return filter_candidates(self.regions, placement)  # raises, saying which rule emptied it
+        return [self.regions[i] for i in np.flatnonzero(mask).tolist()]
