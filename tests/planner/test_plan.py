@@ -210,6 +210,25 @@ def test_interruptible_jobs_get_chunks() -> None:
     assert all(b - a >= timedelta(hours=2) for a, b in longer.best.chunks)
 
 
+def test_a_min_chunk_too_fine_for_the_exact_programme_says_so() -> None:
+    """min_chunk 1799 s on hourly data: slots of 1 s would make the programme too large, so the plan
+    is the best single run, marked inexact in the option and in the notes (never silently)."""
+    values = [400.0, 50.0, 400.0, 400.0, 60.0, 60.0, 400.0, 70.0] + [400.0] * 16
+    s = spec(interruptible=True, min_chunk="1799s", duration="4h")
+    result = plan(s, [Candidate(Reg("aws", "a"), hourly(values))], now=NOW)
+    assert not result.best.exact and len(result.best.chunks) == 1
+    assert result.to_dict()["options"][0]["exact"] is False
+    assert any("best single run" in note and "aws:a" in note for note in result.notes)
+    # on the data's step the same job is split exactly
+    exact = plan(
+        spec(interruptible=True, min_chunk="30m", duration="4h"),
+        [Candidate(Reg("aws", "a"), hourly(values))],
+        now=NOW,
+    )
+    assert exact.best.exact and "exact" not in exact.to_dict()["options"][0]
+    assert exact.best.mean_g_per_kwh < result.best.mean_g_per_kwh
+
+
 def test_spec_times_across_dst_plan_in_utc() -> None:
     # the user writes Berlin local times across the spring change; the data is hourly in UTC
     s = loads_jobspec(
