@@ -87,9 +87,10 @@ PLAN_SPEC = {
 class Server:
     """`carbonshift serve` in a subprocess, on a free loopback port."""
 
-    def __init__(self, tmp: Path, token: str) -> None:
+    def __init__(self, tmp: Path, token: str, extra_env: dict[str, str] | None = None) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("CARBONSHIFT_")}
         env["CARBONSHIFT_API_TOKEN"] = token
+        env.update(extra_env or {})  # e.g. PYTHONPATH: another source tree, for an old-vs-new run
         cmd = [sys.executable, "-m", "carbonshift", "--config", str(_config(tmp)), "serve"]
         cmd += ["--host", "127.0.0.1", "--port", "0", "--log-level", "warning"]
         self.proc = subprocess.Popen(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from datetime import datetime
 
 from carbonshift.catalog import Catalog, load_catalog
@@ -16,6 +17,7 @@ from carbonshift.errors import UnknownLocationError
 from carbonshift.intensity.cache import IntensityCache
 from carbonshift.intensity.registry import build_sources
 from carbonshift.intensity.service import IntensityService
+from carbonshift.intensity.shared import SharedIntensity
 from carbonshift.intensity.types import GridZone
 
 log = logging.getLogger(__name__)
@@ -41,21 +43,47 @@ def build_catalog(settings: Settings) -> Catalog:
 def build_service(settings: Settings, clock: Clock | None = None) -> IntensityService:
     """The merging service with every source the settings switch on, and the cache if it can be opened
     (an unwritable cache directory costs speed, not correctness)."""
-    cache: IntensityCache | None = None
-    if settings.cache.enabled:
-        path = settings.cache.resolved_path()
-        try:
-            cache = IntensityCache(
-                path, forecast_ttl_s=settings.cache.forecast_ttl_s, history_ttl_s=settings.cache.history_ttl_s
-            )
-        except OSError as exc:
-            log.warning("intensity cache %s unavailable (%s); running without it", path, exc)
     return IntensityService(
         build_sources(settings),
-        cache=cache,
+        cache=_open_cache(settings),
         clock=clock or SystemClock(),
         model_history_days=settings.intensity.model_history_days,
     )
+
+
+def service_factory(settings: Settings, clock: Clock | None = None) -> Callable[[], IntensityService]:
+    """For a process that plans again and again (the daemon: every API plan, submission and re-plan):
+    a new service per plan, so each keeps its own notices, but all of them share the sources, the
+    opened cache, one thread pool and the merged series per (zone, signal, hour) (see
+    intensity/shared.py). Building all that per plan was most of a dry-run plan's time."""
+    sources = build_sources(settings)
+    cache = _open_cache(settings)
+    shared = SharedIntensity(ttl_s=settings.cache.forecast_ttl_s)
+    at = clock or SystemClock()
+
+    def make() -> IntensityService:
+        return IntensityService(
+            sources,
+            cache=cache,
+            clock=at,
+            model_history_days=settings.intensity.model_history_days,
+            shared=shared,
+        )
+
+    return make
+
+
+def _open_cache(settings: Settings) -> IntensityCache | None:
+    if not settings.cache.enabled:
+        return None
+    path = settings.cache.resolved_path()
+    try:
+        return IntensityCache(
+            path, forecast_ttl_s=settings.cache.forecast_ttl_s, history_ttl_s=settings.cache.history_ttl_s
+        )
+    except OSError as exc:
+        log.warning("intensity cache %s unavailable (%s); running without it", path, exc)
+        return None
 
 
 def resolve_zone(text: str, catalog: Catalog, settings: Settings) -> GridZone:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import csv
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 from typing import Protocol, TypeVar
 
@@ -99,8 +99,15 @@ def instance_types() -> tuple[InstanceType, ...]:
     return tuple(out)
 
 
+@cache
 def catalog_providers() -> frozenset[str]:
     return frozenset(t.provider for t in instance_types())
+
+
+@cache
+def _types_of(provider: str) -> tuple[InstanceType, ...]:
+    """One provider's rows: a lookup reads its provider's few dozen types, not the whole table."""
+    return tuple(t for t in instance_types() if t.provider == provider)
 
 
 def _size_order(t: InstanceType) -> tuple[int, int, float, str]:
@@ -111,22 +118,21 @@ def candidates(provider: str, region: str, hardware: Hardware) -> list[InstanceT
     """Types in `region` that satisfy `hardware`, smallest first (GPUs, then vCPUs, then memory)."""
     provider = provider.lower()
     return sorted(
-        (
-            t
-            for t in instance_types()
-            if t.provider == provider and t.offered_in(region) and t.satisfies(hardware)
-        ),
+        (t for t in _types_of(provider) if t.offered_in(region) and t.satisfies(hardware)),
         key=_size_order,
     )
 
 
+@lru_cache(maxsize=65536)
 def offers(provider: str, region: str, hardware: Hardware) -> bool:
     """Whether `provider:region` has an instance type for `hardware`. True for providers the table
-    does not cover (local, user locations): there is nothing to say against them."""
+    does not cover (local, user locations): there is nothing to say against them. Remembered per
+    (provider, region, hardware): the table is bundled and read once, and a plan over 139 regions asks
+    139 times (10 ms per API plan before)."""
     provider = provider.lower()
     if provider not in catalog_providers():
         return True
-    return bool(candidates(provider, region, hardware))
+    return any(t.offered_in(region) and t.satisfies(hardware) for t in _types_of(provider))
 
 
 def describe_hardware(hardware: Hardware) -> str:
@@ -175,7 +181,9 @@ def filter_offering(regions: Sequence[R], hardware: Hardware) -> list[R]:
     explained rather than silent. Regions of providers the table does not know pass unchanged."""
     left = [r for r in regions if offers(r.provider, r.region, hardware)]
     if regions and not left:
-        shown = ", ".join(f"{r.provider}:{r.region}".lower() for r in regions[:5]) + (" ..." if len(regions) > 5 else "")
+        shown = ", ".join(f"{r.provider}:{r.region}".lower() for r in regions[:5]) + (
+            " ..." if len(regions) > 5 else ""
+        )
         raise UserInputError(
             "hardware",
             f"no candidate region offers an instance with {describe_hardware(hardware)} "

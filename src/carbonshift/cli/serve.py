@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 import typer
 
+from carbonshift import runtime
 from carbonshift.api.security import TOKEN_ENV, is_loopback
 from carbonshift.api.serving import install_log_limits, uvicorn_options
 from carbonshift.cli import context
@@ -163,7 +164,8 @@ def serve_command(
     from sqlalchemy.exc import InterfaceError, OperationalError
 
     try:
-        scheduler = Scheduler.from_settings(settings)
+        # one intensity service setup for the daemon's life: every plan shares its pool and merged series
+        scheduler = Scheduler.from_settings(settings, service_factory=runtime.service_factory(settings))
         scheduler.start()
     except DaemonLockedError as exc:
         sock.close()

@@ -15,8 +15,10 @@ request with no marginal data is an error, not a static average in disguise.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 import numpy as np
@@ -26,6 +28,7 @@ from carbonshift.errors import NoDataError, UserInputError
 from carbonshift.intensity.base import IntensitySource, SourceError, place_key
 from carbonshift.intensity.cache import IntensityCache
 from carbonshift.intensity.model import DAY_S, profile_forecast
+from carbonshift.intensity.shared import FAILURE_MEMORY_S, Place, SharedIntensity, hour_span
 from carbonshift.intensity.sources.files import FileSource
 from carbonshift.intensity.sources.static import StaticSource
 from carbonshift.intensity.types import GridZone, IntensitySeries, Kind, Provenance, Signal, TimeSpan
@@ -33,10 +36,23 @@ from carbonshift.timeutil import isoformat_z, to_epoch_s
 
 log = logging.getLogger(__name__)
 
-FAILURE_MEMORY_S = 120  # a source that just failed is not asked again by the next commands for this long
+__all__ = ["FAILURE_MEMORY_S", "IntensityService", "check_signal"]
+
+
+@dataclass
+class _Build:
+    """What one merge (one zone, in one thread) read and noticed, for SharedIntensity to keep."""
+
+    inputs: dict[Place, int] = field(default_factory=dict)
+    notices: list[str] = field(default_factory=list)
+    failed: bool = False
 
 
 class IntensityService:
+    """One command's (or one request's) view of intensity. With `shared` (a long-running process: the
+    daemon), merged series are reused across services per (zone, signal, hour) and zones are fetched
+    on the shared thread pool; see intensity/shared.py for when a kept series is used again."""
+
     def __init__(
         self,
         sources: Sequence[IntensitySource],
@@ -44,8 +60,11 @@ class IntensityService:
         cache: IntensityCache | None = None,
         clock: Clock | None = None,
         model_history_days: int = 7,
+        shared: SharedIntensity | None = None,
     ) -> None:
         self.sources = list(sources)
+        self.shared = shared
+        self._builds = threading.local()  # the _Build of the merge running in this thread, if kept
         self.cache = cache
         self.clock = clock or SystemClock()
         self.model_history_days = model_history_days
@@ -59,6 +78,50 @@ class IntensityService:
     # ---- public API ---------------------------------------------------------------------------
     def series(self, zone: GridZone, span: TimeSpan, signal: Signal = Signal.AVERAGE) -> IntensitySeries:
         """A complete series (no gaps) over `span`, or NoDataError when nothing can honestly fill it."""
+        if self.shared is None:
+            return self._merged(zone, span, signal)
+        kept = self._kept(zone, span, signal, hour_span(span), to_epoch_s(self.clock.now()))
+        return kept or self._merge_and_keep(zone, span, signal, self.shared)
+
+    def _kept(
+        self, zone: GridZone, span: TimeSpan, signal: Signal, wide: TimeSpan, now_s: int
+    ) -> IntensitySeries | None:
+        """The shared merged series for the hours around `span` (`wide`), read out for `span`, with the
+        notices its build made; None when there is none still valid."""
+        if self.shared is None:
+            return None
+        entry = self.shared.lookup((zone, signal, wide.start_s, wide.end_s), now_s)
+        if entry is None:
+            return None
+        for notice in entry.notices:
+            self._notice(notice)
+        return entry.window(span)
+
+    def _merge_and_keep(
+        self, zone: GridZone, span: TimeSpan, signal: Signal, shared: SharedIntensity
+    ) -> IntensitySeries:
+        wide = hour_span(span)
+        build = self._builds.build = _Build()
+        try:
+            merged = self._merged(zone, wide, signal)
+        except NoDataError:
+            # the widened hours asked for something the window itself does not need (a marginal
+            # series that starts at the window): the window alone, as without sharing, not kept
+            self._builds.build = None
+            return self._merged(zone, span, signal)
+        finally:
+            self._builds.build = None
+        shared.store(
+            (zone, signal, wide.start_s, wide.end_s),
+            merged,
+            notices=tuple(build.notices),
+            inputs=tuple(build.inputs.items()),
+            failed=build.failed,
+            now_s=to_epoch_s(self.clock.now()),
+        )
+        return merged if wide == span else merged.window(span)
+
+    def _merged(self, zone: GridZone, span: TimeSpan, signal: Signal) -> IntensitySeries:
         now = self.clock.now()
         now_s = to_epoch_s(now)
         live = [s for s in self.sources if s.supports(zone, signal)]
@@ -111,15 +174,32 @@ class IntensityService:
         help). Zones are distinct when anything about them differs: two regions in one grid zone share
         live data but keep their own static fallback values."""
         unique = list(dict.fromkeys(zones))
-        if len(unique) <= 1 or not any(s.supports(z, signal) for z in unique for s in self.sources):
-            return {z: self.series(z, span, signal) for z in unique}
+        done: dict[GridZone, IntensitySeries] = {}
+        if self.shared is not None:  # kept merges first: no thread needed
+            wide, now_s = hour_span(span), to_epoch_s(self.clock.now())
+            for z in unique:
+                kept = self._kept(z, span, signal, wide, now_s)
+                if kept is not None:
+                    done[z] = kept
+        todo = [z for z in unique if z not in done]
+        if len(todo) <= 1 or not any(s.supports(z, signal) for z in todo for s in self.sources):
+            done.update({z: self.series(z, span, signal) for z in todo})
+            return {z: done[z] for z in unique}
         by_place: dict[tuple[str, ...], GridZone] = {}
-        for z in unique:  # fetch each place once first, so the threads don't race for the same data
+        for z in todo:  # fetch each place once first, so the threads don't race for the same data
             by_place.setdefault(tuple(place_key(s, z) for s in self.sources), z)
         firsts = list(by_place.values())
-        with ThreadPoolExecutor(max_workers=min(max_workers, len(firsts))) as pool:
-            done = dict(zip(firsts, pool.map(lambda z: self.series(z, span, signal), firsts), strict=True))
+        if self.shared is not None:  # the daemon's pool: no threads started per plan
+            done.update(self._map(self.shared.pool, firsts, span, signal))
+        else:
+            with ThreadPoolExecutor(max_workers=min(max_workers, len(firsts))) as pool:
+                done.update(self._map(pool, firsts, span, signal))
         return {z: done[z] if z in done else self.series(z, span, signal) for z in unique}
+
+    def _map(
+        self, pool: Executor, zones: list[GridZone], span: TimeSpan, signal: Signal
+    ) -> dict[GridZone, IntensitySeries]:
+        return dict(zip(zones, pool.map(lambda z: self.series(z, span, signal), zones), strict=True))
 
     # ---- fetching through the cache -----------------------------------------------------------
     def _fetch(
@@ -132,6 +212,10 @@ class IntensityService:
     ) -> IntensitySeries | None:
         now = self.clock.now()
         key = place_key(source, zone)
+        place = (source.name, key)
+        build: _Build | None = getattr(self._builds, "build", None)
+        if build is not None and self.shared is not None and place not in build.inputs:
+            build.inputs[place] = self.shared.generation(place)
         memo_key = (source.name, key, signal, span)
         if memo_key in self._memo:
             return self._memo[memo_key]
@@ -150,7 +234,13 @@ class IntensityService:
                 if self.cache is not None and not isinstance(source, FileSource):
                     self.cache.store(source.name, key, series, span, now)
                 self._memo[memo_key] = series
+                if self.shared is not None:  # it answered again: merges that read it are out of date
+                    generation = self.shared.answered(place)
+                    if build is not None:
+                        build.inputs[place] = generation
                 return series
+        if build is not None:
+            build.failed = True
         failures.append(f"{source.name}: {reason}")
         self._notice(f"{source.name} unavailable for {zone.id}: {reason}")
         if cached is not None and not np.isnan(cached.series.values).all():
@@ -182,6 +272,9 @@ class IntensityService:
             self.cache.record_failure(source.name, exc.reason, self.clock.now())
 
     def _notice(self, text: str) -> None:
+        build: _Build | None = getattr(self._builds, "build", None)
+        if build is not None and text not in build.notices:
+            build.notices.append(text)
         if text not in self.notices:
             self.notices.append(text)
             log.info(text)  # callers show notices themselves (CLI warnings, plan notes, API fields)

@@ -1,0 +1,111 @@
+"""Dry-run plans over the HTTP API with a warm daemon: `POST /api/v1/plan` for a job every cloud region
+can run (139 regions, the default 24-hour window), from 8 client threads on loopback.
+
+Issue 13's goal: p99 < 100 ms at concurrency 8. It starts a real `carbonshift serve` (SQLite, bearer
+token, offline: bundled static tables only) on a free loopback port, warms it with a few plans, sends
+a fixed number of plans and prints p50/p90/p99 and req/s. `--baseline-src DIR` starts a second daemon
+from another source tree (e.g. `git archive <commit> src | tar -x -C /tmp/base`) and measures it the
+same way in the same run, one after the other, so old and new see the same machine. It never talks to
+any other address, and stops by itself (fixed counts, a timeout per request, a deadline per phase).
+
+Run: .venv/bin/python bench/bench_api_plan.py [--plans 500] [--concurrency 8] [--baseline-src DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from bench_api_load import REQUEST_TIMEOUT_S, Server, run_phase
+
+PLAN_SPEC = {  # a CPU job: every region of the three clouds offers an instance for it
+    "name": "api-plan-bench",
+    "command": ["python", "train.py"],
+    "duration": "4h",
+    "hardware": {"vcpus": 8, "memory_gb": 32},
+    "baseline": "gcp:us-central1",
+}
+WARM_UP = 20
+
+
+def measure(
+    label: str, tmp: Path, plans: int, concurrency: int, max_seconds: float, extra_env: dict[str, str]
+) -> dict[str, Any]:
+    token = secrets.token_urlsafe(32)
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    body = json.dumps(PLAN_SPEC).encode()
+    server = Server(tmp, token, extra_env)
+    try:
+        url = f"{server.url}/api/v1/plan"
+        first = requests.post(url, data=body, headers=headers, timeout=60)
+        first.raise_for_status()
+        regions = len(first.json()["options"])
+        for _ in range(WARM_UP):  # a warm daemon: what a user meets after its first plans
+            requests.post(url, data=body, headers=headers, timeout=60).raise_for_status()
+
+        def plan(session: requests.Session, _i: int) -> int:
+            return session.post(url, data=body, headers=headers, timeout=REQUEST_TIMEOUT_S).status_code
+
+        result = run_phase(
+            f"{label}: POST /api/v1/plan", plans, concurrency, plan, time.monotonic() + max_seconds
+        )
+        result["regions"] = regions
+        result["response_bytes"] = len(first.content)
+        return result
+    finally:
+        server.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--plans", type=int, default=500)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--max-seconds", type=float, default=120, help="stop sending after this long")
+    parser.add_argument("--baseline-src", type=Path, help="another tree's src/ to measure the same way")
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON too")
+    args = parser.parse_args()
+    if not 1 <= args.plans <= 10_000 or not 1 <= args.concurrency <= 64:
+        parser.error("--plans must be 1..10000 and --concurrency 1..64")
+    trees: dict[str, dict[str, str]] = {"this tree": {}}
+    if args.baseline_src is not None:
+        trees["baseline"] = {"PYTHONPATH": str(args.baseline_src.resolve())}
+    results = []
+    for label, extra_env in trees.items():
+        with tempfile.TemporaryDirectory() as tmp:
+            results.append(
+                measure(label, Path(tmp), args.plans, args.concurrency, args.max_seconds, extra_env)
+            )
+    print(
+        f"POST /api/v1/plan on loopback, one `carbonshift serve` (SQLite, token on, offline), "
+        f"concurrency {args.concurrency}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the end"
+    )
+    header = f"{'tree':<34} {'regions':>7} {'ok':>5} {'errors':>6} {'req/s':>7} {'p50 ms':>7} {'p90 ms':>7} {'p99 ms':>7} {'max ms':>7}"
+    print(header)
+    print("-" * len(header))
+    for r in results:
+        print(
+            f"{r['phase']:<34} {r['regions']:>7} {r['ok']:>5} {sum(r['errors'].values()):>6} "
+            f"{r['throughput_rps']:>7} {r['p50_ms']:>7} {r['p90_ms']:>7} {r['p99_ms']:>7} {r['max_ms']:>7}"
+        )
+        if r["errors"]:
+            print(f"  errors: {r['errors']}")
+    mine = results[0]
+    print(
+        f"response: {mine['response_bytes']} bytes; goal p99 < 100 ms: {'met' if mine['p99_ms'] < 100 else 'NOT met'}"
+    )
+    if args.json:
+        print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
