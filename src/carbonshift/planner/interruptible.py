@@ -50,7 +50,7 @@ from carbonshift.planner.contiguous import TIE_RTOL, best_starts, run_integrals,
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
 
-MAX_CELLS = 32_000_000  # rows x points x (slots of duration + 1) x part layers per pass: ~3 bytes each
+MAX_CELLS = 16_000_000  # rows x points x (slots of duration + 1) x part layers per pass: ~3 bytes each
 MAX_ROW_CELLS = 4_000_000  # points x (slots of duration + 1) for one row: beyond it, see `slot_grid`
 
 
