@@ -19,8 +19,10 @@ import pytest
 import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from carbonshift.api.app import encode_json
+from carbonshift.config.jobspec import JobSpec, JobSpecError, parse_jobspec
 from tests.api.helpers import ApiServer, local_spec
 
 JSON = {"Content-Type": "application/json"}
@@ -290,3 +292,12 @@ def test_fuzzed_specs_never_get_a_5xx_and_the_list_is_always_served(api: ApiServ
     one()
     assert TRIED["5xx"] == 0
     print(f"fuzz: {TRIED['requests']} requests, {TRIED['5xx']} 5xx")  # figures for the benchmarks page
+
+
+def test_a_spec_made_in_python_is_refused_the_same_way() -> None:
+    """Nothing reaches the scheduler that it could not serve back, however the spec was made."""
+    with pytest.raises(ValidationError, match=r"command: not valid Unicode text"):
+        JobSpec(name="a", command="echo \ud800", duration="1h")  # type: ignore[arg-type]
+    with pytest.raises(JobSpecError) as caught:
+        parse_jobspec({"name": "a", "command": ["x"], "duration": "1h", "env": {"A": "\udfff"}})
+    assert caught.value.problems == [("env.A", "not valid Unicode text (a lone surrogate such as \\ud800)")]

@@ -660,6 +660,16 @@ class JobSpec(_Strict):
         "are then also given per unit",
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _storable(cls, data: Any) -> Any:
+        """Text that cannot be served back (a lone surrogate), deep nesting or a too-long number are
+        refused however the spec is made: by the loaders, or as JobSpec(...) from Python."""
+        problem = document_problem(data) if isinstance(data, Mapping) else None
+        if problem is not None:
+            raise _field_error(*problem) if problem[0] else _err(problem[1])
+        return data
+
     @model_validator(mode="after")
     def _cross_checks(self) -> JobSpec:
         gpu = lookup_gpu(self.hardware.gpu) if self.hardware.gpu is not None else None
