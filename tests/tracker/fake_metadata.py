@@ -12,9 +12,10 @@ TOKEN = "AQAEAFAKE-imds-token-do-not-leak"
 
 
 class FakeMetadata:
-    def __init__(self, cloud: str, region: str) -> None:
+    def __init__(self, cloud: str, region: str, instance_type: str | None = None) -> None:
         self.cloud = cloud
         self.region = region
+        self.instance_type = instance_type  # None: the type's path answers 404
         self.requests: list[tuple[str, str, dict[str, str]]] = []
         fake = self
 
@@ -30,10 +31,25 @@ class FakeMetadata:
             def do_GET(self) -> None:
                 fake.requests.append(("GET", self.path, dict(self.headers)))
                 path = urlsplit(self.path).path
+                kind = fake.instance_type
                 if fake.cloud == "aws" and path == "/latest/meta-data/placement/region":
                     if self.headers.get("X-aws-ec2-metadata-token") != TOKEN:
                         return self._send(401, "")
                     return self._send(200, fake.region)
+                if fake.cloud == "aws" and path == "/latest/meta-data/instance-type" and kind:
+                    if self.headers.get("X-aws-ec2-metadata-token") != TOKEN:
+                        return self._send(401, "")
+                    return self._send(200, kind)
+                if fake.cloud == "gcp" and path == "/computeMetadata/v1/instance/machine-type" and kind:
+                    if self.headers.get("Metadata-Flavor") != "Google":
+                        return self._send(403, "")
+                    return self._send(
+                        200, f"projects/123456/machineTypes/{kind}", {"Metadata-Flavor": "Google"}
+                    )
+                if fake.cloud == "azure" and path == "/metadata/instance/compute/vmSize" and kind:
+                    if self.headers.get("Metadata") != "true" or "api-version" not in self.path:
+                        return self._send(400, "")
+                    return self._send(200, kind)
                 if fake.cloud == "gcp" and path == "/computeMetadata/v1/instance/zone":
                     if self.headers.get("Metadata-Flavor") != "Google":
                         return self._send(403, "")

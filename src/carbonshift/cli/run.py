@@ -168,6 +168,7 @@ def run_command(
         planned=local.planned,
         output_dir=output_dir,
         report_path=report,
+        functional_unit=spec.functional_unit,
     )
     try:
         outcome = run_tracked(tracker, argv)

@@ -14,6 +14,7 @@ import typer
 from carbonshift.cli import context
 from carbonshift.cli.render import warn
 from carbonshift.config import Settings
+from carbonshift.config.jobspec import parse_functional_unit
 from carbonshift.errors import UserInputError
 
 if TYPE_CHECKING:
@@ -102,6 +103,24 @@ def track_command(
             "--organisation", help="Ledger label (default: labels.organisation).", show_default=False
         ),
     ] = None,
+    instance_type: Annotated[
+        str | None,
+        typer.Option(
+            "--instance-type",
+            help="For embodied carbon: the instance type it runs on (p4d.24xlarge, or aws:p4d.24xlarge "
+            "without --region); default: the cloud's instance metadata, else this host's hardware.",
+            show_default=False,
+        ),
+    ] = None,
+    functional_unit: Annotated[
+        str | None,
+        typer.Option(
+            "--functional-unit",
+            metavar="NAME=COUNT",
+            help="What the run produces, e.g. epoch=90: the report adds the SCI score per unit.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Run a command, measure its energy and emissions; exit with its exit code."""
     from carbonshift.tracker.runner import CommandNotRunnable, run_tracked
@@ -110,6 +129,7 @@ def track_command(
     if not command:
         raise UserInputError("CMD", "nothing to run: carbonshift track [OPTIONS] -- CMD [ARGS...]")
     labels = ledger_labels(organisation=organisation, team=team, project=project)
+    unit = parse_functional_unit(functional_unit) if functional_unit is not None else None
     if server is not None:
         from carbonshift.client import check_server_url
 
@@ -126,6 +146,8 @@ def track_command(
         interval_s=interval,
         output_dir=output_dir,
         report_path=report,
+        instance_type=instance_type,
+        functional_unit=unit,
     )
     try:
         outcome = run_tracked(tracker, command)

@@ -24,6 +24,7 @@ from types import TracebackType
 from typing import Any, ParamSpec, TypeVar
 
 from carbonshift.config import Settings, load_settings
+from carbonshift.config.jobspec import FunctionalUnit
 from carbonshift.tracker.report import Planned, TrackReport
 
 log = logging.getLogger("carbonshift.tracker")
@@ -47,6 +48,8 @@ class Track:
         write_outputs: bool = True,
         label: str | None = None,
         nvml: Any | None = None,
+        instance_type: str | None = None,
+        functional_unit: FunctionalUnit | None = None,
     ) -> None:
         self._kwargs: dict[str, Any] = {
             "region": region,
@@ -57,6 +60,8 @@ class Track:
             "planned": planned,
             "write_outputs": write_outputs,
             "nvml": nvml,
+            "instance_type": instance_type,
+            "functional_unit": functional_unit,
         }
         self._settings = settings
         self._config = config

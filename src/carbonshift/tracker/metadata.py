@@ -25,6 +25,7 @@ class CloudPlace:
     provider: str  # aws, gcp, azure
     region: str
     detail: str  # e.g. the GCP zone or the Azure location as reported
+    instance_type: str | None = None  # p4d.24xlarge, a2-highgpu-1g, Standard_NC4as_T4_v3: for embodied carbon
 
 
 def _session() -> requests.Session:
@@ -42,13 +43,15 @@ def probe_aws(base_url: str, timeout_s: float) -> CloudPlace | None:
         )
         if token.status_code != 200 or not token.text.strip():
             return None
+        headers = {"X-aws-ec2-metadata-token": token.text.strip()}
         r = s.get(
-            f"{base_url.rstrip('/')}/latest/meta-data/placement/region",
-            headers={"X-aws-ec2-metadata-token": token.text.strip()},
-            timeout=timeout_s,
+            f"{base_url.rstrip('/')}/latest/meta-data/placement/region", headers=headers, timeout=timeout_s
         )
         region = r.text.strip() if r.status_code == 200 else ""
-        return CloudPlace("aws", region, region) if _plausible(region) else None
+        if not _plausible(region):
+            return None
+        kind = _optional(s, f"{base_url.rstrip('/')}/latest/meta-data/instance-type", headers, timeout_s)
+        return CloudPlace("aws", region, region, kind)
 
 
 def probe_gcp(base_url: str, timeout_s: float) -> CloudPlace | None:
@@ -62,7 +65,11 @@ def probe_gcp(base_url: str, timeout_s: float) -> CloudPlace | None:
             return None
         zone = r.text.strip().rsplit("/", 1)[-1]  # projects/123/zones/europe-west1-b
         region = zone.rsplit("-", 1)[0] if zone.count("-") >= 2 else ""
-        return CloudPlace("gcp", region, zone) if _plausible(region) else None
+        if not _plausible(region):
+            return None
+        url = f"{base_url.rstrip('/')}/computeMetadata/v1/instance/machine-type"
+        machine = _optional(s, url, {"Metadata-Flavor": "Google"}, timeout_s)  # projects/1/machineTypes/x
+        return CloudPlace("gcp", region, zone, machine.rsplit("/", 1)[-1] if machine else None)
 
 
 def probe_azure(base_url: str, timeout_s: float) -> CloudPlace | None:
@@ -74,11 +81,37 @@ def probe_azure(base_url: str, timeout_s: float) -> CloudPlace | None:
             timeout=timeout_s,
         )
         location = r.text.strip().lower() if r.status_code == 200 else ""
-        return CloudPlace("azure", location, location) if _plausible(location) else None
+        if not _plausible(location):
+            return None
+        size = _optional(
+            s,
+            f"{base_url.rstrip('/')}/metadata/instance/compute/vmSize",
+            {"Metadata": "true"},
+            timeout_s,
+            {"api-version": "2021-02-01", "format": "text"},
+        )
+        return CloudPlace("azure", location, location, size)
 
 
 def _plausible(region: str) -> bool:
     return 0 < len(region) <= 63 and all(ch.isalnum() or ch == "-" for ch in region)
+
+
+def _optional(
+    s: requests.Session,
+    url: str,
+    headers: dict[str, str],
+    timeout_s: float,
+    params: dict[str, str] | None = None,
+) -> str | None:
+    """A value worth having but not needed (the instance type): None when it does not come back."""
+    try:
+        r = s.get(url, headers=headers, params=params, timeout=timeout_s)
+    except requests.RequestException:
+        return None
+    text = r.text.strip() if r.status_code == 200 else ""
+    ok = 0 < len(text) <= 200 and all(ch.isalnum() or ch in "-._/+" for ch in text)
+    return text if ok else None
 
 
 def detect(*, aws_url: str, gcp_url: str, azure_url: str, timeout_s: float = 0.5) -> CloudPlace | None:

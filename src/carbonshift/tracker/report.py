@@ -94,6 +94,10 @@ class TrackReport:
     tracker: dict[str, Any]
     planned: Planned | None = None
     terminated_by: str | None = None  # the signal that ended the command, if one did
+    embodied_kg_co2e: float = 0.0  # the hardware's share of its manufacture and disposal (SCI's M)
+    total_kg_co2e: float | None = None  # operational + embodied; None when the operational part is unknown
+    embodied: dict[str, Any] | None = None  # which hardware, how it was known, TE, shares, assumptions
+    sci: dict[str, Any] | None = None  # kg CO2e per functional unit, when one is named
     warnings: list[str] = field(default_factory=list)
     host: dict[str, Any] = field(default_factory=dict)  # cpu model, counts, memory: for the CSV
     mean_power_w: dict[str, float] = field(default_factory=dict)  # job's, PUE included (CodeCarbon's way)
@@ -147,6 +151,10 @@ class TrackReport:
             "it_energy_kwh": self.it_energy_kwh,
             "pue": self.pue,
             "kg_co2e": self.kg_co2e,
+            "embodied_kg_co2e": self.embodied_kg_co2e,
+            "total_kg_co2e": self.total_kg_co2e,
+            "sci": self.sci,
+            "embodied": self.embodied,
             "mean_g_per_kwh": None if self.mean_g_per_kwh is None else round(self.mean_g_per_kwh, 3),
             "signal": self.signal,
             "zone": self.zone,
@@ -188,6 +196,11 @@ class TrackReport:
             parts.append(
                 "emissions unknown (no location)" if self.zone is None else f"emissions unknown ({self.zone})"
             )
+        if self.embodied_kg_co2e:
+            parts.append(f"+ {self.embodied_kg_co2e * 1000:.3g} g embodied")
+        if self.sci is not None:
+            unit = self.sci["functional_unit"]["name"]
+            parts.append(f"SCI {self.sci['g_co2e_per_unit']:.4g} g CO2e per {unit}")
         share = self.attribution.get("job_cpu_share")
         if self.attribution.get("mode") == "process" and share is not None:
             parts.append(f"job {share:.0%} of machine CPU")

@@ -20,12 +20,15 @@ import numpy as np
 
 from carbonshift import __version__, runtime
 from carbonshift.catalog import Catalog
+from carbonshift.catalog.embodied import EmbodiedEstimate
 from carbonshift.clock import FixedClock, SystemClock
 from carbonshift.config import Settings, load_settings
+from carbonshift.config.jobspec import FunctionalUnit
 from carbonshift.errors import CarbonshiftError
 from carbonshift.intensity.service import IntensityService
 from carbonshift.tracker import emissions, location, metadata
 from carbonshift.tracker.attribution import ProcessTree
+from carbonshift.tracker.embodied import run_embodied, run_footprint, which_hardware
 from carbonshift.tracker.location import Place
 from carbonshift.tracker.power import Selection, select_sources
 from carbonshift.tracker.prometheus import Metrics
@@ -64,12 +67,16 @@ class Tracker:
         report_path: Path | None = None,
         write_outputs: bool = True,
         run_id: str | None = None,
+        instance_type: str | None = None,
+        functional_unit: FunctionalUnit | None = None,
     ) -> None:
         self.settings = settings or load_settings()
         ts = self.settings.tracker
         self.run_id = run_id or str(uuid.uuid4())
         self.command = list(command)
         self.planned = planned
+        self.instance_type = instance_type  # for embodied carbon; else the cloud's metadata, else the host
+        self.functional_unit = functional_unit  # SCI's R: the report then gives kg CO2e per unit
         self.interval_s = interval_s or ts.interval_s
         self._catalog = catalog
         self._service = service
@@ -191,6 +198,26 @@ class Tracker:
         return assumed
 
     # ---- the report ---------------------------------------------------------------------------
+    def _embodied(
+        self, place: Place, host: dict[str, Any], duration_s: float
+    ) -> tuple[EmbodiedEstimate, dict[str, Any]]:
+        cloud = self._cloud
+        hw = which_hardware(
+            explicit=self.instance_type,
+            place_provider=_place_provider(place),
+            cloud_provider=cloud.provider if cloud is not None else None,
+            cloud_instance_type=cloud.instance_type if cloud is not None else None,
+            host=host,
+        )
+        estimate, info = run_embodied(hw, duration_s)
+        if self.instance_type and estimate.source.startswith("ccf-method (host"):
+            self.warnings.append(
+                f"--instance-type {self.instance_type}: not in the embodied table (say provider:type, "
+                "e.g. aws:p4d.24xlarge, where no cloud region is given); embodied carbon from the host's "
+                "hardware instead"
+            )
+        return estimate, info
+
     def _build(
         self, elog: EnergyLog, place: Place, exit_code: int | None, terminated_by: str | None
     ) -> TrackReport:
@@ -287,6 +314,8 @@ class Tracker:
             host["ram_used_gb"] = round(used / 1e9, 3)
             if elog.memory_total_bytes:
                 host["ram_utilization_percent"] = round(100 * used / elog.memory_total_bytes, 2)
+        embodied, embodied_info = self._embodied(place, host, duration)
+        footprint = run_footprint(kg, embodied.kg_co2e, self.functional_unit)
         return TrackReport(
             run_id=self.run_id,
             command=self.command,
@@ -300,6 +329,10 @@ class Tracker:
             it_energy_kwh=energy / pue,
             pue=pue,
             kg_co2e=kg,
+            embodied_kg_co2e=embodied.kg_co2e,
+            total_kg_co2e=None if footprint is None else footprint.total_kg_co2e,
+            embodied=embodied_info,
+            sci=None if footprint is None else footprint.sci_dict(),
             mean_g_per_kwh=mean,
             signal=self.settings.signal.value,
             zone=place.zone.id,
@@ -323,6 +356,10 @@ class Tracker:
                 for c in Component
             },
         )
+
+
+def _place_provider(place: Place) -> str | None:
+    return place.region.provider if place.region is not None else None
 
 
 def _arr(values: list[float], n: int) -> np.ndarray:
