@@ -230,17 +230,17 @@ def test_many_series_at_once_equal_one_at_a_time() -> None:
 
 def test_slot_grid() -> None:
     edges = np.array([0, 300, 600, 900, 1200])
-    assert slot_grid(edges, 0, 1200, 600, 300) == SlotGrid(300, 0, 4)
+    assert slot_grid(edges, 0, 1200, 300) == SlotGrid(300, 0, 4)
     # a window off the data's step: slots stay on the data's edges, the ends are pieces of their own
     base = 1_790_000_100
-    assert slot_grid(edges + base, base + 107, base + 1180, 600, 300) == SlotGrid(300, base + 300, 2)
+    assert slot_grid(edges + base, base + 107, base + 1180, 300) == SlotGrid(300, base + 300, 2)
     # min_chunk off the step: slots of their common divisor
-    assert slot_grid(edges, 0, 1200, 3000, 1000) == SlotGrid(100, 0, 12)
+    assert slot_grid(edges, 0, 1200, 1000) == SlotGrid(100, 0, 12)
     # hourly data and an hour's min_chunk: hour slots
     hourly = 3600 * np.arange(25)
-    assert slot_grid(hourly, 1800, 20 * 3600, 6 * 3600, 3600) == SlotGrid(3600, 3600, 19)
+    assert slot_grid(hourly, 1800, 20 * 3600, 3600) == SlotGrid(3600, 3600, 19)
     # no edge inside the window: one intensity throughout
-    assert slot_grid(edges, 310, 590, 100, 50) is None
+    assert slot_grid(edges, 310, 590, 50) is None
 
 
 def test_rejects_a_window_shorter_than_the_job() -> None:

@@ -139,7 +139,7 @@ def cheapest_chunks_many(
 def _search(e: IntArray, v: FloatArray, lo: int, hi: int, d: int, m: int) -> list[ChunkPlan]:
     if m == 0:
         return [_greedy(e, row, lo, hi, d) for row in v]
-    grid = slot_grid(e, lo, hi, d, m)
+    grid = slot_grid(e, lo, hi, m)
     if d < 2 * m or grid is None:  # one chunk at most, or one intensity all through the window
         return _contiguous(e, v, lo, hi, d, exact=True)
     if (grid.n + 1) * (d // grid.step + 1) > MAX_ROW_CELLS:
@@ -149,7 +149,7 @@ def _search(e: IntArray, v: FloatArray, lo: int, hi: int, d: int, m: int) -> lis
     return _ChunkDP(e, v, lo, hi, d, m, grid).solve()
 
 
-def slot_grid(edges: IntArray, lo: int, hi: int, d: int, m: int) -> SlotGrid | None:
+def slot_grid(edges: IntArray, lo: int, hi: int, m: int) -> SlotGrid | None:
     """The DP's slots for a window (see the module docstring); None when no edge lies inside it."""
     inner = edges[(edges > lo) & (edges < hi)]
     if not len(inner):
@@ -294,7 +294,7 @@ class _ChunkDP:
         def seg(a: int, b: int) -> FloatArray:  # whole slots a..b-1
             return np.asarray(prefix[:, b] - prefix[:, a], dtype=np.float64)
 
-        # injected states, by point: (F or C, p, j, cost per row, tag)
+        # states injected at a point: (F or C, p, j, cost per row)
         tight_front = np.full(rows, inf)
         if self.da and bm <= n:
             tight_front = front + seg(0, bm - 1) + rate[:, bm] * (g - self.da)
