@@ -36,6 +36,16 @@ PLAN_SPEC = {  # a CPU job: every region of the three clouds offers an instance 
 WARM_UP = 20
 
 
+def cpu_s(pid: int) -> float | None:
+    """CPU seconds (user + system) a process has used so far (Linux /proc; None elsewhere). The
+    server's CPU per request is the figure the neighbours on a shared machine disturb least."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def measure(
     label: str, tmp: Path, plans: int, concurrency: int, max_seconds: float, extra_env: dict[str, str]
 ) -> dict[str, Any]:
@@ -54,8 +64,15 @@ def measure(
         def plan(session: requests.Session, _i: int) -> int:
             return session.post(url, data=body, headers=headers, timeout=REQUEST_TIMEOUT_S).status_code
 
+        cpu_before = cpu_s(server.proc.pid)
         result = run_phase(
             f"{label}: POST /api/v1/plan", plans, concurrency, plan, time.monotonic() + max_seconds
+        )
+        cpu_after = cpu_s(server.proc.pid)
+        result["server_cpu_ms_per_request"] = (
+            round((cpu_after - cpu_before) * 1000 / max(result["ok"], 1), 1)
+            if cpu_before is not None and cpu_after is not None
+            else None
         )
         result["regions"] = regions
         result["response_bytes"] = len(first.content)
@@ -89,13 +106,13 @@ def main() -> None:
         f"POST /api/v1/plan on loopback, one `carbonshift serve` (SQLite, token on, offline), "
         f"concurrency {args.concurrency}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the end"
     )
-    header = f"{'tree':<34} {'regions':>7} {'ok':>5} {'errors':>6} {'req/s':>7} {'p50 ms':>7} {'p90 ms':>7} {'p99 ms':>7} {'max ms':>7}"
+    header = f"{'tree':<34} {'regions':>7} {'ok':>5} {'errors':>6} {'req/s':>7} {'p50 ms':>7} {'p90 ms':>7} {'p99 ms':>7} {'max ms':>7} {'srv CPU ms/req':>14}"
     print(header)
     print("-" * len(header))
     for r in results:
         print(
             f"{r['phase']:<34} {r['regions']:>7} {r['ok']:>5} {sum(r['errors'].values()):>6} "
-            f"{r['throughput_rps']:>7} {r['p50_ms']:>7} {r['p90_ms']:>7} {r['p99_ms']:>7} {r['max_ms']:>7}"
+            f"{r['throughput_rps']:>7} {r['p50_ms']:>7} {r['p90_ms']:>7} {r['p99_ms']:>7} {r['max_ms']:>7} {r['server_cpu_ms_per_request']!s:>14}"
         )
         if r["errors"]:
             print(f"  errors: {r['errors']}")

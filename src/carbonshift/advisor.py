@@ -149,8 +149,9 @@ def advise(
     regions: list[Region] = list(candidates)
     if base is not None and base not in regions:
         regions.append(base)
-    by_zone = service.series_many([r.grid_zone() for r in regions], span, signal)
-    series = {region_ref(r): by_zone[r.grid_zone()] for r in regions}
+    zones = [r.grid_zone() for r in regions]  # built once: a GridZone is made and hashed per call
+    by_zone = service.series_many(zones, span, signal)
+    series = {region_ref(r): by_zone[z] for r, z in zip(regions, zones, strict=True)}
     baseline_pair = (base, series[region_ref(base)]) if base is not None and base not in candidates else None
     result = plan(
         spec,
