@@ -131,3 +131,23 @@ def test_bad_input_is_refused() -> None:
         embodied_for(duration_s=-1)
     with pytest.raises(ValueError):
         ccf_server_kg(memory_gb=16, cpus=0)
+
+
+def test_plan_option_charges_the_type_a_launch_would_pick() -> None:
+    """For the planner: 8x H100 in aws:us-east-1 is a p5.48xlarge (the whole server); 1x A10G with 4 vCPUs
+    a g5.xlarge (1/8 of the GPUs, 4/192 vCPUs); a local place has no catalog, so the hardware itself."""
+    from carbonshift.catalog.embodied import embodied_in_region
+    from carbonshift.config.jobspec import Hardware
+
+    h100 = Hardware.model_validate({"gpu": "H100", "gpus": 8})
+    est = embodied_in_region("aws", "us-east-1", h100, 3600)
+    assert est.kg_co2e == pytest.approx(
+        embodied_for(provider="aws", instance_type="p5.48xlarge", duration_s=3600).kg_co2e
+    )
+    a10g = Hardware.model_validate({"gpu": "A10G", "gpus": 1, "vcpus": 4, "memory_gb": 16})
+    g5 = embodied_table()[("aws", "g5.xlarge")]
+    est = embodied_in_region("aws", "us-east-1", a10g, 3600)
+    assert est.kg_co2e == pytest.approx((1200 / 8 + (g5.te_kg_co2e - 1200) * 4 / 192) / LIFESPAN_H)
+    local = embodied_in_region("local", "this-machine", a10g, 3600)
+    assert local.source == "ccf-method (host hardware)"
+    assert local.kg_co2e == pytest.approx(ccf_server_kg(memory_gb=16, gpus=1)[0] / LIFESPAN_H)

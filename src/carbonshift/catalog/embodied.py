@@ -23,6 +23,9 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
+from carbonshift.catalog.instances import candidates
+from carbonshift.config.jobspec import Hardware
+
 HOURS_PER_YEAR = 24 * 365
 LIFESPAN_YEARS = 4.0  # CCF SERVER_EXPECTED_LIFESPAN = 35,040 h (Dell R740 LCA via Teads)
 LIFESPAN_H = LIFESPAN_YEARS * HOURS_PER_YEAR
@@ -204,6 +207,18 @@ def embodied_for(
     )
 
 
+def embodied_in_region(provider: str, region: str, hardware: Hardware, duration_s: float) -> EmbodiedEstimate:
+    """What a plan option's run would be charged: the instance type a launch would pick in
+    `provider:region` for `hardware` (the smallest that fits, as `pick_instance` does), else, where the
+    catalog has none (local, your locations, clusters), a server built from `hardware` itself."""
+    found = candidates(provider, region, hardware)
+    if found:
+        return _from_host(embodied_table()[(found[0].provider, found[0].key)], duration_s)
+    return embodied_for(
+        duration_s=duration_s, gpus=hardware.gpus, vcpus=hardware.vcpus, memory_gb=hardware.memory_gb
+    )
+
+
 def _from_host(host: HostEmbodied, duration_s: float) -> EmbodiedEstimate:
     kg, time_share = _amortise(host.reserved_kg_co2e, duration_s)
     share = f"{host.vcpus}/{host.host_vcpus} vCPUs of the rest"
@@ -230,6 +245,7 @@ __all__ = [
     "HostEmbodied",
     "ccf_server_kg",
     "embodied_for",
+    "embodied_in_region",
     "embodied_table",
     "host_for",
 ]
