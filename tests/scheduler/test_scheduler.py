@@ -100,7 +100,10 @@ def test_bad_specs_store_nothing(tmp_path: Path) -> None:
 def test_dry_run_stores_nothing(tmp_path: Path) -> None:
     sched = Scheduler.from_settings(make_settings(tmp_path), clock=FixedClock(NOW))
     advice = sched.dry_run(spec(schedule={"cron": "0 22 * * *", "flex": "2h"}))
-    assert advice.plan.earliest == NOW + timedelta(hours=22)  # a schedule: its next occurrence
+    # a schedule: its current occurrence while that can still start (22:00 yesterday, 2 h flex: from now)
+    assert advice.plan.earliest == NOW
+    later = sched.dry_run(spec(schedule={"cron": "0 22 * * *", "flex": "1h"}))  # that window has closed
+    assert later.plan.earliest == NOW + timedelta(hours=22)  # so its next occurrence
     assert sched.list_jobs() == []
 
 
