@@ -6,12 +6,13 @@ connection (and a file descriptor) forever, and 1,100 of them made /healthz time
 logged "Too many open files" with a traceback on every accept attempt. So here:
 
 * every request must arrive whole (headers and body) within REQUEST_READ_TIMEOUT_S of the connection
-  opening or the previous answer; otherwise the client gets a 408 (JSON, like every other error) and
-  the connection is closed. A request the app is working on is never cut off;
+  opening or the previous answer; otherwise the connection is closed, with a 408 (JSON, like every
+  other error) when part of a request had arrived. A request the app is working on is never cut off;
 * connections are limited (`max_connections`, from the open-file limit, which is raised to its hard
   maximum first): past it uvicorn answers 503, and past twice it a new connection is closed at once,
   before it can hold a descriptor;
-* a header block may be at most MAX_HEADER_BYTES (h11's incomplete-event limit);
+* a header block may be at most MAX_HEADER_BYTES (h11's incomplete-event limit), and a request h11
+  cannot read gets a JSON 400 like every other error, not uvicorn's plain text;
 * the repeated accept and overload log lines are rate-limited to one a minute, without tracebacks.
 """
 
@@ -24,6 +25,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 REQUEST_READ_TIMEOUT_S = 15.0  # headers and body of one request
@@ -73,6 +75,7 @@ def guarded_protocol(read_timeout_s: float, connection_cap: int) -> type[H11Prot
 
     class GuardedH11Protocol(H11Protocol):
         _guard: asyncio.TimerHandle | None = None
+        _reading = False  # bytes of a request not answered yet have arrived
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
@@ -85,9 +88,31 @@ def guarded_protocol(read_timeout_s: float, connection_cap: int) -> type[H11Prot
             self._disarm()
             super().connection_lost(exc)
 
+        def data_received(self, data: bytes) -> None:
+            self._reading = True
+            super().data_received(data)
+
         def on_response_complete(self) -> None:
+            self._reading = False
             super().on_response_complete()
             self._arm()
+
+        def send_400_response(self, msg: str) -> None:
+            """A request h11 cannot read (a malformed line, headers over MAX_HEADER_BYTES): the same
+            JSON error body as every other answer, not uvicorn's plain text."""
+            body = json.dumps({"detail": f"bad HTTP request: {msg}"}).encode()
+            headers = [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+            ]
+            for event in (
+                h11.Response(status_code=400, headers=headers, reason=b"Bad Request"),
+                h11.Data(data=body),
+                h11.EndOfMessage(),
+            ):
+                self.transport.write(self.conn.send(event))
+            self.transport.close()
 
         def _arm(self) -> None:
             self._disarm()
@@ -106,7 +131,9 @@ def guarded_protocol(read_timeout_s: float, connection_cap: int) -> type[H11Prot
             waiting_for_app = cycle is not None and not cycle.response_complete and not cycle.more_body
             if waiting_for_app:
                 return  # the request arrived whole: the app answers in its own time
-            if cycle is None or cycle.response_complete or not cycle.response_started:
+            # a 408 only answers a request that began to arrive: on a silent connection it could be
+            # read as the answer to a request the client sends at that very moment
+            if self._reading and (cycle is None or cycle.response_complete or not cycle.response_started):
                 self.transport.write(timeout_response)
             self.transport.close()
 
