@@ -17,6 +17,7 @@ import requests
 import uvicorn
 
 from carbonshift.api import create_app
+from carbonshift.api.serving import uvicorn_options
 from carbonshift.config import Settings, load_settings
 from carbonshift.scheduler import Scheduler
 
@@ -84,7 +85,7 @@ class ApiServer:
     _thread: threading.Thread | None = None
     _sock: socket.socket | None = None
     session: requests.Session = field(default_factory=requests.Session)
-    options: dict[str, Any] = field(default_factory=dict)  # more uvicorn.Config keywords
+    options: dict[str, Any] = field(default_factory=dict)  # uvicorn.Config keywords; default: serve's
 
     def start(self) -> ApiServer:
         self.scheduler.start()
@@ -92,7 +93,9 @@ class ApiServer:
         self._sock = free_socket()
         port = self._sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{port}"
-        config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=2, **self.options)
+        # as `serve` runs it (read deadline, connection limit, JSON 400s) unless a test says otherwise
+        options = self.options or uvicorn_options()
+        config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=2, **options)
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(
             target=self._server.run, kwargs={"sockets": [self._sock]}, name="api-server", daemon=True
