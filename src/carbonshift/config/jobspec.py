@@ -750,15 +750,28 @@ class JobSpecError(UserInputError):
         super().__init__(source, "; ".join(f"{f}: {p}" if f else p for f, p in problems))
 
 
+_NO_TIMESTAMPS = {
+    key: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for key, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
 class _NoTimestampLoader(yaml.SafeLoader):
     """YAML without implicit timestamps: every time goes through parse_datetime, which refuses a time
     without an offset instead of letting YAML turn it into a naive datetime (or a date)."""
 
+    yaml_implicit_resolvers = _NO_TIMESTAMPS
 
-_NoTimestampLoader.yaml_implicit_resolvers = {
-    key: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for key, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
+
+# libyaml's parser under the same resolvers and constructors: the same documents, about 7x faster to
+# read (a batch of 10,000 specs spent most of its time in the pure-Python scanner). A document it
+# refuses is read again by the pure-Python loader, so every error (and what libyaml alone refuses: a
+# \ud800 escape, which the document check then names by field) reads as before.
+_CBase: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _FastNoTimestampLoader(_CBase):  # type: ignore[valid-type,misc]
+    yaml_implicit_resolvers = _NO_TIMESTAMPS
 
 
 def _yaml_int(loader: yaml.SafeLoader, node: yaml.Node) -> int | HugeNumber:
@@ -770,7 +783,17 @@ def _yaml_int(loader: yaml.SafeLoader, node: yaml.Node) -> int | HugeNumber:
     return value
 
 
-_NoTimestampLoader.add_constructor("tag:yaml.org,2002:int", _yaml_int)
+for _loader in (_NoTimestampLoader, _FastNoTimestampLoader):
+    _loader.add_constructor("tag:yaml.org,2002:int", _yaml_int)
+
+
+def _load_yaml(text: str) -> Any:
+    if _CBase is not yaml.SafeLoader:
+        try:
+            return yaml.load(text, Loader=_FastNoTimestampLoader)
+        except (yaml.YAMLError, UnicodeEncodeError):  # libyaml takes UTF-8: a lone surrogate fails there
+            pass
+    return yaml.load(text, Loader=_NoTimestampLoader)
 
 
 MAX_SPEC_BYTES = (
@@ -843,10 +866,7 @@ def loads_jobspec(
     if _OPENERS.search(text) is not None:  # refused before a parser recurses into it (a second or two)
         raise JobSpecError(source, [("", f"nested more than {MAX_DEPTH} levels deep")])
     try:
-        if fmt == "json":
-            data = json.loads(text, parse_int=parse_int)
-        else:
-            data = yaml.load(text, Loader=_NoTimestampLoader)
+        data = json.loads(text, parse_int=parse_int) if fmt == "json" else _load_yaml(text)
     except RecursionError:
         raise JobSpecError(source, [("", "nested too deeply (a job spec is a few levels deep)")]) from None
     except json.JSONDecodeError as exc:
