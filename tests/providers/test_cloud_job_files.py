@@ -196,3 +196,24 @@ def test_the_cloud_example_dry_runs_with_its_image_and_workdir(tmp_path: Path) -
     script = json.loads(result.stdout)["bootstrap"]
     assert "IMAGE=pytorch/pytorch:2.5.1-cuda12.4-cudnn9-runtime" in script
     assert "WORKDIR_SOURCE=s3://acme-ml/code/cloud-train" in script
+
+
+def test_the_tracker_on_the_vm_is_told_its_instance_type_and_functional_unit(tmp_path: Path) -> None:
+    """It runs with --region (no metadata lookup), so without --instance-type it would charge embodied
+    carbon for the VM's own hardware instead of the type's share of its host."""
+    spec = make_spec(functional_unit={"name": "epoch", "count": 90}, hardware={"gpu": "L4", "gpus": 1})
+    adapter = AwsProvider(Settings(), regions=["us-east-1"])
+    plan = adapter.plan(make_request("us-east-1", spec=spec))
+    result = run_script(tmp_path, plan.script)
+    assert f"{EXIT_MARKER} 0" in result.stdout, result.stdout + result.stderr
+    sandbox = next(p.parent for p in tmp_path.rglob("carbonshift.argv"))
+    argv = argv_of(sandbox / "carbonshift.argv")
+    head = argv[: argv.index("--")]
+    assert head[head.index("--instance-type") + 1] == plan.instance_type.name
+    assert head[head.index("--functional-unit") + 1] == "epoch=90"
+    plain = run_script(
+        tmp_path / "plain",
+        AwsProvider(Settings(), regions=["us-east-1"]).plan(make_request("us-east-1")).script,
+    )
+    assert "--functional-unit" not in argv_of(next((tmp_path / "plain").rglob("carbonshift.argv")))
+    assert plain.returncode == 0

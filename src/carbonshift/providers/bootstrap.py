@@ -107,6 +107,7 @@ def render_bootstrap(
     *,
     package: PackageSource,
     margin: timedelta = DEFAULT_MARGIN,
+    instance_type: str | None = None,
 ) -> str:
     """The first-boot script for `request` on `provider` (its region is passed to the tracker as
     provider:region, so the report is in that region's grid intensity).
@@ -136,6 +137,14 @@ def render_bootstrap(
         "WORKDIR_SOURCE": workdir.source if workdir is not None else "",
         "WORKDIR": workdir.path if workdir is not None else "",
         "IMAGE": request.spec.image or "",
+        # what the tracker charges embodied carbon for (the VM's type; it runs with --region, so it
+        # does not read the cloud's metadata), and the spec's functional unit for the SCI score
+        "INSTANCE_TYPE": instance_type or "",
+        "FUNCTIONAL_UNIT": (
+            f"{request.spec.functional_unit.name}={request.spec.functional_unit.count:g}"
+            if request.spec.functional_unit is not None
+            else ""
+        ),
     }
     assignments = "\n".join(f"{name}={q(value)}" for name, value in values.items())
     return _TEMPLATE.format(
@@ -311,7 +320,8 @@ fi
 
 # 4. the job, under the tracker (with the spec's env, if any); the report goes to $REPORT.
 log "starting the job"
-timeout --kill-after=60 "$JOB_TIMEOUT_S" {env}"$CARBONSHIFT" track --region "$REGION" --report "$REPORT" -- \\
+timeout --kill-after=60 "$JOB_TIMEOUT_S" {env}"$CARBONSHIFT" track --region "$REGION" --report "$REPORT" \\
+  ${{INSTANCE_TYPE:+--instance-type "$INSTANCE_TYPE"}} ${{FUNCTIONAL_UNIT:+--functional-unit "$FUNCTIONAL_UNIT"}} -- \\
   {command}
 EXIT_CODE=$?
 log "the job ended with exit code $EXIT_CODE"

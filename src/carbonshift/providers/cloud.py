@@ -196,6 +196,7 @@ class CloudProvider(ABC):
             request,
             self.name,
             package=request.package or package_source(self.settings, request.run_id),
+            instance_type=itype.name,
         )
         return self._plan(request, itype, image, script)
 
