@@ -37,11 +37,17 @@ class CrashingLocalProvider(LocalProvider):
     def launch(self, request: LaunchRequest) -> Handle:
         if request.spec.name == self.job and self.mode == "before-launch":
             os.kill(os.getpid(), signal.SIGKILL)
+            time.sleep(10)  # the kill lands asynchronously too: never go on into the launch
         if request.spec.name == self.job and self.mode == "pause-in-launch":
             os.kill(os.getpid(), signal.SIGSTOP)  # a stale leader: frozen inside the provider call
+            # a process stops asynchronously (another thread may take the stop first, on a busy
+            # machine this thread runs on a while): wait here, so it never goes on into the launch
+            # (and its run directory's lock) before it has stopped; after SIGCONT it goes on
+            time.sleep(1.0)
         handle = super().launch(request)
         if request.spec.name == self.job and self.mode == "after-launch":
             os.kill(os.getpid(), signal.SIGKILL)
+            time.sleep(10)  # ...nor record the launch
         return handle
 
 
