@@ -145,3 +145,38 @@ def test_batch_advice_carries_the_same_basis_notice() -> None:
     together = [a.notices for a in advise_many(specs, catalog=catalog, service=service, now=NOW)]
     assert together == one_by_one
     assert any(n.startswith("emissions bases differ") for n in together[0])
+
+
+def test_a_json_line_is_the_advice_as_compact_json() -> None:
+    """`carbonshift plan DIR` prints `to_json_line`, which encodes each distinct set of exclusions
+    once: the text must be exactly that of encoding `to_dict`, whatever the placement and however
+    often a set is shown."""
+    import json
+
+    from carbonshift.advisor import advise_many
+
+    catalog, service = _offline()
+    placements = [
+        {},
+        {"countries": ["EU"]},
+        {"providers": ["gcp"]},
+        {"countries": ["ES", "FR"], "exclude": ["gcp:europe-west1"]},
+        {"regions": ["aws:eu-central-1", "aws:eu-west-3"]},
+    ]
+    specs = [
+        spec(name=f"j-{i}", placement=p, duration="1h", hardware=h, interruptible=i % 2 == 1)
+        for i, (p, h) in enumerate((p, h) for p in placements for h in ({"vcpus": 8}, {"gpu": "T4"}))
+    ]
+    encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+    advices = advise_many(specs, catalog=catalog, service=service, now=NOW)
+    for top in (None, 2):
+        for advice in advices + advices:  # the second time from the memo
+            line = advice.to_json_line(top=top)
+            assert line == encode(advice.to_dict(top=top))
+    shown = [json.loads(a.to_json_line()) for a in advices]
+    assert any(s["excluded"] for s in shown)  # rules listed one by one
+    assert any(s["excluded_counts"].get("hardware") for s in shown)
+    assert any(s["excluded_counts"].get("placement.regions") for s in shown)  # allow-lists only counted
+    assert all(
+        sum(s["excluded_counts"].values()) == len(a.excluded) for s, a in zip(shown, advices, strict=True)
+    )

@@ -7,6 +7,7 @@ to `planner.plan.plan`. The CLI and the HTTP API both call `advise`.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -52,14 +53,57 @@ class Advice:
     def to_dict(self, *, top: int | None = None) -> dict[str, object]:
         out = self.plan.to_dict(top=top)
         out["notices"] = list(self.notices)
-        # every exclusion is counted; listed one by one are those the spec did not name outright
-        # (hardware, residency, exclude), not the whole catalog outside an allow-list
-        out["excluded"] = [e.to_dict() for e in self.excluded if e.rule not in ALLOW_LIST_RULES]
-        counts: dict[str, int] = {}
-        for e in self.excluded:
-            counts[e.rule] = counts.get(e.rule, 0) + 1
-        out["excluded_counts"] = counts
+        shown = _shown_exclusions(self.excluded)
+        out["excluded"] = [e.to_dict() for e in shown.listed]
+        out["excluded_counts"] = dict(shown.counts)
         return out
+
+    def to_json_line(self, *, top: int | None = None) -> str:
+        """`to_dict` as compact JSON (no newline): what `carbonshift plan DIR` prints per spec. The
+        same text as encoding `to_dict`, but the exclusions (often 75 regions, most of a line) are
+        encoded once per distinct set: a batch's specs share a handful of them."""
+        out = self.plan.to_dict(top=top)
+        out["notices"] = list(self.notices)
+        head = encode_compact(out)  # a non-empty object: '{...}'; the exclusions are its last keys
+        return f"{head[:-1]},{_shown_exclusions(self.excluded).json}}}"
+
+
+encode_compact = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+@dataclass(frozen=True, slots=True)
+class _ShownExclusions:
+    """How an advice shows its exclusions: every one counted by rule; listed one by one are those the
+    spec did not name outright (hardware, residency, exclude), not the whole catalog outside an
+    allow-list. `json` is both as the last two keys of the compact JSON object."""
+
+    listed: tuple[Exclusion, ...]
+    counts: dict[str, int]
+    json: str
+
+
+def _shown_exclusions(excluded: tuple[Exclusion, ...]) -> _ShownExclusions:
+    """Worked out once per exclusions tuple: `exclusions()` hands specs of one placement and hardware
+    the same tuple object, so the memo is by identity (the tuple is held, so its id stays its own)."""
+    entry = _SHOWN.get(id(excluded))
+    if entry is not None and entry[0] is excluded:
+        return entry[1]
+    listed = tuple(e for e in excluded if e.rule not in ALLOW_LIST_RULES)
+    counts: dict[str, int] = {}
+    for e in excluded:
+        counts[e.rule] = counts.get(e.rule, 0) + 1
+    text = (
+        f'"excluded":{encode_compact([e.to_dict() for e in listed])},'
+        f'"excluded_counts":{encode_compact(counts)}'
+    )
+    shown = _ShownExclusions(listed, counts, text)
+    _SHOWN[id(excluded)] = (excluded, shown)
+    if len(_SHOWN) > 256:
+        _SHOWN.pop(next(iter(_SHOWN)))
+    return shown
+
+
+_SHOWN: dict[int, tuple[tuple[Exclusion, ...], _ShownExclusions]] = {}
 
 
 def exclusions(spec: JobSpec, catalog: Catalog) -> tuple[Exclusion, ...]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -91,14 +90,13 @@ def plan_command(
     catalog = runtime.build_catalog(settings)
     service = runtime.build_service(settings, clock=FixedClock(at))
     fmt = output or (OutputFormat.JSON if batch else OutputFormat.TABLE)
-    encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
     if batch:  # planned together (plan_batch), printed as JSON lines
         try:
             advices = advise_many(loaded, catalog=catalog, service=service, now=at, signal=sig)
         except CarbonshiftError:
             pass  # spec by spec below: the plans before the failing spec print, then its error
         else:
-            sys.stdout.write("".join(encode(a.to_dict(top=top)) + "\n" for a in advices))
+            sys.stdout.write("".join(a.to_json_line(top=top) + "\n" for a in advices))
             sys.stdout.flush()
             _warn_failed_sources(service.notices, set())
             return
@@ -110,7 +108,7 @@ def plan_command(
             raise UserInputError(f"{path}: {exc.where}" if exc.where else str(path), exc.problem) from None
         _warn_failed_sources(advice.notices, warned)
         if batch:
-            typer.echo(encode(advice.to_dict(top=top)))
+            typer.echo(advice.to_json_line(top=top))
         elif fmt is OutputFormat.JSON:
             emit_json(advice.to_dict(top=top))
         else:
