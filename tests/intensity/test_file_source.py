@@ -61,9 +61,9 @@ def test_a_file_keeps_one_kind_whenever_it_is_read(tmp_path: Path) -> None:
         before
         == after
         == [
-            ("11:00", "12:30", 100.0, Kind.FORECAST),
-            ("12:30", "13:00", 200.0, Kind.FORECAST),
-            ("13:00", "13:30", 250.0, Kind.FORECAST),  # the last row holds for the file's typical step
+            ("11:00", "12:30", 100.0, Kind.MEASURED),
+            ("12:30", "13:00", 200.0, Kind.MEASURED),
+            ("13:00", "13:30", 250.0, Kind.MEASURED),  # the last row holds for the file's typical step
         ]
     )
 
