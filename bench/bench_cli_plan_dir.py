@@ -81,8 +81,7 @@ def phases(files: list[Path], env: dict[str, str], top: int | None) -> dict[str,
     t1 = time.process_time()
     advices = advise_many(specs, catalog=catalog, service=service, now=NOW)
     t2 = time.process_time()
-    encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-    "".join(encode(a.to_dict(top=top)) + "\n" for a in advices)
+    "".join(a.to_json_line(top=top) + "\n" for a in advices)  # as the CLI prints them
     t3 = time.process_time()
     interruptible = [s for s in specs if s.interruptible]
     t4 = time.process_time()
