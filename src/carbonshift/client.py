@@ -20,6 +20,7 @@ from carbonshift.errors import CarbonshiftError, UserInputError
 
 DEFAULT_SERVER = "http://127.0.0.1:8765"
 SERVER_ENV = "CARBONSHIFT_SERVER"
+LIST_PAGE = 1000  # jobs per request when a client lists every job (the API's largest page)
 JSON = dict[str, Any]
 
 
@@ -127,10 +128,27 @@ class Client:
         return self._json("POST", "/api/v1/plan", body=spec_text, fmt=fmt, params=params)
 
     def list_jobs(self, **labels: str | None) -> list[JSON]:
-        """Every job; `team=`, `project=`, `organisation=` keep only jobs with that label."""
+        """Every job, newest first, fetched a page at a time; `team=`, `project=`, `organisation=`
+        keep only jobs with that label."""
+        jobs, cursor = self.list_jobs_page(LIST_PAGE, None, **labels)
+        while cursor is not None:
+            more, cursor = self.list_jobs_page(LIST_PAGE, cursor, **labels)
+            jobs += more
+        return jobs
+
+    def list_jobs_page(
+        self, limit: int, cursor: str | None = None, **labels: str | None
+    ) -> tuple[list[JSON], str | None]:
+        """At most `limit` jobs after `cursor` (the previous page's), newest first, and the next
+        page's cursor (None at the end; a server from before paging answers every job at once)."""
         params = {k: v for k, v in labels.items() if v}
-        jobs = self._json("GET", "/api/v1/jobs", params=params or None).get("jobs", [])
-        return [j for j in jobs if isinstance(j, dict)]
+        params["limit"] = str(limit)
+        if cursor is not None:
+            params["cursor"] = cursor
+        body = self._json("GET", "/api/v1/jobs", params=params)
+        jobs = [j for j in body.get("jobs", []) if isinstance(j, dict)]
+        next_cursor = body.get("next_cursor")
+        return jobs, next_cursor if isinstance(next_cursor, str) and next_cursor else None
 
     def totals(
         self,

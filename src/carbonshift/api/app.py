@@ -23,6 +23,7 @@ from starlette.concurrency import run_in_threadpool
 from carbonshift import __version__
 from carbonshift.api.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from carbonshift.api.metrics import render_metrics
+from carbonshift.api.paging import MAX_LIMIT, decode_cursor, page
 from carbonshift.api.port import SchedulerPort
 from carbonshift.api.security import TOKEN_ENV, BearerAuth, BodyLimit
 from carbonshift.api.specs import UnsupportedMediaType, field_loc, problems_detail, read_spec
@@ -252,8 +253,11 @@ def create_app(scheduler: SchedulerPort, settings: Settings) -> FastAPI:
     @api.get(
         "/jobs",
         tags=["jobs"],
-        summary="Every job: status, the plan in force and the runs (`full=true`: every plan too)",
-        responses=_ERRORS,
+        summary="Jobs, newest first: status, the plan in force and the runs; `limit` and `cursor` page",
+        responses={
+            **_ERRORS,
+            422: {"description": "limit out of range, or a cursor this server did not give"},
+        },
     )
     async def list_jobs(
         full: Annotated[
@@ -264,12 +268,31 @@ def create_app(scheduler: SchedulerPort, settings: Settings) -> FastAPI:
         ] = None,
         team: Annotated[str | None, Query(description="only jobs with this team label")] = None,
         project: Annotated[str | None, Query(description="only jobs with this project label")] = None,
+        limit: Annotated[
+            int | None,
+            Query(ge=1, le=MAX_LIMIT, description="at most this many jobs; `next_cursor` fetches the rest"),
+        ] = None,
+        cursor: Annotated[
+            str | None, Query(description="the `next_cursor` of the previous page, unchanged")
+        ] = None,
     ) -> Response:
         labels = {"organisation": organisation, "team": team, "project": project}
+        try:
+            after = decode_cursor(cursor) if cursor is not None else None
+        except UserInputError as exc:
+            return _query_problem(exc)
 
         def work() -> bytes:
-            jobs = [v.to_dict() for v in scheduler.list_jobs(**{k: v for k, v in labels.items() if v})]
-            return encode_json({"jobs": jobs if full else [_summary(j) for j in jobs]})
+            listed = scheduler.list_jobs(**{k: v for k, v in labels.items() if v})
+            # only the page is turned into JSON: that, not the query, was most of a long listing
+            if limit is None and after is None:  # every job, as before paging existed
+                chosen, next_cursor = list(listed), None
+            else:
+                chosen, next_cursor = page(listed, limit if limit is not None else max(len(listed), 1), after)
+            jobs = [v.to_dict() for v in chosen]
+            return encode_json(
+                {"jobs": jobs if full else [_summary(j) for j in jobs], "next_cursor": next_cursor}
+            )
 
         return _json(await run_in_threadpool(work))
 

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from carbonshift.advisor import Advice
+from carbonshift.api.paging import ListedJob
 from carbonshift.config.jobspec import JobSpec, Labels
 
 
@@ -32,7 +33,9 @@ class SchedulerPort(Protocol):
 
     def submit(self, spec: JobSpec) -> View: ...
 
-    def list_jobs(self, **labels: str | None) -> Sequence[View]: ...
+    def list_jobs(self, **labels: str | None) -> Sequence[ListedJob]:
+        """Every job (with the labels given), newest first: created_at descending, then id."""
+        ...
 
     def get_job(self, job_id: str) -> View: ...
 

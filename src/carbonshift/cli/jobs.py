@@ -25,6 +25,7 @@ from carbonshift.cli.render import OutputFormat, emit_json, table, warn
 if TYPE_CHECKING:
     from carbonshift.client import Client
 
+DEFAULT_LIST_LIMIT = 100  # `jobs list` without --all: the newest this many (one request)
 SERVER_HELP = "API address (default: $CARBONSHIFT_SERVER, else http://127.0.0.1:8765)."
 ServerOption = Annotated[str | None, typer.Option("--server", help=SERVER_HELP, show_default=False)]
 FormatOption = Annotated[OutputFormat, typer.Option("--format", help="table or json.")]
@@ -389,14 +390,24 @@ def list_command(
     team: TeamOption = None,
     project: ProjectOption = None,
     organisation: OrganisationOption = None,
+    limit: Annotated[
+        int, typer.Option("--limit", min=1, max=1000, help="Show the newest N jobs.")
+    ] = DEFAULT_LIST_LIMIT,
+    every: Annotated[bool, typer.Option("--all", help="Every job (fetched a page at a time).")] = False,
 ) -> None:
-    """Every job on the server with its last run, planned and actual emissions."""
+    """Jobs on the server, newest first, with their last run, planned and actual emissions."""
+    labels = {"organisation": organisation, "team": team, "project": project}
     with _client(server) as client:
-        jobs = client.list_jobs(organisation=organisation, team=team, project=project)
+        if every:
+            jobs, more = client.list_jobs(**labels), None
+        else:
+            jobs, more = client.list_jobs_page(limit, None, **labels)
     if output is OutputFormat.JSON:
         emit_json(jobs)
     else:
         typer.echo(render_job_list(jobs))
+    if more is not None:
+        warn(f"showing the newest {len(jobs)} jobs; --all lists every job, --limit N the newest N")
 
 
 @jobs_app.command("show")
