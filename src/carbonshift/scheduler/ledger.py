@@ -28,6 +28,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from carbonshift.config.jobspec import LABEL_KEYS, Labels
 from carbonshift.errors import UserInputError
 from carbonshift.scheduler.models import JobRow, ReportRow, RunEventRow, RunRow
+from carbonshift.scheduler.report_check import storable
 from carbonshift.scheduler.states import JobStatus, RunState
 from carbonshift.timeutil import isoformat_z, parse_datetime
 
@@ -68,6 +69,8 @@ def _report_stored(_mapper: Any, connection: Connection, target: ReportRow) -> N
     """Every report stored, whichever path stores it (a remote run's POST, a local run's report read
     at its end, a tracked run), writes its numbers onto its run in the same transaction: the latest
     report wins, as in the run's view."""
+    if target.rejected is not None:
+        return  # kept aside with its reason: never summed (see report_check)
     numbers = actual_numbers(target.body if isinstance(target.body, Mapping) else None)
     if numbers["kg_co2e"] is None and numbers["energy_kwh"] is None:
         return
@@ -337,5 +340,5 @@ def record_tracked(
             reason="tracked run posted to the ledger",
         )
     )
-    session.add(ReportRow(run_id=run_id, received_at=now, source="tracked", body=dict(report)))
+    session.add(ReportRow(run_id=run_id, received_at=now, source="tracked", body=storable(dict(report))))
     return run_id, True

@@ -209,3 +209,5 @@ class ReportRow(Base):
     received_at: Mapped[datetime] = mapped_column(UtcDateTime)
     source: Mapped[str] = mapped_column(String(16))  # local: read from the run dir; remote: posted back
     body: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # why the report was not counted (see report_check); None: it counts. Kept aside, never summed
+    rejected: Mapped[str | None] = mapped_column(Text, nullable=True, default=None)

@@ -16,9 +16,10 @@ from carbonshift.config.jobspec import format_duration
 from carbonshift.errors import CarbonshiftError
 from carbonshift.providers.base import Handle, InstanceState, InstanceStatus
 from carbonshift.providers.watchdog import overdue
+from carbonshift.scheduler import report_check
 from carbonshift.scheduler.context import Context
 from carbonshift.scheduler.lifecycle import ACTIVE, PAUSED, paused, z
-from carbonshift.scheduler.models import ReportRow, RunRow
+from carbonshift.scheduler.models import RunRow
 from carbonshift.scheduler.planning import Planned
 from carbonshift.scheduler.releases import Releases
 from carbonshift.scheduler.states import RunState
@@ -148,7 +149,7 @@ class Polling:
                 s, run, to, why, now, exit_code=status.exit_code, ended_at=now, error=error, **extra
             )
             if moved and status.report is not None:
-                s.add(ReportRow(run_id=run_id, received_at=now, source="local", body=status.report))
+                report_check.keep(s, run, "local", status.report, now, self.ctx.cfg.watchdog_margin_s)
             if moved and preempted is not None and to is RunState.FAILED:
                 new_runs = chunks.after_preemption(s, run, replanned, replan_error, why, now)
             elif moved:

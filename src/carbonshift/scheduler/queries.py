@@ -76,8 +76,12 @@ def run_views(s: Session, runs: list[RunRow]) -> list[RunView]:
     for part in _chunks(ids):
         for e in s.scalars(select(RunEventRow).where(RunEventRow.run_id.in_(part)).order_by(RunEventRow.id)):
             events.setdefault(e.run_id, []).append(e)
-        for r in s.scalars(select(ReportRow).where(ReportRow.run_id.in_(part)).order_by(ReportRow.id)):
-            reports[r.run_id] = r  # the latest report wins
+        for r in s.scalars(
+            select(ReportRow)
+            .where(ReportRow.run_id.in_(part), ReportRow.rejected.is_(None))
+            .order_by(ReportRow.id)
+        ):
+            reports[r.run_id] = r  # the latest report that counts wins
     out = []
     for run in runs:
         details = (run.handle or {}).get("details") or {}
@@ -128,7 +132,8 @@ def metrics(store: Store, role: str) -> dict[str, Any]:
     with store.tx() as s:
         runs = list(s.scalars(select(RunRow)))
         jobs = list(s.scalars(select(JobRow.status)))
-        reports = {r.run_id: r for r in s.scalars(select(ReportRow).order_by(ReportRow.id))}
+        counted = select(ReportRow).where(ReportRow.rejected.is_(None)).order_by(ReportRow.id)
+        reports = {r.run_id: r for r in s.scalars(counted)}
     by_status = {state.value: 0 for state in RunState}
     planned = baseline = actual = planned_measured = 0.0
     launched = measured = 0
