@@ -7,6 +7,7 @@ to `planner.plan.plan`. The CLI and the HTTP API both call `advise`.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -19,7 +20,9 @@ from carbonshift.config.jobspec import Hardware, JobSpec
 from carbonshift.errors import CarbonshiftError, UserInputError
 from carbonshift.intensity.service import IntensityService
 from carbonshift.intensity.types import GridZone, IntensitySeries, Signal, TimeSpan
+from carbonshift.planner.alternatives import merge
 from carbonshift.planner.batch import plan_batch
+from carbonshift.planner.footprints import Footprints, alternative_spec
 from carbonshift.planner.placement import PlacementIndex, filter_candidates, placement_problem, region_ref
 from carbonshift.planner.plan import Plan, mixed_basis_notice, plan
 from carbonshift.schedule import next_occurrence, occurrence_spec
@@ -151,6 +154,12 @@ def baseline_notice(spec: JobSpec, base: Region | None) -> str | None:
 
 def candidate_regions(spec: JobSpec, catalog: Catalog) -> list[Region]:
     """The catalog's regions that the spec's placement rules allow (UserInputError when none)."""
+    # only regions that offer the hardware: the planner and the launcher share the instance catalog
+    return filter_offering(placed_regions(spec, catalog), spec.hardware)
+
+
+def placed_regions(spec: JobSpec, catalog: Catalog) -> list[Region]:
+    """The catalog's regions the spec's placement rules allow, whatever hardware they offer."""
     regions = catalog.regions()
     wants_local = "local" in spec.placement.providers
     if wants_local and not any(r.provider == "local" for r in regions):
@@ -159,8 +168,7 @@ def candidate_regions(spec: JobSpec, catalog: Catalog) -> list[Region]:
             "'local' needs this machine's location: add it under `locations:` in the config file "
             "(provider: local, region: NAME, zone: ZONE)",
         )
-    # only regions that offer the hardware: the planner and the launcher share the instance catalog
-    return filter_offering(filter_candidates(regions, spec.placement), spec.hardware)
+    return filter_candidates(regions, spec.placement)
 
 
 def baseline_region(spec: JobSpec, catalog: Catalog) -> Region | None:
@@ -186,6 +194,8 @@ def advise(
     nominal = next_occurrence(spec, now)
     if nominal is not None:
         spec = occurrence_spec(spec, nominal)
+    if spec.hardware_options:
+        return _advise_alternatives(spec, catalog=catalog, service=service, now=now, signal=signal)
     candidates = candidate_regions(spec, catalog)
     base = baseline_region(spec, catalog)
     earliest, deadline = spec.resolve_window(now)
@@ -208,7 +218,17 @@ def advise(
     sizing = sizing_notice(spec, list(candidates))
     if sizing is not None:
         notices.append(sizing)
-    return Advice(result, series, _with_baseline_notice(notices, spec, base), exclusions(spec, catalog))
+    return Advice(
+        with_footprints(result, spec),
+        series,
+        _with_baseline_notice(notices, spec, base),
+        exclusions(spec, catalog),
+    )
+
+
+def with_footprints(result: Plan, spec: JobSpec) -> Plan:
+    """The plan with its options' embodied, total and SCI figures (added to its JSON when shown)."""
+    return dataclasses.replace(result, footprints=Footprints.of(spec))
 
 
 def _with_baseline_notice(notices: list[str], spec: JobSpec, base: Region | None) -> list[str]:
@@ -242,10 +262,11 @@ def advise_many(
     """
     if not specs:
         return []
-    if any(needs_sizing(s) for s in specs):
+    if any(needs_sizing(s) or s.hardware_options for s in specs):
         # host size by each region's launch type: per spec and region, which plan_batch's one
-        # energy function cannot say; these (few) specs are advised one by one, the rest together
-        sized = [needs_sizing(s) for s in specs]
+        # energy function cannot say; and hardware alternatives, each planned over its own regions
+        # and merged: these (few) specs are advised one by one, the rest together
+        sized = [needs_sizing(s) or bool(s.hardware_options) for s in specs]
         together = iter(
             advise_many(
                 [s for s, z in zip(specs, sized, strict=True) if not z],
@@ -349,13 +370,92 @@ def _advise_together(
     # specs of one placement share their series dict (read only, as every advice's is)
     return [
         Advice(
-            result,
+            with_footprints(result, item[0]),
             item[1].series,
             _with_baseline_notice(seen, item[0], item[1].base),
             exclusions(item[0], catalog),
         )
         for result, item, seen in zip(plans, prepared, notices, strict=True)
     ]
+
+
+def _advise_alternatives(
+    spec: JobSpec, *, catalog: Catalog, service: IntensityService, now: datetime, signal: Signal
+) -> Advice:
+    """`advise` for a spec with `hardware_options`: each alternative planned as a spec of its own over
+    the regions that offer it, then ranked together by total kg (planner/alternatives.py says why that
+    is exact, and how savings stay against the spec's own hardware). An alternative too slow for the
+    window, or offered nowhere the placement allows, is left out with a notice."""
+    footprints = Footprints.of(spec)
+    specs = [alternative_spec(spec, c) for c in footprints.choices]
+    placed = placed_regions(spec, catalog)
+    notices: list[str] = []
+    offered: list[list[Region]] = []
+    for choice, alt in zip(footprints.choices, specs, strict=True):
+        name = "hardware" if choice.index == 0 else f"hardware_options[{choice.index - 1}]"
+        if choice.index > 0:
+            try:
+                alt.resolve_window(now)
+            except UserInputError as exc:
+                notices.append(f"{name} ({choice.label}) left out: {exc.problem}")
+                offered.append([])
+                continue
+        offered.append([r for r in placed if offers(r.provider, r.region, alt.hardware)])
+        if not offered[-1]:
+            notices.append(f"{name} ({choice.label}) left out: no allowed region offers it")
+    refs = [{region_ref(r) for r in regions} for regions in offered]
+    union = [r for r in placed if any(region_ref(r) in these for these in refs)]
+    if not union:
+        raise UserInputError(
+            "hardware_options",
+            "no allowed region offers the spec's hardware or any of its hardware_options; see "
+            "`carbonshift providers instances`",
+        )
+    base = baseline_region(spec, catalog)
+    earliest, deadline = spec.resolve_window(now)
+    regions = union + ([base] if base is not None and base not in union else [])
+    zones = [r.grid_zone() for r in regions]
+    by_zone = service.series_many(zones, TimeSpan(earliest, deadline), signal)
+    series = {region_ref(r): by_zone[z] for r, z in zip(regions, zones, strict=True)}
+    base_pair = (base, series[region_ref(base)]) if base is not None and base not in union else None
+    own = specs[0]
+    first = plan(
+        own,
+        [(r, series[region_ref(r)]) for r in union],
+        now=now,
+        baseline=base_pair,
+        energy_for=sized_energy(own),
+    )
+    others = []
+    for choice, alt, regions_k in zip(footprints.choices[1:], specs[1:], offered[1:], strict=True):
+        if regions_k:
+            unbased = alt.model_copy(update={"baseline": None})  # savings: re-measured against the own
+            pairs = [(r, series[region_ref(r)]) for r in regions_k]
+            others.append((choice.index, plan(unbased, pairs, now=now, energy_for=sized_energy(unbased))))
+    merged = merge(first, refs[0], others, footprints)
+    best = merged.best
+    if merged.baseline.basis == "own-region" and best.ref != first.best.ref:  # the best option's region
+        region = next(r for r in union if region_ref(r) == best.ref)
+        own_base = plan(own, [(region, series[best.ref])], now=now, energy_for=sized_energy(own)).baseline
+        merged = dataclasses.replace(merged, baseline=own_base)
+    labels = ", ".join(f"{c.index}: {c.label}" for c in footprints.choices)
+    notices = [
+        *_with_basis_notice(list(service.notices), series),
+        *notices,
+        f"hardware alternatives ({labels}) ranked together by total kg CO2e (operational + embodied); "
+        f"savings are against the spec's own hardware ({footprints.choices[0].label})",
+    ]
+    for choice, alt, regions_k in zip(footprints.choices, specs, offered, strict=True):
+        sizing = sizing_notice(alt, list(regions_k)) if regions_k else None
+        if sizing is not None:
+            notices.append(sizing if choice.index == 0 else f"hardware_options[{choice.index - 1}]: {sizing}")
+    offered_refs = {region_ref(r) for r in union}
+    excluded = tuple(
+        Exclusion(e.region, e.rule, f"{e.reason}, nor any of hardware_options") if e.rule == "hardware" else e
+        for e in exclusions(spec, catalog)
+        if not (e.rule == "hardware" and e.region in offered_refs)
+    )
+    return Advice(merged, series, _with_baseline_notice(notices, spec, base), excluded)
 
 
 def settings_signal(settings: Settings, override: Signal | None) -> Signal:

@@ -295,6 +295,39 @@ class Hardware(_Strict):
         return row.model
 
 
+MAX_HARDWARE_OPTIONS = 16
+
+
+class HardwareOption(Hardware):
+    """An alternative to the spec's own `hardware` (issue 14): other GPUs that run the same job in
+    their own time. Planned with its own duration and energy, only where a region offers it; the
+    spec's own `hardware`, `duration` and `power_watts` are the first alternative, and savings are
+    measured against them."""
+
+    power_watts: float | None = Field(
+        default=None,
+        gt=0,
+        le=10_000_000,
+        description="measured average draw in W on this hardware (the spec's power_watts is not carried over)",
+    )
+    duration: PositiveDuration | None = Field(
+        default=None, description="expected runtime on this hardware (or give speedup)"
+    )
+    speedup: float | None = Field(
+        default=None,
+        gt=0,
+        le=1000,
+        description="how many times faster than the spec's own hardware: duration = the spec's duration / "
+        "speedup, rounded up to a whole second (or give duration)",
+    )
+
+    @property
+    def hardware(self) -> Hardware:
+        """The alternative as plain `Hardware` (what it gives is what it set, for host sizing)."""
+        fields = Hardware.model_fields
+        return Hardware.model_validate({k: getattr(self, k) for k in self.model_fields_set if k in fields})
+
+
 class Window(_Strict):
     earliest: UtcDatetime | None = Field(default=None, description="not before this time; default: now")
     deadline: UtcDatetime | None = Field(
@@ -659,6 +692,12 @@ class JobSpec(_Strict):
         description="SCI's functional unit: what one run produces ({name: epoch, count: 90}); footprints "
         "are then also given per unit",
     )
+    hardware_options: list[HardwareOption] = Field(
+        default_factory=list,
+        max_length=MAX_HARDWARE_OPTIONS,
+        description="alternatives to `hardware` (each with its own duration or speedup), ranked with it by "
+        "region, start time and hardware together",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -675,6 +714,10 @@ class JobSpec(_Strict):
         gpu = lookup_gpu(self.hardware.gpu) if self.hardware.gpu is not None else None
         if gpu is not None and gpu.tdp_watts is None and self.power_watts is None:
             raise _field_error("hardware.gpu", no_public_tdp(gpu))
+        for i, option in enumerate(self.hardware_options):
+            problem = _option_problem(option, self.duration)
+            if problem is not None:
+                raise _field_error(f"hardware_options[{i}].{problem[0]}", problem[1])
         w = self.window
         if w.earliest is not None and w.deadline is not None and w.deadline < w.earliest + self.duration:
             raise _field_error("window.deadline", _deadline_problem(w.earliest, self.duration, w.deadline))
@@ -696,6 +739,14 @@ class JobSpec(_Strict):
         """0 for contiguous jobs: only interruptible jobs are split."""
         return int(self.min_chunk.total_seconds()) if self.interruptible else 0
 
+    def option_duration(self, option: HardwareOption) -> timedelta:
+        """An alternative's expected runtime: its own `duration`, or the spec's divided by `speedup`
+        (rounded up to the second: a run is never planned shorter than it is expected to take)."""
+        if option.duration is not None:
+            return option.duration
+        speedup = option.speedup or 1.0
+        return timedelta(seconds=max(1, math.ceil(self.duration_s / speedup)))
+
     def resolve_window(self, now: datetime) -> tuple[datetime, datetime]:
         """The window to plan in, given the current time: (earliest, deadline), whole seconds, UTC.
 
@@ -715,6 +766,19 @@ class JobSpec(_Strict):
                 "window.deadline", _deadline_problem(earliest, self.duration, deadline, start)
             )
         return earliest, deadline
+
+
+def _option_problem(option: HardwareOption, duration: timedelta) -> tuple[str, str] | None:
+    """(field, problem) for a hardware alternative that cannot be planned, else None."""
+    if (option.duration is None) == (option.speedup is None):
+        both = "not both" if option.duration is not None else "one of them"
+        return "speedup", f"give duration (its own runtime) or speedup (relative to the spec's), {both}"
+    if option.speedup is not None and duration / option.speedup > MAX_DURATION:
+        return "speedup", f"makes the run longer than {format_duration(MAX_DURATION)}"
+    gpu = lookup_gpu(option.gpu) if option.gpu is not None else None
+    if gpu is not None and gpu.tdp_watts is None and option.power_watts is None:
+        return "gpu", no_public_tdp(gpu)
+    return None
 
 
 def _ceil_second(t: datetime) -> datetime:

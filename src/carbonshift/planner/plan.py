@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
 from operator import itemgetter
-from typing import Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 import numpy as np
 
@@ -38,6 +38,9 @@ from carbonshift.planner.energy import EnergyEstimate, EnergyModel, PowerBreakdo
 from carbonshift.planner.interruptible import cheapest_chunks_many
 from carbonshift.planner.placement import PlanRegion, region_ref
 from carbonshift.timeutil import from_epoch_s, isoformat_z, to_epoch_s
+
+if TYPE_CHECKING:
+    from carbonshift.planner.footprints import Footprints
 
 FALLBACK_KINDS = frozenset({Kind.STATIC, Kind.MODELLED})
 NO_TIME_PREFERENCE = "no time preference: only flat static values"
@@ -153,6 +156,8 @@ class PlanOption:
     series: IntensitySeries = field(repr=False, compare=False)
     power: PowerBreakdown = field(repr=False, compare=False)
     pue_stated: bool = field(default=True, repr=False, compare=False)
+    # which hardware alternative the run is on: 0 the spec's own, i + 1 its hardware_options[i]
+    alternative: int = 0
 
     @property
     def energy(self) -> EnergyEstimate:
@@ -240,6 +245,8 @@ class Plan:
     # when it is first read (a batch ranks every region for thousands of specs and shows a few)
     options: Sequence[PlanOption]
     no_time_preference: bool
+    # embodied, total and SCI per option, and which hardware alternative (added when shown)
+    footprints: Footprints | None = None
 
     @property
     def notes(self) -> tuple[str, ...]:
@@ -259,12 +266,19 @@ class Plan:
     def to_dict(self, *, top: int | None = None) -> dict[str, Any]:
         options = self.options if top is None else self.options[:top]
         energy = self.it_energy.to_dict()
-        return {
+        shown = [o.to_dict(with_chunks=self.interruptible) for o in options]
+        baseline = self.baseline.to_dict()
+        fp = self.footprints
+        if fp is not None:
+            for option, shown_option in zip(options, shown, strict=True):
+                shown_option.update(fp.option_fields(option, self.baseline))
+            baseline.update(fp.baseline_fields(self.baseline))
+        out = {
             "job": self.job,
             "signal": self.signal.value,
             "energy_kwh": round(self.energy_kwh, 6),
-            "baseline": self.baseline.to_dict(),
-            "options": [o.to_dict(with_chunks=self.interruptible) for o in options],
+            "baseline": baseline,
+            "options": shown,
             "generated_at": iso_dt(self.generated_at),
             "window": {"earliest": iso_dt(self.earliest), "deadline": iso_dt(self.deadline)},
             "duration_s": self.duration_s,
@@ -281,6 +295,9 @@ class Plan:
             "no_time_preference": self.no_time_preference,
             "notes": list(self.notes),
         }
+        if fp is not None:
+            out["footprint"] = fp.summary(self)
+        return out
 
 
 def plan(

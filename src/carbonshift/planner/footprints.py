@@ -1,0 +1,197 @@
+"""Each plan option's whole footprint (issue 14): its operational kg, the embodied share of the hardware
+it would run on (SCI's M), their total, and the SCI score per functional unit; and, when the spec lists
+`hardware_options`, which alternative the option runs on.
+
+A `Footprints` rides on a `Plan` (`Plan.footprints`) and adds these to the plan's JSON when it is shown,
+option by option: a batch plans thousands of options and shows a few, and the embodied figure of an
+option is remembered per (region, hardware, duration), so showing it costs a lookup. The figures it
+adds never change the ones already there: `kg_co2e` stays operational, `savings_kg` stays operational
+against the baseline run (always the spec's own hardware).
+
+Embodied emissions are those `catalog.embodied.embodied_in_region` charges: the instance type a launch
+would pick in the option's region for that hardware (the smallest that fits), amortised over the run's
+reserved time (its duration, split or not); a region without an instance catalog (local, clusters) is
+charged a whole server built from the hardware by CCF's method.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+
+from carbonshift.catalog.embodied import EmbodiedEstimate, embodied_in_region
+from carbonshift.config.jobspec import FunctionalUnit, Hardware, JobSpec, format_duration
+from carbonshift.footprint import Footprint
+
+if TYPE_CHECKING:
+    from carbonshift.planner.plan import Baseline, Plan, PlanOption
+
+
+@dataclass(frozen=True, slots=True)
+class HardwareChoice:
+    """One hardware alternative of a spec: 0 is the spec's own `hardware` (with its `duration` and
+    `power_watts`), i + 1 is `hardware_options[i]` with its own duration."""
+
+    index: int
+    hardware: Hardware
+    duration_s: int
+    power_watts: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        hw = self.hardware
+        out: dict[str, Any] = {
+            "option": self.index,
+            "field": "hardware" if self.index == 0 else f"hardware_options[{self.index - 1}]",
+            "gpu": hw.gpu,
+            "gpus": hw.gpus,
+            "vcpus": hw.vcpus,
+            "memory_gb": hw.memory_gb,
+            "duration": format_duration_s(self.duration_s),
+            "duration_s": self.duration_s,
+        }
+        if self.power_watts is not None:
+            out["power_watts"] = self.power_watts
+        return out
+
+    @property
+    def label(self) -> str:
+        """How the table names it: `8x H100 4h`, `16 vCPUs 2h30m`."""
+        hw = self.hardware
+        what = f"{hw.gpus}x {hw.gpu}" if hw.gpu and hw.gpus else f"{hw.vcpus} vCPUs"
+        return f"{what} {format_duration_s(self.duration_s)}"
+
+
+def format_duration_s(seconds: int) -> str:
+    return format_duration(timedelta(seconds=seconds))
+
+
+def hardware_choices(spec: JobSpec) -> tuple[HardwareChoice, ...]:
+    """The spec's own hardware, then each of its `hardware_options`, in the order written."""
+    own = HardwareChoice(0, spec.hardware, spec.duration_s, spec.power_watts)
+    rest = (
+        HardwareChoice(
+            i + 1,
+            option.hardware,
+            int(spec.option_duration(option).total_seconds()),
+            option.power_watts,
+        )
+        for i, option in enumerate(spec.hardware_options)
+    )
+    return (own, *rest)
+
+
+def alternative_spec(spec: JobSpec, choice: HardwareChoice) -> JobSpec:
+    """The spec as it reads on one alternative: that hardware, duration and measured power, and no
+    alternatives of its own (so the planner plans it like any single-hardware spec)."""
+    if choice.index == 0:
+        return spec.model_copy(update={"hardware_options": []})
+    return spec.model_copy(
+        update={
+            "hardware": choice.hardware,
+            "duration": timedelta(seconds=choice.duration_s),
+            "power_watts": choice.power_watts,
+            "hardware_options": [],
+        }
+    )
+
+
+@lru_cache(maxsize=1 << 14)
+def embodied_run(provider: str, region: str, hardware: Hardware, duration_s: int) -> EmbodiedEstimate:
+    """`embodied_in_region`, remembered: a plan shows the same few (region, hardware, duration) often."""
+    return embodied_in_region(provider, region, hardware, duration_s)
+
+
+@dataclass(frozen=True, slots=True)
+class Footprints:
+    """What a plan's options are charged beyond their operational kg, and on which hardware."""
+
+    choices: tuple[HardwareChoice, ...]
+    functional_unit: FunctionalUnit | None = None
+
+    @classmethod
+    def of(cls, spec: JobSpec) -> Footprints:
+        return cls(hardware_choices(spec), spec.functional_unit)
+
+    @property
+    def alternatives(self) -> bool:
+        """Whether the spec lists hardware alternatives (options then say which one they run on)."""
+        return len(self.choices) > 1
+
+    def choice(self, option: PlanOption) -> HardwareChoice:
+        return self.choices[option.alternative]
+
+    def embodied(self, option: PlanOption) -> EmbodiedEstimate:
+        run_s = sum(b - a for a, b in option.chunks_s)
+        return embodied_run(option.provider, option.region, self.choice(option).hardware, run_s)
+
+    def baseline_embodied(self, provider: str, region: str) -> EmbodiedEstimate:
+        """The baseline run's embodied share: the spec's own hardware, for its own duration."""
+        own = self.choices[0]
+        return embodied_run(provider, region, own.hardware, own.duration_s)
+
+    def footprint(self, option: PlanOption) -> Footprint:
+        unit = self.functional_unit
+        return Footprint(
+            option.kg_co2e,
+            self.embodied(option).kg_co2e,
+            unit.name if unit is not None else None,
+            unit.count if unit is not None else None,
+        )
+
+    def total_kg(self, option: PlanOption) -> float:
+        """Operational + embodied kg: what options of several hardware alternatives are ranked by."""
+        return option.kg_co2e + self.embodied(option).kg_co2e
+
+    def option_fields(self, option: PlanOption, baseline: Baseline) -> dict[str, Any]:
+        """The keys an option's dict gains: embodied_kg_co2e, total_kg_co2e, total_savings_kg (against
+        the baseline run's own total: its operational kg plus the spec's hardware's embodied share
+        where it runs), sci (with a functional unit) and hardware (with alternatives)."""
+        fp = self.footprint(option)
+        where = (
+            (baseline.provider, baseline.region)
+            if baseline.basis == "spec"
+            else (option.provider, option.region)
+        )
+        base_total = option.baseline_kg_co2e + self.baseline_embodied(*where).kg_co2e
+        out: dict[str, Any] = {
+            "embodied_kg_co2e": round(fp.embodied_kg_co2e, 6),
+            "total_kg_co2e": round(fp.total_kg_co2e, 6),
+            "total_savings_kg": round(base_total - fp.total_kg_co2e, 6),
+        }
+        sci = fp.sci_dict()
+        if sci is not None:
+            out["sci"] = sci
+        if self.alternatives:
+            out["hardware"] = self.choice(option).to_dict()
+        return out
+
+    def baseline_fields(self, baseline: Baseline) -> dict[str, Any]:
+        embodied = self.baseline_embodied(baseline.provider, baseline.region).kg_co2e
+        return {
+            "embodied_kg_co2e": round(embodied, 6),
+            "total_kg_co2e": round(baseline.kg_co2e + embodied, 6),
+        }
+
+    def summary(self, plan: Plan) -> dict[str, Any]:
+        """The plan's `footprint` object: what options are ranked by, the alternatives, and the best
+        option's embodied estimate with its source and assumptions."""
+        out: dict[str, Any] = {
+            "ranked_by": "total_kg_co2e" if self.alternatives else "kg_co2e",
+            "embodied": self.embodied(plan.best).to_dict() if plan.options else None,
+        }
+        if self.alternatives:
+            out["hardware_options"] = [c.to_dict() for c in self.choices]
+        if self.functional_unit is not None:
+            out["functional_unit"] = {"name": self.functional_unit.name, "count": self.functional_unit.count}
+        return out
+
+
+__all__ = [
+    "Footprints",
+    "HardwareChoice",
+    "alternative_spec",
+    "embodied_run",
+    "hardware_choices",
+]
