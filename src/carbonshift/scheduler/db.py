@@ -2,7 +2,7 @@
 
 SQLite (the embedded default) runs in WAL mode, and every transaction starts with BEGIN IMMEDIATE:
 a deferred transaction that reads and then writes can fail at once with "database is locked" when
-another connection (the API thread, APScheduler's job store, a client process) writes at the same
+another connection (the API thread, the timers' ticks, a client process) writes at the same
 time; taking the write lock up front makes writers queue behind `busy_timeout` instead.
 
 PostgreSQL URLs (postgresql://, postgres://) are driven by psycopg 3.
@@ -24,7 +24,7 @@ from carbonshift.errors import ConfigError
 log = logging.getLogger(__name__)
 
 VERSION_TABLE = "carbonshift_alembic_version"
-APSCHEDULER_TABLE = "apscheduler_jobs"
+APSCHEDULER_TABLE = "apscheduler_jobs"  # the job store earlier versions shared; dropped by migration 0008
 DB_FILE = "carbonshift.db"
 SQLITE_BUSY_MS = 30_000
 
@@ -49,7 +49,7 @@ def resolve_url(settings: Settings, url: str | None = None) -> URL:
     elif not (name.startswith("postgresql") or name.startswith("sqlite")):
         raise ConfigError("db_url", f"unsupported database {name!r}: use sqlite:/// or postgresql://")
     elif parsed.database in (None, "", ":memory:"):
-        # the daemon's threads (API, timers, job store) each need a connection to the same data
+        # the daemon's threads (API, ticks, provider workers) each need a connection to the same data
         raise ConfigError(
             "db_url", "an in-memory SQLite database cannot be shared: give a file, sqlite:///PATH"
         )
