@@ -184,8 +184,7 @@ def test_options_are_filtered_by_what_each_region_offers() -> None:
     got = {(o.ref, o.alternative) for o in advice.plan.options}
     assert got == {(refs[0], 0), (refs[0], 1), (refs[1], 0)}
     assert not any(e.rule == "hardware" for e in advice.excluded if e.region in refs)
-    # H100 only: the A100-only region is still refused by the spec's own hardware? No: it is used for
-    # nothing, and a region offering neither is left out naming both
+    # the other way round: the A100-only region runs the alternative
     h100_first = parse_jobspec(
         job(
             hardware=H100,
@@ -200,6 +199,7 @@ def test_options_are_filtered_by_what_each_region_offers() -> None:
         for o in advise(h100_first, catalog=catalog, service=service, now=NOW).plan.options
     }
     assert got == {(refs[0], 0), (refs[0], 1), (refs[1], 1)}
+    # a region offering neither is left out naming both
     nowhere = parse_jobspec(
         job(
             hardware=H100,
@@ -273,9 +273,7 @@ def test_option_json_carries_hardware_embodied_total_and_sci(tmp_path: Path) -> 
     )
     assert data["footprint"]["ranked_by"] == "total_kg_co2e"
     assert [h["option"] for h in data["footprint"]["hardware_options"]] == [0, 1]
-    assert any(
-        n.startswith("hardware alternatives (0: 8x A100 8h, 1: 8x H100 5h20m)") for n in data["notices"]
-    )
+    assert [h["duration"] for h in data["footprint"]["hardware_options"]] == ["8h", "5h20m"]
 
 
 def test_a_plan_without_alternatives_adds_embodied_and_total_but_no_hardware(tmp_path: Path) -> None:
@@ -291,3 +289,25 @@ def test_a_plan_without_alternatives_adds_embodied_and_total_but_no_hardware(tmp
         assert shown["kg_co2e"] == round(option.kg_co2e, 6)  # operational, as before
     kgs = [o["kg_co2e"] for o in data["options"]]
     assert kgs == sorted(kgs)  # ranked by operational kg, as before
+
+
+# ---- the table --------------------------------------------------------------------------------------
+
+
+def test_the_table_shows_the_hardware_column_only_with_alternatives(tmp_path: Path) -> None:
+    from carbonshift.cli.plan_view import render_plan
+
+    catalog, service = two_labs(tmp_path)
+    with_alternatives = advise(parse_jobspec(job()), catalog=catalog, service=service, now=NOW)
+    text = render_plan(with_alternatives.plan, 10, with_alternatives.notices)
+    head = next(line for line in text.splitlines() if line.startswith("#  region"))
+    assert head.split()[:6] == ["#", "region", "zone", "hardware", "start", "(UTC)"]
+    assert "embodied kg" in head and "total kg" in head
+    first_row = text.splitlines()[text.splitlines().index(head) + 2]
+    assert "local:dip" in first_row and "8x H100 5h20m" in first_row
+    assert "hardware: 0: 8x A100 8h; 1: 8x H100 5h20m" in text
+    plain = advise(parse_jobspec(job(hardware_options=[])), catalog=catalog, service=service, now=NOW)
+    plain_head = next(
+        line for line in render_plan(plain.plan, 10, []).splitlines() if line.startswith("#  region")
+    )
+    assert "hardware" not in plain_head and "embodied kg" in plain_head and "total kg" in plain_head

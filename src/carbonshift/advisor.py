@@ -438,13 +438,8 @@ def _advise_alternatives(
         region = next(r for r in union if region_ref(r) == best.ref)
         own_base = plan(own, [(region, series[best.ref])], now=now, energy_for=sized_energy(own)).baseline
         merged = dataclasses.replace(merged, baseline=own_base)
-    labels = ", ".join(f"{c.index}: {c.label}" for c in footprints.choices)
-    notices = [
-        *_with_basis_notice(list(service.notices), series),
-        *notices,
-        f"hardware alternatives ({labels}) ranked together by total kg CO2e (operational + embodied); "
-        f"savings are against the spec's own hardware ({footprints.choices[0].label})",
-    ]
+    # what is ranked by, and against which hardware, is in the plan's `footprint` (and the table's head)
+    notices = [*_with_basis_notice(list(service.notices), series), *notices]
     for choice, alt, regions_k in zip(footprints.choices, specs, offered, strict=True):
         sizing = sizing_notice(alt, list(regions_k)) if regions_k else None
         if sizing is not None:

@@ -67,11 +67,42 @@ def excluded_lines(excluded: Sequence[Exclusion], explain: bool) -> list[str]:
         by_rule.setdefault(e.rule, []).append(e.region)
     parts = []
     # the surprising rules first: a region the user allowed but that lacks the hardware
-    order = ["hardware", "placement.countries", "placement.exclude", "placement.regions", "placement.providers"]
+    order = [
+        "hardware",
+        "placement.countries",
+        "placement.exclude",
+        "placement.regions",
+        "placement.providers",
+    ]
     for rule, refs in sorted(by_rule.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else 0):
         named = ", ".join(refs[:3]) + (f" and {len(refs) - 3} more" if len(refs) > 3 else "")
         parts.append(f"{rule} {len(refs)} ({named})")
     return [f"left out: {len(excluded)} regions by " + "; ".join(parts) + " (--explain lists each with why)"]
+
+
+def _options_table(plan: Plan, top: int) -> str:
+    """The ranked options: the hardware column when the spec lists alternatives, and the embodied and
+    total kg beside the operational kg when the plan carries its footprints."""
+    fp = plan.footprints
+    alternatives = fp is not None and fp.alternatives
+    head = ["#", "region", "zone", *(["hardware"] if alternatives else []), "start (UTC)", "end (UTC)"]
+    head += ["gCO2e/kWh", "kg CO2e", *(["embodied kg", "total kg"] if fp is not None else [])]
+    head += ["saved kg", "saved", "basis", "data"]
+    rows = []
+    for rank, o in enumerate(plan.options[:top], start=1):
+        start, end = _when(o)
+        row: list[object] = [rank, f"{o.provider}:{o.region}", o.zone]
+        if fp is not None and alternatives:
+            row.append(fp.choice(o).label)
+        row += [start, end + (f" ({len(o.chunks)} runs)" if len(o.chunks) > 1 else "")]
+        row += [f"{o.mean_g_per_kwh:.1f}", _kg(o.kg_co2e)]
+        if fp is not None:
+            embodied = fp.embodied(o).kg_co2e
+            row += [_kg(embodied), _kg(o.kg_co2e + embodied)]
+        row += [_kg(o.savings_kg), _pct(o.savings_pct), o.basis or "", _data_label(o.sources)]
+        rows.append(tuple(row))
+    align = "rll" + ("l" if alternatives else "") + "llrr" + ("rr" if fp is not None else "") + "rrll"
+    return table(head, rows, align)
 
 
 def render_plan(
@@ -94,48 +125,23 @@ def render_plan(
     ]
     b = plan.baseline
     basis = "baseline" if b.basis == "spec" else "baseline (best region, started at earliest)"
+    fp = plan.footprints
+    embodied_text = ""
+    if fp is not None:
+        base_embodied = fp.baseline_embodied(b.provider, b.region).kg_co2e
+        embodied_text = f" + {_kg(base_embodied)} embodied = {_kg(b.kg_co2e + base_embodied)} total"
     lines.append(
         f"{basis}: {b.provider}:{b.region} from {isoformat_z(b.start)}, {b.mean_g_per_kwh:.1f} gCO2e/kWh, "
-        f"{b.energy.kwh:,.2f} kWh (PUE {b.energy.pue:.2f}) -> {_kg(b.kg_co2e)} kg CO2e"
+        f"{b.energy.kwh:,.2f} kWh (PUE {b.energy.pue:.2f}) -> {_kg(b.kg_co2e)} kg CO2e{embodied_text}"
     )
-    rows = []
-    for rank, o in enumerate(plan.options[:top], start=1):
-        start, end = _when(o)
-        rows.append(
-            (
-                rank,
-                f"{o.provider}:{o.region}",
-                o.zone,
-                start,
-                end + (f" ({len(o.chunks)} runs)" if len(o.chunks) > 1 else ""),
-                f"{o.mean_g_per_kwh:.1f}",
-                _kg(o.kg_co2e),
-                _kg(o.savings_kg),
-                _pct(o.savings_pct),
-                o.basis or "",
-                _data_label(o.sources),
-            )
+    if fp is not None and fp.alternatives:
+        shown = "; ".join(f"{c.index}: {c.label}" for c in fp.choices)
+        lines.append(
+            f"hardware: {shown} (0 is the spec's own, the baseline's); ranked by total kg CO2e "
+            "(operational + embodied)"
         )
     lines.append("")
-    lines.append(
-        table(
-            [
-                "#",
-                "region",
-                "zone",
-                "start (UTC)",
-                "end (UTC)",
-                "gCO2e/kWh",
-                "kg CO2e",
-                "saved kg",
-                "saved",
-                "basis",
-                "data",
-            ],
-            rows,
-            "rllllrrrrll",
-        )
-    )
+    lines.append(_options_table(plan, top))
     if len(plan.options) > top:
         lines.append(f"... {len(plan.options) - top} more (--top N, or --format json for all)")
     best = plan.best
