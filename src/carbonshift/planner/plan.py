@@ -76,17 +76,24 @@ class SourceShare:
         return self.note.startswith("stale cache")
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "source": self.source,
-            "kind": self.kind.value,
-            "basis": self.basis.value if self.basis is not None else None,
-            "share": round(self.share, 4),
-            "fetched_at": iso_dt(self.fetched_at) if self.fetched_at is not None else None,
-            "stale": self.stale,
-        }
-        if self.note:
-            out["note"] = self.note
-        return out
+        return dict(_share_dict(self))  # a copy: the cached one is shared by every plan that shows it
+
+
+@lru_cache(maxsize=1 << 12)
+def _share_dict(share: SourceShare) -> dict[str, Any]:
+    """A share's dict, worked out once: a batch shows the same few (one per source, whole) over and
+    over."""
+    out: dict[str, Any] = {
+        "source": share.source,
+        "kind": share.kind.value,
+        "basis": share.basis.value if share.basis is not None else None,
+        "share": round(share.share, 4),
+        "fetched_at": iso_dt(share.fetched_at) if share.fetched_at is not None else None,
+        "stale": share.stale,
+    }
+    if share.note:
+        out["note"] = share.note
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,6 +211,7 @@ class PlanOption:
         return emissions_basis(self.sources)
 
     def to_dict(self, *, with_chunks: bool = False) -> dict[str, Any]:
+        sources, fallback = sources_of(self.series, self.chunks_s)  # once for basis, sources and the flag
         out: dict[str, Any] = {
             "provider": self.provider,
             "region": self.region,
@@ -217,9 +225,9 @@ class PlanOption:
             "baseline_kg_co2e": round(self.baseline_kg_co2e, 6),
             "energy_kwh": round(self.energy_kwh, 6),
             "pue": self.pue,
-            "basis": self.basis,
-            "sources": [s.to_dict() for s in self.sources],
-            "static_fallback": self.static_fallback,
+            "basis": emissions_basis(sources),
+            "sources": [s.to_dict() for s in sources],
+            "static_fallback": fallback,
             "flat": self.flat,
         }
         if with_chunks:
