@@ -116,10 +116,18 @@ def _size_order(t: InstanceType) -> tuple[int, int, float, str]:
 
 def candidates(provider: str, region: str, hardware: Hardware) -> list[InstanceType]:
     """Types in `region` that satisfy `hardware`, smallest first (GPUs, then vCPUs, then memory)."""
-    provider = provider.lower()
-    return sorted(
-        (t for t in _types_of(provider) if t.offered_in(region) and t.satisfies(hardware)),
-        key=_size_order,
+    return list(_candidates(provider.lower(), region, hardware))
+
+
+@lru_cache(maxsize=65536)
+def _candidates(provider: str, region: str, hardware: Hardware) -> tuple[InstanceType, ...]:
+    """Remembered per (provider, region, hardware), as `offers` is: a batch plan's JSON asks for each
+    option's launch type (its embodied share) thousands of times over a few dozen rows each."""
+    return tuple(
+        sorted(
+            (t for t in _types_of(provider) if t.offered_in(region) and t.satisfies(hardware)),
+            key=_size_order,
+        )
     )
 
 
