@@ -234,12 +234,34 @@ def test_batch_equals_single(tmp_path: Path) -> None:
         parse_jobspec(job()),
         parse_jobspec(job(name="plain", hardware_options=[])),
         parse_jobspec(job(name="faster", hardware_options=[{**H100, "duration": "3h"}])),
+        parse_jobspec(job(name="based", baseline="local:flat")),
+        parse_jobspec(job(name="sized", hardware={"gpu": "A100", "gpus": 8})),  # planned one by one
     ]
     single = [advise(s, catalog=catalog, service=service, now=NOW).to_dict() for s in specs]
     batch = [a.to_dict() for a in advise_many(specs, catalog=catalog, service=service, now=NOW)]
     for one in (*single, *batch):
         one.pop("generated_at")
     assert batch == single
+
+
+def test_batch_equals_single_on_the_cloud_catalog() -> None:
+    settings = load_settings(None, ukci_enabled=False, cache={"enabled": False})
+    catalog, service = build_catalog(settings), build_service(settings, FixedClock(NOW))
+    specs = [
+        parse_jobspec(job(name=f"j-{i}", placement=placement, window={}, duration="2h", **extra))
+        for i, (placement, extra) in enumerate(
+            [
+                ({"providers": ["aws"]}, {}),
+                ({"countries": ["US"]}, {"baseline": "gcp:us-central1"}),
+                ({}, {"hardware": H100, "hardware_options": [{**A100, "duration": "3h"}]}),
+                ({"providers": ["gcp", "azure"]}, {"interruptible": True, "min_chunk": "1h"}),
+            ]
+        )
+    ]
+    single = [advise(s, catalog=catalog, service=service, now=NOW).to_dict() for s in specs]
+    batch = [a.to_dict() for a in advise_many(specs, catalog=catalog, service=service, now=NOW)]
+    assert batch == single
+    assert all(len({o["hardware"]["option"] for o in one["options"]}) == 2 for one in batch)
 
 
 # ---- the JSON -----------------------------------------------------------------------------------------

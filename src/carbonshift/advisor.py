@@ -262,11 +262,32 @@ def advise_many(
     """
     if not specs:
         return []
-    if any(needs_sizing(s) or s.hardware_options for s in specs):
+    if any(s.hardware_options for s in specs):
+        # hardware alternatives: each (spec, alternative) over its own regions, then merged per spec
+        alternatives = [bool(s.hardware_options) for s in specs]
+        rest = iter(
+            advise_many(
+                [s for s, a in zip(specs, alternatives, strict=True) if not a],
+                catalog=catalog,
+                service=service,
+                now=now,
+                signal=signal,
+            )
+        )
+        merged = iter(
+            _advise_alternatives_many(
+                [s for s, a in zip(specs, alternatives, strict=True) if a],
+                catalog=catalog,
+                service=service,
+                now=now,
+                signal=signal,
+            )
+        )
+        return [next(merged) if a else next(rest) for a in alternatives]
+    if any(needs_sizing(s) for s in specs):
         # host size by each region's launch type: per spec and region, which plan_batch's one
-        # energy function cannot say; and hardware alternatives, each planned over its own regions
-        # and merged: these (few) specs are advised one by one, the rest together
-        sized = [needs_sizing(s) or bool(s.hardware_options) for s in specs]
+        # energy function cannot say; these (few) specs are advised one by one, the rest together
+        sized = [needs_sizing(s) for s in specs]
         together = iter(
             advise_many(
                 [s for s, z in zip(specs, sized, strict=True) if not z],
@@ -379,15 +400,54 @@ def _advise_together(
     ]
 
 
-def _advise_alternatives(
-    spec: JobSpec, *, catalog: Catalog, service: IntensityService, now: datetime, signal: Signal
-) -> Advice:
-    """`advise` for a spec with `hardware_options`: each alternative planned as a spec of its own over
-    the regions that offer it, then ranked together by total kg (planner/alternatives.py says why that
-    is exact, and how savings stay against the spec's own hardware). An alternative too slow for the
-    window, or offered nowhere the placement allows, is left out with a notice."""
+_Pairs = list[tuple[Region, IntensitySeries]]
+
+
+@dataclass
+class _Alternatives:
+    """A spec with `hardware_options`, made ready to plan: each alternative as a spec of its own and
+    the allowed regions that offer it. Each alternative is planned over those regions and the plans
+    merged by total kg (planner/alternatives.py says why that is exact, and how savings stay against
+    the spec's own hardware); one too slow for the window, or offered nowhere the placement allows, is
+    left out with a notice."""
+
+    spec: JobSpec
+    footprints: Footprints
+    specs: list[JobSpec]  # per choice; all but the first without a baseline (re-measured on merging)
+    offered: list[list[Region]]  # per choice: the allowed regions offering it ([]: left out)
+    union: list[Region]  # the allowed regions offering any choice: where the first is planned
+    base: Region | None
+    regions: list[Region]  # union, then the baseline region when it is not one
+    span: TimeSpan
+    notices: list[str]
+    series: dict[str, IntensitySeries] = field(default_factory=dict)
+
+    def jobs(self) -> list[tuple[JobSpec, _Pairs, tuple[Region, IntensitySeries] | None]]:
+        """(spec, candidates, baseline pair) to plan: the first choice over the union, then each
+        other choice offered somewhere over its own regions."""
+        base = self.base
+        base_pair = (
+            (base, self.series[region_ref(base)]) if base is not None and base not in self.union else None
+        )
+        out = [(self.specs[0], self._pairs(self.union), base_pair)]
+        for alt, regions in zip(self.specs[1:], self.offered[1:], strict=True):
+            if regions:
+                out.append((alt, self._pairs(regions), None))
+        return out
+
+    def planned(self) -> list[int]:
+        """The choices `jobs()` plans, in its order."""
+        later = zip(self.footprints.choices[1:], self.offered[1:], strict=True)
+        return [0, *(choice.index for choice, regions in later if regions)]
+
+    def _pairs(self, regions: list[Region]) -> _Pairs:
+        return [(r, self.series[region_ref(r)]) for r in regions]
+
+
+def _prepare_alternatives(spec: JobSpec, catalog: Catalog, now: datetime) -> _Alternatives:
     footprints = Footprints.of(spec)
     specs = [alternative_spec(spec, c) for c in footprints.choices]
+    specs[1:] = [s.model_copy(update={"baseline": None}) for s in specs[1:]]
     placed = placed_regions(spec, catalog)
     notices: list[str] = []
     offered: list[list[Region]] = []
@@ -403,8 +463,8 @@ def _advise_alternatives(
         offered.append([r for r in placed if offers(r.provider, r.region, alt.hardware)])
         if not offered[-1]:
             notices.append(f"{name} ({choice.label}) left out: no allowed region offers it")
-    refs = [{region_ref(r) for r in regions} for regions in offered]
-    union = [r for r in placed if any(region_ref(r) in these for these in refs)]
+    refs = {region_ref(r) for regions in offered for r in regions}
+    union = [r for r in placed if region_ref(r) in refs]
     if not union:
         raise UserInputError(
             "hardware_options",
@@ -414,43 +474,96 @@ def _advise_alternatives(
     base = baseline_region(spec, catalog)
     earliest, deadline = spec.resolve_window(now)
     regions = union + ([base] if base is not None and base not in union else [])
-    zones = [r.grid_zone() for r in regions]
-    by_zone = service.series_many(zones, TimeSpan(earliest, deadline), signal)
-    series = {region_ref(r): by_zone[z] for r, z in zip(regions, zones, strict=True)}
-    base_pair = (base, series[region_ref(base)]) if base is not None and base not in union else None
-    own = specs[0]
-    first = plan(
-        own,
-        [(r, series[region_ref(r)]) for r in union],
-        now=now,
-        baseline=base_pair,
-        energy_for=sized_energy(own),
+    return _Alternatives(
+        spec, footprints, specs, offered, union, base, regions, TimeSpan(earliest, deadline), notices
     )
-    others = []
-    for choice, alt, regions_k in zip(footprints.choices[1:], specs[1:], offered[1:], strict=True):
-        if regions_k:
-            unbased = alt.model_copy(update={"baseline": None})  # savings: re-measured against the own
-            pairs = [(r, series[region_ref(r)]) for r in regions_k]
-            others.append((choice.index, plan(unbased, pairs, now=now, energy_for=sized_energy(unbased))))
-    merged = merge(first, refs[0], others, footprints)
-    best = merged.best
+
+
+def _advise_alternatives(
+    spec: JobSpec, *, catalog: Catalog, service: IntensityService, now: datetime, signal: Signal
+) -> Advice:
+    """`advise` for a spec with `hardware_options` (see `_Alternatives`)."""
+    prep = _prepare_alternatives(spec, catalog, now)
+    zones = [r.grid_zone() for r in prep.regions]
+    by_zone = service.series_many(zones, prep.span, signal)
+    prep.series = {region_ref(r): by_zone[z] for r, z in zip(prep.regions, zones, strict=True)}
+    plans = [plan(s, pairs, now=now, baseline=b, energy_for=sized_energy(s)) for s, pairs, b in prep.jobs()]
+    return _finish_alternatives(prep, plans, list(service.notices), catalog, now)
+
+
+def _advise_alternatives_many(
+    specs: Sequence[JobSpec], *, catalog: Catalog, service: IntensityService, now: datetime, signal: Signal
+) -> list[Advice]:
+    """`_advise_alternatives` for each spec, every (spec, alternative) planned by one `plan_batch` (one
+    by one where an alternative's host is sized per region). Each grid zone is fetched once, over the
+    union of the windows, in spec order, as `_advise_together` does."""
+    preps = []
+    for given in specs:
+        nominal = next_occurrence(given, now)
+        preps.append(
+            _prepare_alternatives(given if nominal is None else occurrence_spec(given, nominal), catalog, now)
+        )
+    span = TimeSpan(min(p.span.start for p in preps), max(p.span.end for p in preps))
+    fetched: dict[GridZone, IntensitySeries] = {}
+    seen: list[list[str]] = []
+    for prep in preps:
+        wanted = [r.grid_zone() for r in prep.regions]
+        new = [z for z in dict.fromkeys(wanted) if z not in fetched]
+        if new:
+            fetched.update(service.series_many(new, span, signal))
+        prep.series = {region_ref(r): fetched[z] for r, z in zip(prep.regions, wanted, strict=True)}
+        seen.append(list(service.notices))
+    jobs = [job for prep in preps for job in prep.jobs()]
+    # plan_batch takes one energy model for all: an alternative sized per region is planned alone
+    together = {id(s): (pairs, base) for s, pairs, base in jobs if sized_energy(s) is None}
+    batched = plan_batch(
+        [s for s, _, _ in jobs if id(s) in together],
+        lambda s: together[id(s)][0],
+        now=now,
+        baseline=lambda s: together[id(s)][1],
+    )
+    by_spec = dict(zip(together, batched, strict=True))
+    plans = [
+        by_spec[id(s)]
+        if id(s) in by_spec
+        else plan(s, pairs, now=now, baseline=b, energy_for=sized_energy(s))
+        for s, pairs, b in jobs
+    ]
+    out = []
+    for prep, notices in zip(preps, seen, strict=True):
+        count = len(prep.planned())
+        out.append(_finish_alternatives(prep, plans[:count], notices, catalog, now))
+        plans = plans[count:]
+    return out
+
+
+def _finish_alternatives(
+    prep: _Alternatives, plans: Sequence[Plan], seen: list[str], catalog: Catalog, now: datetime
+) -> Advice:
+    """The merged plan, its notices and exclusions, from the plans of `prep.jobs()` (in that order)."""
+    first = plans[0]
+    others = list(zip(prep.planned()[1:], plans[1:], strict=True))
+    merged = merge(first, {region_ref(r) for r in prep.offered[0]}, others, prep.footprints)
+    best, own = merged.best, prep.specs[0]
     if merged.baseline.basis == "own-region" and best.ref != first.best.ref:  # the best option's region
-        region = next(r for r in union if region_ref(r) == best.ref)
-        own_base = plan(own, [(region, series[best.ref])], now=now, energy_for=sized_energy(own)).baseline
+        region = next(r for r in prep.union if region_ref(r) == best.ref)
+        own_base = plan(
+            own, [(region, prep.series[best.ref])], now=now, energy_for=sized_energy(own)
+        ).baseline
         merged = dataclasses.replace(merged, baseline=own_base)
     # what is ranked by, and against which hardware, is in the plan's `footprint` (and the table's head)
-    notices = [*_with_basis_notice(list(service.notices), series), *notices]
-    for choice, alt, regions_k in zip(footprints.choices, specs, offered, strict=True):
-        sizing = sizing_notice(alt, list(regions_k)) if regions_k else None
+    notices = [*_with_basis_notice(seen, prep.series), *prep.notices]
+    for choice, alt, regions in zip(prep.footprints.choices, prep.specs, prep.offered, strict=True):
+        sizing = sizing_notice(alt, list(regions)) if regions else None
         if sizing is not None:
             notices.append(sizing if choice.index == 0 else f"hardware_options[{choice.index - 1}]: {sizing}")
-    offered_refs = {region_ref(r) for r in union}
+    offered_refs = {region_ref(r) for r in prep.union}
     excluded = tuple(
         Exclusion(e.region, e.rule, f"{e.reason}, nor any of hardware_options") if e.rule == "hardware" else e
-        for e in exclusions(spec, catalog)
+        for e in exclusions(prep.spec, catalog)
         if not (e.rule == "hardware" and e.region in offered_refs)
     )
-    return Advice(merged, series, _with_baseline_notice(notices, spec, base), excluded)
+    return Advice(merged, prep.series, _with_baseline_notice(notices, prep.spec, prep.base), excluded)
 
 
 def settings_signal(settings: Settings, override: Signal | None) -> Signal:

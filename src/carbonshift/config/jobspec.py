@@ -299,7 +299,7 @@ MAX_HARDWARE_OPTIONS = 16
 
 
 class HardwareOption(Hardware):
-    """An alternative to the spec's own `hardware` (issue 14): other GPUs that run the same job in
+    """An alternative to the spec's own `hardware`: other GPUs that run the same job in
     their own time. Planned with its own duration and energy, only where a region offers it; the
     spec's own `hardware`, `duration` and `power_watts` are the first alternative, and savings are
     measured against them."""
