@@ -634,11 +634,12 @@ class _Ranking:
             )
             return NoteInputs(only_static, [], [])
         refs = job.cset.opt_refs
-        fallback = []
-        for i in np.flatnonzero(fallback_kind[rows]).tolist():
-            j = int(js[i])
-            if single[rows[i]] or self._sources(jr, j)[1]:
-                fallback.append(refs[j])
+        at = np.flatnonzero(fallback_kind[rows])  # in rank order
+        # a series of one provenance is a fallback all through; one of several, by the run's sources
+        whole = single[rows[at]].tolist()
+        fallback = [
+            refs[j] for j, one in zip(js[at].tolist(), whole, strict=True) if one or self._sources(jr, j)[1]
+        ]
         return NoteInputs(False, fallback, [])
 
     def _sources(self, jr: int, j: int) -> tuple[tuple[SourceShare, ...], bool]:
