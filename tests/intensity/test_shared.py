@@ -9,6 +9,7 @@ answer changes between plans, so a test sees exactly when the new answer is used
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -139,3 +140,29 @@ def test_the_daemons_factory_gives_each_plan_its_own_service_over_one_shared_sta
     assert one is not two and one.notices is not two.notices
     assert one.shared is not None and one.shared is two.shared
     assert one.cache is two.cache and one.sources == two.sources
+
+
+def test_plans_in_parallel_each_get_a_whole_series_for_their_own_window() -> None:
+    s = Setup()
+    zones = [ZONE, OTHER, GridZone("DE", country="DE", static_g_per_kwh=390.0, cloud_region="r2")]
+    problems: list[str] = []
+
+    def plans(offset_s: int) -> None:
+        for i in range(25):
+            span = TimeSpan(NOW + timedelta(seconds=offset_s + i), NOW + timedelta(hours=20, seconds=i))
+            if i % 5 == 0:  # now and then the live source answers again with a new value
+                s.answer["g_per_kwh"] = float(100 + i)
+                s.service().series(ZONE, TimeSpan(NOW + timedelta(days=3), NOW + timedelta(days=4)))
+            got = s.service().series_many(zones, span)
+            for zone in zones:
+                series = got[zone]
+                if series.span != span or not series.is_complete:
+                    problems.append(f"{zone.id}: {series.span} for {span}")
+
+    threads = [threading.Thread(target=plans, args=(k * 7,)) for k in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert problems == []
+    assert len(s.shared) > 0
