@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -262,51 +262,49 @@ def advise_many(
     """
     if not specs:
         return []
+
+    def many(chosen: Sequence[JobSpec]) -> list[Advice]:
+        return advise_many(chosen, catalog=catalog, service=service, now=now, signal=signal)
+
     if any(s.hardware_options for s in specs):
         # hardware alternatives: each (spec, alternative) over its own regions, then merged per spec
-        alternatives = [bool(s.hardware_options) for s in specs]
-        rest = iter(
-            advise_many(
-                [s for s, a in zip(specs, alternatives, strict=True) if not a],
-                catalog=catalog,
-                service=service,
-                now=now,
-                signal=signal,
-            )
+        return _partitioned(
+            specs,
+            [bool(s.hardware_options) for s in specs],
+            lambda chosen: _advise_alternatives_many(
+                chosen, catalog=catalog, service=service, now=now, signal=signal
+            ),
+            many,
         )
-        merged = iter(
-            _advise_alternatives_many(
-                [s for s, a in zip(specs, alternatives, strict=True) if a],
-                catalog=catalog,
-                service=service,
-                now=now,
-                signal=signal,
-            )
-        )
-        return [next(merged) if a else next(rest) for a in alternatives]
     if any(needs_sizing(s) for s in specs):
         # host size by each region's launch type: per spec and region, which plan_batch's one
         # energy function cannot say; these (few) specs are advised one by one, the rest together
-        sized = [needs_sizing(s) for s in specs]
-        together = iter(
-            advise_many(
-                [s for s, z in zip(specs, sized, strict=True) if not z],
-                catalog=catalog,
-                service=service,
-                now=now,
-                signal=signal,
-            )
+        return _partitioned(
+            specs,
+            [needs_sizing(s) for s in specs],
+            lambda chosen: [
+                advise(s, catalog=catalog, service=service, now=now, signal=signal) for s in chosen
+            ],
+            many,
         )
-        return [
-            advise(s, catalog=catalog, service=service, now=now, signal=signal) if z else next(together)
-            for s, z in zip(specs, sized, strict=True)
-        ]
     noticed = len(service.notices)
     try:
         return _advise_together(specs, catalog=catalog, service=service, now=now, signal=signal)
     except CarbonshiftError:
         del service.notices[noticed:]
         return [advise(s, catalog=catalog, service=service, now=now, signal=signal) for s in specs]
+
+
+def _partitioned(
+    specs: Sequence[JobSpec],
+    chosen: list[bool],
+    these: Callable[[list[JobSpec]], list[Advice]],
+    others: Callable[[list[JobSpec]], list[Advice]],
+) -> list[Advice]:
+    """Advice for `specs`, in order: the `chosen` ones by `these`, the rest by `others` (asked first)."""
+    rest = iter(others([s for s, c in zip(specs, chosen, strict=True) if not c]))
+    picked = iter(these([s for s, c in zip(specs, chosen, strict=True) if c]))
+    return [next(picked) if c else next(rest) for c in chosen]
 
 
 @dataclass
