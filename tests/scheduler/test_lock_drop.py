@@ -16,6 +16,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from sqlalchemy import text
 
 from carbonshift.config import load_settings
@@ -178,3 +179,33 @@ def test_healthz_answers_503_with_the_tick_age_while_the_active_daemons_tick_is_
         wait_for(lambda: api.get("/healthz", token="").status_code == 200, 10, "200 again once it ticks")
     finally:
         api.stop()
+
+
+def test_a_leader_whose_timers_die_rebuilds_them_and_keeps_launching(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = overrides(tmp_path, None)
+    settings["scheduler"].update(leadership_check_s=0.2, tick_stale_s=0.5)
+    sched = Scheduler.from_settings(load_settings(None, **settings))
+    marker = tmp_path / "launches.txt"
+    try:
+        sched.start()
+        wait_for(lambda: sched.health()["last_tick_age_s"] is not None, 10, "a first tick")
+        # the timers' thread is gone (as JobLookupError once made it die): nothing wakes the daemon
+        sched._ctx.timers.stop(wait=False)
+        start = datetime.now(UTC) + timedelta(seconds=1)
+        job = sched.submit(
+            spec(
+                name="after",
+                command=marker_command(marker, 0.1),
+                duration="1m",
+                window=window(start, start + timedelta(hours=1)),
+            )
+        )
+        with caplog.at_level("WARNING", logger="carbonshift.scheduler.core"):
+            wait_status(sched, job.id, "succeeded", timeout=20)
+        assert any("rebuilding the timers" in r.getMessage() for r in caplog.records)
+        assert marker.read_text().split() == [sched.get_job(job.id).runs[0].id]
+        wait_for(lambda: sched.health()["status"] == "ok", 10, "healthy again")
+    finally:
+        sched.shutdown()

@@ -124,6 +124,7 @@ class Scheduler:
         self._stop = threading.Event()
         self._tick_lock = threading.Lock()
         self._tick_began: float | None = None  # time.monotonic() the last tick pass began
+        self._healed_at = float("-inf")  # time.monotonic() the timers were last rebuilt for want of ticks
 
         store = Store(self.engine)
         plans = Plans(settings, self.providers, lambda: self.catalog, self._service_factory)
@@ -145,6 +146,7 @@ class Scheduler:
                 on_activate=self._on_activate,
                 after_activate=self._after_activate,
                 on_lose=lambda: self._ctx.timers.stop(wait=False),  # from a timer thread: never wait
+                on_confirmed=self._heal_timers,
             ),
             tokens=ReportTokens(store),
             plans=plans,
@@ -238,6 +240,37 @@ class Scheduler:
         self._safely(self._recovery_tick)
         self._ctx.timers.resume()
 
+    def _tick_stale_s(self) -> float:
+        return max(self.cfg.tick_stale_s, 3 * self.cfg.poll_interval_s)
+
+    def _heal_timers(self) -> None:
+        """After each leadership check that found the lead held: when no tick has begun for
+        `_tick_stale_s` and none is running (the timers' thread died, not a tick hung in a call),
+        the timers are rebuilt from the tables (at most once per `_tick_stale_s`), so the daemon goes
+        on scheduling. /healthz says stale until a tick has begun again."""
+        began, now = self._tick_began, time.monotonic()
+        stale_s = self._tick_stale_s()
+        if (
+            not self._background
+            or began is None
+            or now - began <= stale_s
+            or now - self._healed_at <= stale_s
+        ):
+            return
+        leadership = self._ctx.leadership
+        with leadership.state_lock:  # never while it steps down (or after): a standby has no timers
+            if leadership.role != "active" or not self._tick_lock.acquire(blocking=False):
+                return  # a tick is running (or hung): new timers would only queue behind it
+            try:
+                log.warning("no tick for %.0f s while leading: rebuilding the timers", now - began)
+                self._healed_at = now
+                timers = self._ctx.timers
+                timers.stop(wait=False)
+                timers.start()
+                timers.resume()
+            finally:
+                self._tick_lock.release()
+
     def _timer_tick(self) -> None:
         self._safely(self._tick_core)
 
@@ -266,7 +299,7 @@ class Scheduler:
         problems = []
         if lead_age is None or lead_age > 3 * self.cfg.leadership_check_s + 2:
             problems.append("the daemon lock is not confirmed held")
-        stale_s = max(self.cfg.tick_stale_s, 3 * self.cfg.poll_interval_s)
+        stale_s = self._tick_stale_s()
         if self._background and (tick_age is None or tick_age > stale_s):
             problems.append(f"no tick has begun in the last {stale_s:g} s")
         if problems:

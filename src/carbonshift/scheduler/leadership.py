@@ -40,7 +40,8 @@ class Leadership:
 
     The daemon passes three hooks: `on_activate` (with the state lock held, once the epoch is claimed:
     set the timers up, paused), `after_activate` (without it: the recovery tick, then the timers run)
-    and `on_lose` (with it held: stop the timers at once, never waiting for a timer thread).
+    and `on_lose` (with it held: stop the timers at once, never waiting for a timer thread); and
+    optionally `on_confirmed`, after each check that found the lead still held (from the check's thread).
     """
 
     def __init__(
@@ -54,6 +55,7 @@ class Leadership:
         on_activate: Callable[[], None],
         after_activate: Callable[[], None],
         on_lose: Callable[[], None],
+        on_confirmed: Callable[[], None] | None = None,
     ) -> None:
         self.url = url
         self.cfg = cfg
@@ -61,6 +63,7 @@ class Leadership:
         self.clock = clock
         self._stop = stop
         self._on_activate, self._after_activate, self._on_lose = on_activate, after_activate, on_lose
+        self._on_confirmed = on_confirmed
         self.role: Role = "stopped"
         self.lock: DaemonLock | None = None
         self.epoch: int | None = None  # the leadership epoch this daemon claimed when it became active
@@ -205,6 +208,11 @@ class Leadership:
                 continue
             if leading:
                 self.confirmed_at = time.monotonic()
+                if self._on_confirmed is not None:
+                    try:
+                        self._on_confirmed()
+                    except Exception:
+                        log.exception("leadership: the check's follow-up failed")
                 continue
             log.warning("leadership: this daemon no longer holds the lock or the epoch on %s", self.database)
             self.lose()
