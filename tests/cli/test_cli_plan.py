@@ -102,6 +102,7 @@ def test_batch_prints_one_json_document_per_spec(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     docs = [json.loads(line) for line in result.stdout.splitlines()]
     assert [d["job"] for d in docs] == [
+        "train-llm",  # choose-hardware.yaml
         "cloud-train",
         "eu-nightly-etl",
         "nightly-retrain",
