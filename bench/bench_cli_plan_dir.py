@@ -9,6 +9,12 @@ EU, a provider, two countries) and hardware; a tenth are interruptible. For comp
 first --old specs.
 
     .venv/bin/python bench/bench_cli_plan_dir.py [--specs 10000] [--top 3] [--old 300]
+        [--baseline-src /tmp/base/src]
+
+With --baseline-src (the `src` of another tree, e.g. `git archive REV src examples | tar -x -C DIR`),
+that tree's CLI is run on the same specs in the same run, alternating with this one. Beside each wall
+time the CLI process's own CPU time is printed: on a machine shared with other work, the figure the
+neighbours disturb least.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import argparse
 import json
 import os
 import random
+import resource
 import subprocess
 import sys
 import tempfile
@@ -114,12 +121,29 @@ def old_path(files: list[Path], env: dict[str, str], top: int | None) -> float:
     return len(files) / (time.perf_counter() - t0)
 
 
+def run_cli(cmd: list[str], env: dict[str, str], specs: int) -> tuple[float, float]:
+    """Wall and CPU seconds (user + system, from the children's rusage) of one CLI run; its output is
+    checked: one JSON line per spec."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    out = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if out.returncode != 0:
+        raise SystemExit(out.stderr[-2000:])
+    lines = out.stdout.count("\n")
+    if lines != specs:
+        raise SystemExit(f"{lines} plans printed for {specs} specs")
+    return wall, after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--specs", type=int, default=10_000)
     parser.add_argument("--top", type=int, default=3, help="--top for the CLI (0: every option)")
     parser.add_argument("--old", type=int, default=300, help="specs timed on the old path")
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--baseline-src", help="the src directory of a tree to time alongside")
     args = parser.parse_args()
     rng = random.Random(13)
     with tempfile.TemporaryDirectory() as tmp_name:
@@ -135,23 +159,27 @@ def main() -> None:
         cmd = [sys.executable, "-m", "carbonshift", "plan", str(specs), "--now", NOW.isoformat()]
         if args.top:
             cmd += ["--top", str(args.top)]
-        walls = []
+        trees = {"this tree": env}
+        if args.baseline_src:
+            trees["baseline"] = {**env, "PYTHONPATH": str(Path(args.baseline_src).resolve())}
+        timed: dict[str, list[tuple[float, float]]] = {name: [] for name in trees}
         for _ in range(args.runs):
-            t0 = time.perf_counter()
-            out = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, check=False)
-            walls.append(time.perf_counter() - t0)
-            if out.returncode != 0:
-                raise SystemExit(out.stderr[-2000:])
-            lines = out.stdout.count("\n")
-            if lines != args.specs:
-                raise SystemExit(f"{lines} plans printed for {args.specs} specs")
-        wall = min(walls)
+            for name, tree_env in trees.items():
+                timed[name].append(run_cli(cmd, tree_env, args.specs))
+        wall, cpu = min(timed["this tree"])
         top = args.top or None
         split = phases(files, env, top)
         old = old_path(files[: args.old], env, top) if args.old else float("nan")
     shown = f"--top {args.top}" if args.top else "every option"
     print(f"carbonshift plan DIR, {args.specs} specs, {shown}, best of {args.runs} (new process each):")
     print(f"  wall {wall:.2f} s  ->  {args.specs / wall:,.0f} plans/s end to end (goal >= 2,000)")
+    print(f"  CPU of the CLI process {cpu:.2f} s  ->  {args.specs / cpu:,.0f} plans per CPU second")
+    if "baseline" in timed:
+        base_wall, base_cpu = min(timed["baseline"])
+        print(
+            f"  baseline tree: wall {base_wall:.2f} s ({args.specs / base_wall:,.0f} plans/s), "
+            f"CPU {base_cpu:.2f} s ({args.specs / base_cpu:,.0f} plans per CPU second)"
+        )
     print("  in process, CPU time per phase:")
     for name, seconds in split.items():
         print(f"    {name:<40} {seconds:6.2f} s  ({1e3 * seconds / args.specs:.3f} ms per spec of the batch)")
