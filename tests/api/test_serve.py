@@ -105,7 +105,7 @@ def test_serves_and_stops_cleanly(tmp_path: Path, sig: int) -> None:
         assert requests.get(url + "/healthz", timeout=10).status_code == 200
         assert requests.get(url + "/api/v1/jobs", timeout=10).status_code == 401
         ok = requests.get(url + "/api/v1/jobs", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10)
-        assert ok.status_code == 200 and ok.json() == {"jobs": []}
+        assert ok.status_code == 200 and ok.json() == {"jobs": [], "next_cursor": None}
     finally:
         code = served.stop(sig)
     err = served.stderr()
