@@ -333,3 +333,12 @@ def test_the_table_shows_the_hardware_column_only_with_alternatives(tmp_path: Pa
         line for line in render_plan(plain.plan, 10, []).splitlines() if line.startswith("#  region")
     )
     assert "hardware" not in plain_head and "embodied kg" in plain_head and "total kg" in plain_head
+
+
+def test_the_plot_draws_a_region_once_whatever_hardware_its_options_use(tmp_path: Path) -> None:
+    from carbonshift.cli.plan_plot import lines_of
+
+    catalog, service = two_labs(tmp_path)
+    advice = advise(parse_jobspec(job()), catalog=catalog, service=service, now=NOW)
+    lines = lines_of(advice, 8)
+    assert sorted(ref for line in lines for ref in line.refs) == ["local:dip", "local:flat"]

@@ -57,7 +57,7 @@ class Line:
 def lines_of(advice: Advice, top: int) -> list[Line]:
     """The series to draw: the best `top` options and the baseline, one line per distinct series."""
     plan = advice.plan
-    refs = [o.ref for o in plan.options[:top]]
+    refs = list(dict.fromkeys(o.ref for o in plan.options[:top]))  # a region twice: two hardware options
     base_ref = f"{plan.baseline.provider}:{plan.baseline.region}"
     if base_ref not in refs:
         refs.append(base_ref)
