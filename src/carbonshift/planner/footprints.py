@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
-from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from carbonshift.catalog.embodied import EmbodiedEstimate, embodied_in_region
@@ -97,10 +96,20 @@ def alternative_spec(spec: JobSpec, choice: HardwareChoice) -> JobSpec:
     )
 
 
-@lru_cache(maxsize=1 << 14)
 def embodied_run(provider: str, region: str, hardware: Hardware, duration_s: int) -> EmbodiedEstimate:
-    """`embodied_in_region`, remembered: a plan shows the same few (region, hardware, duration) often."""
-    return embodied_in_region(provider, region, hardware, duration_s)
+    """`embodied_in_region`, remembered: a plan shows the same few (region, hardware, duration) often.
+    Keyed by the hardware's values, not the model (a pydantic model hashes and compares slowly)."""
+    key = (provider, region, hardware.gpu, hardware.gpus, hardware.vcpus, hardware.memory_gb, duration_s)
+    found = _EMBODIED.get(key)
+    if found is None:
+        found = _EMBODIED[key] = embodied_in_region(provider, region, hardware, duration_s)
+        if len(_EMBODIED) > MAX_REMEMBERED:
+            _EMBODIED.pop(next(iter(_EMBODIED)))
+    return found
+
+
+MAX_REMEMBERED = 1 << 14
+_EMBODIED: dict[tuple[object, ...], EmbodiedEstimate] = {}
 
 
 @dataclass(frozen=True, slots=True)
