@@ -342,3 +342,21 @@ def test_the_plot_draws_a_region_once_whatever_hardware_its_options_use(tmp_path
     advice = advise(parse_jobspec(job()), catalog=catalog, service=service, now=NOW)
     lines = lines_of(advice, 8)
     assert sorted(ref for line in lines for ref in line.refs) == ["local:dip", "local:flat"]
+
+
+def test_a_recurring_spec_plans_its_occurrence_on_every_alternative_that_fits(tmp_path: Path) -> None:
+    catalog, service = two_labs(tmp_path)
+    spec = parse_jobspec(
+        job(
+            window={},
+            duration="2h",
+            schedule={"cron": "0 1 * * *", "flex": "2h"},  # 01:00 + 2h flex + 2h: until 05:00
+            hardware_options=[{**H100, "duration": "1h"}, {"gpu": "L4", "gpus": 8, "duration": "6h"}],
+        )
+    )
+    advice = advise(spec, catalog=catalog, service=service, now=NOW)
+    assert {o.alternative for o in advice.plan.options} == {0, 1}
+    assert all(
+        o.start >= NOW + timedelta(hours=1) and o.end <= NOW + timedelta(hours=5) for o in advice.plan.options
+    )
+    assert any(n.startswith("hardware_options[1] (8x L4 6h) left out") for n in advice.notices)
