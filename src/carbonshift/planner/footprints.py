@@ -16,6 +16,7 @@ charged a whole server built from the hardware by CCF's method.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -132,7 +133,8 @@ class Footprints:
         return self.choices[option.alternative]
 
     def embodied(self, option: PlanOption) -> EmbodiedEstimate:
-        run_s = sum(b - a for a, b in option.chunks_s)
+        chunks = option.chunks_s
+        run_s = chunks[0][1] - chunks[0][0] if len(chunks) == 1 else sum(b - a for a, b in chunks)
         return embodied_run(option.provider, option.region, self.choice(option).hardware, run_s)
 
     def baseline_embodied(self, provider: str, region: str) -> EmbodiedEstimate:
@@ -140,41 +142,40 @@ class Footprints:
         own = self.choices[0]
         return embodied_run(provider, region, own.hardware, own.duration_s)
 
-    def footprint(self, option: PlanOption) -> Footprint:
-        unit = self.functional_unit
-        return Footprint(
-            option.kg_co2e,
-            self.embodied(option).kg_co2e,
-            unit.name if unit is not None else None,
-            unit.count if unit is not None else None,
-        )
-
     def total_kg(self, option: PlanOption) -> float:
         """Operational + embodied kg: what options of several hardware alternatives are ranked by."""
         return option.kg_co2e + self.embodied(option).kg_co2e
 
-    def option_fields(self, option: PlanOption, baseline: Baseline) -> dict[str, Any]:
-        """The keys an option's dict gains: embodied_kg_co2e, total_kg_co2e, total_savings_kg (against
-        the baseline run's own total: its operational kg plus the spec's hardware's embodied share
-        where it runs), sci (with a functional unit) and hardware (with alternatives)."""
-        fp = self.footprint(option)
-        where = (
-            (baseline.provider, baseline.region)
+    def add_fields(
+        self, options: Sequence[PlanOption], shown: list[dict[str, Any]], baseline: Baseline
+    ) -> None:
+        """Add to each option's dict (`shown`, in the order of `options`): embodied_kg_co2e,
+        total_kg_co2e, total_savings_kg (against the baseline run's own total: its operational kg plus
+        the spec's hardware's embodied share where it runs), sci (with a functional unit) and hardware
+        (with alternatives). One pass: a batch shows every option of thousands of plans."""
+        own = self.choices[0]
+        fixed = (
+            self.baseline_embodied(baseline.provider, baseline.region).kg_co2e
             if baseline.basis == "spec"
-            else (option.provider, option.region)
+            else None
         )
-        base_total = option.baseline_kg_co2e + self.baseline_embodied(*where).kg_co2e
-        out: dict[str, Any] = {
-            "embodied_kg_co2e": round(fp.embodied_kg_co2e, 6),
-            "total_kg_co2e": round(fp.total_kg_co2e, 6),
-            "total_savings_kg": round(base_total - fp.total_kg_co2e, 6),
-        }
-        sci = fp.sci_dict()
-        if sci is not None:
-            out["sci"] = sci
-        if self.alternatives:
-            out["hardware"] = self.choice(option).to_dict()
-        return out
+        unit = self.functional_unit
+        hardware = [c.to_dict() for c in self.choices] if self.alternatives else None
+        for option, out in zip(options, shown, strict=True):
+            embodied = self.embodied(option).kg_co2e
+            base_embodied = (
+                fixed
+                if fixed is not None
+                else embodied_run(option.provider, option.region, own.hardware, own.duration_s).kg_co2e
+            )
+            total = option.kg_co2e + embodied
+            out["embodied_kg_co2e"] = round(embodied, 6)
+            out["total_kg_co2e"] = round(total, 6)
+            out["total_savings_kg"] = round(option.baseline_kg_co2e + base_embodied - total, 6)
+            if unit is not None:
+                out["sci"] = Footprint(option.kg_co2e, embodied, unit.name, unit.count).sci_dict()
+            if hardware is not None:
+                out["hardware"] = dict(hardware[option.alternative])
 
     def baseline_fields(self, baseline: Baseline) -> dict[str, Any]:
         embodied = self.baseline_embodied(baseline.provider, baseline.region).kg_co2e

@@ -278,8 +278,7 @@ class Plan:
         baseline = self.baseline.to_dict()
         fp = self.footprints
         if fp is not None:
-            for option, shown_option in zip(options, shown, strict=True):
-                shown_option.update(fp.option_fields(option, self.baseline))
+            fp.add_fields(options, shown, self.baseline)
             baseline.update(fp.baseline_fields(self.baseline))
         out = {
             "job": self.job,
