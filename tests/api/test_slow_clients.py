@@ -184,3 +184,24 @@ def test_unreadable_requests_get_a_json_400(guarded: ApiServer) -> None:
         head, body = answer.split(b"\r\n\r\n", 1)
         assert b"content-type: application/json" in head.lower()
         assert json.loads(body)["detail"].startswith("bad HTTP request")
+
+
+def test_past_the_connection_limit_the_answer_is_json_503(tmp_path: Path) -> None:
+    options = {**uvicorn_options(read_timeout_s=READ_TIMEOUT_S), "limit_concurrency": 4}
+    server = start_server(tmp_path, options=options)
+    held = []
+    try:
+        for _ in range(4):  # idle connections count towards uvicorn's limit
+            held.append(_connect(server))
+        time.sleep(0.2)
+        sock = _connect(server)
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        answer = _answer(sock)
+        head, body = answer.split(b"\r\n\r\n", 1)
+        assert head.startswith(b"HTTP/1.1 503")
+        assert b"content-type: application/json" in head.lower()
+        assert "connection limit" in json.loads(body)["detail"]
+    finally:
+        for s in held:
+            s.close()
+        server.stop()

@@ -26,6 +26,7 @@ from collections.abc import Callable
 from typing import Any
 
 import h11
+from uvicorn.protocols.http import h11_impl
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 REQUEST_READ_TIMEOUT_S = 15.0  # headers and body of one request
@@ -69,8 +70,30 @@ def max_connections(open_file_limit: int) -> int:
     return max(32, min(MAX_CONNECTIONS_CAP, (open_file_limit - FD_RESERVE) // 2))
 
 
+async def json_service_unavailable(scope: Any, receive: Any, send: Any) -> None:
+    """uvicorn's answer past `limit_concurrency`, as JSON like every other answer (its own is plain
+    text); the connection is closed, as uvicorn's is."""
+    body = json.dumps({"detail": "the server is at its connection limit: retry shortly"}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 503,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"retry-after", b"1"),
+                (b"connection", b"close"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
 def guarded_protocol(read_timeout_s: float, connection_cap: int) -> type[H11Protocol]:
     """uvicorn's h11 protocol with the per-request read deadline and the hard connection cap."""
+    # uvicorn picks its over-the-limit app from this module global (no setting for it): ours
+    # answers JSON. Only the serving process builds this protocol, so nothing else is affected.
+    setattr(h11_impl, "service_unavailable", json_service_unavailable)  # noqa: B010 - not exported
     timeout_response = _timeout_response(read_timeout_s)
 
     class GuardedH11Protocol(H11Protocol):
