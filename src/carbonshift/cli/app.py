@@ -46,8 +46,18 @@ def _register() -> None:
     commands.register_for(app, sys.argv[1:])
 
 
+def _readable_output() -> None:
+    """Text a server stored before it refused it (a lone surrogate) or a terminal's narrow encoding
+    must not turn a listing into a traceback: what cannot be written is written as an escape."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="backslashreplace")
+
+
 def main() -> None:
     """Entry point: user errors become one clear line on stderr and exit code 2, never a traceback."""
+    _readable_output()
     _register()
     try:
         app()  # standalone: usage errors and --help are handled by typer, with exit code 2 / 0
