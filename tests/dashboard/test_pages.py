@@ -245,3 +245,15 @@ def test_login_never_sends_a_browser_to_another_site(dash: ApiServer, bad: str) 
         allow_redirects=False,
     )
     assert response.status_code == 303 and response.headers["location"] == "/"
+
+
+def test_text_stored_before_validation_renders_escaped_not_as_a_500() -> None:
+    from jinja2 import Environment
+
+    from carbonshift.api.dashboard import printable
+
+    env = Environment(autoescape=True)
+    env.finalize = printable
+    html = env.from_string("<td>{{ name }}</td><td>{{ n }}</td>").render(name="legacy\ud800<b>", n=3)
+    assert html == "<td>legacy\\ud800&lt;b&gt;</td><td>3</td>"
+    html.encode("utf-8")  # what the response does: no UnicodeEncodeError

@@ -241,12 +241,24 @@ def _next_page(given: str | None) -> str:
     return "/"
 
 
+def printable(value: Any) -> Any:
+    """A string that cannot be encoded as UTF-8 (a lone surrogate in data stored before validation
+    refused it) shown with an escape instead of failing the page with a 500."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    return value
+
+
 # ---- the routes --------------------------------------------------------------------------------------
 def install(app: FastAPI, scheduler: SchedulerPort, settings: Settings, token: str | None) -> None:
     """Add the dashboard's pages, its static files and the login form to `app`."""
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     env = templates.env
     env.filters.update(kg=fmt_kg, kwh=fmt_kwh, g=fmt_g, time=fmt_time)
+    env.finalize = printable  # text stored before validation refused it still renders (escaped)
     env.globals.update(version=__version__, auth=token is not None)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
 
