@@ -239,3 +239,17 @@ def test_the_watchdog_stops_a_run_past_its_deadline_and_fails_it(tmp_path: Path)
         )
     finally:
         sched.shutdown()
+
+
+def test_the_daemon_plans_only_the_hardware_it_launches(tmp_path: Path) -> None:
+    """A spec with hardware_options is planned (and launched) with its own hardware: an alternative's
+    shorter duration must not be what the run is planned with."""
+    settings = make_settings(tmp_path, {"lab": hourly(NOW, 48, lambda h: 300.0)})
+    sched = Scheduler.from_settings(settings, clock=FixedClock(NOW), providers={"local": FakeProvider()})  # type: ignore[dict-item]
+    sched.start(background=False)
+    try:
+        job = sched.submit(spec(name="alt", duration="4h", hardware_options=[{"gpus": 0, "speedup": 4}]))
+        (run,) = job.runs
+        assert run.planned_end - run.planned_start == timedelta(hours=4)
+    finally:
+        sched.shutdown()

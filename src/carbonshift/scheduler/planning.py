@@ -100,6 +100,9 @@ class Plans:
             "window": Window(earliest=earliest, deadline=deadline),
             "schedule": None,
             "interruptible": split,
+            # the daemon launches the spec's own hardware: planning an alternative it would not launch
+            # could pick a region or duration that hardware does not have (alternatives: `plan` only)
+            "hardware_options": [],
         }
         if duration_s is not None:
             update["duration"] = timedelta(seconds=duration_s)
