@@ -296,11 +296,20 @@ EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "examples").glob("*.yam
         "a: 2026-11-24T18:00:00\nb: 2026-11-24\nc: 0x1F\nd: 1_000\ne: 0o17\nf: .inf\ng: ~\nh: yes\n",
         "n: " + "9" * 5000 + "\nm: -" + "7" * 70 + "\n",
         "x: &a [1, 2]\ny: *a\nz: !!str 3\nw: 'it''s'\nv: |\n  two\n  lines\n",
+        # built by PyYAML's own constructor (config/plain_yaml.py refuses them): tags, merge keys,
+        # a `=` key, collection keys, a recursive alias
+        "a: !!binary aGk=\nb: !!set {x, y}\nc: !!omap [{k: 1}]\nd: !!float 1\ne: !!timestamp 2026-01-01\n",
+        "base: &b {x: 1, y: 2}\nmerged:\n  <<: *b\n  y: 3\n",
+        "a: {=: 1}\n",
+        "a: &r [1, *r]\n",
+        "a: {1: one, 2.5: two, true: three, ~: four, 0x10: five}\nb: [.nan, -.inf, 1e3, null, yes, Off]\n",
+        "a: [[[[1]]], {b: {c: [d]}}]\nkeys: &k key\n*k : 2\n",
     ],
 )
 def test_fast_yaml_reads_what_the_python_loader_reads(text: str) -> None:
     """The libyaml-backed loader (a batch reads 10,000 specs) has the same resolvers and constructors:
-    no implicit timestamps, big integers as HugeNumber, everything else as PyYAML's SafeLoader."""
+    no implicit timestamps, big integers as HugeNumber, everything else as PyYAML's SafeLoader; plain
+    documents are built without PyYAML's generic constructor, other ones by it."""
     import yaml
 
     from carbonshift.config.jobspec import _FastNoTimestampLoader, _NoTimestampLoader
@@ -308,7 +317,37 @@ def test_fast_yaml_reads_what_the_python_loader_reads(text: str) -> None:
     fast = yaml.load(text, Loader=_FastNoTimestampLoader)
     slow = yaml.load(text, Loader=_NoTimestampLoader)
     assert repr(fast) == repr(slow)  # repr: HugeNumber has no ==, and .nan != .nan
-    assert not any(isinstance(v, datetime) for v in fast.values())
+    assert not any(isinstance(v, datetime) for v in fast.values() if not isinstance(slow, dict))
+
+
+def test_a_yaml_alias_is_one_object_and_an_alias_bomb_stays_small() -> None:
+    """An alias is the object already built (as PyYAML builds it), so nine aliases over eight levels
+    are 72 references, not 9**8 copies; the document check then counts what it walks."""
+    import yaml
+
+    from carbonshift.config.jobspec import _FastNoTimestampLoader
+
+    data = yaml.load("x: &a [1, {b: 2}]\ny: *a\n", Loader=_FastNoTimestampLoader)
+    assert data["x"] is data["y"]
+    names = "abcdefgh"
+    bomb = "".join(
+        f"{n}: &{n} [{','.join(['*' + names[i - 1]] * 9) if i else '1'}]\n" for i, n in enumerate(names)
+    )
+    assert list(problems(bomb)) == [""]  # more than MAX_NODES values in one document, named as before
+
+
+@pytest.mark.parametrize("text", ["a: !custom 1\n", "? [a, b]\n: 1\n", "a: !!python/name:os.system\n"])
+def test_yaml_both_loaders_refuse_is_refused_alike(text: str) -> None:
+    import yaml
+
+    from carbonshift.config.jobspec import _FastNoTimestampLoader, _NoTimestampLoader
+
+    errors = []
+    for loader in (_FastNoTimestampLoader, _NoTimestampLoader):
+        with pytest.raises(yaml.YAMLError) as info:
+            yaml.load(text, Loader=loader)
+        errors.append((type(info.value), getattr(info.value, "problem", None)))
+    assert errors[0] == errors[1]
 
 
 def test_a_yaml_escape_libyaml_refuses_is_still_named_by_field() -> None:
@@ -318,3 +357,11 @@ def test_a_yaml_escape_libyaml_refuses_is_still_named_by_field() -> None:
     assert found == {"command": "not valid Unicode text (a lone surrogate such as \\ud800)"}
     # a lone surrogate in the text itself (a str from Python, not a file) cannot reach libyaml at all
     assert list(problems("name: a\ncommand: echo \ud800\nduration: 1h\n")) == [""]
+
+
+@pytest.mark.parametrize("value", ["!!int nope", "!!float nope", "!!bool nope", "!!timestamp nope"])
+def test_a_value_not_of_its_explicit_tag_is_invalid_yaml_not_a_crash(value: str) -> None:
+    found = problems(f"name: a\ncommand: x\nduration: 1h\npower_watts: {value}\n")
+    assert found == {
+        "": "not valid YAML: a value tagged !!int, !!float, !!bool or !!timestamp is not of that type"
+    }

@@ -35,6 +35,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from carbonshift.config.document import MAX_DEPTH, HugeNumber, document_problem, parse_int, shown
+from carbonshift.config.plain_yaml import NotPlain, plain_document
 from carbonshift.errors import UserInputError
 from carbonshift.planner.power_tables import known_gpu_models, lookup_gpu, no_public_tdp
 from carbonshift.timeutil import isoformat_z, parse_datetime, parse_duration
@@ -837,6 +838,17 @@ _CBase: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 class _FastNoTimestampLoader(_CBase):  # type: ignore[valid-type,misc]
     yaml_implicit_resolvers = _NO_TIMESTAMPS
 
+    def construct_document(self, node: yaml.Node) -> Any:
+        """A plain document (a spec always is) built directly (config/plain_yaml.py says why), any
+        other by PyYAML's constructor."""
+        try:
+            return plain_document(node, self._scalar)
+        except NotPlain:
+            return super().construct_document(node)
+
+    def _scalar(self, node: yaml.ScalarNode) -> Any:
+        return self.yaml_constructors[node.tag](self, node)
+
 
 def _yaml_int(loader: yaml.SafeLoader, node: yaml.Node) -> int | HugeNumber:
     """YAML's own int reading, with a HugeNumber instead of ValueError past Python's digit limit."""
@@ -852,12 +864,18 @@ for _loader in (_NoTimestampLoader, _FastNoTimestampLoader):
 
 
 def _load_yaml(text: str) -> Any:
-    if _CBase is not yaml.SafeLoader:
-        try:
-            return yaml.load(text, Loader=_FastNoTimestampLoader)
-        except (yaml.YAMLError, UnicodeEncodeError):  # libyaml takes UTF-8: a lone surrogate fails there
-            pass
-    return yaml.load(text, Loader=_NoTimestampLoader)
+    try:
+        if _CBase is not yaml.SafeLoader:
+            try:
+                return yaml.load(text, Loader=_FastNoTimestampLoader)
+            except (yaml.YAMLError, UnicodeEncodeError):  # libyaml takes UTF-8: a lone surrogate fails
+                pass
+        return yaml.load(text, Loader=_NoTimestampLoader)
+    except (ValueError, LookupError, AttributeError, TypeError):
+        # PyYAML's constructors fail unwrapped on an explicit tag whose value is not of its type
+        raise yaml.YAMLError(
+            "a value tagged !!int, !!float, !!bool or !!timestamp is not of that type"
+        ) from None
 
 
 MAX_SPEC_BYTES = (
