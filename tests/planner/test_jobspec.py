@@ -365,3 +365,20 @@ def test_a_value_not_of_its_explicit_tag_is_invalid_yaml_not_a_crash(value: str)
     assert found == {
         "": "not valid YAML: a value tagged !!int, !!float, !!bool or !!timestamp is not of that type"
     }
+
+
+def test_the_document_check_applies_however_a_spec_is_made() -> None:
+    """parse_jobspec walks the document once and tells the model so; a spec made in Python (no such
+    context) is still walked by the model itself."""
+    from pydantic import ValidationError
+
+    data = {**MINIMAL, "command": "echo \ud800"}
+    with pytest.raises(JobSpecError) as info:
+        parse_jobspec(data)
+    assert dict(info.value.problems) == {
+        "command": "not valid Unicode text (a lone surrogate such as \\ud800)"
+    }
+    with pytest.raises(ValidationError, match="lone surrogate"):
+        JobSpec.model_validate(data)
+    with pytest.raises(ValidationError, match="lone surrogate"):
+        JobSpec(**data)
