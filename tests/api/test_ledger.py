@@ -36,9 +36,11 @@ def ledger_api(
 
 
 def _tracked_report(
-    run_id: str, kg: float, energy: float, end: str = "2026-11-20T11:00:00Z"
+    run_id: str, kg: float, energy: float, end: str = "2026-11-20T11:00:00Z", embodied: float | None = None
 ) -> dict[str, object]:
+    both = {} if embodied is None else {"embodied_kg_co2e": embodied, "total_kg_co2e": kg + embodied}
     return {
+        **both,
         "run_id": run_id,
         "command": ["python", "eval.py"],
         "start": "2026-11-20T10:00:00Z",
@@ -108,11 +110,11 @@ def test_totals_api_errors_name_the_parameter(ledger_api: ApiServer) -> None:
 
 def test_posted_runs_and_the_report_command(ledger_api: ApiServer, tmp_path: Path) -> None:
     api = ledger_api
-    for i, (team, kg, energy) in enumerate(
-        [("research", 0.5, 2.0), ("research", 0.25, 1.0), ("infra", 0.125, 0.5)]
+    for i, (team, kg, energy, embodied) in enumerate(
+        [("research", 0.5, 2.0, 0.0625), ("research", 0.25, 1.0, None), ("infra", 0.125, 0.5, 0.03125)]
     ):
         body = {
-            "report": _tracked_report(f"tracked-{i}", kg, energy),
+            "report": _tracked_report(f"tracked-{i}", kg, energy, embodied=embodied),
             "labels": {"team": team},
             "name": "eval",
         }
@@ -138,14 +140,20 @@ def test_posted_runs_and_the_report_command(ledger_api: ApiServer, tmp_path: Pat
     assert data["total"]["kg_co2e"] == pytest.approx(0.875) and data["total"][
         "saved_kg_co2e"
     ] == pytest.approx(0.0)
+    # both parts: operational (kg_co2e) and embodied, summed apart and together
+    assert data["groups"][1]["embodied_kg_co2e"] == pytest.approx(0.0625)
+    assert data["total"]["embodied_kg_co2e"] == pytest.approx(0.09375)
+    assert data["total"]["total_kg_co2e"] == pytest.approx(0.875 + 0.09375)
 
     as_csv = run_cli(*args, "--format", "csv", env=env, tmp=tmp_path)
     assert as_csv.returncode == 0, as_csv.stderr
     rows = list(csv.DictReader(io.StringIO(as_csv.stdout)))
     assert [r["team"] for r in rows] == ["infra", "research"]
     assert float(rows[1]["kg_co2e"]) == pytest.approx(0.75) and rows[1]["planned_kg_co2e"] == ""
+    assert float(rows[1]["total_kg_co2e"]) == pytest.approx(0.8125)
     assert list(rows[0]) == [
-        "team", "region", "runs", "energy_kwh", "kg_co2e", "planned_kg_co2e", "baseline_kg_co2e", "saved_kg_co2e"
+        "team", "region", "runs", "energy_kwh", "kg_co2e", "embodied_kg_co2e", "total_kg_co2e",
+        "planned_kg_co2e", "baseline_kg_co2e", "saved_kg_co2e"
     ]  # fmt: skip
 
     as_table = run_cli(*args, env=env, tmp=tmp_path)
@@ -153,8 +161,9 @@ def test_posted_runs_and_the_report_command(ledger_api: ApiServer, tmp_path: Pat
     lines = as_table.stdout.splitlines()
     assert lines[0].startswith("ledger, runs that ended 2026-11-01T00:00:00Z")
     assert lines[1].split()[:3] == ["team", "region", "runs"]
-    assert any(line.startswith("research") and "750 g" in line for line in lines)
-    assert lines[-1].startswith("total") and "875 g" in lines[-1]
+    assert "operational CO2e" in lines[1] and "embodied" in lines[1] and "total CO2e" in lines[1]
+    assert any(line.startswith("research") and "750 g" in line and "812 g" in line for line in lines)
+    assert lines[-1].startswith("total") and "875 g" in lines[-1] and "93.8 g" in lines[-1]
 
     bad = run_cli("report", "--group-by", "colour", env=env, tmp=tmp_path)
     assert bad.returncode == 2 and "group_by" in bad.stderr and "colour" in bad.stderr

@@ -111,6 +111,7 @@ def test_render_metrics() -> None:
             "role": "active",
             "runs_by_status": {"succeeded": 3, "waiting": 1},
             "planned_kg_co2e": 1.5,
+            "reports_rejected": 2,
             "saving_pct": None,
             "ignored": "text",
             "flag": True,
@@ -123,6 +124,9 @@ def test_render_metrics() -> None:
     assert 'carbonshift_runs{status="succeeded"} 3' in lines
     assert 'carbonshift_runs{status="waiting"} 1' in lines
     assert "carbonshift_planned_kg_co2e 1.5" in lines
+    # refused reports only ever add up: a Prometheus counter
+    assert "# TYPE carbonshift_reports_rejected_total counter" in lines
+    assert "carbonshift_reports_rejected_total 2" in lines
     assert 'carbonshift_daemon_role{role="active"} 1' in lines
     assert 'carbonshift_daemon_role{role="standby"} 0' in lines
     assert "carbonshift_new_figure 7" in lines  # a key without a name yet is still shown

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+from datetime import UTC, datetime
 
 import pytest
 import requests
@@ -103,6 +104,19 @@ def test_overview_shows_the_ledger_total_and_the_teams(dash: ApiServer) -> None:
     html = _login(dash).get(dash.url + "/").text
     assert "ml" in html and "data" in html and "Top teams" in html
     assert 'id="month-kg"' in html
+    # both parts of the footprint, as the ledger sums them for this month
+    month = dash.get("/api/v1/totals", params={"from": _month_start()}).json()["total"]
+    embodied = re.search(r'id="month-embodied" data-kg="([^"]*)"', html)
+    total = re.search(r'id="month-total" data-kg="([^"]*)"', html)
+    assert embodied is not None and total is not None
+    assert float(embodied.group(1)) == pytest.approx(month["embodied_kg_co2e"])
+    assert float(total.group(1)) == pytest.approx(month["kg_co2e"] + month["embodied_kg_co2e"])
+    assert '<th class="num">Embodied</th>' in html
+
+
+def _month_start() -> str:
+    now = datetime.now(UTC)
+    return f"{now:%Y-%m}-01T00:00:00Z"
 
 
 def test_runs_filter_by_team(dash: ApiServer) -> None:
@@ -171,6 +185,8 @@ def test_csv_export_columns(dash: ApiServer) -> None:
         "runs",
         "energy_consumed",
         "emissions",
+        "embodied_emissions",
+        "total_emissions",
         "planned_emissions",
         "baseline_emissions",
         "saved_emissions",
@@ -197,6 +213,8 @@ def test_the_fallback_totals_agree_with_the_ledger(dash: ApiServer) -> None:
         (g["key"], g["runs"]) for g in ledger["groups"]
     ]
     assert mine["total"]["kg_co2e"] == pytest.approx(ledger["total"]["kg_co2e"], rel=1e-6)
+    for key in ("embodied_kg_co2e", "total_kg_co2e"):
+        assert mine["total"][key] == pytest.approx(ledger["total"][key], rel=1e-6), key
 
 
 def test_the_cookie_is_secure_over_https(dash: ApiServer) -> None:

@@ -12,6 +12,7 @@ import pytest
 from carbonshift.clock import FixedClock
 from carbonshift.config.jobspec import Labels
 from carbonshift.errors import UserInputError
+from carbonshift.ledger_figures import FIGURES
 from carbonshift.providers.base import Handle, InstanceState, InstanceStatus
 from carbonshift.scheduler import RunState, Scheduler
 from carbonshift.scheduler.ledger import totals
@@ -52,6 +53,7 @@ def _run_one(
     kg: float,
     *,
     local_finish: bool = False,
+    embodied: float | None = None,
 ) -> dict[str, Any]:
     """Submit a job, launch it, end it with a report (posted back, or read by the provider); the run's
     stored planned numbers come back for the hand computation."""
@@ -59,7 +61,9 @@ def _run_one(
     job = sched.submit(spec(labels=labels, window=window(now, now + timedelta(hours=6))))
     sched.tick()
     run_id = job.runs[0].id
-    report = {"exit_code": 0, "energy_kwh": energy, "kg_co2e": kg}
+    report: dict[str, Any] = {"exit_code": 0, "energy_kwh": energy, "kg_co2e": kg}
+    if embodied is not None:  # a tracker that knows the hardware; an older one reports no embodied part
+        report.update(embodied_kg_co2e=embodied, total_kg_co2e=kg + embodied)
     if local_finish:
         provider.reports[run_id] = report
         provider.finish(run_id)
@@ -72,6 +76,7 @@ def _run_one(
         "labels": labels,
         "energy": energy,
         "kg": kg,
+        "embodied": embodied,
         "planned": float(run.planned["kg_co2e"]),
         "baseline": float(run.planned["baseline_kg_co2e"]),
         "month": (run.ended_at or now).strftime("%Y-%m"),
@@ -79,10 +84,13 @@ def _run_one(
 
 
 def _expected(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    embodied = [r["embodied"] for r in runs if r["embodied"] is not None]
     return {
         "runs": len(runs),
         "energy_kwh": sum(r["energy"] for r in runs),
         "kg_co2e": sum(r["kg"] for r in runs),
+        "embodied_kg_co2e": sum(embodied) if embodied else None,  # no run reported one: unknown
+        "total_kg_co2e": sum(r["kg"] + (r["embodied"] or 0.0) for r in runs),
         "planned_kg_co2e": sum(r["planned"] for r in runs),
         "baseline_kg_co2e": sum(r["baseline"] for r in runs),
         "saved_kg_co2e": sum(r["baseline"] - r["kg"] for r in runs),
@@ -91,8 +99,11 @@ def _expected(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 def _same(got: dict[str, Any], want: dict[str, Any]) -> None:
     assert got["runs"] == want["runs"]
-    for key in ("energy_kwh", "kg_co2e", "planned_kg_co2e", "baseline_kg_co2e", "saved_kg_co2e"):
-        assert got[key] == pytest.approx(want[key], rel=1e-9, abs=1e-12), key
+    for key in FIGURES:
+        if want[key] is None:
+            assert got[key] is None, key
+        else:
+            assert got[key] == pytest.approx(want[key], rel=1e-9, abs=1e-12), key
 
 
 def test_labels_are_stored_with_jobs_and_runs_and_filter_the_list(tmp_path: Path, db_url: str | None) -> None:
@@ -129,13 +140,13 @@ def test_totals_are_exact_sums_of_the_stored_runs(tmp_path: Path, db_url: str | 
     try:
         ml = {"team": "ml-platform", "project": "llm"}
         march = [
-            _run_one(sched, clock, provider, ml, 1.5, 0.25),
-            _run_one(sched, clock, provider, ml, 0.75, 0.125, local_finish=True),
+            _run_one(sched, clock, provider, ml, 1.5, 0.25, embodied=0.03125),
+            _run_one(sched, clock, provider, ml, 0.75, 0.125, local_finish=True, embodied=0.015625),
             _run_one(sched, clock, provider, {"team": "data"}, 2.0, 0.5),
         ]
         clock.advance(31 * 86400)  # April
         april = [
-            _run_one(sched, clock, provider, ml, 3.0, 0.0625, local_finish=True),
+            _run_one(sched, clock, provider, ml, 3.0, 0.0625, local_finish=True, embodied=0.0078125),
             _run_one(sched, clock, provider, {"team": "data", "project": "etl"}, 0.5, 0.375),
         ]
         # a run that never reported counts nowhere
@@ -197,6 +208,8 @@ def test_a_tracked_run_counts_once_and_saves_nothing(tmp_path: Path, db_url: str
             "exit_code": 0,
             "energy_kwh": 0.4,
             "kg_co2e": 0.08,
+            "embodied_kg_co2e": 0.03,
+            "total_kg_co2e": 0.11,
             "zone": "DE",
             "location": {"region": "aws:eu-central-1", "zone": "DE"},
         }
@@ -211,7 +224,11 @@ def test_a_tracked_run_counts_once_and_saves_nothing(tmp_path: Path, db_url: str
         total = data["total"]
         assert total["runs"] == 1 and total["energy_kwh"] == pytest.approx(0.4)
         assert total["kg_co2e"] == pytest.approx(0.08) and total["baseline_kg_co2e"] == pytest.approx(0.08)
-        assert total["saved_kg_co2e"] == pytest.approx(0.0)
+        assert total["saved_kg_co2e"] == pytest.approx(0.0)  # shifting saves operational kg only
+        assert total["embodied_kg_co2e"] == pytest.approx(0.03) and total["total_kg_co2e"] == pytest.approx(
+            0.11
+        )
+        assert run.actual["embodied_kg_co2e"] == 0.03 and run.actual["total_kg_co2e"] == 0.11
         assert data["total"]["planned_kg_co2e"] is None  # it had no plan
         job = sched.get_job(run.job_id).to_dict()
         assert job["kind"] == "tracked" and job["labels"]["team"] == "research"
@@ -241,17 +258,28 @@ def test_runs_stored_before_the_ledger_are_backfilled(tmp_path: Path) -> None:
         )
         conn.exec_driver_sql(
             "INSERT INTO reports (run_id, received_at, source, body) VALUES "
-            f"('run-old', {t}, 'remote', '{{\"kg_co2e\": 0.25, \"energy_kwh\": 2.0}}')"
+            f"('run-old', {t}, 'remote', '{{\"kg_co2e\": 0.25, \"energy_kwh\": 2.0, \"embodied_kg_co2e\": 0.125}}')"
         )
     db.upgrade(engine)
     data = totals(engine, ["month"])
     assert data["groups"][0]["key"] == {"month": "2026-11"}
     assert {
-        k: data["total"][k] for k in ("runs", "energy_kwh", "kg_co2e", "planned_kg_co2e", "saved_kg_co2e")
+        k: data["total"][k]
+        for k in (
+            "runs",
+            "energy_kwh",
+            "kg_co2e",
+            "embodied_kg_co2e",
+            "total_kg_co2e",
+            "planned_kg_co2e",
+            "saved_kg_co2e",
+        )
     } == {
         "runs": 1,
         "energy_kwh": 2.0,
         "kg_co2e": 0.25,
+        "embodied_kg_co2e": 0.125,  # migration 0010 took it from the run's latest counted report
+        "total_kg_co2e": 0.375,
         "planned_kg_co2e": 0.5,
         "saved_kg_co2e": 0.5,
     }

@@ -17,7 +17,14 @@ from carbonshift.errors import UserInputError
 from carbonshift.providers.base import Handle, InstanceState, InstanceStatus
 from carbonshift.scheduler import RunState, Scheduler
 from carbonshift.scheduler.models import ReportRow
-from carbonshift.scheduler.report_check import CEILING_KW, FLOOR_KW, RunBounds, report_problem, storable
+from carbonshift.scheduler.report_check import (
+    CEILING_KW,
+    FLOOR_KW,
+    MAX_EMBODIED_KG_PER_H,
+    RunBounds,
+    report_problem,
+    storable,
+)
 from tests.api.helpers import ApiServer, local_spec
 from tests.api.test_lifecycle import RecordingLocal, recording  # noqa: F401  (the fixture)
 from tests.scheduler.helpers import NOW, FakeProvider, make_settings, spec, window
@@ -43,6 +50,17 @@ HOUR = RunBounds(planned_kwh=0.2, planned_s=3600.0, longest_s=4 * 3600.0)  # 200
         ({"kg_co2e": 1e9}, "kg_co2e", "not plausible for this run"),
         ({"exit_code": 10**400}, "exit_code", "an integer"),
         ({"exit_code": "0"}, "exit_code", "an integer"),
+        ({"embodied_kg_co2e": math.nan}, "embodied_kg_co2e", "finite"),
+        ({"embodied_kg_co2e": -0.1}, "embodied_kg_co2e", "negative"),
+        ({"total_kg_co2e": math.inf}, "total_kg_co2e", "finite"),
+        ({"total_kg_co2e": -1.0}, "total_kg_co2e", "negative"),
+        # 10 kg per hour of hardware at most: the run can have lasted 4 h here
+        ({"embodied_kg_co2e": 1e6}, "embodied_kg_co2e", "not plausible"),
+        (
+            {"kg_co2e": 0.1, "embodied_kg_co2e": 0.05, "total_kg_co2e": 0.2},
+            "total_kg_co2e",
+            "kg_co2e + embodied",
+        ),
     ],
 )
 def test_a_report_that_cannot_count_names_its_field(report: dict[str, Any], field: str, words: str) -> None:
@@ -53,6 +71,11 @@ def test_a_report_that_cannot_count_names_its_field(report: dict[str, Any], fiel
 def test_plausible_reports_count() -> None:
     assert report_problem({}, HOUR) is None
     assert report_problem({"exit_code": 0, "energy_kwh": 0.5, "kg_co2e": 0.1, "pue": 1.2}, HOUR) is None
+    both = {"energy_kwh": 0.5, "kg_co2e": 0.1, "embodied_kg_co2e": 0.2, "total_kg_co2e": 0.1 + 0.2}
+    assert report_problem(both, HOUR) is None
+    # the embodied bound: 10 kg per hour over the longest the run can have lasted (here the planned hour)
+    assert report_problem({"embodied_kg_co2e": MAX_EMBODIED_KG_PER_H}, HOUR) is None
+    assert report_problem({"embodied_kg_co2e": MAX_EMBODIED_KG_PER_H * 1.01}, HOUR) is not None
     # the bound: 10 kW (the floor; ten times this plan's 200 W is less) over the planned hour
     assert report_problem({"energy_kwh": FLOOR_KW}, HOUR) is None
     assert report_problem({"energy_kwh": FLOOR_KW + 0.01}, HOUR) is not None
@@ -105,6 +128,7 @@ def test_a_rejected_remote_report_is_kept_aside_and_never_summed(tmp_path: Path,
         assert sum("remote report not counted: kg_co2e" in e.reason for e in view.events) == 2
         metrics = sched.metrics()
         assert metrics["actual_kg_co2e"] == 0 and metrics["runs_measured"] == 0
+        assert metrics["reports_rejected"] == 2
         with sched._tx() as s:
             kept = list(s.scalars(select(ReportRow).where(ReportRow.run_id == run_id)))
         assert [r.rejected is not None for r in kept] == [True, True]
@@ -117,6 +141,7 @@ def test_a_rejected_remote_report_is_kept_aside_and_never_summed(tmp_path: Path,
         )
         metrics = sched.metrics()
         assert metrics["actual_kg_co2e"] == pytest.approx(0.02) and math.isfinite(metrics["saving_kg_co2e"])
+        assert metrics["reports_rejected"] == 2  # the good one is not counted as refused
         assert sched.totals()["total"]["kg_co2e"] == pytest.approx(0.02)
     finally:
         sched.shutdown()

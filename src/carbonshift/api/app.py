@@ -23,7 +23,7 @@ from starlette.concurrency import run_in_threadpool
 from carbonshift import __version__
 from carbonshift.api.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from carbonshift.api.metrics import render_metrics
-from carbonshift.api.paging import MAX_LIMIT, decode_cursor, page
+from carbonshift.api.paging import MAX_LIMIT, decode_cursor, encode_cursor
 from carbonshift.api.port import SchedulerPort
 from carbonshift.api.security import TOKEN_ENV, BearerAuth, BodyLimit
 from carbonshift.api.specs import UnsupportedMediaType, field_loc, problems_detail, read_spec
@@ -130,21 +130,6 @@ def _job_created(job: dict[str, Any]) -> dict[str, Any]:
         return job
     plans = job.get("plans") or []
     return {**job, "plan": plans[-1] if plans else None}
-
-
-def _summary(job: dict[str, Any]) -> dict[str, Any]:
-    """A job for the list: what `jobs list` shows and scripts filter on, without the history (every
-    plan with its ranked options, every run event). That history is most of a job's size (a listing of
-    200 jobs shrinks from about 1 MB); GET /jobs/{id} and `?full=true` have it."""
-    out = {k: v for k, v in job.items() if k != "plans"}
-    plan = job.get("plan")
-    if isinstance(plan, dict):
-        out["plan"] = {k: v for k, v in plan.items() if k != "options"}
-    out["runs"] = [
-        {k: v for k, v in run.items() if k != "events"} if isinstance(run, dict) else run
-        for run in job.get("runs") or []
-    ]
-    return out
 
 
 def _query_problem(exc: UserInputError) -> Response:
@@ -283,16 +268,11 @@ def create_app(scheduler: SchedulerPort, settings: Settings) -> FastAPI:
             return _query_problem(exc)
 
         def work() -> bytes:
-            listed = scheduler.list_jobs(**{k: v for k, v in labels.items() if v})
-            # only the page is turned into JSON: that, not the query, was most of a long listing
-            if limit is None and after is None:  # every job, as before paging existed
-                chosen, next_cursor = list(listed), None
-            else:
-                chosen, next_cursor = page(listed, limit if limit is not None else max(len(listed), 1), after)
-            jobs = [v.to_dict() for v in chosen]
-            return encode_json(
-                {"jobs": jobs if full else [_summary(j) for j in jobs], "next_cursor": next_cursor}
-            )
+            # only the page is read (a range of the index on the list's order) and, without `full`,
+            # without the history that was most of a long listing's time and size
+            found = scheduler.list_jobs_page(limit, after, full=full, **labels)
+            next_cursor = encode_cursor(found.jobs[-1]) if found.more and found.jobs else None
+            return encode_json({"jobs": [v.to_dict() for v in found.jobs], "next_cursor": next_cursor})
 
         return _json(await run_in_threadpool(work))
 

@@ -36,13 +36,15 @@ from carbonshift.config import Settings
 from carbonshift.equivalents import CAR_SOURCE, km_by_car
 from carbonshift.errors import CarbonshiftError, UserInputError
 from carbonshift.intensity.types import IntensitySeries, TimeSpan
+from carbonshift.ledger_figures import FIGURES
 from carbonshift.scheduler.states import RunState
 
 log = logging.getLogger(__name__)
 
 HERE = Path(__file__).parent
 LABELS = ("organisation", "team", "project")
-TOTAL_KEYS = ("runs", "energy_kwh", "kg_co2e", "planned_kg_co2e", "baseline_kg_co2e", "saved_kg_co2e")
+RUNS_PAGE_JOBS = 500  # the runs page shows the runs of the newest jobs; the CSV export has every one
+TOTAL_KEYS = ("runs", *FIGURES)
 # CodeCarbon's emissions.csv names where they apply; carbonshift's own columns after them
 RUN_COLUMNS = (
     "timestamp",
@@ -113,6 +115,7 @@ def run_rows(jobs: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
                     "planned_end": _parse(run.get("planned_end")),
                     "baseline_kg": _num(planned.get("baseline_kg_co2e")),
                     "actual_kg": _num(actual.get("kg_co2e")),
+                    "embodied_kg": _num(actual.get("embodied_kg_co2e")),
                     "actual_g": _num(actual.get("mean_g_per_kwh")),
                     "actual_start": _parse(actual.get("start")),
                     "actual_end": _parse(actual.get("end")),
@@ -158,6 +161,8 @@ def fallback_totals(
             target["runs"] += 1
             target["energy_kwh"] += row["energy_kwh"] or 0.0
             target["kg_co2e"] += kg
+            target["embodied_kg_co2e"] += row["embodied_kg"] or 0.0
+            target["total_kg_co2e"] += kg + (row["embodied_kg"] or 0.0)
             target["planned_kg_co2e"] += planned
             target["baseline_kg_co2e"] += baseline
             target["saved_kg_co2e"] += baseline - kg
@@ -278,8 +283,12 @@ def install(app: FastAPI, scheduler: SchedulerPort, settings: Settings, token: s
 
         return runtime.build_service(settings)
 
-    def jobs() -> list[dict[str, Any]]:
-        return [v.to_dict() for v in scheduler.list_jobs()]
+    def jobs(
+        limit: int | None = None, team: str | None = None, project: str | None = None
+    ) -> list[dict[str, Any]]:
+        """The newest `limit` jobs (None: every one, for the export), as the job list summarises them:
+        runs with their plans and reports, without the history of events and ranked options."""
+        return [v.to_dict() for v in scheduler.list_jobs_page(limit, None, team=team, project=project).jobs]
 
     async def form(request: Request) -> dict[str, str]:
         body = (await request.body()).decode("utf-8", errors="replace")
@@ -360,6 +369,10 @@ def install(app: FastAPI, scheduler: SchedulerPort, settings: Settings, token: s
                 "series": [
                     {"label": "kg CO2e", "values": [g.get("kg_co2e") or 0.0 for g in months]},
                     {
+                        "label": "embodied kg CO2e",
+                        "values": [g.get("embodied_kg_co2e") or 0.0 for g in months],
+                    },
+                    {
                         "label": "baseline kg CO2e",
                         "values": [g.get("baseline_kg_co2e") or 0.0 for g in months],
                     },
@@ -387,9 +400,21 @@ def install(app: FastAPI, scheduler: SchedulerPort, settings: Settings, token: s
     # ---- runs ------------------------------------------------------------------------------------
     @app.get("/runs", include_in_schema=False)
     async def runs(request: Request, team: str = "", project: str = "", state: str = "") -> Response:
-        rows = run_rows(await run_in_threadpool(jobs))
-        teams = sorted({r["team"] for r in rows if r["team"]})
-        projects = sorted({r["project"] for r in rows if r["project"]})
+        def work() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+            # the newest RUNS_PAGE_JOBS jobs with the labels chosen (filtered by the database), and the
+            # labels the ledger knows for the choices: never a read of every job
+            chosen = run_rows(jobs(RUNS_PAGE_JOBS, team=team or None, project=project or None))
+            labelled = totals(scheduler, ["team", "project"], None, None)["groups"]
+            return chosen, labelled
+
+        rows, labelled = await run_in_threadpool(work)
+        teams = sorted(
+            {r["team"] for r in rows if r["team"]} | {g["key"]["team"] for g in labelled if g["key"]["team"]}
+        )
+        projects = sorted(
+            {r["project"] for r in rows if r["project"]}
+            | {g["key"]["project"] for g in labelled if g["key"]["project"]}
+        )
         shown = [
             r
             for r in rows
@@ -404,6 +429,7 @@ def install(app: FastAPI, scheduler: SchedulerPort, settings: Settings, token: s
             nav="runs",
             rows=shown,
             total=len(rows),
+            newest=RUNS_PAGE_JOBS,
             teams=teams,
             projects=projects,
             states=[s.value for s in RunState],
@@ -413,11 +439,11 @@ def install(app: FastAPI, scheduler: SchedulerPort, settings: Settings, token: s
     @app.get("/runs/{run_id}", include_in_schema=False)
     async def run_detail(request: Request, run_id: str) -> Response:
         def work() -> dict[str, Any] | None:
-            all_jobs = jobs()
-            row = next((r for r in run_rows(all_jobs) if r["run_id"] == run_id), None)
-            if row is None:
+            try:  # the run and its job alone, not a search of every job
+                job = scheduler.get_job(str(scheduler.get_run(run_id).to_dict()["job_id"])).to_dict()
+            except LookupError:
                 return None
-            job = next(j for j in all_jobs if j["id"] == row["job_id"])
+            row = next(r for r in run_rows([job]) if r["run_id"] == run_id)
             run = next(r for r in job["runs"] if r["id"] == run_id)
             chart, note = _run_chart(row)
             return {"row": row, "job": job, "run": run, "chart": chart, "chart_note": note}
@@ -648,6 +674,8 @@ def install(app: FastAPI, scheduler: SchedulerPort, settings: Settings, token: s
                     "runs",
                     "energy_consumed",
                     "emissions",
+                    "embodied_emissions",
+                    "total_emissions",
                     "planned_emissions",
                     "baseline_emissions",
                     "saved_emissions",

@@ -26,6 +26,7 @@ class Metric:
     name: str
     help: str
     label: str | None = None  # for a mapping: the label its keys go into
+    kind: str = "gauge"  # or "counter": only ever goes up (its name ends in _total)
 
 
 KNOWN: dict[str, Metric] = {
@@ -46,6 +47,15 @@ KNOWN: dict[str, Metric] = {
     "runs_measured": Metric("carbonshift_runs_measured", "Runs whose tracker reported measured emissions."),
     "actual_kg_co2e": Metric(
         "carbonshift_actual_kg_co2e", "Measured emissions of the runs that reported, kg CO2e."
+    ),
+    "actual_embodied_kg_co2e": Metric(
+        "carbonshift_actual_embodied_kg_co2e",
+        "Embodied emissions (the hardware's share of its manufacture) the same runs reported, kg CO2e.",
+    ),
+    "reports_rejected": Metric(
+        "carbonshift_reports_rejected_total",
+        "Run reports refused (a number not finite, negative or implausible for the run): kept aside, never summed.",
+        kind="counter",
     ),
     "planned_kg_co2e_measured": Metric(
         "carbonshift_planned_kg_co2e_measured",
@@ -100,7 +110,7 @@ def render_metrics(data: Mapping[str, Any]) -> str:
         if (number := _number(value)) is not None:
             lines += [
                 f"# HELP {metric.name} {metric.help}",
-                f"# TYPE {metric.name} gauge",
+                f"# TYPE {metric.name} {metric.kind}",
                 f"{metric.name} {_format(number)}",
             ]
         elif isinstance(value, Mapping):
@@ -109,6 +119,6 @@ def render_metrics(data: Mapping[str, Any]) -> str:
             if not kept:
                 continue
             label = metric.label or "key"
-            lines += [f"# HELP {metric.name} {metric.help}", f"# TYPE {metric.name} gauge"]
+            lines += [f"# HELP {metric.name} {metric.help}", f"# TYPE {metric.name} {metric.kind}"]
             lines += [f'{metric.name}{{{label}="{_label_value(k)}"}} {_format(v)}' for k, v in kept]
     return "\n".join(lines) + "\n"

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from carbonshift.advisor import Advice
-from carbonshift.api.paging import ListedJob
+from carbonshift.api.paging import After, ListedJob
 from carbonshift.config.jobspec import JobSpec, Labels
 
 
@@ -19,6 +19,16 @@ class View(Protocol):
     """A JobView or RunView: what the API returns is its `to_dict()`."""
 
     def to_dict(self) -> dict[str, Any]: ...
+
+
+class JobPage(Protocol):
+    """A page of the job list: its jobs, and whether more follow the last one."""
+
+    @property
+    def jobs(self) -> Sequence[ListedJob]: ...
+
+    @property
+    def more(self) -> bool: ...
 
 
 class SchedulerPort(Protocol):
@@ -36,6 +46,15 @@ class SchedulerPort(Protocol):
     def list_jobs(self, **labels: str | None) -> Sequence[ListedJob]:
         """Every job (with the labels given), newest first: created_at descending, then id."""
         ...
+
+    def list_jobs_page(
+        self, limit: int | None, after: After | None = None, *, full: bool = False, **labels: str | None
+    ) -> JobPage:
+        """At most `limit` jobs (None: all) following `after`, in list_jobs' order; `full`: each job
+        as get_job shows it, else without its history (plans, options, run events)."""
+        ...
+
+    def get_run(self, run_id: str) -> View: ...
 
     def get_job(self, job_id: str) -> View: ...
 

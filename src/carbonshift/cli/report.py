@@ -1,7 +1,7 @@
 """`carbonshift report`: the ledger's totals from a carbonshift server (GET /api/v1/totals).
 
-Energy, emissions actual, planned and at baseline, and the saving, of finished runs, grouped by any
-of organisation, team, project, provider, region and month: a table for people, JSON (the server's,
+Energy, emissions actual (operational, embodied and their total), planned and at baseline, and the
+saving, of finished runs, grouped by any of organisation, team, project, provider, region and month: a table for people, JSON (the server's,
 unchanged) or CSV (one row per group, plain numbers) for scripts.
 """
 
@@ -27,9 +27,8 @@ from carbonshift.cli.jobs import (
 from carbonshift.cli.options import parse_time_option
 from carbonshift.cli.render import emit_json, table
 from carbonshift.errors import UserInputError
+from carbonshift.ledger_figures import FIGURES
 from carbonshift.timeutil import isoformat_z
-
-FIGURES = ("energy_kwh", "kg_co2e", "planned_kg_co2e", "baseline_kg_co2e", "saved_kg_co2e")
 
 
 class ReportFormat(StrEnum):
@@ -77,6 +76,8 @@ def render_table(data: dict[str, Any]) -> str:
             figures.get("runs", 0),
             _kwh(figures.get("energy_kwh")),
             co2(figures.get("kg_co2e")),
+            co2(figures.get("embodied_kg_co2e")),
+            co2(figures.get("total_kg_co2e")),
             co2(figures.get("planned_kg_co2e")),
             co2(figures.get("baseline_kg_co2e")),
             co2(figures.get("saved_kg_co2e")),
@@ -86,8 +87,19 @@ def render_table(data: dict[str, Any]) -> str:
     rows = [row([(g.get("key") or {}).get(k) or "-" for k in keys], g) for g in groups]
     total = data.get("total") or {}
     rows.append(row(["total", *([""] * (len(keys) - 1))] if keys else [], total))
-    headers = (*keys, "runs", "energy", "actual CO2e", "planned CO2e", "baseline CO2e", "saved", "saved %")
-    text = table(headers, rows, "l" * len(keys) + "r" * 7)
+    headers = (
+        *keys,
+        "runs",
+        "energy",
+        "operational CO2e",
+        "embodied",
+        "total CO2e",
+        "planned CO2e",
+        "baseline CO2e",
+        "saved",
+        "saved %",
+    )
+    text = table(headers, rows, "l" * len(keys) + "r" * 9)
     return f"ledger, runs that ended {span}\n{text}"
 
 
@@ -136,7 +148,8 @@ def report_command(
     ] = ReportFormat.TABLE,
     server: ServerOption = None,
 ) -> None:
-    """The ledger: energy and kg CO2e of finished runs (actual, planned, baseline, saved), totalled."""
+    """The ledger: energy and kg CO2e of finished runs (actual: operational, embodied and total;
+    planned, baseline, saved), totalled."""
     now = datetime.now(UTC)
     t0 = parse_time_option("--from", start, now)
     t1 = parse_time_option("--to", end, now)

@@ -59,7 +59,7 @@ from carbonshift.scheduler.models import JobRow, RunRow
 from carbonshift.scheduler.planning import Plans
 from carbonshift.scheduler.polling import Polling
 from carbonshift.scheduler.pool import Call, ProviderCalls
-from carbonshift.scheduler.queries import NotFoundError
+from carbonshift.scheduler.queries import JobPage, NotFoundError, Position
 from carbonshift.scheduler.releases import Releases
 from carbonshift.scheduler.replan import Replanner
 from carbonshift.scheduler.reports import Reports
@@ -392,13 +392,21 @@ class Scheduler:
 
     def list_jobs(self, **labels: str | None) -> list[JobView]:
         """Every job, newest first; `team=`, `project=`, `organisation=` keep only jobs with that label."""
+        return self.list_jobs_page(None, None, full=True, **labels).jobs
+
+    def list_jobs_page(
+        self, limit: int | None, after: Position | None = None, *, full: bool = False, **labels: str | None
+    ) -> JobPage:
+        """At most `limit` jobs (None: all) after `after` (the last job of the previous page; the API's
+        cursor), newest first (created_at descending, then id), with the labels given. Only the page is
+        read, from the index on that order; without `full`, each job is a summary (no run events, no
+        plans but the one in force, and that without its ranked options), as the job list shows it."""
         unknown = set(labels) - set(LABEL_KEYS)
         if unknown:
             raise UserInputError(sorted(unknown)[0], f"not a label; filter by {', '.join(LABEL_KEYS)}")
-        where = [getattr(JobRow, k) == v for k, v in labels.items() if v]
-        with self._tx() as s:
-            jobs = list(s.scalars(select(JobRow).where(*where).order_by(JobRow.created_at.desc(), JobRow.id)))
-            return queries.job_views(s, jobs, self.clock.now())
+        chosen = {k: v for k, v in labels.items() if v}
+        with self._store.read() as s:
+            return queries.job_page(s, limit, after, chosen, self.clock.now(), full=full)
 
     def totals(
         self,
@@ -409,7 +417,7 @@ class Scheduler:
     ) -> dict[str, Any]:
         """The ledger's totals of finished runs, grouped and filtered (shape: `ledger.totals`)."""
         self._store.ensure_schema()
-        return ledger.totals(self.engine, group_by, start, end, **filters)
+        return ledger.totals(self._store.reader, group_by, start, end, **filters)
 
     def record_tracked(
         self, report: dict[str, Any], labels: Labels | None = None, name: str | None = None
@@ -419,14 +427,14 @@ class Scheduler:
         return self.get_run(self._reports.record_tracked(report, labels, name))
 
     def get_job(self, job_id: str) -> JobView:
-        with self._tx() as s:
+        with self._store.read() as s:
             job = s.get(JobRow, job_id)
             if job is None:
                 raise NotFoundError("job", job_id)
             return queries.job_views(s, [job], self.clock.now())[0]
 
     def get_run(self, run_id: str) -> RunView:
-        with self._tx() as s:
+        with self._store.read() as s:
             run = s.get(RunRow, run_id)
             if run is None:
                 raise NotFoundError("run", run_id)

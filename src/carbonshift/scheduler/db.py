@@ -1,9 +1,12 @@
 """The scheduler's database: engine set-up for SQLite and PostgreSQL, and schema migrations.
 
-SQLite (the embedded default) runs in WAL mode, and every transaction starts with BEGIN IMMEDIATE:
-a deferred transaction that reads and then writes can fail at once with "database is locked" when
-another connection (the API thread, the timers' ticks, a client process) writes at the same
-time; taking the write lock up front makes writers queue behind `busy_timeout` instead.
+SQLite (the embedded default) runs in WAL mode, and every transaction that may write starts with
+BEGIN IMMEDIATE: a deferred transaction that reads and then writes can fail at once with "database is
+locked" when another connection (the API thread, the timers' ticks, a client process) writes at the
+same time; taking the write lock up front makes writers queue behind `busy_timeout` instead. A
+connection marked read-only (`READ_ONLY`, see `Store.read`) begins with a plain BEGIN: under WAL it
+reads a snapshot and never waits for, or holds up, a writer, so the API's listings do not queue
+behind the daemon's ticks.
 
 PostgreSQL URLs (postgresql://, postgres://) are driven by psycopg 3.
 """
@@ -27,6 +30,8 @@ VERSION_TABLE = "carbonshift_alembic_version"
 APSCHEDULER_TABLE = "apscheduler_jobs"  # the job store earlier versions shared; dropped by migration 0008
 DB_FILE = "carbonshift.db"
 SQLITE_BUSY_MS = 30_000
+# the execution option that marks a connection's transactions as reads (see `read_only`)
+READ_ONLY = "carbonshift_read"
 
 
 def default_url(settings: Settings) -> str:
@@ -105,9 +110,16 @@ def _sqlite_engine(url: URL) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(READ_ONLY) else "BEGIN IMMEDIATE")
 
     return engine
+
+
+def read_only(engine: Engine) -> Engine:
+    """The engine (same pool) whose transactions only read: on SQLite they begin with a plain BEGIN,
+    a WAL snapshot that takes no write lock. Writing through it is a mistake: on SQLite such a
+    transaction would take the lock only at its first write, and could fail with "database is locked"."""
+    return engine.execution_options(**{READ_ONLY: True})
 
 
 def lock_key(name: str, url: URL, schema: str) -> int:

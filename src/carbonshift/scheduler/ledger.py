@@ -2,9 +2,9 @@
 had they run at once where they run today, totalled by owner, place and month.
 
 Each run carries its ledger numbers as columns (migration 0006), written when they become known:
-`planned_kg_co2e` and `baseline_kg_co2e` when a plan is adopted (`planned_numbers`), `energy_kwh` and
-`kg_co2e` when the tracker's report arrives (`actual_numbers`, applied by a listener on every insert
-of a report, whichever path stores it). So `totals` is one grouped SQL query
+`planned_kg_co2e` and `baseline_kg_co2e` when a plan is adopted (`planned_numbers`), `energy_kwh`,
+`kg_co2e` and `embodied_kg_co2e` when the tracker's report arrives (`actual_numbers`, applied by a
+listener on every insert of a report, whichever path stores it). So `totals` is one grouped SQL query
 (SQLAlchemy Core) of sums, never a loop over runs or a parse of JSON.
 
 A run counts once it has ended and its report gave its emissions (`ended_at` and `kg_co2e` set); it
@@ -12,6 +12,12 @@ falls in the month it ended, in UTC. The saving of a run is its baseline minus w
 summed over the runs that have both. An ad-hoc run that `carbonshift track --server` posted
 (`record_tracked`) was not shifted: its baseline is what it emitted, so it saves nothing, and it has no
 plan.
+
+Both parts of a run's footprint are kept: `kg_co2e` is the operational part (its energy, PUE
+included, times the grid's intensity), `embodied_kg_co2e` the hardware's share of its manufacture and
+disposal (SCI's M) as the tracker reported it, and `total_kg_co2e` their sum (a run that reported no
+embodied part adds nothing to it). The saving is operational only: shifting a run in time or place
+does not change the hardware it wears.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from carbonshift.config.jobspec import LABEL_KEYS, Labels
 from carbonshift.errors import UserInputError
+from carbonshift.ledger_figures import FIGURES
 from carbonshift.scheduler.models import JobRow, ReportRow, RunEventRow, RunRow
 from carbonshift.scheduler.report_check import storable
 from carbonshift.scheduler.states import JobStatus, RunState
@@ -34,7 +41,6 @@ from carbonshift.timeutil import isoformat_z, parse_datetime
 
 GROUP_KEYS = ("organisation", "team", "project", "provider", "region", "month")
 FILTER_KEYS = ("organisation", "team", "project", "provider", "region")
-FIGURES = ("energy_kwh", "kg_co2e", "planned_kg_co2e", "baseline_kg_co2e", "saved_kg_co2e")
 TRACKED = "tracked"
 
 Bind = Engine | Connection | Session
@@ -59,9 +65,14 @@ def planned_numbers(planned: Mapping[str, Any] | None) -> dict[str, float | None
 
 
 def actual_numbers(report: Mapping[str, Any] | None) -> dict[str, float | None]:
-    """The run's ledger columns from its tracker report."""
+    """The run's ledger columns from its tracker report (`embodied_kg_co2e`: None when the report
+    has no embodied part, as reports of trackers before it did not)."""
     r = report or {}
-    return {"energy_kwh": _number(r.get("energy_kwh")), "kg_co2e": _number(r.get("kg_co2e"))}
+    return {
+        "energy_kwh": _number(r.get("energy_kwh")),
+        "kg_co2e": _number(r.get("kg_co2e")),
+        "embodied_kg_co2e": _number(r.get("embodied_kg_co2e")),
+    }
 
 
 @event.listens_for(ReportRow, "after_insert")
@@ -181,8 +192,9 @@ def totals(
     GROUP_KEYS) and filtered by label, provider or region (`team="ml-platform"`; a list means any of).
 
     Returns `{"group_by", "from", "to", "groups": [{"key": {...}, "runs", "energy_kwh", "kg_co2e",
-    "planned_kg_co2e", "baseline_kg_co2e", "saved_kg_co2e"}], "total": {"runs", ...}}`; a figure no
-    counted run has is null. Groups are sorted by key (nulls last); `total` is the sum of the groups."""
+    "embodied_kg_co2e", "total_kg_co2e", "planned_kg_co2e", "baseline_kg_co2e", "saved_kg_co2e"}],
+    "total": {"runs", ...}}`; `kg_co2e` is operational, `total_kg_co2e` operational plus embodied; a
+    figure no counted run has is null. Groups are sorted by key (nulls last); `total` is the sum of the groups."""
     keys = check_group_by(group_by)
     t0, t1 = _when(start, "from"), _when(end, "to")
     if t0 is not None and t1 is not None and t1 <= t0:
@@ -201,6 +213,8 @@ def totals(
             func.count().label("runs"),
             func.sum(RunRow.energy_kwh).label("energy_kwh"),
             func.sum(RunRow.kg_co2e).label("kg_co2e"),
+            func.sum(RunRow.embodied_kg_co2e).label("embodied_kg_co2e"),
+            func.sum(RunRow.kg_co2e + func.coalesce(RunRow.embodied_kg_co2e, 0.0)).label("total_kg_co2e"),
             func.sum(RunRow.planned_kg_co2e).label("planned_kg_co2e"),
             func.sum(RunRow.baseline_kg_co2e).label("baseline_kg_co2e"),
             func.sum(case((both, RunRow.baseline_kg_co2e - RunRow.kg_co2e))).label("saved_kg_co2e"),

@@ -51,6 +51,8 @@ class Store:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.sessions = sessionmaker(engine, expire_on_commit=False)
+        self.reader = db.read_only(engine)
+        self._read_sessions = sessionmaker(self.reader, expire_on_commit=False)
         self._schema_ready = False
         self._schema_lock = threading.Lock()
         # .epoch: the leadership epoch this thread's writes are fenced with (a tick, a re-plan, a worker
@@ -72,6 +74,15 @@ class Store:
         call or an APScheduler job-store call (both may wait on the database themselves)."""
         self.ensure_schema()
         with self.sessions.begin() as session:
+            yield session
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[Session]:
+        """One read-only transaction (the API's listings and views, the ledger, /metrics). On SQLite it
+        takes no write lock (a WAL snapshot: it never waits for a tick's write, nor holds one up);
+        nothing may be written in it."""
+        self.ensure_schema()
+        with self._read_sessions.begin() as session:
             yield session
 
     # ---- fencing -----------------------------------------------------------------------------------

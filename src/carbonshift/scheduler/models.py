@@ -23,6 +23,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    desc,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -52,6 +53,8 @@ class Base(DeclarativeBase):
 
 class JobRow(Base):
     __tablename__ = "jobs"
+    # migration 0010: the job list's order (newest first, then id), so a page is an index range
+    __table_args__ = (Index("ix_jobs_created_id", desc("created_at"), "id"),)
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     name: Mapped[str] = mapped_column(String(63))
@@ -88,6 +91,7 @@ class RunRow(Base):
             "energy_kwh",
             "planned_kg_co2e",
             "baseline_kg_co2e",
+            "embodied_kg_co2e",  # migration 0010
         ),
     )
 
@@ -147,6 +151,8 @@ class RunRow(Base):
     kg_co2e: Mapped[float | None] = mapped_column(Float, nullable=True)
     planned_kg_co2e: Mapped[float | None] = mapped_column(Float, nullable=True)
     baseline_kg_co2e: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # migration 0010: the embodied part of the run's footprint (SCI's M), from its tracker report
+    embodied_kg_co2e: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 class LeadershipRow(Base):

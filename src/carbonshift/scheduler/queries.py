@@ -1,17 +1,23 @@
-"""The read side of the API: jobs and runs as views (see views.py for their shape), a local run's
-log, and the counters /metrics shows. Reads only; works on any instance, active or not.
+"""The read side of the API: jobs and runs as views (see views.py for their shape), a page of the job
+list, a local run's log, and the counters /metrics shows. Reads only, each in a read-only transaction
+(`Store.read`: on SQLite it never waits for the daemon's writes); works on any instance, active or not.
+
+A job list reads only its page (a keyset range of the index on (created_at DESC, id)) and, unless the
+full history is asked for, leaves out what makes a job large: run events and each plan's ranked
+options. /metrics is a handful of grouped SQL counts and sums, never a read of every run.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.orm import Session, defer
 
 from carbonshift.config.jobspec import parse_jobspec
 from carbonshift.errors import CarbonshiftError
@@ -23,7 +29,17 @@ from carbonshift.scheduler.models import JobRow, PlanRow, ReportRow, RunEventRow
 from carbonshift.scheduler.states import JobStatus, RunState
 from carbonshift.scheduler.views import JobView, RunView
 
-__all__ = ["NotFoundError", "job_views", "metrics", "run_log", "run_views"]
+__all__ = [
+    "JobPage",
+    "NotFoundError",
+    "Position",
+    "job_page",
+    "job_summaries",
+    "job_views",
+    "metrics",
+    "run_log",
+    "run_views",
+]
 
 _CHUNK = 500  # ids per IN (...) query
 
@@ -42,18 +58,75 @@ def _chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:
         yield items[i : i + _CHUNK]
 
 
+class Position(Protocol):
+    """A place in the job list: the last job of the previous page (the API's cursor decodes to one)."""
+
+    @property
+    def created_at(self) -> datetime: ...
+
+    @property
+    def id(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class JobPage:
+    """A page of the job list, in its order; `more`: whether jobs follow its last one."""
+
+    jobs: list[JobView]
+    more: bool
+
+
+def job_page(
+    s: Session,
+    limit: int | None,
+    after: Position | None,
+    labels: dict[str, str],
+    now: datetime,
+    *,
+    full: bool = False,
+) -> JobPage:
+    """At most `limit` jobs (every one for None) following `after`, newest first (created_at
+    descending, then id), with these labels. Reads the page's rows only: one more than `limit` tells
+    whether there is a next page. `full`: each job as `job_views` builds it, else `job_summaries`."""
+    stmt = select(JobRow).where(*(getattr(JobRow, k) == v for k, v in labels.items()))
+    if after is not None:
+        at = after.created_at
+        stmt = stmt.where(or_(JobRow.created_at < at, and_(JobRow.created_at == at, JobRow.id > after.id)))
+    stmt = stmt.order_by(JobRow.created_at.desc(), JobRow.id)
+    if limit is not None:
+        stmt = stmt.limit(limit + 1)
+    rows = list(s.scalars(stmt))
+    views = (job_views if full else job_summaries)(s, rows[:limit], now)
+    return JobPage(views, more=limit is not None and len(rows) > limit)
+
+
 def job_views(s: Session, jobs: list[JobRow], now: datetime) -> list[JobView]:
     """Views of these jobs, with their runs and plans (a few queries, not one per job)."""
+    return _job_views(s, jobs, now, summary=False)
+
+
+def job_summaries(s: Session, jobs: list[JobRow], now: datetime) -> list[JobView]:
+    """What a job list shows of these jobs (`JobView.summary`): their runs without events, and only
+    the adopted plans, read without their ranked options."""
+    return _job_views(s, jobs, now, summary=True)
+
+
+def _job_views(s: Session, jobs: list[JobRow], now: datetime, *, summary: bool) -> list[JobView]:
     if not jobs:
         return []
     ids = [j.id for j in jobs]
     runs: list[RunRow] = []
     plans: list[PlanRow] = []
+    plan_query = select(PlanRow).order_by(PlanRow.id)
+    if summary:
+        plan_query = plan_query.where(PlanRow.adopted.is_(True)).options(
+            defer(PlanRow.options, raiseload=True)
+        )
     for part in _chunks(ids):
         runs += s.scalars(select(RunRow).where(RunRow.job_id.in_(part)).order_by(RunRow.seq))
-        plans += s.scalars(select(PlanRow).where(PlanRow.job_id.in_(part)).order_by(PlanRow.id))
+        plans += s.scalars(plan_query.where(PlanRow.job_id.in_(part)))
     runs_by_job: dict[str, list[RunView]] = {}
-    for view in run_views(s, runs):
+    for view in run_views(s, runs, events=not summary):
         runs_by_job.setdefault(view.job_id, []).append(view)
     plans_by_job: dict[str, list[PlanRow]] = {}
     for plan in plans:
@@ -64,18 +137,25 @@ def job_views(s: Session, jobs: list[JobRow], now: datetime) -> list[JobView]:
         if job.recurring and job.status == JobStatus.ACTIVE.value:
             with contextlib.suppress(Exception):
                 nxt = next_occurrence(parse_jobspec(job.spec, source=f"job {job.id}"), now)
-        out.append(JobView.build(job, runs_by_job.get(job.id, []), plans_by_job.get(job.id, []), nxt))
+        out.append(
+            JobView.build(
+                job, runs_by_job.get(job.id, []), plans_by_job.get(job.id, []), nxt, summary=summary
+            )
+        )
     return out
 
 
-def run_views(s: Session, runs: list[RunRow]) -> list[RunView]:
-    """Views of these runs, with their events and latest report."""
+def run_views(s: Session, runs: list[RunRow], *, events: bool = True) -> list[RunView]:
+    """Views of these runs, with their latest report and (unless `events=False`) their events."""
     ids = [r.id for r in runs]
-    events: dict[str, list[RunEventRow]] = {}
+    history: dict[str, list[RunEventRow]] = {}
     reports: dict[str, ReportRow] = {}
     for part in _chunks(ids):
-        for e in s.scalars(select(RunEventRow).where(RunEventRow.run_id.in_(part)).order_by(RunEventRow.id)):
-            events.setdefault(e.run_id, []).append(e)
+        if events:
+            for e in s.scalars(
+                select(RunEventRow).where(RunEventRow.run_id.in_(part)).order_by(RunEventRow.id)
+            ):
+                history.setdefault(e.run_id, []).append(e)
         for r in s.scalars(
             select(ReportRow)
             .where(ReportRow.run_id.in_(part), ReportRow.rejected.is_(None))
@@ -88,14 +168,14 @@ def run_views(s: Session, runs: list[RunRow]) -> list[RunView]:
         log_path = details.get("log_path")
         available = bool(log_path) and Path(str(log_path)).exists()
         out.append(
-            RunView.from_row(run, events.get(run.id, []), reports.get(run.id), log_available=available)
+            RunView.from_row(run, history.get(run.id, []), reports.get(run.id), log_available=available)
         )
     return out
 
 
 def run_log(store: Store, providers: dict[str, Provider], job_id: str, run_id: str, max_bytes: int) -> str:
     """The captured stdout and stderr of a local run (the tail, at most `max_bytes`)."""
-    with store.tx() as s:
+    with store.read() as s:
         run = s.get(RunRow, run_id)
         if run is None or run.job_id != job_id:
             raise NotFoundError("run", run_id, f"job {job_id!r} has no such run")
@@ -125,33 +205,34 @@ def run_log(store: Store, providers: dict[str, Provider], job_id: str, run_id: s
 
 
 def metrics(store: Store, role: str) -> dict[str, Any]:
-    """Counters for Prometheus /metrics: runs by status, jobs by status, and kg CO2e planned,
-    measured and saved. planned/baseline/saving count runs that were launched (a waiting run has
-    saved nothing yet); `actual_kg_co2e` sums the trackers' reports, and `planned_kg_co2e_measured`
-    the plans of the same runs, so the two compare like for like."""
-    with store.tx() as s:
-        runs = list(s.scalars(select(RunRow)))
-        jobs = list(s.scalars(select(JobRow.status)))
-        counted = select(ReportRow).where(ReportRow.rejected.is_(None)).order_by(ReportRow.id)
-        reports = {r.run_id: r for r in s.scalars(counted)}
-    by_status = {state.value: 0 for state in RunState}
-    planned = baseline = actual = planned_measured = 0.0
-    launched = measured = 0
-    for run in runs:
-        by_status[run.state] = by_status.get(run.state, 0) + 1
-        p = run.planned or {}
-        if run.launched_at is not None:
-            launched += 1
-            planned += float(p.get("kg_co2e") or 0.0)
-            baseline += float(p.get("baseline_kg_co2e") or 0.0)
-        report = reports.get(run.id)
-        if report is not None and isinstance(report.body.get("kg_co2e"), int | float):
-            measured += 1
-            actual += float(report.body["kg_co2e"])
-            planned_measured += float(p.get("kg_co2e") or 0.0)
-    jobs_by_status = {status.value: 0 for status in JobStatus}
-    for status in jobs:
-        jobs_by_status[status] = jobs_by_status.get(status, 0) + 1
+    """Counters for Prometheus /metrics: runs by status, jobs by status, kg CO2e planned, measured and
+    saved, and the reports refused. planned/baseline/saving count launched runs that have a plan (a
+    waiting run has saved nothing yet; a tracked run was never planned); `actual_kg_co2e` and
+    `actual_embodied_kg_co2e` sum the ledger's numbers of the runs whose report gave their emissions,
+    and `planned_kg_co2e_measured` the plans of the same runs, so the two compare like for like. Grouped
+    SQL sums over the ledger's columns: the cost does not grow with the history's JSON."""
+    planned_kg = func.coalesce(func.sum(RunRow.planned_kg_co2e), 0.0)
+    with store.read() as s:
+        by_status = {state.value: 0 for state in RunState}
+        by_status.update({k: int(n) for k, n in s.execute(_count_by(RunRow.state))})
+        jobs_by_status = {status.value: 0 for status in JobStatus}
+        jobs_by_status.update({k: int(n) for k, n in s.execute(_count_by(JobRow.status))})
+        launched = int(s.scalar(select(func.count()).where(RunRow.launched_at.is_not(None))) or 0)
+        planned, baseline = s.execute(
+            select(planned_kg, func.coalesce(func.sum(RunRow.baseline_kg_co2e), 0.0)).where(
+                RunRow.launched_at.is_not(None), RunRow.planned_kg_co2e.is_not(None)
+            )
+        ).one()
+        measured, actual, embodied, planned_measured = s.execute(
+            select(
+                func.count(),
+                func.coalesce(func.sum(RunRow.kg_co2e), 0.0),
+                func.coalesce(func.sum(RunRow.embodied_kg_co2e), 0.0),
+                planned_kg,
+            ).where(RunRow.kg_co2e.is_not(None))
+        ).one()
+        rejected = s.scalar(select(func.count()).where(ReportRow.rejected.is_not(None)))
+    planned, baseline = float(planned or 0.0), float(baseline or 0.0)
     return {
         "role": role,
         "jobs_by_status": jobs_by_status,
@@ -161,7 +242,13 @@ def metrics(store: Store, role: str) -> dict[str, Any]:
         "baseline_kg_co2e": baseline,
         "saving_kg_co2e": baseline - planned,
         "saving_pct": (baseline - planned) / baseline * 100 if baseline > 0 else None,
-        "runs_measured": measured,
-        "actual_kg_co2e": actual,
-        "planned_kg_co2e_measured": planned_measured,
+        "runs_measured": int(measured),
+        "actual_kg_co2e": float(actual or 0.0),
+        "actual_embodied_kg_co2e": float(embodied or 0.0),
+        "planned_kg_co2e_measured": float(planned_measured or 0.0),
+        "reports_rejected": int(rejected or 0),
     }
+
+
+def _count_by(column: Any) -> Any:
+    return select(column, func.count()).group_by(column)

@@ -5,8 +5,10 @@ A report comes from the run itself (its tracker, with the run's own token, or th
 total and /metrics meaningless. A report counts only when each number is finite and non-negative and
 its energy is plausible for the run: at most `POWER_MARGIN` times the power its plan estimated for
 its hardware (at least `FLOOR_KW`; `CEILING_KW` when the plan has no estimate), over the longest the
-run can have lasted; its emissions at most `MAX_G_PER_KWH` per kWh. A report that fails is kept aside
-with the reason and never summed.
+run can have lasted; its emissions at most `MAX_G_PER_KWH` per kWh; its embodied part (the hardware's
+share of its manufacture, SCI's M) at most `MAX_EMBODIED_KG_PER_H` per hour of that longest time, and
+its `total_kg_co2e`, when given with both parts, their sum. A report that fails is kept aside with
+the reason and never summed.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from carbonshift.scheduler.models import ReportRow, RunEventRow, RunRow
 __all__ = [
     "CEILING_KW",
     "FLOOR_KW",
+    "MAX_EMBODIED_KG_PER_H",
     "MAX_G_PER_KWH",
     "POWER_MARGIN",
     "RunBounds",
@@ -33,13 +36,26 @@ __all__ = [
     "storable",
 ]
 
-NUMBERS = ("energy_kwh", "kg_co2e", "mean_g_per_kwh", "duration_s", "pue")
+NUMBERS = (
+    "energy_kwh",
+    "kg_co2e",
+    "embodied_kg_co2e",
+    "total_kg_co2e",
+    "mean_g_per_kwh",
+    "duration_s",
+    "pue",
+)
 POWER_MARGIN = 10.0  # a run may draw up to 10x the power its plan estimated for its hardware
 FLOOR_KW = 10.0  # ...and at least 10 kW (a GPU server), whatever the estimate: a machine-wide measure
 # of a small job may well be many times its plan's estimate; the bound is there to stop nonsense
 CEILING_KW = 100.0  # with no estimate at all (a tracked run): a rack of GPU servers
 MAX_G_PER_KWH = 2000.0  # above any grid's hourly intensity (lignite is about 1,100-1,300 g/kWh)
 SLACK_KWH = 0.001  # rounding in short runs
+# a GPU server's embodied emissions (a few tonnes CO2e) over a 4-year life are about 0.1 kg per hour;
+# 10 kg per hour is a rack of them, as CEILING_KW is for power
+MAX_EMBODIED_KG_PER_H = 10.0
+SLACK_KG = 0.001
+TOTAL_TOLERANCE = 1e-6  # relative: total_kg_co2e is the sum of two floats
 
 
 @dataclass(frozen=True)
@@ -97,17 +113,22 @@ def report_problem(report: Mapping[str, Any], bounds: RunBounds) -> tuple[str, s
         return "mean_g_per_kwh", f"{g:g} g/kWh is above any grid's ({MAX_G_PER_KWH:g} at most)"
     energy, kg = values["energy_kwh"], values["kg_co2e"]
     limit_kwh: float | None = None
+    seconds_bound: float | None = None
     if bounds.planned_s is not None or values["duration_s"] is not None:
         # the longer of planned and reported, but never longer than the run can have lasted
         seconds = max(bounds.planned_s or 0.0, values["duration_s"] or 0.0)
         if bounds.longest_s is not None:
             seconds = min(seconds, max(bounds.longest_s, bounds.planned_s or 0.0))
+        seconds_bound = seconds
         limit_kwh = bounds.limit_kw * seconds / 3600 + SLACK_KWH
         if energy is not None and energy > limit_kwh:
             return "energy_kwh", (
                 f"{energy:.6g} kWh is not plausible for this run: at most {limit_kwh:.6g} kWh "
                 f"({bounds.limit_kw:g} kW for {seconds:.0f} s)"
             )
+    embodied_problem = _embodied_problem(values, seconds_bound)
+    if embodied_problem is not None:
+        return embodied_problem
     basis = energy if energy is not None else limit_kwh
     kg_limit = None if basis is None else basis * MAX_G_PER_KWH / 1000 + SLACK_KWH
     if kg is not None and kg_limit is not None and kg > kg_limit:
@@ -115,6 +136,23 @@ def report_problem(report: Mapping[str, Any], bounds: RunBounds) -> tuple[str, s
             f"{kg:.6g} kg CO2e is not plausible for {'its energy' if energy is not None else 'this run'}: "
             f"at most {kg_limit:.6g} kg ({MAX_G_PER_KWH:g} g per kWh)"
         )
+    return None
+
+
+def _embodied_problem(values: Mapping[str, float | None], seconds: float | None) -> tuple[str, str] | None:
+    """The embodied part: plausible for how long the run can have lasted, and the total the sum."""
+    embodied, kg, total = values["embodied_kg_co2e"], values["kg_co2e"], values["total_kg_co2e"]
+    if embodied is not None and seconds is not None:
+        limit = MAX_EMBODIED_KG_PER_H * seconds / 3600 + SLACK_KG
+        if embodied > limit:
+            return "embodied_kg_co2e", (
+                f"{embodied:.6g} kg CO2e is not plausible for {seconds:.0f} s of hardware: at most "
+                f"{limit:.6g} kg ({MAX_EMBODIED_KG_PER_H:g} kg per hour)"
+            )
+    if total is not None and kg is not None and embodied is not None:
+        expected = kg + embodied
+        if abs(total - expected) > TOTAL_TOLERANCE * max(expected, 1e-3):
+            return "total_kg_co2e", (f"must be kg_co2e + embodied_kg_co2e ({expected:.6g}), got {total:.6g}")
     return None
 
 

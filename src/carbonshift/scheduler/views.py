@@ -17,6 +17,8 @@ from carbonshift.timeutil import isoformat_z
 ACTUAL_KEYS = (
     "energy_kwh",
     "kg_co2e",
+    "embodied_kg_co2e",
+    "total_kg_co2e",
     "mean_g_per_kwh",
     "start",
     "end",
@@ -57,7 +59,9 @@ class PlanView:
     notices: list[Any]
 
     @classmethod
-    def from_row(cls, row: PlanRow) -> PlanView:
+    def from_row(cls, row: PlanRow, *, with_options: bool = True) -> PlanView:
+        """`with_options=False`: the row was read without its ranked options (a job list's summary,
+        where they are most of a job's size); the view then has none."""
         return cls(
             id=row.id,
             run_id=row.run_id,
@@ -67,7 +71,7 @@ class PlanView:
             reason=row.reason,
             gain_pct=row.gain_pct,
             option=row.option,
-            options=list(row.options or []),
+            options=list(row.options or []) if with_options else [],
             baseline=row.baseline,
             signal=row.signal,
             notices=list(row.notices or []),
@@ -242,10 +246,19 @@ class JobView:
     runs: list[RunView]
     kind: str = "scheduled"  # or "tracked": a run `carbonshift track --server` posted to the ledger
     labels: dict[str, str | None] = field(default_factory=dict)  # organisation, team, project
+    # a job list's summary: built without the history (run events, the plans not in force, each
+    # plan's ranked options), so `to_dict` leaves `plans`, the plan's `options` and run `events` out
+    summary: bool = False
 
     @classmethod
     def build(
-        cls, row: JobRow, runs: list[RunView], plans: list[PlanRow], next_occurrence: datetime | None = None
+        cls,
+        row: JobRow,
+        runs: list[RunView],
+        plans: list[PlanRow],
+        next_occurrence: datetime | None = None,
+        *,
+        summary: bool = False,
     ) -> JobView:
         job_status = JobStatus(row.status)
         if job_status is JobStatus.CANCELLED:
@@ -275,10 +288,11 @@ class JobView:
             created_at=row.created_at,
             updated_at=row.updated_at,
             status_reason=row.status_reason,
-            plans=[PlanView.from_row(p) for p in plans],
+            plans=[PlanView.from_row(p, with_options=not summary) for p in plans],
             runs=runs,
             kind=row.kind or "scheduled",
             labels={"organisation": row.organisation, "team": row.team, "project": row.project},
+            summary=summary,
         )
 
     @property
@@ -297,8 +311,10 @@ class JobView:
         return adopted[-1] if adopted else None
 
     def to_dict(self) -> dict[str, Any]:
+        """The JSON shape; a summary (see `summary`) leaves `plans`, the plan's `options` and each
+        run's `events` out."""
         plan = self.plan
-        return {
+        out: dict[str, Any] = {
             "id": self.id,
             "name": self.name,
             "kind": self.kind,
@@ -311,6 +327,14 @@ class JobView:
             "created_at": isoformat_z(self.created_at),
             "updated_at": isoformat_z(self.updated_at),
             "plan": None if plan is None else plan.to_dict(),
-            "plans": [p.to_dict() for p in self.plans],
-            "runs": [r.to_dict() for r in self.runs],
         }
+        runs = [r.to_dict() for r in self.runs]
+        if self.summary:
+            if out["plan"] is not None:
+                del out["plan"]["options"]
+            for run in runs:
+                del run["events"]
+        else:
+            out["plans"] = [p.to_dict() for p in self.plans]
+        out["runs"] = runs
+        return out
