@@ -6,9 +6,17 @@ submits one job through the API (placement local, tomorrow, so nothing is launch
 daemon, copies that job's rows (job, run, plan, run events) `--jobs - 1` times with new ids and
 creation times into the same database, starts the daemon again and sends `--requests` listings from
 `--concurrency` client threads. Extra query strings (`--query 'limit=100'`) time other forms of the
-listing. It never talks to any other address, and stops by itself.
+listing; `--deep` also times a page from the middle of the list (`limit=100` and the cursor of the job
+half-way down), which a keyset page answers as fast as the first. Each phase reports the server
+process's CPU seconds per request beside the latencies (on a small shared machine, the figure other
+processes disturb least). `--baseline-src DIR` runs the same phases, on a database of its own, with the
+server importing carbonshift from another source tree (e.g. the commit before paging moved into SQL:
+`git archive COMMIT src | tar -x -C DIR`), so old and new are measured in the same run;
+`--baseline-requests` keeps the old path's slow listings short. It never talks to any other address,
+and stops by itself.
 
 Run: .venv/bin/python bench/bench_api_jobs.py [--jobs 10000] [--requests 16] [--concurrency 8]
+     [--query limit=100] [--deep] [--no-unpaged] [--baseline-src DIR [--baseline-requests 4]]
 """
 
 from __future__ import annotations
@@ -22,19 +30,26 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import requests
 import sqlalchemy as sa
 
 from bench_api_load import REQUEST_TIMEOUT_S, Server, _submission, run_phase
+from carbonshift.api.paging import encode_cursor
 from carbonshift.scheduler.models import JobRow, PlanRow, RunEventRow, RunRow
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def clone_jobs(db_file: Path, copies: int) -> None:
     """`copies` more jobs like the one stored, each a second older than the last, in bulk."""
     engine = sa.create_engine(f"sqlite:///{db_file}")
-    jobs, runs, plans, events = (t.__table__ for t in (JobRow, RunRow, PlanRow, RunEventRow))
+    # the tables as the database has them (a baseline tree's schema may be older than this tree's models)
+    meta = sa.MetaData()
+    meta.reflect(engine, only=[t.__tablename__ for t in (JobRow, RunRow, PlanRow, RunEventRow)])
+    jobs, runs, plans, events = (meta.tables[t.__tablename__] for t in (JobRow, RunRow, PlanRow, RunEventRow))
     with engine.begin() as conn:
         job = dict(conn.execute(sa.select(jobs)).mappings().one())
         run_rows = [dict(r) for r in conn.execute(sa.select(runs)).mappings()]
@@ -77,23 +92,35 @@ def clone_jobs(db_file: Path, copies: int) -> None:
     engine.dispose()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--jobs", type=int, default=10_000)
-    parser.add_argument("--requests", type=int, default=16)
-    parser.add_argument("--concurrency", type=int, default=8)
-    parser.add_argument("--query", action="append", default=[], help="also time GET /api/v1/jobs?QUERY")
-    parser.add_argument("--max-seconds", type=float, default=120, help="stop sending after this long")
-    args = parser.parse_args()
-    if not 1 <= args.jobs <= 100_000 or not 1 <= args.requests <= 10_000:
-        parser.error("--jobs must be 1..100000 and --requests 1..10000")
+def cpu_s(pid: int) -> float:
+    """User plus system CPU seconds of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def middle_cursor(db_file: Path, jobs: int) -> str:
+    """The cursor a client following the pages would hold half-way down the list."""
+    engine = sa.create_engine(f"sqlite:///{db_file}")
+    with engine.connect() as conn:
+        created, job_id = conn.execute(
+            sa.text("SELECT created_at, id FROM jobs ORDER BY created_at DESC, id LIMIT 1 OFFSET :n"),
+            {"n": jobs // 2},
+        ).one()
+    engine.dispose()
+    at = datetime.fromisoformat(str(created)).replace(tzinfo=UTC)
+    return encode_cursor(SimpleNamespace(created_at=at, id=job_id))
+
+
+def measure(
+    args: argparse.Namespace, src: Path | None, requests_n: int
+) -> tuple[list[dict[str, Any]], float]:
+    """Every phase on a fresh database of `args.jobs` jobs, served from this tree or `src`."""
     token = secrets.token_urlsafe(32)
     auth = {"Authorization": f"Bearer {token}"}
+    env = None if src is None else {"PYTHONPATH": str(src / "src")}
     results = []
     with tempfile.TemporaryDirectory() as tmp:
-        server = Server(Path(tmp), token)
+        server = Server(Path(tmp), token, env)
         try:
             requests.post(
                 f"{server.url}/api/v1/jobs",
@@ -104,11 +131,16 @@ def main() -> None:
         finally:
             server.stop()
         t0 = time.perf_counter()
-        clone_jobs(Path(tmp) / "scheduler.sqlite", args.jobs - 1)
+        db_file = Path(tmp) / "scheduler.sqlite"
+        clone_jobs(db_file, args.jobs - 1)
         filled_s = time.perf_counter() - t0
-        server = Server(Path(tmp), token)
+        queries = [] if args.no_unpaged else [""]
+        queries += args.query
+        if args.deep:
+            queries.append(f"limit=100&cursor={middle_cursor(db_file, args.jobs)}")
+        server = Server(Path(tmp), token, env)
         try:
-            for query in ["", *args.query]:
+            for query in queries:
                 url = f"{server.url}/api/v1/jobs" + (f"?{query}" if query else "")
                 first = requests.get(url, headers=auth, timeout=REQUEST_TIMEOUT_S)
                 first.raise_for_status()
@@ -117,35 +149,72 @@ def main() -> None:
                 def listing(session: requests.Session, _i: int, url: str = url) -> int:
                     return session.get(url, headers=auth, timeout=REQUEST_TIMEOUT_S).status_code
 
+                shown = query if "cursor=" not in query else query.split("&cursor=")[0] + "&cursor=(middle)"
+                cpu0 = cpu_s(server.proc.pid)
                 result = run_phase(
-                    f"GET /api/v1/jobs{'?' + query if query else ''}",
-                    args.requests,
+                    f"GET /api/v1/jobs{'?' + shown if shown else ''}",
+                    requests_n,
                     args.concurrency,
                     listing,
                     time.monotonic() + args.max_seconds,
                 )
+                cpu = cpu_s(server.proc.pid) - cpu0
                 result["listed"] = listed
                 result["bytes"] = len(first.content)
+                result["cpu_ms_per_req"] = round(cpu / max(result["ok"], 1) * 1000, 1)
                 results.append(result)
         finally:
             server.stop()
-    print(
-        f"GET /api/v1/jobs with {args.jobs} stored jobs (rows copied in {filled_s:.1f} s), one `carbonshift serve` "
-        f"(SQLite, token on), concurrency {args.concurrency}, {os.cpu_count()} CPUs, "
-        f"load average {os.getloadavg()[0]:.1f} at the end"
-    )
+    return results, filled_s
+
+
+def show(title: str, results: list[dict[str, Any]]) -> None:
+    print(title)
     header = (
-        f"{'request':<34} {'jobs':>6} {'MB':>6} {'ok':>4} {'err':>4} {'req/s':>6} {'p50 ms':>8} {'p99 ms':>8}"
+        f"{'request':<44} {'jobs':>6} {'MB':>6} {'ok':>4} {'err':>4} {'req/s':>6} {'p50 ms':>8} "
+        f"{'p99 ms':>8} {'CPU ms/req':>10}"
     )
     print(header)
     print("-" * len(header))
     for r in results:
         print(
-            f"{r['phase']:<34} {r['listed']:>6} {r['bytes'] / 1e6:>6.2f} {r['ok']:>4} {sum(r['errors'].values()):>4} "
-            f"{r['throughput_rps']:>6} {r['p50_ms']:>8} {r['p99_ms']:>8}"
+            f"{r['phase']:<44} {r['listed']:>6} {r['bytes'] / 1e6:>6.2f} {r['ok']:>4} {sum(r['errors'].values()):>4} "
+            f"{r['throughput_rps']:>6} {r['p50_ms']:>8} {r['p99_ms']:>8} {r['cpu_ms_per_req']:>10}"
         )
         if r["errors"]:
             print(f"  errors: {r['errors']}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--jobs", type=int, default=10_000)
+    parser.add_argument("--requests", type=int, default=16)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--query", action="append", default=[], help="also time GET /api/v1/jobs?QUERY")
+    parser.add_argument("--deep", action="store_true", help="also time a page from the middle of the list")
+    parser.add_argument("--no-unpaged", action="store_true", help="do not time the listing of every job")
+    parser.add_argument("--baseline-src", type=Path, help="also serve from this source tree (its src/)")
+    parser.add_argument("--baseline-requests", type=int, default=4, help="requests per baseline phase")
+    parser.add_argument("--max-seconds", type=float, default=120, help="stop sending after this long")
+    args = parser.parse_args()
+    if not 1 <= args.jobs <= 100_000 or not 1 <= args.requests <= 10_000:
+        parser.error("--jobs must be 1..100000 and --requests 1..10000")
+    if args.baseline_src is not None and not (args.baseline_src / "src" / "carbonshift").is_dir():
+        parser.error("--baseline-src must be a tree with src/carbonshift")
+    results, filled_s = measure(args, None, args.requests)
+    baseline = None
+    if args.baseline_src is not None:
+        baseline, _ = measure(args, args.baseline_src, args.baseline_requests)
+    print(
+        f"GET /api/v1/jobs with {args.jobs} stored jobs (rows copied in {filled_s:.1f} s), one `carbonshift serve` "
+        f"(SQLite, token on), concurrency {args.concurrency}, {os.cpu_count()} CPUs, "
+        f"load average {os.getloadavg()[0]:.1f} at the end"
+    )
+    show("this tree:", results)
+    if baseline is not None:
+        show(f"baseline ({args.baseline_src}):", baseline)
 
 
 if __name__ == "__main__":

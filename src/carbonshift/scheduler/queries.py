@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from sqlalchemy import and_, func, or_, select
-from sqlalchemy.orm import Session, defer
+from sqlalchemy.orm import Session
 
 from carbonshift.config.jobspec import parse_jobspec
 from carbonshift.errors import CarbonshiftError
@@ -27,7 +27,15 @@ from carbonshift.schedule import next_occurrence
 from carbonshift.scheduler.lifecycle import Store
 from carbonshift.scheduler.models import JobRow, PlanRow, ReportRow, RunEventRow, RunRow
 from carbonshift.scheduler.states import JobStatus, RunState
-from carbonshift.scheduler.views import JobView, RunView
+from carbonshift.scheduler.views import (
+    EventRecord,
+    JobRecord,
+    JobView,
+    PlanRecord,
+    ReportRecord,
+    RunRecord,
+    RunView,
+)
 
 __all__ = [
     "JobPage",
@@ -88,47 +96,49 @@ def job_page(
     """At most `limit` jobs (every one for None) following `after`, newest first (created_at
     descending, then id), with these labels. Reads the page's rows only: one more than `limit` tells
     whether there is a next page. `full`: each job as `job_views` builds it, else `job_summaries`."""
-    stmt = select(JobRow).where(*(getattr(JobRow, k) == v for k, v in labels.items()))
+    stmt = select(JobRow.__table__).where(*(getattr(JobRow, k) == v for k, v in labels.items()))
     if after is not None:
         at = after.created_at
         stmt = stmt.where(or_(JobRow.created_at < at, and_(JobRow.created_at == at, JobRow.id > after.id)))
     stmt = stmt.order_by(JobRow.created_at.desc(), JobRow.id)
     if limit is not None:
         stmt = stmt.limit(limit + 1)
-    rows = list(s.scalars(stmt))
+    rows: list[JobRecord] = list(s.execute(stmt))
     views = (job_views if full else job_summaries)(s, rows[:limit], now)
     return JobPage(views, more=limit is not None and len(rows) > limit)
 
 
-def job_views(s: Session, jobs: list[JobRow], now: datetime) -> list[JobView]:
+def job_views(s: Session, jobs: Sequence[JobRecord], now: datetime) -> list[JobView]:
     """Views of these jobs, with their runs and plans (a few queries, not one per job)."""
     return _job_views(s, jobs, now, summary=False)
 
 
-def job_summaries(s: Session, jobs: list[JobRow], now: datetime) -> list[JobView]:
+def job_summaries(s: Session, jobs: Sequence[JobRecord], now: datetime) -> list[JobView]:
     """What a job list shows of these jobs (`JobView.summary`): their runs without events, and only
     the adopted plans, read without their ranked options."""
     return _job_views(s, jobs, now, summary=True)
 
 
-def _job_views(s: Session, jobs: list[JobRow], now: datetime, *, summary: bool) -> list[JobView]:
+_PLANS = PlanRow.__table__
+_PLAN_SUMMARY = select(*(c for c in _PLANS.c if c.name != "options")).where(_PLANS.c.adopted.is_(True))
+
+
+def _job_views(s: Session, jobs: Sequence[JobRecord], now: datetime, *, summary: bool) -> list[JobView]:
+    # Core rows, not ORM objects: a listing only reads, and building ORM instances (identity map,
+    # state) was about half of a page's database time
     if not jobs:
         return []
     ids = [j.id for j in jobs]
-    runs: list[RunRow] = []
-    plans: list[PlanRow] = []
-    plan_query = select(PlanRow).order_by(PlanRow.id)
-    if summary:
-        plan_query = plan_query.where(PlanRow.adopted.is_(True)).options(
-            defer(PlanRow.options, raiseload=True)
-        )
+    runs: list[RunRecord] = []
+    plans: list[PlanRecord] = []
+    plan_query = (_PLAN_SUMMARY if summary else select(_PLANS)).order_by(_PLANS.c.id)
     for part in _chunks(ids):
-        runs += s.scalars(select(RunRow).where(RunRow.job_id.in_(part)).order_by(RunRow.seq))
-        plans += s.scalars(plan_query.where(PlanRow.job_id.in_(part)))
+        runs += s.execute(select(RunRow.__table__).where(RunRow.job_id.in_(part)).order_by(RunRow.seq))
+        plans += s.execute(plan_query.where(_PLANS.c.job_id.in_(part)))
     runs_by_job: dict[str, list[RunView]] = {}
     for view in run_views(s, runs, events=not summary):
         runs_by_job.setdefault(view.job_id, []).append(view)
-    plans_by_job: dict[str, list[PlanRow]] = {}
+    plans_by_job: dict[str, list[PlanRecord]] = {}
     for plan in plans:
         plans_by_job.setdefault(plan.job_id, []).append(plan)
     out = []
@@ -145,22 +155,24 @@ def _job_views(s: Session, jobs: list[JobRow], now: datetime, *, summary: bool) 
     return out
 
 
-def run_views(s: Session, runs: list[RunRow], *, events: bool = True) -> list[RunView]:
+_REPORTS = ReportRow.__table__
+_COUNTED = select(_REPORTS.c.run_id, _REPORTS.c.received_at, _REPORTS.c.source, _REPORTS.c.body).where(
+    _REPORTS.c.rejected.is_(None)
+)
+
+
+def run_views(s: Session, runs: Sequence[RunRecord], *, events: bool = True) -> list[RunView]:
     """Views of these runs, with their latest report and (unless `events=False`) their events."""
     ids = [r.id for r in runs]
-    history: dict[str, list[RunEventRow]] = {}
-    reports: dict[str, ReportRow] = {}
+    history: dict[str, list[EventRecord]] = {}
+    reports: dict[str, ReportRecord] = {}
     for part in _chunks(ids):
         if events:
-            for e in s.scalars(
-                select(RunEventRow).where(RunEventRow.run_id.in_(part)).order_by(RunEventRow.id)
+            for e in s.execute(
+                select(RunEventRow.__table__).where(RunEventRow.run_id.in_(part)).order_by(RunEventRow.id)
             ):
                 history.setdefault(e.run_id, []).append(e)
-        for r in s.scalars(
-            select(ReportRow)
-            .where(ReportRow.run_id.in_(part), ReportRow.rejected.is_(None))
-            .order_by(ReportRow.id)
-        ):
+        for r in s.execute(_COUNTED.where(_REPORTS.c.run_id.in_(part)).order_by(_REPORTS.c.id)):
             reports[r.run_id] = r  # the latest report that counts wins
     out = []
     for run in runs:

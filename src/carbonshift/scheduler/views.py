@@ -8,11 +8,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Unpack
+
+from sqlalchemy import Row
 
 from carbonshift.scheduler.models import JobRow, PlanRow, ReportRow, RunEventRow, RunRow
 from carbonshift.scheduler.states import JobStatus, RunState
 from carbonshift.timeutil import isoformat_z
+
+# a view is built from an ORM object or from a Core row of the same table's columns (what a listing
+# reads: cheaper, nothing to track); both answer the same attribute names
+CoreRow = Row[Unpack[tuple[Any, ...]]]
+JobRecord = JobRow | CoreRow
+RunRecord = RunRow | CoreRow
+PlanRecord = PlanRow | CoreRow  # a summary's rows have no `options`
+EventRecord = RunEventRow | CoreRow
+ReportRecord = ReportRow | CoreRow
 
 ACTUAL_KEYS = (
     "energy_kwh",
@@ -59,7 +70,7 @@ class PlanView:
     notices: list[Any]
 
     @classmethod
-    def from_row(cls, row: PlanRow, *, with_options: bool = True) -> PlanView:
+    def from_row(cls, row: PlanRecord, *, with_options: bool = True) -> PlanView:
         """`with_options=False`: the row was read without its ranked options (a job list's summary,
         where they are most of a job's size); the view then has none."""
         return cls(
@@ -152,7 +163,12 @@ class RunView:
 
     @classmethod
     def from_row(
-        cls, row: RunRow, events: list[RunEventRow], report: ReportRow | None, *, log_available: bool = False
+        cls,
+        row: RunRecord,
+        events: list[EventRecord],
+        report: ReportRecord | None,
+        *,
+        log_available: bool = False,
     ) -> RunView:
         return cls(
             id=row.id,
@@ -253,9 +269,9 @@ class JobView:
     @classmethod
     def build(
         cls,
-        row: JobRow,
+        row: JobRecord,
         runs: list[RunView],
-        plans: list[PlanRow],
+        plans: list[PlanRecord],
         next_occurrence: datetime | None = None,
         *,
         summary: bool = False,
