@@ -87,6 +87,33 @@ def test_pages_follow_the_list_order_through_ties(tmp_path: Path, db_url: str | 
         sched.shutdown()
 
 
+def test_a_page_after_a_cursor_is_an_index_range_on_sqlite(tmp_path: Path) -> None:
+    """The query `list_jobs_page` sends for a page after a cursor seeks to the cursor in the index on
+    (created_at DESC, id): a SEARCH, not a SCAN from the newest job, and no sort."""
+    sched, clock, _provider = _started(tmp_path, None)
+    try:
+        order = _submit_some(sched, clock)
+        sent: list[tuple[str, Any]] = []
+
+        @event.listens_for(sched.engine, "before_cursor_execute")
+        def _seen(_conn: Any, _cur: Any, statement: str, parameters: Any, *_args: Any) -> None:
+            if "FROM jobs" in statement and "ORDER BY" in statement:
+                sent.append((statement, parameters))
+
+        middle = sched.list_jobs()[3]
+        page = sched.list_jobs_page(2, After(middle.created_at, middle.id))
+        assert [j.id for j in page.jobs] == order[4:6]
+        assert len(sent) == 2  # list_jobs' listing, then the page's
+        statement, parameters = sent[-1]
+        with sched.engine.connect() as conn:
+            plan = " | ".join(
+                str(row[-1]) for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters)
+            )
+        assert "SEARCH jobs USING INDEX ix_jobs_created_id" in plan and "TEMP B-TREE" not in plan, plan
+    finally:
+        sched.shutdown()
+
+
 def test_a_summary_is_the_full_view_less_its_history(tmp_path: Path, db_url: str | None) -> None:
     sched, clock, _provider = _started(tmp_path, db_url)
     try:

@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from carbonshift.config.jobspec import parse_jobspec
@@ -99,7 +99,9 @@ def job_page(
     stmt = select(JobRow.__table__).where(*(getattr(JobRow, k) == v for k, v in labels.items()))
     if after is not None:
         at = after.created_at
-        stmt = stmt.where(or_(JobRow.created_at < at, and_(JobRow.created_at == at, JobRow.id > after.id)))
+        # "created_at < c OR (created_at = c AND id > i)", spelled so the first term bounds the index
+        # range: with the OR alone SQLite scans the index from the newest job to the cursor
+        stmt = stmt.where(JobRow.created_at <= at, or_(JobRow.created_at < at, JobRow.id > after.id))
     stmt = stmt.order_by(JobRow.created_at.desc(), JobRow.id)
     if limit is not None:
         stmt = stmt.limit(limit + 1)
