@@ -13,6 +13,7 @@ import pytest
 from carbonshift.config.jobspec import JobSpec, parse_jobspec
 from carbonshift.providers.base import LaunchRequest
 from tests.providers.fakes import Ec2Proxy, FakeArm, FakeComputeEngine
+from tests.providers.kube_fake import FakeKubernetes
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
@@ -82,6 +83,14 @@ def gce() -> Iterator[FakeComputeEngine]:
 @pytest.fixture
 def arm() -> Iterator[FakeArm]:
     fake = FakeArm()
+    yield fake
+    fake.close()
+
+
+@pytest.fixture
+def kube() -> Iterator[FakeKubernetes]:
+    """The fake Kubernetes API with the namespaces the Kubernetes tests use."""
+    fake = FakeKubernetes(namespaces=("default", "ml"))
     yield fake
     fake.close()
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -41,13 +40,6 @@ pytest.importorskip("kubernetes", reason="needs the kubernetes extra")
 CLUSTER = "gpu-east"
 NS = "ml"
 IMAGE = "ghcr.io/acme/trainer:1.4"
-
-
-@pytest.fixture
-def kube() -> Iterator[FakeKubernetes]:
-    fake = FakeKubernetes(namespaces=("default", NS))
-    yield fake
-    fake.close()
 
 
 def cluster(fake: FakeKubernetes, **overrides: Any) -> dict[str, Any]:

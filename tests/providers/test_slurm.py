@@ -145,14 +145,15 @@ def ended(status: InstanceStatus) -> bool:
     return status.state not in (InstanceState.PENDING, InstanceState.RUNNING)
 
 
+def squeue(*args: str) -> str:
+    """squeue's answer over jobs in every state, without its header."""
+    return subprocess.run(
+        ["squeue", "--noheader", "--states=all", *args], capture_output=True, text=True, check=True
+    ).stdout
+
+
 def jobs_named(rid: str) -> list[str]:
-    out = subprocess.run(
-        ["squeue", "--noheader", "--states=all", f"--name=cs-{rid}", "--format=%i"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return out.stdout.split()
+    return squeue(f"--name=cs-{rid}", "--format=%i").split()
 
 
 # ---- against the real cluster -----------------------------------------------------------------------
@@ -660,5 +661,144 @@ def test_the_scheduler_places_a_job_on_a_cluster_and_falls_back_on_a_refusal(
         assert run.actual is not None and run.actual["zone"] == "DE"  # measured where it ran
         log = Path(settings.resolved_data_dir()) / "scheduler" / "slurm" / "berlin" / run.id / "output.log"
         assert "ran on debug" in log.read_text()
+    finally:
+        sched.shutdown()
+
+
+# ---- queued ahead: the scheduler submits at plan time, Slurm starts the job at its planned start --------
+def _squeue_state(job_id: str) -> str:
+    """STATE|REASON|START of one job."""
+    return squeue(f"--jobs={job_id}", "--format=%T|%r|%S").strip()
+
+
+def test_prepare_queues_ahead_and_a_second_prepare_moves_the_start(provider: SlurmProvider) -> None:
+    rid = run_id("prepare")
+    start = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=1)
+    first = provider.prepare(request(rid, ["true"], not_before=start))
+    assert _squeue_state(first.instance_id).startswith("PENDING|BeginTime|")
+    assert provider.prepare(request(rid, ["true"], not_before=start)).instance_id == first.instance_id
+
+    later = start + timedelta(hours=1)
+    moved = provider.prepare(request(rid, ["true"], not_before=later))
+    assert moved.instance_id == first.instance_id and jobs_named(rid) == [first.instance_id]
+    shown = subprocess.run(
+        ["scontrol", "show", "job", "--oneliner", first.instance_id],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    begins = datetime.fromisoformat(shown.split("StartTime=", 1)[1].split()[0]).astimezone(UTC)
+    assert abs((begins - later).total_seconds()) <= 2, shown  # Slurm's clock has whole seconds
+    provider.terminate(moved)
+    assert wait_status(provider, moved, ended).state is InstanceState.TERMINATED
+
+
+def _queue_settings(tmp_path: Path, now: datetime) -> Settings:
+    from tests.scheduler.helpers import hourly, make_settings
+
+    start = now.replace(minute=0, second=0, microsecond=0) - timedelta(days=1)
+    return make_settings(
+        tmp_path,
+        {"lab": hourly(start, 72, lambda h: 300.0)},
+        scheduler={"providers": ["local", "slurm"]},
+        slurm={
+            "clusters": {
+                CLUSTER: {"zone": "LAB-ZONE", "partition": "debug", "track": False, "time_margin_s": 60}
+            }
+        },
+    )
+
+
+def test_the_scheduler_queues_a_run_ahead_slurm_starts_it_on_time_and_a_restart_does_not_resubmit(
+    slurm_cluster: Cluster, tmp_path: Path
+) -> None:
+    """A run planned 2 minutes ahead is in squeue as PENDING (BeginTime) right after the submission's
+    tick; a restarted daemon finds it and submits nothing; Slurm starts it at its planned start (no tick
+    needed); the daemon follows it to its end."""
+    from carbonshift.scheduler import RunState, Scheduler
+    from tests.scheduler.helpers import spec, window
+
+    now = datetime.now(UTC)
+    settings = _queue_settings(tmp_path, now)
+    earliest = now.replace(microsecond=0) + timedelta(minutes=2)
+    marker = tmp_path / "started"
+    sched = Scheduler.from_settings(settings)
+    sched.start(background=False)
+    try:
+        job = sched.submit(
+            spec(
+                duration="2m",
+                command=["sh", "-c", f"date +%s > {marker}"],
+                hardware={"vcpus": 1, "memory_gb": 0.25},
+                placement={"providers": ["slurm"]},
+                # room past its 2 min (Slurm drops a job that cannot end, time limit and all, by
+                # the deadline): flat intensity, so the earliest start is the plan's
+                window=window(earliest, earliest + timedelta(minutes=10)),
+            )
+        )
+        run = job.runs[0]
+        assert (run.provider, run.region, run.planned_start) == ("slurm", CLUSTER, earliest)
+        sched.tick()
+        run = sched.get_run(run.id)
+        assert run.status is RunState.WAITING and run.instance_id is not None, run
+        job_id = run.instance_id
+        assert jobs_named(run.id) == [job_id]
+        assert _squeue_state(job_id).startswith("PENDING|BeginTime|"), _squeue_state(job_id)
+    finally:
+        sched.shutdown()
+
+    again = Scheduler.from_settings(settings)  # a restarted daemon
+    again.start(background=False)
+    try:
+        again.tick()
+        assert jobs_named(run.id) == [job_id]  # found, not submitted again
+        assert _squeue_state(job_id).startswith("PENDING|BeginTime|")
+        assert again.get_run(run.id).status is RunState.WAITING
+
+        wait_for_marker = time.monotonic() + 200
+        while not marker.exists() and time.monotonic() < wait_for_marker:
+            time.sleep(1)  # no tick: Slurm starts it by itself
+        assert marker.exists(), _squeue_state(job_id)
+        assert int(marker.read_text()) >= int(earliest.timestamp()) - 1
+
+        deadline = time.monotonic() + 60
+        while again.get_run(run.id).status is not RunState.SUCCEEDED and time.monotonic() < deadline:
+            again.tick()
+            time.sleep(1)
+        done = again.get_run(run.id)
+        assert done.status is RunState.SUCCEEDED, [e.reason for e in done.events]
+        assert done.instance_id == job_id and jobs_named(run.id) == [job_id]
+    finally:
+        again.shutdown()
+
+
+def test_cancelling_a_run_queued_on_slurm_cancels_its_pending_job(
+    slurm_cluster: Cluster, tmp_path: Path
+) -> None:
+    from carbonshift.scheduler import RunState, Scheduler
+    from tests.scheduler.helpers import spec, window
+
+    now = datetime.now(UTC)
+    settings = _queue_settings(tmp_path, now)
+    earliest = now.replace(microsecond=0) + timedelta(hours=1)
+    sched = Scheduler.from_settings(settings)
+    sched.start(background=False)
+    try:
+        job = sched.submit(
+            spec(
+                duration="10m",
+                command=["true"],
+                hardware={"vcpus": 1, "memory_gb": 0.25},
+                placement={"providers": ["slurm"]},
+                window=window(earliest, earliest + timedelta(minutes=10)),
+            )
+        )
+        sched.tick()
+        run = sched.get_run(job.runs[0].id)
+        assert run.instance_id is not None and _squeue_state(run.instance_id).startswith("PENDING|BeginTime")
+        assert sched.cancel(job.id).runs[0].status is RunState.CANCELLED
+        sched.tick()
+        assert _squeue_state(run.instance_id).startswith("CANCELLED")
+        assert sched.get_run(run.id).release == {**(sched.get_run(run.id).release or {}), "state": "done"}
     finally:
         sched.shutdown()

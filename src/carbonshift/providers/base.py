@@ -155,3 +155,34 @@ class Provider(Protocol):
     def managed(self) -> list[Handle]:
         """Every instance this provider holds that carbonshift launched (for orphan detection)."""
         ...
+
+
+QUEUED_FOR = "queued_for"  # a queued run's handle details: the planned start it was queued for (ISO)
+HELD = "held"  # a queued run's handle details: True while the engine holds it until `launch`
+
+
+@runtime_checkable
+class Queueing(Protocol):
+    """An optional capability: engines with a queue of their own (Slurm, Kubernetes) take a run ahead of
+    its planned start, so the cluster shows it waiting, and (`starts_queued`) may start it at its time
+    even while no daemon runs. The scheduler detects it with `isinstance(provider, Queueing)`; clouds,
+    which bill from the moment an instance exists, do not have it and are launched at the planned start.
+
+    `prepare(request)` queues the run to start at `request.not_before`; it is idempotent by run id and is
+    also how a re-plan moves a queued run: called again with a new `not_before`, the queued job follows
+    it (a job already started is left alone). `terminate` removes a queued job like a running one; `launch`
+    at the planned start returns the queued job (started by the engine, or resumed now)."""
+
+    name: str
+    # True: the engine starts the queued run itself at `not_before` (Slurm's --begin); False: it is held
+    # (its handle's details[HELD] is True) until `launch` lets it go (a suspended Kubernetes Job)
+    starts_queued: bool
+
+    def prepare(self, request: LaunchRequest) -> Handle:
+        """Queue (or re-time) the run for `request.not_before`. Raises CapacityError or ProviderError."""
+        ...
+
+
+def queueing(provider: object) -> Queueing | None:
+    """The provider as a `Queueing` one, or None when its engine has no queue (a cloud, local)."""
+    return provider if isinstance(provider, Queueing) else None

@@ -53,6 +53,7 @@ from carbonshift.config import LocationSetting, Settings
 from carbonshift.config.kubernetes import KubernetesCluster
 from carbonshift.errors import ConfigError, UnknownLocationError
 from carbonshift.providers.base import (
+    HELD,
     CapacityError,
     Handle,
     InstanceState,
@@ -337,6 +338,7 @@ class KubernetesProvider:
     """Runs each run as a batch/v1 Job on one of `kubernetes.clusters` (the region is the cluster name)."""
 
     name = PROVIDER
+    starts_queued = False  # Queueing: a prepared Job is suspended until `launch` resumes it
 
     def __init__(
         self,
@@ -827,6 +829,7 @@ class KubernetesProvider:
                 "job": name,
                 "uid": meta.get("uid"),
                 "suspended": _suspended(job),
+                HELD: _suspended(job),
                 "planned_start": annotations.get(ANN_PLANNED_START),
                 "deadline": annotations.get(ANN_DEADLINE),
                 "context": cluster.context,

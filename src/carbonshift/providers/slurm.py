@@ -40,6 +40,12 @@ line precedes anything taken from a spec, so no spec content can become an `#SBA
 job sees the environment sbatch is run with, which is allow-listed (the local provider's names, plus
 SLURM_CONF): none of the daemon's secrets reach a job.
 
+Queued ahead (the `Queueing` capability, providers/base.py): the scheduler calls `prepare` when it
+plans a run, which submits it with `--begin` at its planned start, so Slurm holds it `PENDING
+(BeginTime)` and starts it at its time by itself (`starts_queued`); `prepare` again with another start
+moves the pending job (`scontrol update JobId=N StartTime=...`, else cancel and submit again), and
+`launch` at the planned start returns the queued job (moving it to now when it still waits for later).
+
 Idempotent by run id: under a lock file in the run directory, the run's recorded job (RUN_DIR/job.json,
 written after sbatch answers) is returned, else a job named cs-RUN with comment carbonshift-run:RUN that
 Slurm still knows (`squeue --states=all --name`, for a daemon that died between submitting and
@@ -92,6 +98,7 @@ COMMENT_PREFIX = "carbonshift-run:"
 _RUN_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _JOB_ID = re.compile(r"^\d+$")
+MOVE_SLACK_S = 5.0  # a launch now moves a queued job only when it would begin later than this
 _TOKEN = re.compile(r"^[A-Za-z0-9._~+/=-]{1,1024}$")  # what a here-document carries as one plain line
 # names of the daemon's environment that Slurm's commands (and so the jobs, through sbatch) get
 SLURM_ENV_ALLOWED = (*ENV_ALLOWED, "SLURM_CONF")
@@ -186,6 +193,7 @@ class SlurmProvider:
     """Submits runs to the configured Slurm clusters (see the module docstring)."""
 
     name = NAME
+    starts_queued = True  # Queueing: Slurm itself starts a job submitted ahead at its --begin time
 
     def __init__(
         self,
@@ -210,20 +218,75 @@ class SlurmProvider:
         return sorted(self.clusters)
 
     def launch(self, request: LaunchRequest) -> Handle:
+        """Submit the run (idempotent by run id). A job of the run queued ahead (`prepare`) is returned;
+        one still pending for a later start is moved to start now."""
+        return self._ensure(request)
+
+    def prepare(self, request: LaunchRequest) -> Handle:
+        """Queueing: submit the run ahead of its planned start (`--begin` = `request.not_before`), so it
+        waits `PENDING (BeginTime)` in the cluster and starts at its time even while no daemon runs.
+        Called again with another `not_before` (a re-plan), the pending job is moved (`scontrol update
+        JobId=N StartTime=...`; where Slurm refuses that, the job is cancelled and submitted again, the
+        old one remembered so no lookup takes it for the run). A job already started is left alone."""
+        return self._ensure(request)
+
+    def _ensure(self, request: LaunchRequest) -> Handle:
+        """The run's job, submitted when Slurm has none for it, its start moved when it is pending for
+        another one (see `prepare`)."""
         cluster = self._cluster(request.region)
-        run_dir = self.run_dir(request.region, request.run_id)
+        region = request.region
+        run_dir = self.run_dir(region, request.run_id)
         run_dir.mkdir(parents=True, exist_ok=True)
         with flocked(run_dir / "launch.lock"):
-            existing = self.find(request.run_id, request.region)
-            if existing is not None:
+            existing = self.find(request.run_id, region)
+            if existing is None:
+                return self._submit(request, region, cluster, run_dir)
+            recorded = read_json(run_dir / "job.json") or {}
+            if not self._moves(request, recorded.get("not_before")):
                 log.info(
                     "run %s: already submitted to %s as job %s; not submitting it again",
                     request.run_id,
-                    request.region,
+                    region,
                     existing.instance_id,
                 )
                 return existing
-            return self._submit(request, request.region, cluster, run_dir)
+            job_id = existing.instance_id
+            info = self._show_job(region, cluster, job_id)
+            if info is None or info.get("JobState") != "PENDING":
+                return existing  # started (or ended): Slurm has it, nothing to move
+            want = request.not_before.isoformat() if request.not_before is not None else None
+            begin, _ = self._begin(request)
+            moved = self._slurm(
+                region, cluster, "scontrol", ["update", f"JobId={job_id}", f"StartTime={begin}"]
+            )
+            if moved.returncode == 0:
+                write_json(run_dir / "job.json", {**recorded, "job_id": job_id, "not_before": want})
+                log.info("run %s: job %s on %s moved to begin at %s", request.run_id, job_id, region, begin)
+                return existing
+            log.info(
+                "run %s: scontrol refused to move job %s (%s): submitting it again",
+                request.run_id,
+                job_id,
+                _errors(moved),
+            )
+            refused = read_json(run_dir / "refused.json") or {}
+            write_json(run_dir / "refused.json", {**refused, job_id: f"replaced: moved to begin at {begin}"})
+            self._slurm(region, cluster, "scancel", [job_id])
+            (run_dir / "job.json").unlink(missing_ok=True)
+            return self._submit(request, region, cluster, run_dir)
+
+    def _moves(self, request: LaunchRequest, recorded: Any) -> bool:
+        """Whether the run's job, recorded as queued for `recorded` (ISO, or None: at once), must be moved
+        for this request: to its other `not_before`, or (a launch now) from a start still ahead."""
+        if request.not_before is not None:
+            return bool(recorded != request.not_before.isoformat())
+        if not isinstance(recorded, str):
+            return False
+        try:
+            begins = datetime.fromisoformat(recorded)
+        except ValueError:
+            return False
+        return begins > self._clock() + timedelta(seconds=MOVE_SLACK_S)
 
     def find(self, run_id: str, region: str) -> Handle | None:
         cluster = self._cluster(region)
@@ -315,7 +378,7 @@ class SlurmProvider:
         """sbatch's options for `request` (everything but the script's path)."""
         cluster = self._cluster(region)
         now = self._clock()
-        start = request.not_before if request.not_before is not None and request.not_before > now else now
+        begin, start = self._begin(request)
         deadline = request.deadline + timedelta(seconds=cluster.time_margin_s)
         if deadline <= start:
             raise ProviderError(
@@ -323,7 +386,6 @@ class SlurmProvider:
                 f"{region}: the run's deadline {request.deadline.isoformat()} (plus the "
                 f"{cluster.time_margin_s:.0f} s margin) is not after its start {start.isoformat()}",
             )
-        begin = "now" if start <= now else f"now+{math.ceil((start - now).total_seconds())}"
         limit = request.spec.duration + timedelta(seconds=cluster.time_margin_s)
         # where slurmd opens the output and starts the script: the run dir, or the nodes' own directory
         # (which exists on each; the script makes the run's directory under it)
@@ -354,6 +416,12 @@ class SlurmProvider:
         return [*args, *cluster.extra_args]
 
     # ---- internals -------------------------------------------------------------------------------
+    def _begin(self, request: LaunchRequest) -> tuple[str, datetime]:
+        """The run's start as Slurm takes it (`now` or `now+SECONDS`: no time zone involved), and when."""
+        now = self._clock()
+        start = request.not_before if request.not_before is not None and request.not_before > now else now
+        return ("now" if start <= now else f"now+{math.ceil((start - now).total_seconds())}"), start
+
     def _cluster(self, region: str) -> SlurmCluster:
         cluster = self.clusters.get(region)
         if cluster is None:
@@ -395,7 +463,12 @@ class SlurmProvider:
         self._refuse_if_never_runnable(region, cluster, run_dir, job_id)
         write_json(
             run_dir / "job.json",
-            {"job_id": job_id, "cluster": region, "submitted_at": self._clock().isoformat()},
+            {
+                "job_id": job_id,
+                "cluster": region,
+                "submitted_at": self._clock().isoformat(),
+                "not_before": request.not_before.isoformat() if request.not_before is not None else None,
+            },
         )
         log.info("run %s: submitted to %s as job %s (output %s)", request.run_id, region, job_id, run_dir)
         return self._handle(region, request.run_id, job_id)

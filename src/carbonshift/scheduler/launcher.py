@@ -7,6 +7,11 @@ failed late) is unclear: the run stays `launching` and the provider is asked for
 a bounded number of times, before it is declared lost with an orphan check asked for. Right before each
 launch the daemon checks it still leads; a relaunch repeats the very same request (same idempotency
 key, same report token), so a run starts once.
+
+A run queued ahead at an engine with a queue of its own (queueing.py) is launched the same way: the
+provider returns the queued job (Slurm, which starts it itself: the run is then not declared missed by
+a late daemon) or lets it go (a suspended Kubernetes Job, resumed; one found still held after a restart
+is launched again).
 """
 
 from __future__ import annotations
@@ -20,13 +25,14 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from carbonshift.config.jobspec import JobSpec, Window, format_duration, parse_jobspec
-from carbonshift.providers.base import CapacityError, Handle, LaunchRequest, Provider
+from carbonshift.config.jobspec import JobSpec, format_duration, parse_jobspec
+from carbonshift.providers.base import HELD, CapacityError, Handle, Provider, queueing
 from carbonshift.scheduler import ledger
 from carbonshift.scheduler.context import Context
 from carbonshift.scheduler.lifecycle import ACTIVE, PENDING, TERMINAL_STATES, z
 from carbonshift.scheduler.models import JobRow, PlanRow, RunRow
 from carbonshift.scheduler.polling import Polling
+from carbonshift.scheduler.queueing import QueueAhead, launch_request, launch_spec, queued_handle
 from carbonshift.scheduler.states import JobStatus, RunState
 from carbonshift.scheduler.tokens import hash_token
 
@@ -40,6 +46,7 @@ class Launcher:
         self.ctx = ctx
         self.store = ctx.store
         self.polling = polling
+        self.queue = QueueAhead(ctx, polling.releases)
 
     # ---- settling launches ---------------------------------------------------------------------------
     def resolve_launching(self) -> None:
@@ -82,7 +89,19 @@ class Launcher:
             run = s.get(RunRow, run_id)
             if run is None or run.state != RunState.LAUNCHING.value:
                 return
-            if handle is not None:
+            if handle is not None and handle.details.get(HELD):
+                # the run's job queued ahead, still held: the launch (which lets it go) never got
+                # through, so it is launched again (the same request: it starts once)
+                self.store.move(
+                    s,
+                    run,
+                    RunState.WAITING,
+                    f"recovered: {provider_name} still holds its queued job {handle.instance_id} for this "
+                    "run id, so the launch did not get through; launching it again",
+                    now,
+                    launch_error=None,
+                )
+            elif handle is not None:
                 after = "an unclear launch answer" if run.launch_error else "a restart"
                 self.store.move(
                     s,
@@ -159,6 +178,7 @@ class Launcher:
             self.ctx.calls.submit(
                 run_ids, "launch", functools.partial(self._launch_runs, run_ids), job_id=job_id
             )
+        self.queue.sync_due(now)
 
     def _launch_runs(self, run_ids: list[str]) -> None:
         """In a worker: launch one job's due runs, one after the other."""
@@ -219,7 +239,9 @@ class Launcher:
                     self._overlap(s, run, blocker, spec.schedule.overlap, latest, now)
                     return
             late_s = (now - run.planned_start).total_seconds()
-            if now > latest:
+            if self._engine_has_it(run):
+                pass  # queued ahead at an engine that starts it at its time: no longer ours to miss
+            elif now > latest:
                 why = (
                     f"due at {z(run.planned_start)} but not started by its latest start {z(latest)} "
                     f"(deadline {z(run.deadline)} minus duration {format_duration(duration)}); it is now "
@@ -230,7 +252,7 @@ class Launcher:
                 )
                 return
             grace = self.ctx.cfg.misfire_grace_s
-            if grace is not None and late_s > grace:
+            if grace is not None and late_s > grace and not self._engine_has_it(run):
                 why = (
                     f"due at {z(run.planned_start)}, now {late_s:.0f} s late: more than "
                     f"scheduler.misfire_grace_s ({grace:.0f} s)"
@@ -240,19 +262,26 @@ class Launcher:
                 )
                 return
             options = self._options_for(s, run)
-            launch_spec = spec.model_copy(
-                update={
-                    "window": Window(earliest=run.window_earliest, deadline=run.deadline),
-                    "schedule": None,
-                }
-            )
+            the_spec = launch_spec(spec, run)
             deadline = run.deadline
             if run.stop_at is not None:
                 # a chunk runs for its planned length, from when it starts (later, if it starts late)
                 run.stop_at = now + duration
             job_id = job.id
         env = functools.partial(self.ctx.chunks.run_env, job_id, spec=spec, chunk=chunk)
-        self._launch_options(run_id, launch_spec, deadline, options, late_s, now, env=env)
+        self._launch_options(run_id, the_spec, deadline, options, late_s, now, env=env)
+
+    def _engine_has_it(self, run: RunRow) -> bool:
+        """Whether the run is queued ahead where it is planned, at an engine that starts queued runs
+        itself (Slurm): it may be running already, so the launch only records it."""
+        queued = queued_handle(run)
+        provider = queueing(self.ctx.providers.get(run.provider or ""))
+        return (
+            queued is not None
+            and provider is not None
+            and provider.starts_queued
+            and (queued.provider, queued.region) == (run.provider, run.region)
+        )
 
     def _overlap(
         self, s: Session, run: RunRow, blocker: RunRow, policy: str, latest: datetime, now: datetime
@@ -395,16 +424,14 @@ class Launcher:
                 # the run stays launching and the new leader settles it by asking the provider
                 log.warning("run %s: not launching on %s: this daemon is no longer the leader", run_id, ref)
                 return
-            report_url = self.ctx.cfg.report_url
-            request = LaunchRequest(
-                run_id=run_id,
-                spec=spec,
-                region=str(option["region"]),
-                deadline=deadline,
-                report_url=None if report_url is None else report_url.replace("{run_id}", run_id),
-                report_token=token,
-                interruptible=spec.interruptible,  # spot / preemptible capacity only when the job allows it
-                env={} if env is None else env(str(option["provider"])),
+            request = launch_request(
+                self.ctx,
+                run_id,
+                spec,
+                str(option["region"]),
+                deadline,
+                token,
+                {} if env is None else env(str(option["provider"])),
             )
             try:
                 handle = self.ctx.calls.call(

@@ -130,6 +130,15 @@ class Timers:
     # ---- one run's timers ------------------------------------------------------------------------------
     def schedule_launch(self, run_id: str, at: datetime) -> None:
         self._schedule("launch", run_id, at, "launch it")
+        self.tick_soon()
+
+    def tick_soon(self) -> None:
+        """Bring the next tick forward to now: a run just planned, or moved by a re-plan, is queued
+        ahead (or re-timed) at an engine that queues right away, not a poll interval later."""
+        aps = self._aps
+        if aps is not None:
+            with contextlib.suppress(Exception):
+                aps.modify_job("carbonshift:tick", next_run_time=datetime.now(UTC))
 
     def schedule_stop(self, run_id: str, at: datetime) -> None:
         """A tick at a chunk's planned end, so it is paused then, not at the next poll."""
@@ -171,6 +180,7 @@ class Timers:
             run = s.get(RunRow, run_id)
             if run is not None and run.state == RunState.PLANNED.value:
                 self.store.move(s, run, RunState.WAITING, f"scheduled to launch at {z(start)}", now)
+        self.tick_soon()
 
     def adopt_planned(self) -> None:
         """Every run still `planned` (submitted through any instance) gets its timer and waits."""
