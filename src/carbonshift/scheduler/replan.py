@@ -13,8 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
 
 from carbonshift.config.jobspec import parse_jobspec
 from carbonshift.errors import CarbonshiftError
@@ -62,14 +63,36 @@ class Replanner:
             return "replan"
         return None
 
+    def _maybe_due(self, now: datetime) -> ColumnElement[bool]:
+        """The runs `_kind_due` may choose, in SQL, so a pass over many waiting runs reads only those
+        (it decides on them itself). A chunk is always read: its job's first waiting chunk decides."""
+        cfg = self.ctx.cfg
+        terms = [
+            RunRow.chunk_index.is_not(None),
+            RunRow.last_planned_at.is_(None),
+            RunRow.last_planned_at <= now - timedelta(seconds=cfg.replan_interval_s),
+        ]
+        if cfg.replan_before_start_s > 0:
+            terms.append(
+                and_(
+                    RunRow.prestart_replanned.is_(False),
+                    RunRow.planned_start <= now + timedelta(seconds=cfg.replan_before_start_s),
+                )
+            )
+        return or_(*terms)
+
     def _due_runs(self, now: datetime) -> None:
         due: list[tuple[str, str]] = []
         chunk_due: list[tuple[str, str]] = []
         chunked: dict[str, RunRow] = {}  # job id -> its first chunk waiting: the job's chunks go together
-        with self.store.tx() as s:
+        with self.store.read() as s:  # a read: each re-plan then writes in its own transaction
             for run in s.scalars(
                 select(RunRow)
-                .where(RunRow.state == RunState.WAITING.value, RunRow.planned_start > now)
+                .where(
+                    RunRow.state == RunState.WAITING.value,
+                    RunRow.planned_start > now,
+                    self._maybe_due(now),
+                )
                 .order_by(RunRow.planned_start)
             ):
                 if run.chunk_index is not None:
