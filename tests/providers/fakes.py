@@ -20,6 +20,7 @@ import re
 import threading
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -51,6 +52,13 @@ class FakeServer:
     def __init__(self) -> None:
         self.requests: list[Recorded] = []
         self.lock = threading.RLock()
+        # a gate holds the first request it matches, before it is handled ("before") or after it was
+        # handled and before the answer goes out ("after"), until `release` is set: a client (a daemon
+        # inside its launch call) can be killed while the API has, or has not yet, acted on it
+        self.gate: Callable[[Recorded], bool] | None = None
+        self.gate_phase = "before"
+        self.gated = threading.Event()  # set when the gate holds a request
+        self.release = threading.Event()
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -74,9 +82,15 @@ class FakeServer:
                     {k.lower(): v for k, v in self.headers.items()},
                     body,
                 )
+                held = fake._hold(rec)
+                if held and fake.gate_phase == "before":
+                    fake.release.wait()
                 with fake.lock:
                     fake.requests.append(rec)
                     answer = fake.route(rec, raw)
+                if held and fake.gate_phase == "after":
+                    fake.gated.set()
+                    fake.release.wait()
                 payload = (
                     answer.raw
                     if answer.raw is not None
@@ -98,6 +112,26 @@ class FakeServer:
             target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         )
         self.thread.start()
+
+    def hold(self, gate: Callable[[Recorded], bool] | None, phase: str = "before") -> None:
+        """Hold the next request `gate` matches (see __init__); None: hold nothing, let a held one go."""
+        with self.lock:
+            self.release.set()  # a request held before goes on
+            self.gate, self.gate_phase = gate, phase
+            self.gated.clear()
+            if gate is not None:
+                self.release.clear()
+
+    def _hold(self, rec: Recorded) -> bool:
+        """Whether the gate holds this request (the first it matches); 'before': signalled now."""
+        with self.lock:
+            if self.gate is None or self.gated.is_set() or not self.gate(rec):
+                return False
+            if self.gate_phase == "before":
+                self.gated.set()
+            else:
+                self.gate = None  # the one request held after handling; none other
+            return True
 
     @property
     def url(self) -> str:
@@ -150,6 +184,20 @@ class FakeComputeEngine(FakeServer):
         self.operations[name] = op
         return {k: v for k, v in op.items() if not k.startswith("_")}
 
+    def preempt(self, zone: str, name: str, project: str = "test-project") -> None:
+        """Compute Engine reclaims a Spot VM: a `compute.instances.preempted` system operation on it,
+        then the VM is deleted (its instanceTerminationAction)."""
+        inst = self.instances.pop((zone, name))
+        op = self._op(project, zone, inst["selfLink"])
+        self.operations[op["name"]].update(
+            operationType="compute.instances.preempted",
+            status="DONE",
+            statusMessage="Instance was preempted.",
+            insertTime="2030-01-01T04:30:00.000-00:00",
+            endTime="2030-01-01T04:30:05.000-00:00",
+            _polls=0,
+        )
+
     def route(self, rec: Recorded, raw: bytes) -> Answer:
         p = rec.path
         m = re.fullmatch(r"/compute/v1/projects/([^/]+)/regions/([^/]+)", p)
@@ -189,6 +237,16 @@ class FakeComputeEngine(FakeServer):
             for (zone, _), inst in sorted(self.instances.items()):
                 items.setdefault(f"zones/{zone}", {"instances": []})["instances"].append(inst)
             return Answer(200, {"items": items})
+        m = re.fullmatch(r"/compute/v1/projects/([^/]+)/zones/([^/]+)/operations", p)
+        if m and rec.method == "GET":  # list, with the API's `operationType = "..."` filter
+            wanted = re.search(r'operationType\s*=\s*"([^"]+)"', (rec.query.get("filter") or [""])[0])
+            zone_url = f"{self.url}/compute/v1/projects/{m.group(1)}/zones/{m.group(2)}"
+            ops = [
+                {k: v for k, v in op.items() if not k.startswith("_")}
+                for op in self.operations.values()
+                if op["zone"] == zone_url and (wanted is None or op["operationType"] == wanted.group(1))
+            ]
+            return Answer(200, {"kind": "compute#operationList", "items": ops})
         m = re.fullmatch(r"/compute/v1/projects/([^/]+)/zones/([^/]+)/operations/([^/]+)(/wait)?", p)
         if m:
             op = self.operations.get(m.group(3))
@@ -271,6 +329,16 @@ class FakeArm(FakeServer):
         self.serial: dict[str, str] = {}
         self.counter = itertools.count(1)
         super().__init__()
+
+    def evict(self, name: str, policy: str = "Delete") -> None:
+        """Azure evicts a Spot VM: deletes it (eviction policy Delete, carbonshift's) or deallocates it."""
+        if policy == "Delete":
+            for rid in [
+                k for k in self.resources if k.endswith(f"/microsoft.compute/virtualmachines/{name.lower()}")
+            ]:
+                del self.resources[rid]
+        else:
+            self.power[name] = "deallocated"
 
     def route(self, rec: Recorded, raw: bytes) -> Answer:
         p = rec.path

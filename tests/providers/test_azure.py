@@ -139,3 +139,31 @@ def test_missing_subscription_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) 
     az = AzureProvider(Settings(azure_endpoint="http://127.0.0.1:9"), clock=lambda: NOW)
     with pytest.raises(ProviderError, match="SUBSCRIPTION_ID"):
         az.launch(make_request(REGION))
+
+
+# ---- Spot eviction --------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("policy", ["Delete", "Deallocate"])
+def test_an_evicted_spot_vm_is_failed_as_evicted_not_lost(arm: FakeArm, policy: str) -> None:
+    """Azure evicts a Spot VM (deleted, carbonshift's policy, or deallocated): FAILED with no exit code
+    and 'evicted', what the scheduler re-plans for an interruptible job, not 'gone' (lost)."""
+    az = provider(arm)
+    spec = make_spec(interruptible=True)
+    handle = az.launch(make_request(REGION, run_id=f"run-evict-{policy}", spec=spec, interruptible=True))
+    assert handle.details["spot"] is True
+    assert az.status(handle).state is InstanceState.RUNNING
+    arm.evict(handle.instance_id, policy)
+    status = az.status(handle)
+    assert status.state is InstanceState.FAILED and status.exit_code is None, status
+    assert "evicted" in status.detail
+
+
+def test_a_regular_vm_deleted_or_deallocated_is_not_taken_for_evicted(arm: FakeArm) -> None:
+    az = provider(arm)
+    handle = az.launch(make_request(REGION, run_id="run-regular"))
+    assert handle.details["spot"] is False
+    arm.power[handle.instance_id] = "deallocated"
+    status = az.status(handle)
+    assert "evicted" not in status.detail and status.state is not InstanceState.RUNNING
+    arm.evict(handle.instance_id, "Delete")
+    status = az.status(handle)
+    assert status.state is InstanceState.UNKNOWN and "evicted" not in status.detail

@@ -123,3 +123,36 @@ def test_endpoint_without_project_is_a_clear_error(gce: FakeComputeEngine) -> No
     gcp = GcpProvider(Settings(gcp_endpoint=gce.url), clock=lambda: NOW)
     with pytest.raises(ProviderError, match="CARBONSHIFT_GCP_PROJECT"):
         gcp.launch(make_request(REGION))
+
+
+# ---- Spot preemption ------------------------------------------------------------------------------------------
+def test_a_preempted_spot_vm_is_failed_as_preempted_not_lost(gce: FakeComputeEngine) -> None:
+    """Compute Engine reclaims a Spot VM (a compute.instances.preempted operation, then the VM is deleted):
+    status says FAILED, no exit code, 'preempted' - what the scheduler re-plans for an interruptible job
+    (Chunks.preempted) - instead of 'instance gone' (lost)."""
+    adapter = provider(gce)
+    handle = adapter.launch(make_request(REGION, run_id="run-spot", interruptible=True))
+    assert handle.details["spot"] is True
+    zone = str(handle.details["zone"])
+    gce.preempt(zone, handle.instance_id, PROJECT)
+    status = adapter.status(handle)
+    assert status.state is InstanceState.FAILED and status.exit_code is None, status
+    assert "preempted" in status.detail and "compute.instances.preempted" in status.detail
+    listed = [r for r in gce.requests if r.method == "GET" and r.path.endswith(f"/zones/{zone}/operations")]
+    assert listed and 'operationType = "compute.instances.preempted"' in listed[-1].query["filter"][0]
+
+
+def test_a_standard_vm_that_is_gone_is_not_taken_for_preempted(gce: FakeComputeEngine) -> None:
+    adapter = provider(gce)
+    spot = adapter.launch(make_request(REGION, run_id="run-spot-ok", interruptible=True))
+    standard = adapter.launch(make_request(REGION, run_id="run-std"))
+    assert standard.details["spot"] is False
+    for handle in (spot, standard):  # deleted, no preemption operation on either
+        gce.instances.pop((str(handle.details["zone"]), handle.instance_id))
+        status = adapter.status(handle)
+        assert status.state is InstanceState.UNKNOWN and "instance gone" in status.detail, status
+    # an operation on another VM is not this one's
+    other = adapter.launch(make_request(REGION, run_id="run-spot-other", interruptible=True))
+    gce.preempt(str(other.details["zone"]), other.instance_id, PROJECT)
+    assert adapter.status(spot).state is InstanceState.UNKNOWN
+    assert adapter.status(other).state is InstanceState.FAILED

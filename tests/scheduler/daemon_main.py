@@ -66,7 +66,8 @@ def run_daemon(settings_json: str, role_path: str, crash_mode: str = "", crash_j
             mode=crash_mode,
             job=crash_job,
         )
-    sched = Scheduler.from_settings(settings, providers=providers)  # type: ignore[arg-type]
+    # no crash mode: the providers `scheduler.providers` names, built from the settings (a cloud's fake)
+    sched = Scheduler.from_settings(settings, providers=providers or None)  # type: ignore[arg-type]
     stop: list[int] = []
     signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
     try:

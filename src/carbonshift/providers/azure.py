@@ -303,7 +303,7 @@ class AzureProvider(CloudProvider):
                 "resource_group": self.group,
                 "id": vm.id,
                 "vm_size": getattr(getattr(vm, "hardware_profile", None), "vm_size", None),
-                "spot": str(getattr(vm, "priority", "") or "") == "Spot",
+                "spot": _is_spot(getattr(vm, "priority", None)),
                 "job": tags.get(TAG_JOB),
             },
         )
@@ -327,11 +327,24 @@ class AzureProvider(CloudProvider):
         try:
             view = self._client("compute").virtual_machines.instance_view(self.group, handle.instance_id)
         except exceptions.ResourceNotFoundError:
-            return InstanceStatus(InstanceState.UNKNOWN, None, "VM gone (deleted, or evicted as Spot)")
+            if handle.details.get("spot"):
+                # Azure deletes a Spot VM it evicts (our eviction policy): FAILED with no exit code and
+                # 'evicted', which the scheduler re-plans for an interruptible job unless it stopped
+                # the run itself (a cancel, a chunk's end)
+                return InstanceStatus(
+                    InstanceState.FAILED, None, "Spot VM gone: evicted by Azure (eviction policy Delete)"
+                )
+            return InstanceStatus(InstanceState.UNKNOWN, None, "VM gone (deleted)")
         except Exception as exc:
             raise self._error(exc, handle.region, "status") from None
         codes = [str(s.code) for s in (view.statuses or [])]
         power = next((c.split("/", 1)[1] for c in codes if c.startswith("PowerState/")), "")
+        if handle.details.get("spot") and power in ("deallocated", "deallocating"):
+            # a guest power-off (the bootstrap's, at the job's end) stops a VM; only Azure deallocates
+            # it on its own: a Spot eviction with policy Deallocate
+            return InstanceStatus(
+                InstanceState.FAILED, None, f"Spot VM evicted by Azure (PowerState/{power})"
+            )
         provisioning = next((c.split("/", 1)[1] for c in codes if c.startswith("ProvisioningState/")), "")
         if provisioning.startswith("failed"):
             return InstanceStatus(InstanceState.FAILED, None, f"provisioning {provisioning}")
@@ -390,6 +403,11 @@ class AzureProvider(CloudProvider):
             for vm in vms
             if TAG_RUN in (vm.tags or {}) and (wanted is None or vm.location in wanted)
         ]
+
+
+def _is_spot(priority: Any) -> bool:
+    """The SDK gives the VM's priority as an enum (whose str() is its Python name, not 'Spot')."""
+    return str(getattr(priority, "value", priority) or "").lower() == "spot"
 
 
 __all__ = ["AzureProvider", "image_reference", "scrub"]

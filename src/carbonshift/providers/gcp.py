@@ -48,6 +48,7 @@ from carbonshift.timeutil import isoformat_z
 
 ZONE_PLACEHOLDER = "{zone}"
 OPERATION_TIMEOUT_S = 600.0
+PREEMPTED_OP = "compute.instances.preempted"  # the system operation on a Spot VM Compute Engine reclaims
 _PENDING = {"PROVISIONING", "STAGING", "PENDING"}
 _ENDED = {"STOPPING", "STOPPED", "TERMINATED", "SUSPENDING", "SUSPENDED"}
 
@@ -356,6 +357,9 @@ class GcpProvider(CloudProvider):
                 project=project, zone=zone, instance=handle.instance_id, timeout=30
             )
         except exceptions.NotFound:
+            preempted = self._preempted(handle, project, zone)
+            if preempted is not None:
+                return preempted
             return InstanceStatus(
                 InstanceState.UNKNOWN,
                 None,
@@ -369,8 +373,38 @@ class GcpProvider(CloudProvider):
         if state == "RUNNING":
             return InstanceStatus(InstanceState.RUNNING, None, "running")
         if state in _ENDED:
-            return ended_status(self._console(project, zone, handle.instance_id), state.lower())
+            return self._preempted(handle, project, zone) or ended_status(
+                self._console(project, zone, handle.instance_id), state.lower()
+            )
         return InstanceStatus(InstanceState.UNKNOWN, None, f"unexpected state {state}")
+
+    def _preempted(self, handle: Handle, project: str, zone: str) -> InstanceStatus | None:
+        """A Spot VM that Compute Engine reclaimed: its zone has a `compute.instances.preempted`
+        operation on the instance (the VM is then deleted, its termination action). FAILED with no
+        exit code and the word 'preempted', which the scheduler re-plans for an interruptible job
+        instead of failing it. None for a VM that is not Spot, or not preempted (best effort: the
+        operations being unreadable is no preemption)."""
+        if not handle.details.get("spot"):
+            return None
+        try:
+            pager = self._client("ZoneOperationsClient").list(
+                request={"project": project, "zone": zone, "filter": f'operationType = "{PREEMPTED_OP}"'},
+                timeout=30,
+            )
+            for op in pager:
+                if (
+                    str(op.operation_type) == PREEMPTED_OP
+                    and _basename(str(op.target_link)) == handle.instance_id
+                ):
+                    when = str(op.end_time or op.insert_time or "") or "an unknown time"
+                    return InstanceStatus(
+                        InstanceState.FAILED,
+                        None,
+                        f"preempted: Compute Engine reclaimed the Spot VM ({PREEMPTED_OP} at {when})",
+                    )
+        except Exception as exc:
+            log.warning("gcp: cannot read the operations of %s in %s: %s", handle.instance_id, zone, exc)
+        return None
 
     def gone(self, handle: Handle) -> bool:
         """Deleted: a stopped (TERMINATED) instance still exists, with its disk."""

@@ -326,11 +326,13 @@ class Launcher:
         return [mine, *others]
 
     def _fail_launch(self, run_id: str, state: RunState, why: str, error: str, now: datetime) -> None:
-        """A run still in `state` fails before any instance exists (nothing to launch on)."""
+        """A run still in `state` ends before any instance exists (nothing to launch on): failed once
+        launching, missed while still waiting (it never started; waiting cannot fail)."""
+        to = RunState.MISSED if state is RunState.WAITING else RunState.FAILED
         with self.store.tx() as s:
             run = s.get(RunRow, run_id)
             if run is not None and run.state == state.value:
-                self.store.move(s, run, RunState.FAILED, why, now, ended_at=now, error=error)
+                self.store.move(s, run, to, why, now, ended_at=now, error=error)
 
     def _mark_launching(
         self,
