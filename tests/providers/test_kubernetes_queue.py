@@ -193,3 +193,48 @@ def test_a_daemon_that_stopped_while_resuming_the_queued_job_resumes_it_after_a_
         assert len(kube.jobs) == 1 and len(kube.calls("POST")) == 1
     finally:
         again.shutdown()
+
+
+def test_a_replan_to_another_cluster_deletes_the_queued_job_and_queues_it_there(
+    kube: FakeKubernetes, tmp_path: Path
+) -> None:
+    def flat(g_per_kwh: float) -> list[Any]:
+        return hourly(START - timedelta(days=1), 72, lambda h: g_per_kwh)
+
+    clusters = {
+        name: {"zone": zone, "country": "ES", "server": kube.url, "namespace": ns, "image": "img:1"}
+        for name, zone, ns in (("east", "LAB-ZONE", NS), ("west", "LAB2-ZONE", "default"))
+    }
+    settings = make_settings(
+        tmp_path,
+        {"lab": dip(2), "lab2": flat(400.0)},
+        scheduler={"providers": ["local", "kubernetes"], "replan_min_gain_pct": 5},
+        kubernetes={"clusters": clusters},
+    )
+    clock = FixedClock(START)
+    k8s = KubernetesProvider(settings, clock=clock.now)
+    sched = Scheduler.from_settings(settings, clock=clock, providers={"kubernetes": k8s})
+    sched.start(background=False)
+    try:
+        job_id = submit(sched)
+        sched.tick()
+        run = sched.get_job(job_id).runs[0]
+        name = job_name(run.id)
+        assert run.region == "east" and kube.job(name, NS)["spec"]["suspend"] is True
+
+        # fresher forecasts: the west cluster's grid is far cleaner 3 h after START
+        write_series(tmp_path / "lab.csv", flat(400.0))
+        write_series(tmp_path / "lab2.csv", dip(3, 20.0))
+        clock.advance(1800)
+        sched.tick()
+        sched.tick()
+        run = sched.get_job(job_id).runs[0]
+        assert (run.region, run.planned_start) == ("west", START + timedelta(hours=3))
+        assert (NS, name) not in kube.jobs  # the east cluster's queued Job is deleted
+        west = kube.job(name, "default")
+        assert west["spec"]["suspend"] is True
+        assert west["metadata"]["annotations"][ANN_PLANNED_START] == isoformat_z(START + timedelta(hours=3))
+        assert any("removed its queued job" in e.reason for e in run.events)
+        assert run.instance_id == f"default/{name}"
+    finally:
+        sched.shutdown()
