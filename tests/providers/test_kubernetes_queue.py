@@ -32,7 +32,7 @@ def dip(hour: int, g_per_kwh: float = 100.0) -> list[Any]:
     return hourly(START - timedelta(days=1), 72, lambda h: g_per_kwh if h == 24 + hour else 400.0)
 
 
-def daemon(kube: FakeKubernetes, tmp_path: Path, clock: FixedClock) -> Scheduler:
+def daemon(kube: FakeKubernetes, tmp_path: Path, clock: FixedClock, background: bool = False) -> Scheduler:
     settings = make_settings(
         tmp_path,
         {"lab": dip(2)},
@@ -52,7 +52,7 @@ def daemon(kube: FakeKubernetes, tmp_path: Path, clock: FixedClock) -> Scheduler
     k8s = KubernetesProvider(settings, clock=clock.now)
     assert isinstance(k8s, Queueing) and k8s.starts_queued is False
     sched = Scheduler.from_settings(settings, clock=clock, providers={"kubernetes": k8s})
-    sched.start(background=False)
+    sched.start(background=background)
     return sched
 
 
@@ -236,5 +236,24 @@ def test_a_replan_to_another_cluster_deletes_the_queued_job_and_queues_it_there(
         assert west["metadata"]["annotations"][ANN_PLANNED_START] == isoformat_z(START + timedelta(hours=3))
         assert any("removed its queued job" in e.reason for e in run.events)
         assert run.instance_id == f"default/{name}"
+    finally:
+        sched.shutdown()
+
+
+def test_a_running_daemon_queues_a_submitted_run_at_once_not_a_poll_interval_later(
+    kube: FakeKubernetes, tmp_path: Path
+) -> None:
+    """With its timers running (poll interval: an hour), the daemon queues a run it adopts right away."""
+    from tests.scheduler.helpers import wait_for
+
+    clock = FixedClock(START)
+    sched = daemon(kube, tmp_path, clock, background=True)
+    try:
+        wait_for(lambda: sched.health()["last_tick_age_s"] is not None, 10, "the first tick")
+        job_id = submit(sched)
+        run_id = sched.get_job(job_id).runs[0].id
+        wait_for(lambda: (NS, job_name(run_id)) in kube.jobs, 10, "the suspended Job")
+        assert kube.job(job_name(run_id), NS)["spec"]["suspend"] is True
+        wait_for(lambda: sched.get_run(run_id).instance_id is not None, 10, "the queued Job on the run")
     finally:
         sched.shutdown()

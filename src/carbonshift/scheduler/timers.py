@@ -138,7 +138,16 @@ class Timers:
         aps = self._aps
         if aps is not None:
             with contextlib.suppress(Exception):
-                aps.modify_job("carbonshift:tick", next_run_time=datetime.now(UTC))
+                # a one-off job of its own (not the interval tick moved): one that comes while a tick
+                # runs waits for it (the tick lock) instead of being skipped with a warning
+                aps.add_job(
+                    self.fire,
+                    "date",
+                    run_date=datetime.now(UTC),
+                    id="carbonshift:tick-soon",
+                    args=["tick"],
+                    replace_existing=True,
+                )
 
     def schedule_stop(self, run_id: str, at: datetime) -> None:
         """A tick at a chunk's planned end, so it is paused then, not at the next poll."""
