@@ -61,6 +61,7 @@ def ec2(moto_server: str, _ec2_proxy: Ec2Proxy, monkeypatch: pytest.MonkeyPatch,
     urllib.request.urlopen(urllib.request.Request(f"{moto_server}/moto-api/reset", method="POST"), timeout=10)
     _ec2_proxy.refuse.clear()
     _ec2_proxy.refuse_regions.clear()
+    _ec2_proxy.client_tokens.clear()
     _ec2_proxy.requests.clear()
     for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN"):
         monkeypatch.delenv(name, raising=False)

@@ -445,6 +445,9 @@ class Ec2Proxy(FakeServer):
         self.upstream = upstream
         self.refuse: dict[str, str] = {}  # instance type -> error code
         self.refuse_regions: dict[str, str] = {}  # region (from the request's signature) -> error code
+        # EC2's idempotency, which moto lacks: a RunInstances with a ClientToken already answered gets
+        # that first answer again (the same reservation), never a second instance
+        self.client_tokens: dict[str, Answer] = {}
         super().__init__()
 
     def route(self, rec: Recorded, raw: bytes) -> Answer:
@@ -461,6 +464,15 @@ class Ec2Proxy(FakeServer):
                 "Availability Zone you requested.</Message></Error></Errors><RequestID>r-1</RequestID></Response>"
             )
             return Answer(400, raw=xml.encode(), headers={"Content-Type": "text/xml"})
+        token = (form.get("ClientToken") or [""])[0] if action == "RunInstances" else ""
+        if token and token in self.client_tokens:
+            return self.client_tokens[token]
+        answer = self._forward(rec, raw)
+        if token and answer.status == 200:
+            self.client_tokens[token] = answer
+        return answer
+
+    def _forward(self, rec: Recorded, raw: bytes) -> Answer:
         req = urllib.request.Request(
             self.upstream + rec.path,
             data=raw or None,

@@ -195,3 +195,50 @@ def test_kill_9_mid_launch_launches_once_leaks_nothing_and_settles(
         if second is not None:
             second.stop()
         client.shutdown()
+
+
+def test_a_killed_daemons_launch_that_arrives_after_the_relaunch_makes_no_second_instance(
+    cloud: Cloud, tmp_path: Path
+) -> None:
+    """The killed daemon's request reaches the API only after the next daemon, finding no instance,
+    launched the run again: the relaunch repeats the very same request (the same idempotency key:
+    Compute Engine's requestId, Azure's VM name, EC2's ClientToken), so the late one makes nothing new."""
+    settings = daemon_settings(tmp_path, cloud)
+    client = Scheduler.from_settings(load_settings(None, **settings))
+    fake = cloud.fake
+    fake.hold(cloud.is_launch, "before")
+    first = Daemon(tmp_path, "d1", settings)
+    second: Daemon | None = None
+    try:
+        first.wait_active()
+        now = datetime.now(UTC)
+        run_id = (
+            client.submit(
+                spec(
+                    name="crash-late",
+                    duration="10m",
+                    placement={"regions": [f"{cloud.name}:{cloud.region}"]},
+                    window=window(now, now + timedelta(hours=2)),
+                )
+            )
+            .runs[0]
+            .id
+        )
+        assert fake.gated.wait(60), f"no launch reached the {cloud.name} fake"
+        first.kill9()
+        second = Daemon(tmp_path, "d2", settings)
+        second.wait_active()
+        wait_for(lambda: client.get_run(run_id).status is RunState.RUNNING, 30, "the run relaunched")
+        assert cloud.live() == 1
+        fake.release.set()  # the killed daemon's request arrives now
+        wait_for(lambda: len([r for r in fake.requests if cloud.is_launch(r)]) == 2, 20, "the late request")
+        assert cloud.live() == 1, "a second instance for one run"
+
+        client.record_report(run_id, client._report_token(run_id), {"exit_code": 0})
+        wait_for(lambda: cloud.live() == 0, 30, "the instance released")
+        assert client.get_run(run_id).status is RunState.SUCCEEDED
+    finally:
+        first.stop()
+        if second is not None:
+            second.stop()
+        client.shutdown()
