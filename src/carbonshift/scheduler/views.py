@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Unpack
+from typing import Any
 
 from sqlalchemy import Row
 
@@ -18,7 +18,7 @@ from carbonshift.timeutil import isoformat_z
 
 # a view is built from an ORM object or from a Core row of the same table's columns (what a listing
 # reads: cheaper, nothing to track); both answer the same attribute names
-CoreRow = Row[Unpack[tuple[Any, ...]]]
+CoreRow = Row[*tuple[Any, ...]]
 JobRecord = JobRow | CoreRow
 RunRecord = RunRow | CoreRow
 PlanRecord = PlanRow | CoreRow  # a summary's rows have no `options`
