@@ -7,43 +7,32 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from carbonshift.clock import FixedClock
-from carbonshift.config import Settings, load_settings
+from carbonshift.config import Settings
 from carbonshift.providers.azure import AzureProvider
 from carbonshift.providers.base import Handle, Provider
 from carbonshift.providers.gcp import GcpProvider
 from carbonshift.scheduler import RunState, Scheduler
 from tests.providers.fakes import FakeArm, FakeComputeEngine
-from tests.scheduler.helpers import NOW, hourly, spec, window, write_series
+from tests.scheduler.helpers import NOW, spec, window
+from tests.scheduler.located import located_settings
 
 # hours 1 and 4 after NOW are the two cheap ones of the 6 h window: a 2 h job in chunks of at least 1 h
 # runs 01:00-02:00 and 04:00-05:00
 DIPS = (1, 4)
 
 
-def settings_for(tmp_path: Path, provider: str, region: str, **extra: Any) -> Settings:
+def settings_for(tmp_path: Path, provider: str, region: str) -> Settings:
     """The cloud region as a location of the lab's grid, whose series has the two dips."""
-    path = tmp_path / "lab.csv"
-    write_series(path, hourly(NOW - timedelta(days=1), 72, lambda h: 100.0 if h - 24 in DIPS else 300.0))
-    return load_settings(
-        None,
-        ukci_enabled=False,
-        cache={"enabled": False},
-        data_dir=str(tmp_path / "data"),
-        intensity={"files": {"LAB-ZONE": str(path)}},
-        locations=[{"provider": provider, "region": region, "zone": "LAB-ZONE", "country": "ES"}],
-        tracker={"detect_cloud": False, "codecarbon_csv": False},
-        scheduler={
-            "providers": ["local", provider],
-            "poll_interval_s": 3600,
-            "replan_interval_s": 1800,
-            "replan_before_start_s": 0,
-        },
-        **extra,
+    return located_settings(
+        tmp_path,
+        provider,
+        region,
+        lambda h: 100.0 if h - 24 in DIPS else 300.0,
+        {"providers": ["local", provider], "replan_interval_s": 1800},
     )
 
 

@@ -8,24 +8,13 @@ from datetime import timedelta
 from pathlib import Path
 
 from carbonshift.clock import FixedClock
-from carbonshift.config import load_settings
 from carbonshift.scheduler import RunState, Scheduler
-from tests.scheduler.helpers import NOW, FakeProvider, hourly, spec, window, write_series
+from tests.scheduler.helpers import NOW, FakeProvider, spec, window
+from tests.scheduler.located import located_settings
 
 
 def test_a_run_whose_provider_is_not_configured_here_is_missed_with_the_reason(tmp_path: Path) -> None:
-    csv = tmp_path / "lab.csv"
-    write_series(csv, hourly(NOW - timedelta(days=1), 72, lambda h: 300.0))
-    settings = load_settings(
-        None,
-        ukci_enabled=False,
-        cache={"enabled": False},
-        data_dir=str(tmp_path / "data"),
-        intensity={"files": {"LAB-ZONE": str(csv)}},
-        locations=[{"provider": "gcp", "region": "us-central1", "zone": "LAB-ZONE", "country": "ES"}],
-        tracker={"detect_cloud": False, "codecarbon_csv": False},
-        scheduler={"poll_interval_s": 3600, "replan_before_start_s": 0},
-    )
+    settings = located_settings(tmp_path, "gcp", "us-central1")
     clock = FixedClock(NOW)
     planner = Scheduler.from_settings(settings, clock=clock, providers={"gcp": FakeProvider("gcp")})  # type: ignore[dict-item]
     job = planner.submit(

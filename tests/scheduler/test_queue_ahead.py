@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from carbonshift.clock import FixedClock
-from carbonshift.config import load_settings
 from carbonshift.providers.base import HELD, CapacityError, Handle, InstanceState, LaunchRequest, Queueing
 from carbonshift.scheduler import RunState, Scheduler
-from tests.scheduler.helpers import NOW, FakeProvider, hourly, spec, window, write_series
+from tests.scheduler.helpers import NOW, FakeProvider, spec, window
+from tests.scheduler.located import located_settings
 
 NAME = "hpc"
 
@@ -42,18 +42,7 @@ class QueueingProvider(FakeProvider):
 
 
 def daemon(tmp_path: Path, provider: QueueingProvider, clock: FixedClock) -> Scheduler:
-    csv = tmp_path / "lab.csv"
-    write_series(csv, hourly(NOW - timedelta(days=1), 72, lambda h: 300.0))
-    settings = load_settings(
-        None,
-        ukci_enabled=False,
-        cache={"enabled": False},
-        data_dir=str(tmp_path / "data"),
-        intensity={"files": {"LAB-ZONE": str(csv)}},
-        locations=[{"provider": NAME, "region": "lab", "zone": "LAB-ZONE", "country": "ES"}],
-        tracker={"detect_cloud": False, "codecarbon_csv": False},
-        scheduler={"poll_interval_s": 3600, "replan_before_start_s": 0, "replan_interval_s": 86400},
-    )
+    settings = located_settings(tmp_path, NAME, "lab", scheduler={"replan_interval_s": 86400})
     assert isinstance(provider, Queueing)
     sched = Scheduler.from_settings(settings, clock=clock, providers={NAME: provider})  # type: ignore[dict-item]
     sched.start(background=False)
@@ -119,5 +108,40 @@ def test_a_refusal_to_queue_is_noted_once_and_the_run_launches_at_its_start(tmp_
         clock.advance(3600)
         sched.tick()
         assert sched.get_run(run_id).status is RunState.RUNNING and provider.launches == {run_id: 1}
+    finally:
+        sched.shutdown()
+
+
+def test_a_recurring_run_is_not_queued_at_a_self_starting_engine_while_another_run_is_active(
+    tmp_path: Path,
+) -> None:
+    """The schedule's overlap rule is the launcher's: the next occurrence is queued at Slurm-like
+    engines only once the run before it has ended."""
+    clock = FixedClock(NOW)
+    provider = QueueingProvider(starts_queued=True)
+    sched = daemon(tmp_path, provider, clock)
+    try:
+        job = sched.submit(
+            spec(
+                duration="30m",
+                placement={"regions": [f"{NAME}:lab"]},
+                schedule={"cron": "0 * * * *", "flex": "10m"},
+            )
+        )
+        first = job.runs[0]
+        assert first.planned_start == NOW
+        sched.tick()  # the first occurrence launches now; the next one is planned
+        sched.tick()
+        runs = sched.get_job(job.id).runs
+        assert sched.get_run(first.id).status is RunState.RUNNING
+        second = next(r for r in runs if r.id != first.id)
+        assert second.status is RunState.WAITING and second.planned_start == NOW + timedelta(hours=1)
+        assert provider.prepared == []  # not while the first is running
+
+        provider.finish(first.id)
+        sched.tick()
+        sched.tick()
+        assert [r.run_id for r in provider.prepared] == [second.id]
+        assert provider.prepared[0].not_before == NOW + timedelta(hours=1)
     finally:
         sched.shutdown()
