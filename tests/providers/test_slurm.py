@@ -709,6 +709,21 @@ def _queue_settings(tmp_path: Path, now: datetime) -> Settings:
     )
 
 
+def _submit(sched: Any, earliest: datetime, duration: str, command: list[str]) -> Any:
+    """A one-CPU job on the cluster, in a window from `earliest` 10 minutes long."""
+    from tests.scheduler.helpers import spec, window
+
+    return sched.submit(
+        spec(
+            duration=duration,
+            command=command,
+            hardware={"vcpus": 1, "memory_gb": 0.25},
+            placement={"providers": ["slurm"]},
+            window=window(earliest, earliest + timedelta(minutes=10)),
+        )
+    )
+
+
 def test_the_scheduler_queues_a_run_ahead_slurm_starts_it_on_time_and_a_restart_does_not_resubmit(
     slurm_cluster: Cluster, tmp_path: Path
 ) -> None:
@@ -716,7 +731,6 @@ def test_the_scheduler_queues_a_run_ahead_slurm_starts_it_on_time_and_a_restart_
     tick; a restarted daemon finds it and submits nothing; Slurm starts it at its planned start (no tick
     needed); the daemon follows it to its end."""
     from carbonshift.scheduler import RunState, Scheduler
-    from tests.scheduler.helpers import spec, window
 
     now = datetime.now(UTC)
     settings = _queue_settings(tmp_path, now)
@@ -725,17 +739,9 @@ def test_the_scheduler_queues_a_run_ahead_slurm_starts_it_on_time_and_a_restart_
     sched = Scheduler.from_settings(settings)
     sched.start(background=False)
     try:
-        job = sched.submit(
-            spec(
-                duration="2m",
-                command=["sh", "-c", f"date +%s > {marker}"],
-                hardware={"vcpus": 1, "memory_gb": 0.25},
-                placement={"providers": ["slurm"]},
-                # room past its 2 min (Slurm drops a job that cannot end, time limit and all, by
-                # the deadline): flat intensity, so the earliest start is the plan's
-                window=window(earliest, earliest + timedelta(minutes=10)),
-            )
-        )
+        # room past its 2 min (Slurm drops a job that cannot end, time limit and all, by the
+        # deadline): flat intensity, so the earliest start is the plan's
+        job = _submit(sched, earliest, "2m", ["sh", "-c", f"date +%s > {marker}"])
         run = job.runs[0]
         assert (run.provider, run.region, run.planned_start) == ("slurm", CLUSTER, earliest)
         sched.tick()
@@ -776,7 +782,6 @@ def test_cancelling_a_run_queued_on_slurm_cancels_its_pending_job(
     slurm_cluster: Cluster, tmp_path: Path
 ) -> None:
     from carbonshift.scheduler import RunState, Scheduler
-    from tests.scheduler.helpers import spec, window
 
     now = datetime.now(UTC)
     settings = _queue_settings(tmp_path, now)
@@ -784,15 +789,7 @@ def test_cancelling_a_run_queued_on_slurm_cancels_its_pending_job(
     sched = Scheduler.from_settings(settings)
     sched.start(background=False)
     try:
-        job = sched.submit(
-            spec(
-                duration="10m",
-                command=["true"],
-                hardware={"vcpus": 1, "memory_gb": 0.25},
-                placement={"providers": ["slurm"]},
-                window=window(earliest, earliest + timedelta(minutes=10)),
-            )
-        )
+        job = _submit(sched, earliest, "10m", ["true"])
         sched.tick()
         run = sched.get_run(job.runs[0].id)
         assert run.instance_id is not None and _squeue_state(run.instance_id).startswith("PENDING|BeginTime")
