@@ -169,7 +169,7 @@ def test_kill_9_mid_launch_launches_once_leaks_nothing_and_settles(
         assert fake.gated.wait(60), f"no launch reached the {cloud.name} fake"
         first.kill9()  # inside its launch call: the request held before (or after) the API acted on it
         fake.release.set()
-        wait_for(lambda: cloud.live() == 1, 20, "the instance the held request makes")
+        wait_for(lambda: cloud.live() == 1, 60, "the instance the held request makes")
         assert client.get_run(run_id).status is RunState.LAUNCHING
 
         second = Daemon(tmp_path, "d2", settings)
@@ -231,7 +231,7 @@ def test_a_killed_daemons_launch_that_arrives_after_the_relaunch_makes_no_second
         wait_for(lambda: client.get_run(run_id).status is RunState.RUNNING, 30, "the run relaunched")
         assert cloud.live() == 1
         fake.release.set()  # the killed daemon's request arrives now
-        wait_for(lambda: len([r for r in fake.requests if cloud.is_launch(r)]) == 2, 20, "the late request")
+        wait_for(lambda: len([r for r in fake.requests if cloud.is_launch(r)]) == 2, 60, "the late request")
         assert cloud.live() == 1, "a second instance for one run"
 
         client.record_report(run_id, client._report_token(run_id), {"exit_code": 0})

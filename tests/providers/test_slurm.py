@@ -727,21 +727,21 @@ def _submit(sched: Any, earliest: datetime, duration: str, command: list[str]) -
 def test_the_scheduler_queues_a_run_ahead_slurm_starts_it_on_time_and_a_restart_does_not_resubmit(
     slurm_cluster: Cluster, tmp_path: Path
 ) -> None:
-    """A run planned 2 minutes ahead is in squeue as PENDING (BeginTime) right after the submission's
+    """A run planned 30 s ahead is in squeue as PENDING (BeginTime) right after the submission's
     tick; a restarted daemon finds it and submits nothing; Slurm starts it at its planned start (no tick
     needed); the daemon follows it to its end."""
     from carbonshift.scheduler import RunState, Scheduler
 
     now = datetime.now(UTC)
     settings = _queue_settings(tmp_path, now)
-    earliest = now.replace(microsecond=0) + timedelta(minutes=2)
+    earliest = now.replace(microsecond=0) + timedelta(seconds=30)
     marker = tmp_path / "started"
     sched = Scheduler.from_settings(settings)
     sched.start(background=False)
     try:
-        # room past its 2 min (Slurm drops a job that cannot end, time limit and all, by the
+        # room past its 1 min (Slurm drops a job that cannot end, time limit and all, by the
         # deadline): flat intensity, so the earliest start is the plan's
-        job = _submit(sched, earliest, "2m", ["sh", "-c", f"date +%s > {marker}"])
+        job = _submit(sched, earliest, "1m", ["sh", "-c", f"date +%s > {marker}"])
         run = job.runs[0]
         assert (run.provider, run.region, run.planned_start) == ("slurm", CLUSTER, earliest)
         sched.tick()
