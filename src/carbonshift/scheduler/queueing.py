@@ -27,7 +27,7 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
 from carbonshift.config.jobspec import JobSpec, Window, parse_jobspec
 from carbonshift.providers.base import HELD, QUEUED_FOR, Handle, LaunchRequest, queueing
@@ -100,9 +100,16 @@ class QueueAhead:
         """Hand to the pool each waiting run whose queued job is missing or out of step with its plan,
         and the release of each queued job whose run ended without being launched."""
         due: list[str] = []
-        with self.store.tx() as s:
+        # only runs that may concern a queue: planned on an engine that queues, or holding a queued
+        # job (moved off one); with thousands of runs waiting for clouds this reads none of them
+        engines = [name for name, p in self.ctx.providers.items() if queueing(p) is not None]
+        with self.store.read() as s:
             for run in s.scalars(
-                select(RunRow).where(RunRow.state == RunState.WAITING.value, RunRow.planned_start > now)
+                select(RunRow).where(
+                    RunRow.state == RunState.WAITING.value,
+                    RunRow.planned_start > now,
+                    or_(RunRow.provider.in_(engines), RunRow.handle.is_not(None)),
+                )
             ):
                 if self._out_of_step(run):
                     due.append(run.id)
