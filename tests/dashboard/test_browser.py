@@ -68,9 +68,11 @@ def browser() -> Iterator[Any]:
             chromium.close()
 
 
-def test_the_dashboard_in_a_browser(browser: Any, dash: ApiServer, tmp_path: Path) -> None:
+def _server_only(browser: Any, dash: ApiServer, **options: Any) -> tuple[Any, list[str]]:
+    """A browser context that may fetch only from the server (and data: URLs): anything else, a CDN
+    included, is refused and listed, so a page that needs the internet fails its test."""
     outside: list[str] = []
-    context = browser.new_context(viewport={"width": 1280, "height": 860}, accept_downloads=True)
+    context = browser.new_context(viewport={"width": 1280, "height": 860}, **options)
 
     def gate(route: Any) -> None:
         if route.request.url.startswith(dash.url + "/") or route.request.url.startswith("data:"):
@@ -80,6 +82,11 @@ def test_the_dashboard_in_a_browser(browser: Any, dash: ApiServer, tmp_path: Pat
             route.abort()
 
     context.route("**/*", gate)
+    return context, outside
+
+
+def test_the_dashboard_in_a_browser(browser: Any, dash: ApiServer, tmp_path: Path) -> None:
+    context, outside = _server_only(browser, dash, accept_downloads=True)
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
@@ -181,17 +188,7 @@ def test_the_dashboard_in_a_browser(browser: Any, dash: ApiServer, tmp_path: Pat
 def test_the_api_docs_work_offline_after_logging_in(browser: Any, dash: ApiServer) -> None:
     """Swagger UI from the package (no CDN reachable: every outside request is refused), the login
     form sends the browser back to /docs, and "Try it out" calls the API with the login cookie."""
-    outside: list[str] = []
-    context = browser.new_context(viewport={"width": 1280, "height": 860})
-
-    def gate(route: Any) -> None:
-        if route.request.url.startswith(dash.url + "/") or route.request.url.startswith("data:"):
-            route.continue_()
-        else:
-            outside.append(route.request.url)
-            route.abort()
-
-    context.route("**/*", gate)
+    context, outside = _server_only(browser, dash)
     page = context.new_page()
     page.goto(dash.url + "/docs")
     assert page.url == dash.url + "/login?next=/docs"
