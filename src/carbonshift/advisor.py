@@ -12,11 +12,12 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 
 from carbonshift.catalog import Catalog, Region
 from carbonshift.catalog.instances import describe_hardware, filter_offering, offers
 from carbonshift.config import Settings
-from carbonshift.config.jobspec import Hardware, JobSpec
+from carbonshift.config.jobspec import Hardware, JobSpec, Placement
 from carbonshift.errors import CarbonshiftError, UserInputError
 from carbonshift.intensity.service import IntensityService
 from carbonshift.intensity.types import GridZone, IntensitySeries, Signal, TimeSpan
@@ -112,34 +113,35 @@ _SHOWN: dict[int, tuple[tuple[Exclusion, ...], _ShownExclusions]] = {}
 def exclusions(spec: JobSpec, catalog: Catalog) -> tuple[Exclusion, ...]:
     """Every catalog region `spec` may not use, with the first rule that refuses it: its placement
     (providers, allow-list, exclude, data residency), then the instance catalog (hardware not offered).
-    Memoised per placement and hardware: a batch of specs shares a handful of them."""
-    placement = spec.placement
-    key = (
-        catalog,  # the object itself (held by the memo), not its id, which a new catalog could reuse
-        tuple(placement.providers),
-        tuple(placement.regions),
-        tuple(placement.exclude),
-        tuple(placement.countries),
-        spec.hardware,
+    Memoised per catalog, placement and hardware: a batch of specs shares a handful of them."""
+    p = spec.placement
+    return _exclusions(
+        catalog, tuple(p.providers), tuple(p.regions), tuple(p.exclude), tuple(p.countries), spec.hardware
     )
-    found = _EXCLUSIONS.get(key)
-    if found is None:
-        out = []
-        for region in catalog.regions():
-            problem = placement_problem(region, placement)
-            if problem is None and not offers(region.provider, region.region, spec.hardware):
-                problem = ("hardware", f"no instance type with {describe_hardware(spec.hardware)}")
-            elif problem is not None:
-                problem = (problem[0], problem[1].split(": ", 1)[-1])
-            if problem is not None:
-                out.append(Exclusion(region_ref(region), problem[0], problem[1]))
-        found = _EXCLUSIONS[key] = tuple(out)
-        if len(_EXCLUSIONS) > 256:
-            _EXCLUSIONS.pop(next(iter(_EXCLUSIONS)))
-    return found
 
 
-_EXCLUSIONS: dict[tuple[object, ...], tuple[Exclusion, ...]] = {}
+@lru_cache(maxsize=256)  # keyed by the catalog object itself (held here), not an id a new one could reuse
+def _exclusions(
+    catalog: Catalog,
+    providers: tuple[str, ...],
+    regions: tuple[str, ...],
+    exclude: tuple[str, ...],
+    countries: tuple[str, ...],
+    hardware: Hardware,
+) -> tuple[Exclusion, ...]:
+    placement = Placement.model_construct(
+        providers=list(providers), regions=list(regions), exclude=list(exclude), countries=list(countries)
+    )
+    out = []
+    for region in catalog.regions():
+        problem = placement_problem(region, placement)
+        if problem is None and not offers(region.provider, region.region, hardware):
+            problem = ("hardware", f"no instance type with {describe_hardware(hardware)}")
+        elif problem is not None:
+            problem = (problem[0], problem[1].split(": ", 1)[-1])
+        if problem is not None:
+            out.append(Exclusion(region_ref(region), problem[0], problem[1]))
+    return tuple(out)
 
 
 def baseline_notice(spec: JobSpec, base: Region | None) -> str | None:

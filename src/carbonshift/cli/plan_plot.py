@@ -62,14 +62,11 @@ def lines_of(advice: Advice, top: int) -> list[Line]:
     if base_ref not in refs:
         refs.append(base_ref)
     best_ref = plan.best.ref
-    groups: dict[int, list[str]] = {}
-    for ref in refs:
-        groups.setdefault(id(advice.series[ref]), []).append(ref)
     by_zone: dict[tuple[str, bytes, bytes], list[str]] = {}
-    for members in groups.values():
-        s = advice.series[members[0]]
+    for ref in refs:
+        s = advice.series[ref]
         key = (s.zone, s.edges_s.tobytes(), s.values.tobytes())  # same data, whatever the object
-        by_zone.setdefault(key, []).extend(members)
+        by_zone.setdefault(key, []).append(ref)
     out = []
     for members in by_zone.values():
         roles = tuple("best" if r == best_ref else ("baseline" if r == base_ref else "") for r in members)
