@@ -40,6 +40,7 @@ a bias of TIE_RTOL x max|value| x (its slot's position in the window).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -51,6 +52,7 @@ IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
 
 MAX_CELLS = 16_000_000  # rows x points x (slots of duration + 1) x part layers per pass: ~3 bytes each
+PASS_SPREAD = 1.3  # a pass's longest window, at most this many times its shortest (past 64 rows)
 MAX_ROW_CELLS = 4_000_000  # points x (slots of duration + 1) for one row: beyond it, see `slot_grid`
 
 
@@ -99,6 +101,9 @@ def cheapest_chunks(
     return cheapest_chunks_many(edges_s, vals, earliest_s, deadline_s, duration_s, min_chunk_s)[0]
 
 
+ChunkProblem = tuple[npt.ArrayLike, npt.ArrayLike, int, int, int, int]  # edges, values, lo, hi, d, m
+
+
 def cheapest_chunks_many(
     edges_s: npt.ArrayLike,
     values: npt.ArrayLike,
@@ -108,6 +113,41 @@ def cheapest_chunks_many(
     min_chunk_s: int = 0,
 ) -> list[ChunkPlan]:
     """`cheapest_chunks` for many series on the same edges (one row of `values` each)."""
+    return cheapest_chunks_batch([(edges_s, values, earliest_s, deadline_s, duration_s, min_chunk_s)])[0]
+
+
+def cheapest_chunks_batch(problems: Sequence[ChunkProblem]) -> list[list[ChunkPlan]]:
+    """`cheapest_chunks_many` for each problem (edges, values, earliest, deadline, duration,
+    min_chunk): a batch of specs, each with its own window and duration.
+
+    One problem's programme is ~100 steps of a dozen numpy calls over small arrays, so it pays mostly
+    for the calls. Problems whose slots have the same length G and whose chunks the same least number
+    of slots M run as one programme, each row aligned at its own window's first grid point (step i is
+    every row's own i-th point): a row's arithmetic is what it is alone, so a plan does not depend on
+    what it was planned with.
+    """
+    prepared: list[tuple[list[ChunkPlan | None], list[int]]] = []
+    programmes: dict[tuple[int, int], list[_Unit]] = {}
+    for problem in problems:
+        prepared.append(_prepare(*problem, programmes))
+    for (g, bm), units in programmes.items():
+        for part in _passes(units):
+            for unit, found in zip(part, _Programme(part, g, bm).solve(), strict=True):
+                unit.plans[unit.at] = unit.window.plan(unit.row, found)
+    return [[p for p in (plans[i] for i in back) if p is not None] for plans, back in prepared]
+
+
+def _prepare(
+    edges_s: npt.ArrayLike,
+    values: npt.ArrayLike,
+    earliest_s: int,
+    deadline_s: int,
+    duration_s: int,
+    min_chunk_s: int,
+    programmes: dict[tuple[int, int], list[_Unit]],
+) -> tuple[list[ChunkPlan | None], list[int]]:
+    """One problem's plans per distinct series (None: left to the programme, queued in
+    `programmes` by its G and M) and each series' index among them."""
     edges = np.asarray(edges_s, dtype=np.int64)
     vals = np.asarray(values, dtype=np.float64)
     lo, hi, d, m = int(earliest_s), int(deadline_s), int(duration_s), int(min_chunk_s)
@@ -130,23 +170,28 @@ def cheapest_chunks_many(
         for row, is_flat in zip(unique, flat.tolist(), strict=True)
     ]
     todo = np.flatnonzero(~flat)
-    if len(todo):
-        for i, found in zip(todo.tolist(), _search(e, unique[todo], lo, hi, d, m), strict=True):
-            plans[i] = found
-    return [p for p in (plans[i] for i in back) if p is not None]
-
-
-def _search(e: IntArray, v: FloatArray, lo: int, hi: int, d: int, m: int) -> list[ChunkPlan]:
+    if not len(todo):
+        return plans, back
+    rows = unique[todo]
+    found: list[ChunkPlan] | None = None
+    grid = slot_grid(e, lo, hi, m) if m else None
     if m == 0:
-        return [_greedy(e, row, lo, hi, d) for row in v]
-    grid = slot_grid(e, lo, hi, m)
-    if d < 2 * m or grid is None:  # one chunk at most, or one intensity all through the window
-        return _contiguous(e, v, lo, hi, d, exact=True)
-    if (grid.n + 1) * (d // grid.step + 1) > MAX_ROW_CELLS:
+        found = [_greedy(e, row, lo, hi, d) for row in rows]
+    elif d < 2 * m or grid is None:  # one chunk at most, or one intensity all through the window
+        found = _contiguous(e, rows, lo, hi, d, exact=True)
+    elif (grid.n + 1) * (d // grid.step + 1) > MAX_ROW_CELLS:
         # a grid this fine comes from a min_chunk off the data's step (e.g. 1799 s on 5-minute data):
         # said, not silent (exact=False), and never worse than the best contiguous run
-        return _contiguous(e, v, lo, hi, d, exact=False)
-    return _ChunkDP(e, v, lo, hi, d, m, grid).solve()
+        found = _contiguous(e, rows, lo, hi, d, exact=False)
+    if found is not None:
+        for i, plan in zip(todo.tolist(), found, strict=True):
+            plans[i] = plan
+        return plans, back
+    assert grid is not None
+    window = _Window(e, rows, lo, hi, d, m, grid)
+    queue = programmes.setdefault((grid.step, window.bm), [])
+    queue.extend(_Unit(window, s, plans, i) for s, i in enumerate(todo.tolist()))
+    return plans, back
 
 
 def slot_grid(edges: IntArray, lo: int, hi: int, m: int) -> SlotGrid | None:
@@ -221,12 +266,12 @@ class _Run:
     j: int
 
 
-class _ChunkDP:
-    """The programme of the module docstring for every series (rows of v) and run at once."""
+class _Window:
+    """One problem's window on its G-grid, and its series' slot rates (those the programme plans)."""
 
     def __init__(self, e: IntArray, v: FloatArray, lo: int, hi: int, d: int, m: int, grid: SlotGrid) -> None:
         self.e, self.v, self.lo, self.hi, self.d, self.m = e, v, lo, hi, d, m
-        self.g, self.n, self.big_m = grid.step, grid.n, m // grid.step
+        self.g, self.n, self.bm = grid.step, grid.n, m // grid.step
         self.L, self.H = grid.first, grid.last
         self.da, self.db = self.L - lo, hi - self.H  # the front and back pieces' lengths
         self.k = d // self.g
@@ -244,90 +289,143 @@ class _ChunkDP:
             if d - fe * self.da - be * self.db >= 0
         ]
 
-    def solve(self) -> list[ChunkPlan]:
-        rows = self.v.shape[0]
-        layers = 2 if any(run.f for run in self.runs) else 1
-        per_row = len(self.runs) * (self.n + 1) * layers * (self.k + 1)
-        batch = max(1, MAX_CELLS // max(1, per_row))
-        best: list[tuple[float, list[tuple[int, int]]]] = []
-        for r0 in range(0, rows, batch):
-            best += self._solve_rows(np.arange(r0, min(rows, r0 + batch)))
-        plans = []
-        e, v, d = self.e, self.v, self.d
-        for r, (_, pieces) in enumerate(best):
-            pieces.sort()
-            lo_arr = np.array([a for a, _ in pieces], dtype=np.int64)
-            hi_arr = np.array([b for _, b in pieces], dtype=np.int64)
-            chunks = _merge(lo_arr, hi_arr)
-            if sum(b - a for a, b in chunks) != d:  # pragma: no cover - the programme's invariant
-                raise AssertionError(f"chunks {chunks} do not add up to {d} s")
-            starts = np.array([a for a, _ in chunks], dtype=np.int64)
-            ends = np.array([b for _, b in chunks], dtype=np.int64)
-            total = float(run_integrals(e, v, np.full(len(chunks), r), starts, ends).sum())
-            plans.append(ChunkPlan(chunks, total / d, True, "dp", self.g))
-        return plans
+    def plan(self, s: int, found: tuple[float, list[tuple[int, int]]]) -> ChunkPlan:
+        """Series s's plan from the programme's pieces."""
+        pieces = sorted(found[1])
+        lo_arr = np.array([a for a, _ in pieces], dtype=np.int64)
+        hi_arr = np.array([b for _, b in pieces], dtype=np.int64)
+        chunks = _merge(lo_arr, hi_arr)
+        if sum(b - a for a, b in chunks) != self.d:  # pragma: no cover - the programme's invariant
+            raise AssertionError(f"chunks {chunks} do not add up to {self.d} s")
+        starts = np.array([a for a, _ in chunks], dtype=np.int64)
+        ends = np.array([b for _, b in chunks], dtype=np.int64)
+        total = float(run_integrals(self.e, self.v, np.full(len(chunks), s), starts, ends).sum())
+        return ChunkPlan(chunks, total / self.d, True, "dp", self.g)
 
-    def _solve_rows(self, series: IntArray) -> list[tuple[float, list[tuple[int, int]]]]:
-        """Per series in `series`: the least (biased) cost over every run, and its pieces."""
-        g, n, bm, k = self.g, self.n, self.big_m, self.k
-        runs = self.runs
-        nr = len(runs)
-        rows = len(series) * nr
-        rate = np.repeat(self.rate[series], nr, axis=0)  # row = series * nr + run
-        run_of = np.tile(np.arange(nr), len(series))
-        f = np.array([runs[q].f for q in run_of.tolist()], dtype=np.float64)
-        fe = np.array([runs[q].fe for q in run_of.tolist()], dtype=bool)
-        be = np.array([runs[q].be for q in run_of.tolist()], dtype=bool)
-        slot = rate[:, 1 : n + 1] * g  # whole slots 0..n-1
-        prefix = np.zeros((rows, n + 1))
+
+@dataclass(frozen=True, slots=True)
+class _Unit:
+    """A series the programme plans: row `row` of `window`, its plan due at plans[at]."""
+
+    window: _Window
+    row: int
+    plans: list[ChunkPlan | None]
+    at: int
+
+
+def _passes(units: list[_Unit]) -> Iterator[list[_Unit]]:
+    """Units in passes of at most MAX_CELLS cells (rows x points x slots of duration x part layers),
+    by window length, so that a pass pads its shorter rows little (a pass costs ~1,500 numpy calls:
+    a new one where padding would cost more)."""
+    units = sorted(units, key=lambda u: (u.window.n, u.window.k))
+    part: list[_Unit] = []
+    rows = n = k = n0 = 0
+    for unit in units:
+        w = unit.window
+        cells = (rows + len(w.runs)) * (max(n, w.n) + 1) * 2 * (max(k, w.k) + 1)
+        if part and (cells > MAX_CELLS or (rows > 64 and w.n > PASS_SPREAD * n0)):
+            yield part
+            part, rows, n, k = [], 0, 0, 0
+        if not part:
+            n0 = w.n
+        part.append(unit)
+        rows, n, k = rows + len(w.runs), max(n, w.n), max(k, w.k)
+    if part:
+        yield part
+
+
+class _Programme:
+    """The programme of the module docstring for every unit's series and run at once (one row each),
+    all on slots of g seconds with chunks of at least bm slots."""
+
+    def __init__(self, units: list[_Unit], g: int, bm: int) -> None:
+        self.units, self.g, self.bm = units, g, bm
+        self.first = [0]  # each unit's first row
+        for u in units:
+            self.first.append(self.first[-1] + len(u.window.runs))
+        rows = self.first[-1]
+        self.n_max = max(u.window.n for u in units)
+        self.k_max = max(u.window.k for u in units)
+        self.rate = np.zeros((rows, self.n_max + 2))  # past a row's back piece: never read back
+        per_row: list[tuple[int, int, int, bool, bool, int]] = []  # f, da, db, fe, be, n
+        for u, r0 in zip(units, self.first, strict=False):
+            w = u.window
+            self.rate[r0 : r0 + len(w.runs), : w.n + 2] = w.rate[u.row]
+            per_row += [(run.f, w.da, w.db, run.fe, run.be, w.n) for run in w.runs]
+        cols = list(zip(*per_row, strict=True))
+        self.f = np.array(cols[0], dtype=np.float64)
+        self.da = np.array(cols[1], dtype=np.int64)
+        self.db = np.array(cols[2], dtype=np.int64)
+        self.fe = np.array(cols[3], dtype=bool)
+        self.be = np.array(cols[4], dtype=bool)
+        self.n = np.array(cols[5], dtype=np.int64)
+
+    def solve(self) -> list[tuple[float, list[tuple[int, int]]]]:
+        """Per unit: the least (biased) cost over its runs, and its pieces."""
+        g, bm, kp, n_max = self.g, self.bm, self.k_max + 1, self.n_max
+        f, fe, be, da, db, n_row, rate = self.f, self.fe, self.be, self.da, self.db, self.n, self.rate
+        rows = len(f)
+        at = np.arange(rows)
+        slot = rate[:, 1 : n_max + 1] * g  # whole slots 0..n-1
+        prefix = np.zeros((rows, n_max + 1))
         np.cumsum(slot, axis=1, out=prefix[:, 1:])
         # the part slot's cost in slot -1 .. n (inf: not allowed there, or no part slot in the run)
         part = rate * f[:, None]
         part[f == 0, :] = np.inf
-        part[(f > self.da) | fe, 0] = np.inf
-        part[(f > self.db) | be, n + 1] = np.inf
-        front = rate[:, 0] * self.da
-        back = rate[:, n + 1] * self.db
+        part[(f > da) | fe, 0] = np.inf
+        no_back = np.flatnonzero((f > db) | be)
+        part[no_back, n_row[no_back] + 1] = np.inf
+        front = rate[:, 0] * da
+        back = rate[at, n_row + 1] * db
         inf = np.inf
-        kp = k + 1
 
         def seg(a: int, b: int) -> FloatArray:  # whole slots a..b-1
             return np.asarray(prefix[:, b] - prefix[:, a], dtype=np.float64)
 
-        # states injected at a point: (F or C, p, j, cost per row)
+        # states injected at point M: (F or C, p, j, cost per row); none where the window is shorter
+        specials: list[tuple[str, int, int, FloatArray]] = []
         tight_front = np.full(rows, inf)
-        if self.da and bm <= n:
-            tight_front = front + seg(0, bm - 1) + rate[:, bm] * (g - self.da)
-            tight_front[fe] = inf
-        specials: dict[int, list[tuple[str, int, int, FloatArray]]] = {}
-        if bm <= n:
-            specials.setdefault(bm, []).append(("F", 0, bm, tight_front))
-            elastic = np.where(fe, front + seg(0, bm), inf)
-            specials[bm].append(("C", 0, bm, elastic))
-            short = np.where(fe & (f > 0) & (self.da + f >= g), front + seg(0, bm - 1) + part[:, bm], inf)
-            specials[bm].append(("F", 1, bm - 1, short))
+        if bm <= n_max:
+            reach = n_row >= bm
+            tight = front + seg(0, bm - 1) + rate[:, bm] * (g - da)
+            tight_front = np.where(reach & (da > 0) & ~fe, tight, inf)
+            specials.append(("F", 0, bm, tight_front))
+            specials.append(("C", 0, bm, np.where(reach & fe, front + seg(0, bm), inf)))
+            short = np.where(
+                reach & fe & (f > 0) & (da + f >= g),
+                front + seg(0, bm - 1) + part[:, bm],
+                inf,
+            )
+            specials.append(("F", 1, bm - 1, short))
 
-        use_part = any(run.f for run in runs)  # else no row has a part slot: one layer (p = 0)
+        use_part = bool((f > 0).any())  # else no row has a part slot: one layer (p = 0)
         layers = 2 if use_part else 1
-        dec = _Decisions(n, rows, layers, kp, bm)
+        dec = _Decisions(n_max, rows, layers, kp, bm)
         ring = bm + 1
         f_ring = np.full((ring, rows, layers, kp), inf)  # F at the last M + 1 points
         f_ring[0, ~fe, 0, 0] = 0.0
         c_bufs = np.full((2, rows, layers, kp), inf)  # C at the previous and this point (j = 0: never)
-        saved: dict[int, tuple[FloatArray, FloatArray]] = {0: (f_ring[0].copy(), c_bufs[0].copy())}
-        keep = {n - bm, n - bm + 1, n}
+        # F and C at each row's points n, n - M + 1 and n - M, kept as the programme passes them
+        kept_f = np.full((3, rows, layers, kp), inf)
+        kept_c = np.full((3, rows, layers, kp), inf)
+        keep: dict[int, list[tuple[int, IntArray]]] = {}
+        for role, point in enumerate((n_row, n_row - bm + 1, n_row - bm)):
+            for i in np.unique(point[point >= 0]).tolist():
+                keep.setdefault(i, []).append((role, np.flatnonzero(point == i)))
+        for role, sel in keep.get(0, ()):
+            kept_f[role, sel], kept_c[role, sel] = f_ring[0, sel], c_bufs[0, sel]
         # per step, read by index: the part slot in slot i-1 (column i), slot i-1, the whole slots of a
         # new chunk ending at i (i >= M), and those with the part slot before them
         part_at = np.ascontiguousarray(part.T)[:, :, None]
         slot_at = np.ascontiguousarray(slot.T)[:, :, None, None]
-        add_at = np.ascontiguousarray((prefix[:, bm:] - prefix[:, : n + 1 - bm]).T)
-        addp_at = add_at + part.T[: n + 1 - bm]
+        add_at = np.ascontiguousarray((prefix[:, bm:] - prefix[:, : n_max + 1 - bm]).T)
+        addp_at = add_at + part.T[: n_max + 1 - bm]
         add_at4, addp_at3 = add_at[:, :, None, None], addp_at[:, :, None]
         # views of the buffers, made once
         f_all = list(f_ring)
-        f_p1 = [f[:, -1, :] for f in f_ring]
-        f_src = [f[:, :, : kp - bm] for f in f_ring]
-        f_src0 = [f[:, 0, : kp - bm] for f in f_ring]
+        f_p1 = [x[:, -1, :] for x in f_ring]
+        f_src = [x[:, :, : kp - bm] for x in f_ring]
+        f_src0 = [x[:, 0, : kp - bm] for x in f_ring]
         c_all = list(c_bufs)
         c_p0 = [c[:, 0, :] for c in c_bufs]
         c_head = [c[:, :, :-1] for c in c_bufs]
@@ -338,8 +436,8 @@ class _ChunkDP:
         tmp_c = np.empty((rows, layers, max(kp - bm, 0)))
         tmp_p = tmp_c[:, 0, :]
         f_wo_tight: FloatArray | None = None  # F at point M before the tight front joins it
-        wo_rows = (f > self.da)[:, None]
-        for i in range(1, n + 1):
+        wo_rows = (f > da)[:, None]
+        for i in range(1, n_max + 1):
             a, b, ca, cb = (i - 1) % ring, i % ring, (i - 1) & 1, i & 1
             # F[i]: slot i-1 unused after F or C, or holding the part slot after C
             np.less(c_all[ca], f_all[a], out=dec.f_from_c[i])
@@ -362,10 +460,10 @@ class _ChunkDP:
                     np.add(src0, addp_at3[i - bm], out=tmp_p)
                     np.less(tmp_p, c_p1bm[cb], out=dec.c_part[i])
                     np.minimum(c_p1bm[cb], tmp_p, out=c_p1bm[cb])
-            if i in specials:
+            if i == bm:
                 f_new, c_new = f_all[b], c_all[cb]
-                for which, p, j, cost in specials[i]:
-                    if j < 0 or j > k or p >= layers:
+                for which, p, j, cost in specials:
+                    if j < 0 or j >= kp or p >= layers:
                         continue
                     target = f_new if which == "F" else c_new
                     if which == "F" and p == 0 and f_wo_tight is None:
@@ -373,121 +471,119 @@ class _ChunkDP:
                     better = cost < target[:, p, j]
                     target[:, p, j] = np.where(better, cost, target[:, p, j])
                     dec.special[(which, i, p, j)] = better
-            if i in keep:
-                saved[i] = (f_all[b].copy(), c_all[cb].copy())
+            for role, sel in keep.get(i, ()):
+                kept_f[role, sel], kept_c[role, sel] = f_all[b][sel], c_all[cb][sel]
         back_tight = np.full(rows, inf)
-        if self.db and n - bm >= 0:
-            back_tight = rate[:, n - bm + 1] * (g - self.db) + seg(n - bm + 1, n) + back
+        tight_at = n_row - bm + 1
+        has = np.flatnonzero((db > 0) & (tight_at >= 1))
+        if len(has):
+            t = tight_at[has]
+            back_tight[has] = (
+                rate[has, t] * (g - db[has]) + (prefix[has, n_row[has]] - prefix[has, t]) + back[has]
+            )
         self._dec = dec
+        ends = _Ends(kept_f, kept_c, part, prefix, back, back_tight, tight_front)
         out = []
-        for s_i in range(len(series)):
+        for u, r0 in zip(self.units, self.first, strict=False):
+            w = u.window
             best: tuple[float, int, _Run, list[tuple[int, int]], tuple[str, int, int, int] | None] | None = (
                 None
             )
-            for q, run in enumerate(runs):
-                r = s_i * nr + q
-                for total, pieces, state in self._finals(
-                    r, run, saved, part, prefix, back, back_tight, tight_front
-                ):
+            for q, run in enumerate(w.runs):
+                r = r0 + q
+                for total, pieces, state in self._finals(w, r, run, ends):
                     if best is None or total < best[0]:
                         best = (total, r, run, pieces, state)
             if best is None:  # pragma: no cover - d <= the window, so some schedule fits
                 raise AssertionError("no schedule fits the window")
             total, r, run, pieces, state = best
-            out.append((total, pieces + (self._trace(r, run, *state) if state else [])))
+            out.append((total, pieces + (self._trace(w, r, run, *state) if state else [])))
         return out
 
-    def _finals(
-        self,
-        r: int,
-        run: _Run,
-        saved: dict[int, tuple[FloatArray, FloatArray]],
-        part: FloatArray,
-        prefix: FloatArray,
-        back: FloatArray,
-        back_tight: FloatArray,
-        tight_front: FloatArray,
-    ) -> list[_End]:
-        """Every way run `run` of row r may end: its cost, the pieces after the programme's last
-        point, and the programme's state they follow (None: no state)."""
-        g, n, bm = self.g, self.n, self.big_m
+    def _finals(self, w: _Window, r: int, run: _Run, ends: _Ends) -> list[_End]:
+        """Every way run `run` of row r (in window w) may end: its cost, the pieces after the
+        programme's last point, and the programme's state they follow (None: no state)."""
+        g, n, bm = w.g, w.n, w.bm
+        part, prefix, back, back_tight = ends.part, ends.prefix, ends.back, ends.back_tight
         p = 1 if run.f else 0
         j = run.j
         out: list[_End] = []
-        f_n, c_n = saved[n]
+        f_n, c_n = ends.f[0], ends.c[0]  # at point n
 
         def add(cost: float, pieces: list[tuple[int, int]], state: tuple[str, int, int, int] | None) -> None:
             if math.isfinite(cost):
                 out.append((cost, pieces, state))
 
-        if 0 <= j <= self.k:
+        if 0 <= j <= w.k:
             if run.be:
-                add(float(c_n[r, p, j] + back[r]), [(self.H, self.hi)], ("C", n, p, j))
+                add(float(c_n[r, p, j] + back[r]), [(w.H, w.hi)], ("C", n, p, j))
                 jj = j - (bm - 1)
-                if run.f and self.db + run.f >= g and jj >= 0 and n - bm + 1 >= 0:
-                    f_src = saved[n - bm + 1][0]
-                    start = self.H - (bm - 1) * g - run.f
+                if run.f and w.db + run.f >= g and jj >= 0 and n - bm + 1 >= 0:
+                    f_src = ends.f[1]  # at point n - M + 1
+                    start = w.H - (bm - 1) * g - run.f
                     cost = (
                         f_src[r, 0, jj]
                         + part[r, n - bm + 1]
                         + back[r]
                         + (prefix[r, n] - prefix[r, n - bm + 1])
                     )
-                    add(float(cost), [(start, self.hi)], ("F", n - bm + 1, 0, jj))
+                    add(float(cost), [(start, w.hi)], ("F", n - bm + 1, 0, jj))
             else:
                 state = ("F", n, p, j) if f_n[r, p, j] <= c_n[r, p, j] else ("C", n, p, j)
                 add(float(min(f_n[r, p, j], c_n[r, p, j])), [], state)
-                if run.f and run.f <= self.db:
-                    add(float(c_n[r, 0, j] + part[r, n + 1]), [(self.H, self.H + run.f)], ("C", n, 0, j))
+                if run.f and run.f <= w.db:
+                    add(float(c_n[r, 0, j] + part[r, n + 1]), [(w.H, w.H + run.f)], ("C", n, 0, j))
         jt = j - bm
-        if not run.be and self.db and 0 <= jt <= self.k and n - bm >= 0:
-            f_t, c_t = saved[n - bm]
-            piece = [(self.hi - self.m, self.hi)]
+        if not run.be and w.db and 0 <= jt <= w.k and n - bm >= 0:
+            f_t, c_t = ends.f[2], ends.c[2]  # at point n - M
+            piece = [(w.hi - w.m, w.hi)]
             state = ("F", n - bm, p, jt) if f_t[r, p, jt] <= c_t[r, p, jt] else ("C", n - bm, p, jt)
             add(float(min(f_t[r, p, jt], c_t[r, p, jt]) + back_tight[r]), piece, state)
-            if run.f and run.f <= self.db:
-                at = self.L + (n - bm) * g
+            if run.f and run.f <= w.db:
+                at = w.L + (n - bm) * g
                 cost = c_t[r, 0, jt] + part[r, n - bm + 1] + back_tight[r]
                 add(float(cost), [*piece, (at, at + run.f)], ("C", n - bm, 0, jt))
         if (
             not run.fe
             and not run.be
             and run.f == 0
-            and self.d == 2 * self.m
-            and self.db
+            and w.d == 2 * w.m
+            and w.db
             and n - bm < bm
-            and self.lo + self.m <= self.hi - self.m
+            and w.lo + w.m <= w.hi - w.m
         ):  # the two tight chunks share a slot: the programme's points do not see both
             add(
-                float(tight_front[r] + back_tight[r]),
-                [(self.lo, self.lo + self.m), (self.hi - self.m, self.hi)],
+                float(ends.tight_front[r] + back_tight[r]),
+                [(w.lo, w.lo + w.m), (w.hi - w.m, w.hi)],
                 None,
             )
         return out
 
-    def _trace(self, r: int, run: _Run, which: str, i: int, p: int, j: int) -> list[tuple[int, int]]:
+    def _trace(
+        self, w: _Window, r: int, run: _Run, which: str, i: int, p: int, j: int
+    ) -> list[tuple[int, int]]:
         """The pieces of the state (which, i, p, j) of row r, from the stored decisions (checked in
         the reverse of the order they were made in)."""
         dec = self._dec
-        g, bm, lo = self.g, self.big_m, self.lo
+        g, bm, lo, big_l = self.g, self.bm, w.lo, w.L
         pieces: list[tuple[int, int]] = []
         use_wo = False  # F at point M as the part slot after it saw it: without the tight front
         while True:
             special = dec.special.get((which, i, p, j))
             if special is not None and bool(special[r]) and not use_wo:
                 if which == "C":  # the front piece then M whole slots
-                    pieces.append((lo, self.L + bm * g))
+                    pieces.append((lo, big_l + bm * g))
                 elif p == 0:  # the tight front
-                    pieces.append((lo, lo + self.m))
+                    pieces.append((lo, lo + w.m))
                 else:  # the front piece, M - 1 whole slots, the part slot
-                    pieces.append((lo, self.L + (bm - 1) * g + run.f))
+                    pieces.append((lo, big_l + (bm - 1) * g + run.f))
                 return pieces
             use_wo = False
             if which == "F":
                 if i == 0:
                     return pieces
                 if p == 1 and dec.f_part[i][r, j]:
-                    at = self.L + (i - 1) * g
+                    at = big_l + (i - 1) * g
                     pieces.append((at, at + run.f))
                     which, i, p = "C", i - 1, 0
                 elif dec.f_from_c[i][r, p, j]:
@@ -495,16 +591,30 @@ class _ChunkDP:
                 else:
                     i -= 1
             elif p == 1 and dec.new_part(i, r, j):
-                start = self.L + (i - bm) * g
-                pieces.append((start - run.f, self.L + i * g))
-                use_wo = i - bm == bm and run.f > self.da
+                start = big_l + (i - bm) * g
+                pieces.append((start - run.f, big_l + i * g))
+                use_wo = i - bm == bm and run.f > w.da
                 which, i, j, p = "F", i - bm, j - bm, 0
             elif dec.new(i, r, p, j):
-                pieces.append((self.L + (i - bm) * g, self.L + i * g))
+                pieces.append((big_l + (i - bm) * g, big_l + i * g))
                 which, i, j = "F", i - bm, j - bm
             else:
-                pieces.append((self.L + (i - 1) * g, self.L + i * g))
+                pieces.append((big_l + (i - 1) * g, big_l + i * g))
                 i, j = i - 1, j - 1
+
+
+@dataclass(frozen=True, slots=True)
+class _Ends:
+    """What a programme's rows end from: F and C at each row's points n, n - M + 1 and n - M, the
+    part slot's and prefix costs, the back piece, the tight back and front chunks."""
+
+    f: FloatArray
+    c: FloatArray
+    part: FloatArray
+    prefix: FloatArray
+    back: FloatArray
+    back_tight: FloatArray
+    tight_front: FloatArray
 
 
 class _Decisions:
