@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 
 from carbonshift.catalog.instances import InstanceType, candidates, catalog_providers
-from carbonshift.config.jobspec import JobSpec
+from carbonshift.config.jobspec import Hardware, JobSpec
 from carbonshift.planner.energy import EnergyEstimate, EnergyModel, default_model
 from carbonshift.planner.placement import PlanRegion, region_ref
 from carbonshift.planner.plan import EnergyFor, pue_of
@@ -29,10 +29,15 @@ def needs_sizing(spec: JobSpec) -> bool:
 
 def launch_type(region: PlanRegion, spec: JobSpec) -> InstanceType | None:
     """The type a launch would pick in `region` for the spec's hardware, or None (no catalog there)."""
-    provider = region.provider.lower()
+    return launch_type_for(region.provider, region.region, spec.hardware)
+
+
+def launch_type_for(provider: str, region: str, hardware: Hardware) -> InstanceType | None:
+    """`launch_type` by name: what the scheduler records as the instance type of a run's hardware."""
+    provider = provider.lower()
     if provider not in catalog_providers():
         return None
-    found = candidates(provider, region.region, spec.hardware)
+    found = candidates(provider, region, hardware)
     return found[0] if found else None
 
 

@@ -241,15 +241,20 @@ def test_the_watchdog_stops_a_run_past_its_deadline_and_fails_it(tmp_path: Path)
         sched.shutdown()
 
 
-def test_the_daemon_plans_only_the_hardware_it_launches(tmp_path: Path) -> None:
-    """A spec with hardware_options is planned (and launched) with its own hardware: an alternative's
-    shorter duration must not be what the run is planned with."""
+def test_the_daemon_plans_the_hardware_it_launches(tmp_path: Path) -> None:
+    """A spec with hardware_options is launched on the alternative its plan chose, for that
+    alternative's duration: what is planned is what runs (tests/scheduler/test_hardware_choice.py has
+    the rest)."""
     settings = make_settings(tmp_path, {"lab": hourly(NOW, 48, lambda h: 300.0)})
-    sched = Scheduler.from_settings(settings, clock=FixedClock(NOW), providers={"local": FakeProvider()})  # type: ignore[dict-item]
+    provider = FakeProvider()
+    sched = Scheduler.from_settings(settings, clock=FixedClock(NOW), providers={"local": provider})  # type: ignore[dict-item]
     sched.start(background=False)
     try:
         job = sched.submit(spec(name="alt", duration="4h", hardware_options=[{"gpus": 0, "speedup": 4}]))
         (run,) = job.runs
-        assert run.planned_end - run.planned_start == timedelta(hours=4)
+        assert run.planned is not None and run.planned["hardware"]["option"] == 1
+        assert run.planned_end - run.planned_start == timedelta(hours=1)
+        sched.tick()
+        assert provider.requests[run.id].spec.duration == timedelta(hours=1)
     finally:
         sched.shutdown()

@@ -3,13 +3,17 @@ planned start and stopped at its planned end; the job ends when its last chunk s
 
 A chunk that fails or is missed ends the job (its chunks not yet started are cancelled); a chunk the
 cloud interrupts (spot / preemptible) has what is left of the job planned again, from now.
+
+Every chunk keeps the hardware of the plan that made it (its `planned` option's `hardware`, for a spec
+with hardware alternatives): what is left of a job after an interruption is measured and planned on
+the hardware it ran on, never on another alternative with another runtime.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -20,10 +24,22 @@ from carbonshift.providers.base import InstanceState, InstanceStatus
 from carbonshift.scheduler import ledger
 from carbonshift.scheduler.lifecycle import PENDING, Store, z
 from carbonshift.scheduler.models import JobRow, RunRow
-from carbonshift.scheduler.planning import Planned, Plans
+from carbonshift.scheduler.planning import Planned, Plans, hardware_index, pinned_spec
 from carbonshift.scheduler.states import RunState
 
 __all__ = ["Chunks", "set_chunk"]
+
+# a plan option's figures that a chunk carries its share of (the embodied ones: an option of a spec
+# planned with footprints)
+SHARED = (
+    "kg_co2e",
+    "baseline_kg_co2e",
+    "energy_kwh",
+    "savings_kg",
+    "embodied_kg_co2e",
+    "total_kg_co2e",
+    "total_savings_kg",
+)
 
 
 def set_chunk(
@@ -36,9 +52,9 @@ def set_chunk(
     share: float,
 ) -> None:
     """Make `run` chunk `index`/`count` of a plan (`base`: the plan's option), from `start` to `end`;
-    its planned kg CO2e, baseline and energy are the plan's times `share`."""
+    its planned kg CO2e, baseline, energy and embodied share are the plan's times `share`."""
     planned = dict(base)
-    for key in ("kg_co2e", "baseline_kg_co2e", "energy_kwh", "savings_kg"):
+    for key in SHARED:
         if isinstance(planned.get(key), int | float):
             planned[key] = round(float(planned[key]) * share, 6)
     planned.update(start=z(start), end=z(end), chunk={"index": index, "count": count})
@@ -51,6 +67,16 @@ def set_chunk(
     run.stop_at = end if index < count else None
     for key, value in ledger.planned_numbers(planned).items():  # the ledger's copies: the chunk's share
         setattr(run, key, value)
+
+
+class Preempted(NamedTuple):
+    """What is left of an interrupted job: planned from now to `deadline`, on `hardware` (the
+    alternative it ran on; None for a spec without alternatives)."""
+
+    spec: JobSpec
+    remaining_s: int
+    deadline: datetime
+    hardware: int | None
 
 
 class Chunks:
@@ -173,11 +199,12 @@ class Chunks:
 
     # ---- preemption --------------------------------------------------------------------------------------
     @staticmethod
-    def preempted(s: Session, run: RunRow, status: InstanceStatus) -> tuple[JobSpec, int, datetime] | None:
+    def preempted(s: Session, run: RunRow, status: InstanceStatus) -> Preempted | None:
         """For a run of a one-off interruptible job that the cloud stopped (a spot / preemptible
         interruption: the provider reports FAILED with no exit code and a Server.* reason, or says
-        preempted / evicted): the spec, the seconds of the job still to run (its duration less what its
-        chunks ran to their end) and the deadline. None otherwise."""
+        preempted / evicted): the spec, the seconds of the job still to run (its duration on the run's
+        hardware less what its chunks ran to their end), the deadline and that hardware. None
+        otherwise."""
         if status.state is not InstanceState.FAILED or status.exit_code is not None:
             return None
         if run.cancel_requested or run.stop_reason:
@@ -196,8 +223,12 @@ class Chunks:
                 RunRow.job_id == job.id, RunRow.state == RunState.SUCCEEDED.value
             )
         )
-        remaining = spec.duration_s - int(done or 0)
-        return (spec, remaining, run.deadline) if remaining > 0 else None
+        hardware = None
+        if spec.hardware_options:  # a run planned before the daemon chose hardware ran on the spec's own
+            found = hardware_index(run.planned)
+            hardware = 0 if found is None else found
+        remaining = pinned_spec(spec, hardware).duration_s - int(done or 0)
+        return Preempted(spec, remaining, run.deadline, hardware) if remaining > 0 else None
 
     def after_preemption(
         self, s: Session, run: RunRow, planned: Planned | None, error: str, why: str, now: datetime

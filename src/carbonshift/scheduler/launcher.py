@@ -12,6 +12,10 @@ A run queued ahead at an engine with a queue of its own (queueing.py) is launche
 provider returns the queued job (Slurm, which starts it itself: the run is then not declared missed by
 a late daemon) or lets it go (a suspended Kubernetes Job, resumed; one found still held after a restart
 is launched again).
+
+A run of a spec with hardware alternatives is launched on the hardware its plan chose
+(`planning.run_spec`, through `launch_spec`): the provider picks the instance type for that hardware in
+that region, and the run's latest start is its deadline less that hardware's duration.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from carbonshift.scheduler import ledger
 from carbonshift.scheduler.context import Context
 from carbonshift.scheduler.lifecycle import ACTIVE, PENDING, TERMINAL_STATES, z
 from carbonshift.scheduler.models import JobRow, PlanRow, RunRow
+from carbonshift.scheduler.planning import hardware_index
 from carbonshift.scheduler.polling import Polling
 from carbonshift.scheduler.queueing import QueueAhead, launch_request, launch_spec, queued_handle
 from carbonshift.scheduler.states import JobStatus, RunState
@@ -318,11 +323,19 @@ class Launcher:
 
     @staticmethod
     def _options_for(s: Session, run: RunRow) -> list[dict[str, Any]]:
-        """The run's own option first, then the plan's next-best ones (capacity fallbacks)."""
+        """The run's own option first, then the plan's next-best ones on the same hardware (capacity
+        fallbacks: the run is launched with its own hardware and duration, and a chunk keeps its
+        plan's hardware, so an option on another hardware alternative is no fallback)."""
         plan = s.get(PlanRow, run.plan_id) if run.plan_id is not None else None
         options = [dict(o) for o in (plan.options if plan is not None else [])]
         mine = {**(run.planned or {}), "provider": run.provider, "region": run.region, "zone": run.zone}
-        others = [o for o in options if (o.get("provider"), o.get("region")) != (run.provider, run.region)]
+        hardware = hardware_index(mine)
+        others = [
+            o
+            for o in options
+            if (o.get("provider"), o.get("region")) != (run.provider, run.region)
+            and hardware_index(o) == hardware
+        ]
         return [mine, *others]
 
     def _fail_launch(self, run_id: str, state: RunState, why: str, error: str, now: datetime) -> None:

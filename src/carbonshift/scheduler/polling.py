@@ -130,9 +130,11 @@ class Polling:
         replanned: Planned | None = None
         replan_error = ""
         if preempted is not None:
-            spec, remaining, deadline = preempted
+            spec, remaining, deadline, hardware = preempted
             try:
-                replanned = self.ctx.plans.plan(spec, now, deadline, now, chunked=True, duration_s=remaining)
+                replanned = self.ctx.plans.plan(
+                    spec, now, deadline, now, chunked=True, duration_s=remaining, hardware=hardware
+                )
             except CarbonshiftError as exc:
                 replan_error = str(exc)
         moved = False

@@ -34,6 +34,7 @@ from carbonshift.providers.base import HELD, QUEUED_FOR, Handle, LaunchRequest, 
 from carbonshift.scheduler.context import Context
 from carbonshift.scheduler.lifecycle import ACTIVE, TERMINAL_STATES, z
 from carbonshift.scheduler.models import JobRow, RunRow
+from carbonshift.scheduler.planning import run_spec
 from carbonshift.scheduler.releases import Releases
 from carbonshift.scheduler.states import RunState
 from carbonshift.scheduler.tokens import hash_token
@@ -71,8 +72,9 @@ def launch_request(
 
 
 def launch_spec(spec: JobSpec, run: RunRow) -> JobSpec:
-    """The spec as one run of it is launched: the run's own window, no schedule."""
-    return spec.model_copy(
+    """The spec as one run of it is launched: on the hardware its plan chose, its own window, no
+    schedule."""
+    return run_spec(spec, run.planned).model_copy(
         update={"window": Window(earliest=run.window_earliest, deadline=run.deadline), "schedule": None}
     )
 

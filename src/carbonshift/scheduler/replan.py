@@ -2,6 +2,11 @@
 more shortly before it starts. A run (or an interruptible job's chunks not yet started, together)
 moves only for a gain of at least `scheduler.replan_min_gain_pct`; every plan is kept, with why it
 moved or did not.
+
+A spec with `hardware_options` is re-planned over its hardware too (a run not launched yet may move to
+other hardware, under the same rule); its plans are compared by total kg CO2e (operational on fresh
+forecasts + the hardware's embodied share), as they were ranked. A job that has launched a chunk keeps
+that chunk's hardware: its chunks left are re-planned on it only.
 """
 
 from __future__ import annotations
@@ -19,11 +24,12 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from carbonshift.config.jobspec import parse_jobspec
 from carbonshift.errors import CarbonshiftError
+from carbonshift.planner.plan import PlanOption
 from carbonshift.scheduler.chunks import set_chunk
 from carbonshift.scheduler.context import Context
 from carbonshift.scheduler.lifecycle import ACTIVE, PENDING, z
 from carbonshift.scheduler.models import JobRow, PlanRow, RunRow
-from carbonshift.scheduler.planning import Planned, option_dict
+from carbonshift.scheduler.planning import Planned, hardware_index
 from carbonshift.scheduler.states import JobStatus, RunState
 from carbonshift.timeutil import to_epoch_s
 
@@ -136,32 +142,43 @@ class Replanner:
             ends = [r.stop_at or r.planned_end for r in runs if r.state in ACTIVE]
             earliest = max([now, pending[0].window_earliest, *(e for e in ends if e is not None)])
             deadline = pending[0].deadline
-            remaining = sum(r.duration_s for r in pending)
+            remaining: int | None = sum(r.duration_s for r in pending)
             snapshot = [(r.id, r.plan_id) for r in pending]
             cur_ref = f"{pending[0].provider}:{pending[0].region}"
             current = _spans(pending)
+            current_embodied = _embodied(pending)
+            cur_hw = hardware_index(pending[0].planned)
+            pinned: int | None = None
+            if spec.hardware_options:
+                if any(r.launched_at is not None for r in runs):
+                    pinned = cur_hw or 0  # a chunk ran on it: the rest of the job runs on it too
+                else:
+                    remaining = None  # none started: the whole job, on whichever hardware is best
         planned, failure = self._plan_again(
-            lambda: self.ctx.plans.plan(spec, earliest, deadline, now, chunked=True, duration_s=remaining)
+            lambda: self.ctx.plans.plan(
+                spec, earliest, deadline, now, chunked=True, duration_s=remaining, hardware=pinned
+            )
         )
         verdict = _Verdict()
         if planned is not None:
             new = planned.chosen
             same = [(to_epoch_s(a), to_epoch_s(b)) for a, b in new.chunks] == [
                 (to_epoch_s(a), to_epoch_s(b)) for a, b, _ in current
-            ]
+            ] and _hardware_of(planned, new) == cur_hw
             where = f"{len(new.chunks)} chunk(s) on {new.ref} from {z(new.start)}"
             verdict = self._verdict(
                 planned,
                 cur_ref,
                 current,
+                current_embodied,
                 f"kept: the chunks left ({cur_ref}) are still the best ({new.kg_co2e:.4g} kg CO2e on fresh "
                 "forecasts)"
                 if new.ref == cur_ref and same
                 else None,
                 "kept: the chunks left could not be evaluated on fresh forecasts",
-                lambda pct, kg: (
-                    f"{where} emit {pct:.2f}% less than the chunks left "
-                    f"({kg:.4g} -> {new.kg_co2e:.4g} kg CO2e on fresh forecasts)"
+                lambda pct, kg, new_kg, what: (
+                    f"{where}{_on(planned, new)} emit {pct:.2f}% less than the chunks left "
+                    f"({kg:.4g} -> {new_kg:.4g} {what} on fresh forecasts)"
                 ),
             )
         launches: list[tuple[str, datetime]] = []
@@ -188,7 +205,7 @@ class Replanner:
             first_index = first.chunk_index or 1
             count = first_index - 1 + len(new.chunks)
             total_s = sum((b - a).total_seconds() for a, b in new.chunks)
-            base = {**option_dict(new, row.signal or ""), "plan_id": row.id}
+            base = {**planned.option_dict(new), "plan_id": row.id}
             reason = verdict.reason
             for k, (a, b) in enumerate(new.chunks):
                 index = first_index + k
@@ -230,6 +247,8 @@ class Replanner:
             plan_id, start = run.plan_id, run.planned_start
             cur_ref = f"{run.provider}:{run.region}"
             current = _spans([run])
+            current_embodied = _embodied([run])
+            cur_hw = hardware_index(run.planned)
             earliest, deadline = max(run.window_earliest, now), run.deadline
         planned, failure = self._plan_again(lambda: self.ctx.plans.plan(spec, earliest, deadline, now))
         verdict = _Verdict()
@@ -239,13 +258,16 @@ class Replanner:
                 planned,
                 cur_ref,
                 current,
+                current_embodied,
                 f"kept: {cur_ref} at {z(start)} is still the best ({new.kg_co2e:.4g} kg CO2e on fresh forecasts)"
-                if new.ref == cur_ref and new.start_s == to_epoch_s(start)
+                if new.ref == cur_ref
+                and new.start_s == to_epoch_s(start)
+                and _hardware_of(planned, new) == cur_hw
                 else None,
                 f"kept: the current start ({cur_ref} at {z(start)}) could not be evaluated on fresh forecasts",
-                lambda pct, kg: (
-                    f"{new.ref} at {z(new.start)} emits {pct:.2f}% less than {cur_ref} at "
-                    f"{z(start)} ({kg:.4g} -> {new.kg_co2e:.4g} kg CO2e on fresh forecasts)"
+                lambda pct, kg, new_kg, what: (
+                    f"{new.ref} at {z(new.start)}{_on(planned, new)} emits {pct:.2f}% less than {cur_ref} at "
+                    f"{z(start)} ({kg:.4g} -> {new_kg:.4g} {what} on fresh forecasts)"
                 ),
             )
         new_start: datetime | None = None
@@ -259,7 +281,7 @@ class Replanner:
                 s, [run], kind, now, planned, failure, verdict if current_plan else verdict.stale(stale)
             )
             if row is not None and planned is not None:
-                fields = self.ctx.plans.planned_fields(planned.chosen, row.signal or "", row.id)
+                fields = self.ctx.plans.planned_fields(planned, planned.chosen, row.id)
                 for key, value in fields.items():
                     setattr(run, key, value)
                 run.plan_id = row.id
@@ -283,13 +305,16 @@ class Replanner:
         planned: Planned,
         cur_ref: str,
         current: list[tuple[datetime, datetime, float]],
+        current_embodied: float | None,
         same: str | None,
         unevaluated: str,
-        words: Callable[[float, float], str],
+        words: Callable[[float, float, float, str], str],
     ) -> _Verdict:
         """Keep or move. `same`: the reason to keep when the fresh plan is what is planned already;
         `current`: the planned spans on `cur_ref` and their energy (kWh), costed on the fresh forecasts;
-        `words(pct, current_kg)`: the comparison, in words."""
+        `current_embodied`: their hardware's embodied kg (a spec with hardware alternatives compares
+        totals, as its options are ranked; operational kg otherwise, or when the current plan has no
+        embodied figure); `words(pct, current_kg, new_kg, unit)`: the comparison, in words."""
         if same is not None:
             return _Verdict(False, same, 0.0)
         series = planned.advice.series.get(cur_ref)
@@ -301,10 +326,11 @@ class Replanner:
                 )
         if current_kg is None:
             return _Verdict(False, unevaluated)
-        kg = current_kg
-        gain, move, reason = self.ctx.plans.gain_verdict(
-            kg, planned.chosen.kg_co2e, lambda pct: words(pct, kg)
-        )
+        kg, new_kg, what = current_kg, planned.chosen.kg_co2e, "kg CO2e"
+        if planned.choices and current_embodied is not None:
+            kg, new_kg = current_kg + current_embodied, planned.total_kg(planned.chosen)
+            what = "kg CO2e in total (operational + embodied)"
+        gain, move, reason = self.ctx.plans.gain_verdict(kg, new_kg, lambda pct: words(pct, kg, new_kg, what))
         return _Verdict(move, reason, gain)
 
     def _record(
@@ -343,6 +369,28 @@ class _Verdict:
     def stale(self, why: str) -> _Verdict:
         """The runs changed while they were being re-planned: keep them as they are now."""
         return _Verdict(False, why, self.gain)
+
+
+def _hardware_of(planned: Planned, option: PlanOption) -> int | None:
+    choice = planned.hardware(option)
+    return None if choice is None else choice.index
+
+
+def _on(planned: Planned, option: PlanOption) -> str:
+    """' on 8x H100 4h45m' for an option of a spec with hardware alternatives, else ''."""
+    choice = planned.hardware(option)
+    return "" if choice is None else f" on {choice.label}"
+
+
+def _embodied(runs: list[RunRow]) -> float | None:
+    """The embodied kg CO2e the runs' plans charge, or None when one of them has none."""
+    total = 0.0
+    for r in runs:
+        value = (r.planned or {}).get("embodied_kg_co2e")
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return None
+        total += float(value)
+    return total
 
 
 def _spans(runs: list[RunRow]) -> list[tuple[datetime, datetime, float]]:
