@@ -11,6 +11,7 @@ from typing import Any
 
 import boto3
 
+from carbonshift.cli.jobs import render_job
 from carbonshift.clock import FixedClock
 from carbonshift.config import load_settings
 from carbonshift.config.jobspec import parse_jobspec
@@ -67,5 +68,7 @@ def test_the_scheduler_launches_the_chosen_alternative_on_ec2(ec2: Ec2Proxy, tmp
         assert found["InstanceType"] == "p5.48xlarge"
         tags = {t["Key"]: t["Value"] for t in found.get("Tags", [])}
         assert run.id in tags.values()
+        shown = render_job(sched.get_job(job.id).to_dict())
+        assert f"run {run.id}: hardware 8x H100 4h45m (hardware_options[0], p5.48xlarge)" in shown
     finally:
         sched.shutdown()

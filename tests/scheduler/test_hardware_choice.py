@@ -8,7 +8,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from carbonshift.cli.jobs import render_job
 from carbonshift.clock import FixedClock
+from carbonshift.config.jobspec import JobSpec
 from carbonshift.scheduler import RunState, Scheduler
 from tests.scheduler.helpers import (
     NOW,
@@ -20,6 +22,7 @@ from tests.scheduler.helpers import (
     window,
     write_series,
 )
+from tests.scheduler.test_chunks import PreemptingProvider, tick_at
 
 # the spec's own hardware: 2 h at 1 kW; the alternative: the same host size, done in 1 h at 2.5 kW
 OWN = {"duration": "2h", "power_watts": 1000, "hardware": {"vcpus": 4, "memory_gb": 16}}
@@ -71,8 +74,9 @@ def test_the_local_daemon_runs_the_winning_alternative_and_records_its_hardware(
         assert job.plans[0].option is not None and job.plans[0].option["hardware"]["option"] == 1
         assert "on 16 vCPUs 10m" in job.plans[0].reason and "by total kg" in job.plans[0].reason
         # the view the API serves says it too
-        shown = sched.get_job(job.id).to_dict()["runs"][0]["planned"]["hardware"]
-        assert shown["label"] == "16 vCPUs 10m"
+        shown = sched.get_job(job.id).to_dict()
+        assert shown["runs"][0]["planned"]["hardware"]["label"] == "16 vCPUs 10m"
+        assert f"run {run.id}: hardware 16 vCPUs 10m (hardware_options[0])" in render_job(shown)
         wait_for(lambda: sched.get_job(job.id).status == "succeeded", timeout=30, what="the job to succeed")
         done = sched.get_job(job.id).runs[0]
         assert done.exit_code == 0 and f"ran on {done.id}" in sched.run_log(job.id, done.id)
@@ -180,21 +184,25 @@ def test_a_replan_switches_hardware_before_launch_only_above_the_threshold(tmp_p
         sched.shutdown()
 
 
+def chunked_on_faster() -> JobSpec:
+    """An interruptible 4 h job at 1 kW, or 2 h at 1.5 kW on the alternative, with 50 g at 02:00 and
+    06:00: the alternative's two chunks are 02:00-03:00 and 06:00-07:00."""
+    return spec(
+        window=window(NOW, NOW + timedelta(hours=20)),
+        interruptible=True,
+        min_chunk="30m",
+        duration="4h",
+        power_watts=1000,
+        hardware_options=[{**FASTER, "power_watts": 1500, "duration": "2h"}],
+    )
+
+
 def test_chunks_keep_the_hardware_of_the_plan_that_made_them(tmp_path: Path) -> None:
     """An interruptible job on the faster hardware: both chunks are on it, and once the first has
     started, the chunk left is re-planned on that hardware, for its own remaining hour."""
     sched, clock, provider = fake_daemon(tmp_path, dip({2: 50.0, 6: 50.0}))
     try:
-        job = sched.submit(
-            spec(
-                window=window(NOW, NOW + timedelta(hours=20)),
-                interruptible=True,
-                min_chunk="30m",
-                duration="4h",
-                power_watts=1000,
-                hardware_options=[{**FASTER, "power_watts": 1500, "duration": "2h"}],
-            )
-        )
+        job = sched.submit(chunked_on_faster())
         runs = job.runs
         assert [(r.planned_start, r.planned_end) for r in runs] == [
             (NOW + timedelta(hours=2), NOW + timedelta(hours=3)),
@@ -221,5 +229,32 @@ def test_chunks_keep_the_hardware_of_the_plan_that_made_them(tmp_path: Path) -> 
         )
         assert replan.option["energy_kwh"] == 1.5
         assert all(o["hardware"]["option"] == 1 for o in replan.options)
+    finally:
+        sched.shutdown()
+
+
+def test_what_a_preemption_leaves_is_planned_on_the_hardware_it_ran_on(tmp_path: Path) -> None:
+    clock, provider = FixedClock(NOW), PreemptingProvider()
+    settings = make_settings(tmp_path, {"lab": dip({2: 50.0, 6: 50.0})})
+    sched = Scheduler.from_settings(settings, clock=clock, providers={"local": provider})  # type: ignore[dict-item]
+    sched.start(background=False)
+    try:
+        job = sched.submit(chunked_on_faster())
+        first, second = job.runs
+        tick_at(sched, clock, 2)
+        tick_at(sched, clock, 3)
+        tick_at(sched, clock, 3.01)  # chunk 1/2 paused at its end: 1 h of the 2 h on this hardware done
+        assert sched.get_run(first.id).status is RunState.SUCCEEDED
+        tick_at(sched, clock, 6)
+        provider.preempted.add(second.id)
+        tick_at(sched, clock, 6.5)
+        after = sched.get_job(job.id)
+        new = [r for r in after.runs if r.id not in (first.id, second.id)]
+        assert len(new) == 1 and new[0].planned is not None
+        # the hour left on the faster hardware, not the spec's own 4 h less the hour done (3 h)
+        assert new[0].planned["hardware"]["option"] == 1 and new[0].planned["energy_kwh"] == 1.5
+        assert new[0].planned_end is not None and new[0].planned_start is not None
+        assert new[0].planned_end - new[0].planned_start == timedelta(hours=1)
+        assert provider.requests[new[0].id].spec.power_watts == 1500
     finally:
         sched.shutdown()

@@ -317,6 +317,14 @@ def render_job(job: dict[str, Any]) -> str:
             )
         )
         for r in runs:  # where a run lives at its provider, and where to look at it
+            planned = r.get("planned")
+            hardware = planned.get("hardware") if isinstance(planned, dict) else None
+            if isinstance(hardware, dict):  # the alternative its plan chose (a spec's hardware_options)
+                itype = f", {hardware['instance_type']}" if hardware.get("instance_type") else ""
+                out.append(
+                    f"run {r.get('id', '?')}: hardware {hardware.get('label', '?')} "
+                    f"({hardware.get('field', '?')}{itype})"
+                )
             if r.get("instance_id"):
                 link = f"  {r['console_url']}" if r.get("console_url") else ""
                 out.append(f"run {r.get('id', '?')}: instance {r['instance_id']}{link}")
