@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from carbonshift.config import load_settings
+from carbonshift.config import Settings, load_settings
 from carbonshift.errors import ConfigError
 from carbonshift.intensity.types import Signal
 
@@ -82,3 +82,51 @@ def test_secrets_are_never_echoed(monkeypatch: pytest.MonkeyPatch, tmp_path: Pat
     with pytest.raises(ConfigError) as err:
         load_settings(cfg)
     assert "hunter2" not in str(err.value) and "watttime_password" in str(err.value)
+
+
+def test_overrides_beat_env_which_beats_the_file_and_nested_mappings_merge(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("ukci_url: http://file\nimages:\n  aws: ami-file\n  gcp: img-file\n")
+    monkeypatch.setenv("carbonshift_Ukci_Url", "http://env")  # names in any case, as documented
+    monkeypatch.setenv("CARBONSHIFT_IMAGES__GCP", "img-env")
+    monkeypatch.setenv("CARBONSHIFT_CACHE", '{"enabled": false, "forecast_ttl_s": 5}')
+    monkeypatch.setenv("CARBONSHIFT_CACHE__FORECAST_TTL_S", "6")  # a nested variable wins over the JSON
+    s = load_settings(cfg, ukci_url="http://override")
+    assert s.ukci_url == "http://override"
+    assert s.images == {"aws": "ami-file", "gcp": "img-env"}
+    assert s.cache.enabled is False and s.cache.forecast_ttl_s == 6
+    assert load_settings(cfg).ukci_url == "http://env"
+
+
+def test_list_and_model_settings_take_json_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CARBONSHIFT_INTENSITY__PRIORITY", '["ukci", "files"]')
+    monkeypatch.setenv("CARBONSHIFT_LOCATIONS", '[{"region": "lab", "zone": "ES"}]')
+    s = load_settings()
+    assert s.intensity.priority == ["ukci", "files"]
+    assert s.locations[0].region == "lab"
+    monkeypatch.setenv("CARBONSHIFT_INTENSITY__PRIORITY", "ukci")
+    with pytest.raises(ConfigError, match=r"CARBONSHIFT_INTENSITY__PRIORITY: not valid JSON"):
+        load_settings()
+
+
+def test_unknown_nested_env_key_is_refused_and_unknown_top_level_variable_ignored(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CARBONSHIFT_NO_SUCH_SETTING", "1")
+    assert load_settings().ukci_enabled is True
+    monkeypatch.setenv("CARBONSHIFT_CACHE__BOGUS", "1")
+    with pytest.raises(
+        ConfigError, match=r"setting 'cache\.bogus'.*CARBONSHIFT_CACHE__BOGUS.*unknown setting"
+    ):
+        load_settings()
+
+
+def test_settings_built_directly_read_the_environment_under_the_values_given(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CARBONSHIFT_BOOTSTRAP_SOURCE", "index")
+    monkeypatch.setenv("CARBONSHIFT_GCP_PROJECT", "env-project")
+    s = Settings(gcp_project="given")
+    assert s.bootstrap_source == "index" and s.gcp_project == "given"

@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
+from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from types import MappingProxyType
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import platformdirs
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, ValidationInfo, field_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from carbonshift.config.environment import EnvironmentValueError, deep_update, environment_values
 from carbonshift.config.jobspec import Labels
 from carbonshift.config.kubernetes import KubernetesSettings
 from carbonshift.config.slurm import SlurmSettings
@@ -99,10 +102,17 @@ class LocationSetting(_Strict):
     watttime_region: str | None = None
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", validate_default=True
-    )
+# The config file's values while `load_settings` builds a Settings: the lowest layer, under the environment
+_FILE_VALUES: ContextVar[Mapping[str, Any]] = ContextVar(
+    "carbonshift_config_file_values", default=MappingProxyType({})
+)
+
+
+class Settings(BaseModel):
+    """Everything configurable. `Settings(**values)` lays `values` over the CARBONSHIFT_* environment
+    variables (config/environment.py), and `load_settings` puts a config file under both."""
+
+    model_config = ConfigDict(extra="forbid", validate_default=True)
 
     electricitymaps_token: SecretStr | None = None
     electricitymaps_url: str = "https://api.electricitymaps.com/v3"
@@ -236,35 +246,12 @@ class Settings(BaseSettings):
                 raise ValueError(f"key {key!r}: write aws, gcp or azure, optionally with :REGION")
         return value
 
-    _yaml_data: ClassVar[dict[str, Any]] = {}
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings, env_settings, _DictSource(settings_cls, cls._yaml_data))
+    def __init__(self, **values: Any) -> None:
+        env = environment_values(Settings, os.environ, ENV_PREFIX)
+        super().__init__(**deep_update(_FILE_VALUES.get(), deep_update(env, values)))
 
     def resolved_data_dir(self) -> Path:
         return self.data_dir or Path(platformdirs.user_data_dir("carbonshift"))
-
-
-class _DictSource(PydanticBaseSettingsSource):
-    """The parsed config file, as the lowest-precedence source before defaults."""
-
-    def __init__(self, settings_cls: type[BaseSettings], data: dict[str, Any]) -> None:
-        super().__init__(settings_cls)
-        self._data = data
-
-    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
-        return self._data.get(field_name), field_name, False
-
-    def __call__(self) -> dict[str, Any]:
-        return dict(self._data)
 
 
 def _read_config_file(path: Path) -> dict[str, Any]:
@@ -320,12 +307,12 @@ def load_settings(config_path: Path | str | None = None, **overrides: Any) -> Se
     raw_path = config_path if config_path is not None else os.environ.get(CONFIG_ENV) or None
     path = Path(raw_path).expanduser() if raw_path else None
     data = _read_config_file(path) if path else {}
-
-    class _Loaded(Settings):
-        _yaml_data: ClassVar[dict[str, Any]] = data
-
+    layer = _FILE_VALUES.set(data)
     try:
-        loaded = _Loaded(**overrides)
+        return Settings(**overrides)
+    except EnvironmentValueError as exc:
+        raise ConfigError("", f"invalid settings: {exc}") from None
     except ValidationError as exc:
         raise ConfigError("", "invalid settings: " + _describe(exc.errors(), path)) from None
-    return Settings.model_construct(**{k: getattr(loaded, k) for k in Settings.model_fields})
+    finally:
+        _FILE_VALUES.reset(layer)
