@@ -15,6 +15,7 @@ from carbonshift.planner.interruptible import (
     ChunkPlan,
     SlotGrid,
     cheapest_chunks,
+    cheapest_chunks_batch,
     cheapest_chunks_many,
     slot_grid,
 )
@@ -226,6 +227,40 @@ def test_many_series_at_once_equal_one_at_a_time() -> None:
         one = cheapest_chunks(edges, values[r], lo, hi, d, m)
         assert many[r].chunks == one.chunks
         assert many[r].mean_g_per_kwh == pytest.approx(one.mean_g_per_kwh)
+
+
+@pytest.mark.parametrize("m", [0, 300 * 3])
+def test_repeated_series_before_another_are_planned_once_each(m: int) -> None:
+    """Series that repeat are planned once: a later distinct series is planned as itself, not as the
+    repeat (it was given the repeat's plan when a repeat came first)."""
+    rng = np.random.default_rng(11)
+    edges = 1_790_000_000 + 300 * np.arange(49)
+    flat = np.full(48, 120.0)
+    varied = rng.uniform(0, 500, size=48)
+    values = np.array([flat, flat, varied, flat, varied])
+    lo, hi, d = int(edges[0]) + 7, int(edges[-1]) - 11, 300 * 8
+    many = cheapest_chunks_many(edges, values, lo, hi, d, m)
+    for r in range(len(values)):
+        assert many[r] == cheapest_chunks(edges, values[r], lo, hi, d, m)
+
+
+def test_a_batch_equals_each_problem_alone() -> None:
+    """Problems of different windows, durations and steps, planned together, each as it is alone."""
+    rng = np.random.default_rng(3)
+    problems = []
+    for step in (300, 1800):
+        edges = 1_790_000_000 + step * np.arange(72 * 3600 // step + 1)
+        values = rng.uniform(0, 500, size=(3, len(edges) - 1))
+        for _ in range(12):
+            d = int(rng.integers(30, 480)) * 60
+            lo = int(edges[0]) + int(rng.integers(0, 24 * 3600))
+            hi = lo + d + int(rng.integers(0, 30 * 3600))
+            m = int(rng.choice([0, 900, 1800, 7200]))
+            problems.append((edges, values, lo, hi, d, m))
+    together = cheapest_chunks_batch(problems)
+    assert [p.method for plans in together for p in plans].count("dp") > 10
+    for problem, plans in zip(problems, together, strict=True):
+        assert plans == cheapest_chunks_many(*problem)
 
 
 def test_slot_grid() -> None:

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import overload
 
@@ -58,6 +59,7 @@ from carbonshift.planner.contiguous import (
     window_search,
 )
 from carbonshift.planner.energy import EnergyEstimate, EnergyModel, PowerBreakdown, default_model
+from carbonshift.planner.interruptible import ChunkProblem, cheapest_chunks_batch
 from carbonshift.planner.placement import PlacementIndex, PlanRegion, region_ref
 from carbonshift.planner.plan import (
     FALLBACK_KINDS,
@@ -137,11 +139,16 @@ def plan_batch(
             to_plan.append((i, given))
     if prep.jobs:
         prep.pool.build()
-        for jobs in _blocks(prep.jobs, MAX_PAIRS):  # bounded memory, however large the batch
-            for i, result in _contiguous_plans(prep, jobs, now).items():
-                out[i] = result
+        for split in (False, True):
+            jobs = [job for job in prep.jobs if job.spec.interruptible is split]
+            for block in _blocks(jobs, MAX_PAIRS):  # bounded memory, however large the batch
+                planned = (
+                    _interruptible_plans(prep, block, now) if split else _contiguous_plans(prep, block, now)
+                )
+                for i, result in planned.items():
+                    out[i] = result
         to_plan += [(job.index, job.given) for job in prep.demoted]
-    # interruptible specs, and plan()'s own error for the first spec (in order) it refuses
+    # plan()'s own error for the first spec (in order) it refuses
     for i, given in sorted(to_plan, key=lambda item: item[0]):
         spec = specs[i]
         out[i] = plan(spec, cands_for(spec), now=now, energy_for=energy_for, baseline=given, model=model)
@@ -311,7 +318,7 @@ class _Prep:
     def _job(
         self, index: int, spec: JobSpec, raw: Sequence[CandidateLike], given: CandidateLike | None
     ) -> _Job | None:
-        if spec.interruptible or not raw:
+        if not raw:
             return None
         cset = self.sets.get(id(raw))
         if cset is None:
@@ -448,6 +455,20 @@ class _Pool:
 
 # ---- the vectorised pass ----------------------------------------------------------------------------
 
+# what an option is built from: pair, candidate, start, mean, kWh, mean at earliest, flat
+_Fields = tuple[int, int, int, float, float, float, bool]
+
+
+@dataclass(frozen=True, slots=True)
+class _Split:
+    """An interruptible pass's runs: chunks per pair where not the run at earliest, and exactness."""
+
+    chunks: dict[int, tuple[tuple[int, int], ...]]
+    exact: BoolArray
+
+    def chunks_of(self, pair: int, start: int, d: int) -> tuple[tuple[int, int], ...]:
+        return self.chunks.get(pair) or ((start, start + d),)
+
 
 class _Ranking:
     """Per pair (spec, candidate) results and per spec ranks: what RankedOptions builds from.
@@ -471,6 +492,7 @@ class _Ranking:
         earliest_mean: FloatArray,
         kwh: FloatArray,
         flat: BoolArray,
+        split: _Split | None = None,
     ) -> None:
         self.jobs = jobs
         self.pool = pool
@@ -482,12 +504,14 @@ class _Ranking:
         self.earliest_mean = earliest_mean
         self.kwh = kwh
         self.kg = kwh * mean / 1000.0
-        self.summed = np.zeros(len(start), dtype=bool)  # mean, earliest_mean and kg are plan()'s
+        # mean, earliest_mean and kg are plan()'s (an interruptible pass gives only those)
+        self.summed = np.full(len(start), split is not None, dtype=bool)
         self.flat = flat
+        self.split = split
         self.order = np.zeros((0, 0), dtype=np.int64)  # (jobs, max count): candidate at each rank
         self.base_kg: list[float | None] = [None] * len(jobs)
         self._kinds: tuple[BoolArray, BoolArray, BoolArray] | None = None
-        self._top_rows: list[list[tuple[int, int, float, float, float, bool]]] | None = None
+        self._top_rows: list[list[_Fields]] | None = None
 
     def sum_runs(self, pairs: IntArray) -> None:
         """Replace the pass's figures of these pairs by the runs' sums (what plan() reports)."""
@@ -564,7 +588,8 @@ class _Ranking:
             self.sum_runs(ps)
             rows = list(zip(*self._fields(js, ps), strict=True))
         out = []
-        for j, start, mean, kwh_p, em, flat in rows:
+        split = self.split
+        for p, j, start, mean, kwh_p, em, flat in rows:
             cand = cset.cands[j]
             if job.custom is None:
                 kwh, pue, stated, power = kwh_p, cset.pue[j], cset.stated[j], job.power
@@ -574,7 +599,7 @@ class _Ranking:
             out.append(
                 make_option(
                     cand,
-                    chunks=((start, start + d),),
+                    chunks=((start, start + d),) if split is None else split.chunks_of(p, start, d),
                     mean_g_per_kwh=mean,
                     energy_kwh=kwh,
                     pue=pue,
@@ -582,16 +607,17 @@ class _Ranking:
                     power=power,
                     baseline_kg_co2e=fixed if fixed is not None else kwh * em / 1000.0,
                     flat=flat,
-                    exact=True,
+                    exact=True if split is None else bool(split.exact[p]),
                 )
             )
         return out
 
     def _fields(
         self, js: IntArray, ps: IntArray
-    ) -> tuple[list[int], list[int], list[float], list[float], list[float], list[bool]]:
+    ) -> tuple[list[int], list[int], list[int], list[float], list[float], list[float], list[bool]]:
         """What an option is built from, for pairs ps (candidates js): as Python lists."""
         return (
+            ps.tolist(),
             js.tolist(),
             self.start[ps].tolist(),
             self.mean[ps].tolist(),
@@ -600,7 +626,7 @@ class _Ranking:
             self.flat[ps].tolist(),
         )
 
-    def _top(self) -> list[list[tuple[int, int, float, float, float, bool]]]:
+    def _top(self) -> list[list[_Fields]]:
         """Per job, the fields of its first PRESUMMED options (summed in the vectorised pass), read
         out of the arrays for every job at once the first time an option is built."""
         if self._top_rows is None:
@@ -620,32 +646,37 @@ class _Ranking:
         return self._top_rows
 
     def note_inputs(self, jr: int, no_pref: bool) -> NoteInputs:
-        """plan.note_inputs for one job, from per-series flags (the options' runs are exact)."""
+        """plan.note_inputs for one job, from per-series flags (and per pair, whether the run is the
+        exact optimum: a contiguous pass's always are)."""
         job = self.jobs[jr]
         js = self.order[jr, : job.count]
         rows = job.cset.rows[js]
+        refs = job.cset.opt_refs
+        split = self.split
+        inexact = [] if split is None else [refs[j] for j in js[~split.exact[job.pstart + js]].tolist()]
         single, fallback_kind, static_kind = self._row_kinds()
         if no_pref:  # every option's sources are static: per series, or per run when it has several
             if bool((single[rows] & ~static_kind[rows]).any()):
-                return NoteInputs(False, [], [])
+                return NoteInputs(False, [], inexact)
             many = np.flatnonzero(~single[rows])
             only_static = all(
                 s.kind is Kind.STATIC for i in many.tolist() for s in self._sources(jr, int(js[i]))[0]
             )
-            return NoteInputs(only_static, [], [])
-        refs = job.cset.opt_refs
+            return NoteInputs(only_static, [], inexact)
         at = np.flatnonzero(fallback_kind[rows])  # in rank order
         # a series of one provenance is a fallback all through; one of several, by the run's sources
         whole = single[rows[at]].tolist()
         fallback = [
             refs[j] for j, one in zip(js[at].tolist(), whole, strict=True) if one or self._sources(jr, j)[1]
         ]
-        return NoteInputs(False, fallback, [])
+        return NoteInputs(False, fallback, inexact)
 
     def _sources(self, jr: int, j: int) -> tuple[tuple[SourceShare, ...], bool]:
         job = self.jobs[jr]
-        start = int(self.start[job.pstart + j])
-        return sources_of(job.cset.cands[j].series, ((start, start + job.d),))
+        p = job.pstart + j
+        start = int(self.start[p])
+        chunks = ((start, start + job.d),) if self.split is None else self.split.chunks_of(p, start, job.d)
+        return sources_of(job.cset.cands[j].series, chunks)
 
     def _row_kinds(self) -> tuple[BoolArray, BoolArray, BoolArray]:
         """Per pool row: one provenance; any static or modelled one; all static."""
@@ -673,54 +704,63 @@ def _blocks(jobs: list[_Job], max_pairs: int) -> Iterator[list[_Job]]:
         yield block
 
 
+class _Pairs:
+    """Every (job, candidate) pair of a block of jobs, job by job in candidate order, and what plan()
+    checks of each window: gaps and coverage (a job with a bad pair or baseline goes to plan()), its
+    flatness, and the spec baseline's run."""
+
+    def __init__(self, pool: _Pool, jobs: list[_Job]) -> None:
+        n_jobs = len(jobs)
+        self.counts = counts = np.array([len(job.cset.cands) for job in jobs], dtype=np.int64)
+        self.pstart = pstart = np.zeros(n_jobs, dtype=np.int64)
+        np.cumsum(counts[:-1], out=pstart[1:])
+        for job, s, c in zip(jobs, pstart.tolist(), counts.tolist(), strict=True):
+            job.pstart, job.count = s, c
+        self.pair_job = pair_job = np.repeat(np.arange(n_jobs, dtype=np.int64), counts)
+        self.pair_row = pair_row = _concat_rows([job.cset for job in jobs])
+        self.lo = lo = np.array([job.lo for job in jobs], dtype=np.int64)
+        self.hi = hi = np.array([job.hi for job in jobs], dtype=np.int64)
+        self.dur = dur = np.array([job.d for job in jobs], dtype=np.int64)
+        base_jobs = np.array([jr for jr, job in enumerate(jobs) if job.base is not None], dtype=np.int64)
+        base_rows = np.array([jobs[jr].base_row for jr in base_jobs.tolist()], dtype=np.int64)
+        self.recs = recs = _Records(pool, lo, hi, dur, pair_job, pair_row, base_jobs, base_rows)
+        self.p_rec = p_rec = recs.of(pair_job, pair_row)
+        vrow = pool.vrow[pair_row]
+        self.i0, self.i1 = i0, i1 = recs.i0[p_rec], recs.i1[p_rec]
+        bad = ~recs.cover[p_rec] | (pool.nan_pre[vrow + i1] > pool.nan_pre[vrow + i0])
+        self.flat = pool.chg_pre[vrow + i1 - 1] == pool.chg_pre[vrow + i0]
+        self.bad_job = np.logical_or.reduceat(bad, pstart)
+        self.base_mean: dict[int, float] = {}
+        if len(base_jobs):
+            b_rec = recs.of(base_jobs, base_rows)
+            bv = pool.vrow[base_rows]
+            b0, b1 = recs.i0[b_rec], recs.i1b[b_rec]
+            bad_b = ~recs.cover_b[b_rec] | (pool.nan_pre[bv + b1] > pool.nan_pre[bv + b0])
+            self.bad_job[base_jobs[bad_b]] = True
+            d_b = dur[base_jobs]
+            b_mean = _run_integrals(pool, base_rows, lo[base_jobs], d_b) / d_b
+            self.base_mean = dict(zip(base_jobs.tolist(), b_mean.tolist(), strict=True))
+
+
 def _contiguous_plans(prep: _Prep, jobs: list[_Job], now: datetime) -> dict[int, Plan]:
     """Plans for these jobs, by the vectorised pass; jobs whose inputs plan() would refuse go to
     prep.demoted."""
     pool = prep.pool
     jobs = sorted(jobs, key=lambda job: job.d)  # each duration's pairs are then one slice
     n_jobs = len(jobs)
-
-    # pairs: every (job, candidate), job by job in candidate order
-    counts = np.array([len(job.cset.cands) for job in jobs], dtype=np.int64)
-    pstart = np.zeros(n_jobs, dtype=np.int64)
-    np.cumsum(counts[:-1], out=pstart[1:])
-    for job, s, c in zip(jobs, pstart.tolist(), counts.tolist(), strict=True):
-        job.pstart, job.count = s, c
-    pair_job = np.repeat(np.arange(n_jobs, dtype=np.int64), counts)
-    pair_row = _concat_rows([job.cset for job in jobs])
-    lo = np.array([job.lo for job in jobs], dtype=np.int64)
-    hi = np.array([job.hi for job in jobs], dtype=np.int64)
-    dur = np.array([job.d for job in jobs], dtype=np.int64)
-    base_jobs = np.array([jr for jr, job in enumerate(jobs) if job.base is not None], dtype=np.int64)
-    base_rows = np.array([jobs[jr].base_row for jr in base_jobs.tolist()], dtype=np.int64)
-
-    recs = _Records(pool, lo, hi, dur, pair_job, pair_row, base_jobs, base_rows)
+    pp = _Pairs(pool, jobs)
+    counts, pstart, pair_row, dur, recs, p_rec = pp.counts, pp.pstart, pp.pair_row, pp.dur, pp.recs, pp.p_rec
 
     # per pair: runs at earliest and at the latest start, the window's integral (for the tie
-    # tolerance), gaps and flatness
-    p_rec = recs.of(pair_job, pair_row)
+    # tolerance)
     f_lo = recs.f_at(pair_row, p_rec, 0)
     f_last = recs.f_at(pair_row, p_rec, 2)
-    crow, vrow = pool.crow[pair_row], pool.vrow[pair_row]
-    i0, i1 = recs.i0[p_rec], recs.i1[p_rec]
-    c_win = pool.cflat[crow + i1] - pool.cflat[crow + i0]
-    bad = ~recs.cover[p_rec] | (pool.nan_pre[vrow + i1] > pool.nan_pre[vrow + i0])
-    flat = pool.chg_pre[vrow + i1 - 1] == pool.chg_pre[vrow + i0]
-    bad_job = np.logical_or.reduceat(bad, pstart)
-    base_mean: dict[int, float] = {}
-    if len(base_jobs):
-        b_rec = recs.of(base_jobs, base_rows)
-        bv = pool.vrow[base_rows]
-        b0, b1 = recs.i0[b_rec], recs.i1b[b_rec]
-        bad_b = ~recs.cover_b[b_rec] | (pool.nan_pre[bv + b1] > pool.nan_pre[bv + b0])
-        bad_job[base_jobs[bad_b]] = True
-        d_b = dur[base_jobs]
-        b_mean = _run_integrals(pool, base_rows, lo[base_jobs], d_b) / d_b
-        base_mean = dict(zip(base_jobs.tolist(), b_mean.tolist(), strict=True))
+    crow = pool.crow[pair_row]
+    c_win = pool.cflat[crow + pp.i1] - pool.cflat[crow + pp.i0]
 
     # the best start of every pair, duration by duration
-    start = np.empty(len(pair_job), dtype=np.int64)
-    best_f = np.empty(len(pair_job))
+    start = np.empty(len(pp.pair_job), dtype=np.int64)
+    best_f = np.empty(len(pp.pair_job))
     cuts = [0, *(np.flatnonzero(np.diff(dur)) + 1).tolist(), n_jobs]  # jobs come sorted by duration
     for j0, j1 in itertools.pairwise(cuts):
         pairs = slice(int(pstart[j0]), int(pstart[j1 - 1] + counts[j1 - 1]))
@@ -740,28 +780,99 @@ def _contiguous_plans(prep: _Prep, jobs: list[_Job], now: datetime) -> dict[int,
         )
 
     # energy, emissions, ranking
+    d_pair = dur[pp.pair_job]
+    ranking = _Ranking(
+        jobs,
+        pool,
+        pp.pair_job,
+        pair_row,
+        start,
+        best_f / d_pair,
+        f_lo / d_pair,
+        _pair_kwh(jobs, pp.pair_job, counts),
+        pp.flat,
+    )
+    order = ranking.rank(pp.pair_job, pstart, counts)
+    # the figures of the options most often shown (and the best one's run at earliest: the
+    # own-region baseline), summed for every job at once rather than job by job when read
+    shown = np.arange(min(PRESUMMED, order.shape[1]))
+    top = (pstart[:, None] + order[:, shown])[shown[None, :] < counts[:, None]]
+    ranking.sum_runs(top)
+    return _finish(prep, jobs, pp, ranking, now)
+
+
+def _interruptible_plans(prep: _Prep, jobs: list[_Job], now: datetime) -> dict[int, Plan]:
+    """Plans for these interruptible jobs: the exact programme of every window with a series to search
+    run together (`interruptible.cheapest_chunks_batch`; a flat series' plan is the run at earliest),
+    each plan's figures summed over its chunks as plan() sums them, then ranked and built as the
+    contiguous pass does. Jobs whose inputs plan() would refuse go to prep.demoted."""
+    pool = prep.pool
+    pp = _Pairs(pool, jobs)
+    pair_job, pair_row = pp.pair_job, pp.pair_row
+    d_pair = pp.dur[pair_job]
+    at_lo = _run_integrals(pool, pair_row, pp.lo[pair_job], d_pair)
+    earliest_mean = at_lo / d_pair
+    mean = np.add(0.0, at_lo) / d_pair  # plan() adds a plan's chunks to 0.0
+    start = pp.lo[pair_job]
+    exact = np.ones(len(pair_job), dtype=bool)
+    chunks: dict[int, tuple[tuple[int, int], ...]] = {}
+    searched = np.flatnonzero(~pp.flat & ~pp.bad_job[pair_job])
+    if len(searched):
+        # one problem per (job, series group): its series to search, on the group's edges
+        n_groups = len(pool.groups)
+        key = pair_job[searched] * n_groups + pool.group_of[pair_row[searched]]
+        by_key = np.argsort(key, kind="stable")
+        owners = np.split(searched[by_key], np.flatnonzero(np.diff(key[by_key])) + 1)
+        problems: list[ChunkProblem] = []
+        for sel in owners:
+            job = jobs[int(pair_job[sel[0]])]
+            block = pool.groups[int(pool.group_of[pair_row[sel[0]]])]
+            rows = pool.local[pair_row[sel]]
+            problems.append((block.edges, block.values[rows], job.lo, job.hi, job.d, job.spec.min_chunk_s))
+        piece_pair: list[int] = []
+        piece_lo: list[int] = []
+        piece_hi: list[int] = []
+        for sel, found in zip(owners, cheapest_chunks_batch(problems), strict=True):
+            for p, cp in zip(sel.tolist(), found, strict=True):
+                chunks[p] = cp.chunks
+                start[p] = cp.chunks[0][0]
+                exact[p] = cp.exact
+                for a, b in cp.chunks:
+                    piece_pair.append(p)
+                    piece_lo.append(a)
+                    piece_hi.append(b)
+        pieces = np.array(piece_pair, dtype=np.int64)
+        starts = np.array(piece_lo, dtype=np.int64)
+        parts = _run_integrals(pool, pair_row[pieces], starts, np.array(piece_hi, dtype=np.int64) - starts)
+        totals: dict[int, float] = {}
+        for p, part in zip(piece_pair, parts.tolist(), strict=True):  # in time order, as plan() adds them
+            totals[p] = totals.get(p, 0.0) + part
+        for p, total in totals.items():
+            mean[p] = total / int(d_pair[p])
     ranking = _Ranking(
         jobs,
         pool,
         pair_job,
         pair_row,
         start,
-        best_f / dur[pair_job],
-        f_lo / dur[pair_job],
-        _pair_kwh(jobs, pair_job, counts),
-        flat,
+        mean,
+        earliest_mean,
+        _pair_kwh(jobs, pair_job, pp.counts),
+        pp.flat,
+        _Split(chunks, exact),
     )
-    order = ranking.rank(pair_job, pstart, counts)
-    # the figures of the options most often shown (and the best one's run at earliest: the
-    # own-region baseline), summed for every job at once rather than job by job when read
-    shown = np.arange(min(PRESUMMED, order.shape[1]))
-    top = (pstart[:, None] + order[:, shown])[shown[None, :] < counts[:, None]]
-    ranking.sum_runs(top)
+    ranking.rank(pair_job, pp.pstart, pp.counts)
+    return _finish(prep, jobs, pp, ranking, now)
+
+
+def _finish(prep: _Prep, jobs: list[_Job], pp: _Pairs, ranking: _Ranking, now: datetime) -> dict[int, Plan]:
+    """Each job's plan from its ranking (jobs plan() must see go to prep.demoted)."""
+    order = ranking.order
     earliest_mean = ranking.earliest_mean
-    no_pref = np.logical_and.reduceat(flat, pstart)
+    no_pref = np.logical_and.reduceat(pp.flat, pp.pstart)
     generated_at = now.astimezone(UTC)
     plans: dict[int, Plan] = {}
-    bad_list = bad_job.tolist()
+    bad_list = pp.bad_job.tolist()
     no_pref_list = no_pref.tolist()
     for jr, job in enumerate(jobs):
         if bad_list[jr]:
@@ -769,7 +880,7 @@ def _contiguous_plans(prep: _Prep, jobs: list[_Job], now: datetime) -> dict[int,
             continue
         spec, d = job.spec, job.d
         if job.base is not None and job.base_energy is not None:
-            base = baseline_run(job.base, job.lo, d, base_mean[jr], job.base_energy, "spec")
+            base = baseline_run(job.base, job.lo, d, pp.base_mean[jr], job.base_energy, "spec")
             ranking.base_kg[jr] = base.kg_co2e
         else:  # the best option's own region, as plan() does
             j = int(order[jr, 0])

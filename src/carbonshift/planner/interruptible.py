@@ -132,8 +132,9 @@ def cheapest_chunks_batch(problems: Sequence[ChunkProblem]) -> list[list[ChunkPl
         prepared.append(_prepare(*problem, programmes))
     for (g, bm), units in programmes.items():
         for part in _passes(units):
-            for unit, found in zip(part, _Programme(part, g, bm).solve(), strict=True):
-                unit.plans[unit.at] = unit.window.plan(unit.row, found)
+            found = _Programme(part, g, bm).solve()
+            for edges, rows, chunks in _by_series(part, found):
+                _store_plans(edges, np.array(rows), chunks)
     return [[p for p in (plans[i] for i in back) if p is not None] for plans, back in prepared]
 
 
@@ -161,9 +162,15 @@ def _prepare(
     m = min(m, d)
     # series that repeat (regions on one grid zone) are planned once; a flat one needs no search:
     # every schedule costs the same, and the earliest is one run at earliest
-    first: dict[bytes, int] = {}
-    back = [first.setdefault(row.tobytes(), len(first)) for row in v]
-    unique = v[list(first.values())] if len(first) < len(v) else v
+    first: dict[bytes, int] = {}  # each distinct series: its index among them
+    kept: list[int] = []  # ... and its first row
+    back = []
+    for i, row in enumerate(v):
+        u = first.setdefault(row.tobytes(), len(kept))
+        if u == len(kept):
+            kept.append(i)
+        back.append(u)
+    unique = v[kept] if len(kept) < len(v) else v
     flat = unique.max(axis=1) == unique.min(axis=1)
     plans: list[ChunkPlan | None] = [
         ChunkPlan(((lo, lo + d),), float(row[0]), True, "contiguous") if is_flat else None
@@ -190,8 +197,37 @@ def _prepare(
     assert grid is not None
     window = _Window(e, rows, lo, hi, d, m, grid)
     queue = programmes.setdefault((grid.step, window.bm), [])
-    queue.extend(_Unit(window, s, plans, i) for s, i in enumerate(todo.tolist()))
+    full = vals[np.asarray(kept)[todo]] if len(kept) < len(v) else vals[todo]  # the whole series
+    queue.extend(_Unit(window, s, plans, i, edges, full[s]) for s, i in enumerate(todo.tolist()))
     return plans, back
+
+
+def _by_series(
+    units: list[_Unit], found: list[tuple[float, list[tuple[int, int]]]]
+) -> list[tuple[IntArray, list[FloatArray], _Chunked]]:
+    """Each unit's chunks, grouped by the edges (by identity) its whole series lie on, with those
+    series."""
+    groups: dict[int, tuple[IntArray, list[FloatArray], _Chunked]] = {}
+    for unit, (_, pieces) in zip(units, found, strict=True):
+        entry = groups.setdefault(id(unit.edges), (unit.edges, [], []))
+        entry[1].append(unit.values)
+        entry[2].append((unit, unit.window.chunks(pieces)))
+    return list(groups.values())
+
+
+def _store_plans(edges: IntArray, values: FloatArray, chunks: _Chunked) -> None:
+    """Each unit's plan (row i of `values` is unit i's series on `edges`): its mean summed over the
+    chunks, all in one `run_integrals` (which depends on the values a run covers only)."""
+    rows = [i for i, (_, cs) in enumerate(chunks) for _ in cs]
+    starts = np.array([a for _, cs in chunks for a, _ in cs], dtype=np.int64)
+    ends = np.array([b for _, cs in chunks for _, b in cs], dtype=np.int64)
+    parts = run_integrals(edges, values, np.array(rows, dtype=np.int64), starts, ends)
+    at = 0
+    for unit, cs in chunks:
+        w = unit.window
+        total = float(parts[at : at + len(cs)].sum())
+        at += len(cs)
+        unit.plans[unit.at] = ChunkPlan(cs, total / w.d, True, "dp", w.g)
 
 
 def slot_grid(edges: IntArray, lo: int, hi: int, m: int) -> SlotGrid | None:
@@ -289,28 +325,33 @@ class _Window:
             if d - fe * self.da - be * self.db >= 0
         ]
 
-    def plan(self, s: int, found: tuple[float, list[tuple[int, int]]]) -> ChunkPlan:
-        """Series s's plan from the programme's pieces."""
-        pieces = sorted(found[1])
-        lo_arr = np.array([a for a, _ in pieces], dtype=np.int64)
-        hi_arr = np.array([b for _, b in pieces], dtype=np.int64)
-        chunks = _merge(lo_arr, hi_arr)
-        if sum(b - a for a, b in chunks) != self.d:  # pragma: no cover - the programme's invariant
-            raise AssertionError(f"chunks {chunks} do not add up to {self.d} s")
-        starts = np.array([a for a, _ in chunks], dtype=np.int64)
-        ends = np.array([b for _, b in chunks], dtype=np.int64)
-        total = float(run_integrals(self.e, self.v, np.full(len(chunks), s), starts, ends).sum())
-        return ChunkPlan(chunks, total / self.d, True, "dp", self.g)
+    def chunks(self, pieces: list[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
+        """The programme's pieces as chunks: in time order, those that touch joined."""
+        merged: list[list[int]] = []
+        for a, b in sorted(pieces):
+            if merged and merged[-1][1] == a:
+                merged[-1][1] = b
+            else:
+                merged.append([a, b])
+        if sum(b - a for a, b in merged) != self.d:  # pragma: no cover - the programme's invariant
+            raise AssertionError(f"chunks {merged} do not add up to {self.d} s")
+        return tuple((a, b) for a, b in merged)
 
 
 @dataclass(frozen=True, slots=True)
 class _Unit:
-    """A series the programme plans: row `row` of `window`, its plan due at plans[at]."""
+    """A series the programme plans: row `row` of `window`, its plan due at plans[at]; the whole
+    series is `values` on `edges`."""
 
     window: _Window
     row: int
     plans: list[ChunkPlan | None]
     at: int
+    edges: IntArray
+    values: FloatArray
+
+
+_Chunked = list[tuple[_Unit, tuple[tuple[int, int], ...]]]
 
 
 def _passes(units: list[_Unit]) -> Iterator[list[_Unit]]:
