@@ -11,6 +11,7 @@ from typing import Any
 from carbonshift.cli.jobs import render_job
 from carbonshift.clock import FixedClock
 from carbonshift.config.jobspec import JobSpec
+from carbonshift.providers.base import CapacityError, Handle, LaunchRequest
 from carbonshift.scheduler import RunState, Scheduler
 from tests.scheduler.helpers import (
     NOW,
@@ -256,5 +257,48 @@ def test_what_a_preemption_leaves_is_planned_on_the_hardware_it_ran_on(tmp_path:
         assert new[0].planned_end is not None and new[0].planned_start is not None
         assert new[0].planned_end - new[0].planned_start == timedelta(hours=1)
         assert provider.requests[new[0].id].spec.power_watts == 1500
+    finally:
+        sched.shutdown()
+
+
+class NoFastCapacity(FakeProvider):
+    """A cloud with no capacity for the faster hardware (told apart by its measured draw)."""
+
+    def launch(self, request: LaunchRequest) -> Handle:
+        if request.spec.power_watts == 1500:
+            raise CapacityError(self.name, request.region, "no capacity for this shape", "FAKE_CAPACITY")
+        return super().launch(request)
+
+
+def test_a_capacity_refusal_falls_back_to_other_hardware_that_still_finishes_in_time(tmp_path: Path) -> None:
+    clock, provider = FixedClock(NOW), NoFastCapacity()
+    settings = make_settings(tmp_path, {"lab": flat()})
+    sched = Scheduler.from_settings(settings, clock=clock, providers={"local": provider})  # type: ignore[dict-item]
+    sched.start(background=False)
+    faster = [{**FASTER, "power_watts": 1500}]
+    try:
+        roomy = sched.submit(
+            spec(name="roomy", window=window(NOW, NOW + timedelta(hours=6)), hardware_options=faster, **OWN)
+        )
+        tight = sched.submit(
+            spec(name="tight", window=window(NOW, NOW + timedelta(hours=2)), hardware_options=faster, **OWN)
+        )
+        assert all(j.runs[0].planned["hardware"]["option"] == 1 for j in (roomy, tight))  # type: ignore[index]
+        tick_at(sched, clock, 0.5)
+
+        run = sched.get_job(roomy.id).runs[0]
+        assert run.status is RunState.RUNNING and run.planned is not None
+        assert run.planned["hardware"]["option"] == 0  # the spec's own, in the same place
+        assert [r["code"] for r in run.refusals] == ["FAKE_CAPACITY"]
+        assert provider.requests[run.id].spec.duration == timedelta(hours=2)
+        capacity = sched.get_job(roomy.id).plans[-1]
+        assert capacity.kind == "capacity" and "launching on local:lab on 4 vCPUs 2h" in capacity.reason
+
+        # 00:30 + 2 h on the spec's own hardware is past a 02:00 deadline: nothing else to try
+        missed = sched.get_job(tight.id).runs[0]
+        assert missed.status is RunState.FAILED and tight.runs[0].id not in provider.requests
+        assert (
+            "passed over (it would end after the deadline 2030-03-05T02:00:00Z)" in missed.events[-1].reason
+        )
     finally:
         sched.shutdown()

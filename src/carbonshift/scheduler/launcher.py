@@ -15,7 +15,9 @@ is launched again).
 
 A run of a spec with hardware alternatives is launched on the hardware its plan chose
 (`planning.run_spec`, through `launch_spec`): the provider picks the instance type for that hardware in
-that region, and the run's latest start is its deadline less that hardware's duration.
+that region, and the run's latest start is its deadline less that hardware's duration. Its capacity
+fallbacks are the plan's next-best options in rank order, on other hardware too when that still
+finishes by the deadline from now (a chunk keeps its plan's hardware: same hardware only).
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from carbonshift.scheduler import ledger
 from carbonshift.scheduler.context import Context
 from carbonshift.scheduler.lifecycle import ACTIVE, PENDING, TERMINAL_STATES, z
 from carbonshift.scheduler.models import JobRow, PlanRow, RunRow
-from carbonshift.scheduler.planning import hardware_index
+from carbonshift.scheduler.planning import hardware_index, run_spec
 from carbonshift.scheduler.polling import Polling
 from carbonshift.scheduler.queueing import QueueAhead, launch_request, launch_spec, queued_handle
 from carbonshift.scheduler.states import JobStatus, RunState
@@ -268,13 +270,15 @@ class Launcher:
                 return
             options = self._options_for(s, run)
             the_spec = launch_spec(spec, run)
+            # a fallback on other hardware is launched with that hardware (same window, no schedule)
+            for_option = functools.partial(_option_spec, the_spec, spec)
             deadline = run.deadline
             if run.stop_at is not None:
                 # a chunk runs for its planned length, from when it starts (later, if it starts late)
                 run.stop_at = now + duration
             job_id = job.id
         env = functools.partial(self.ctx.chunks.run_env, job_id, spec=spec, chunk=chunk)
-        self._launch_options(run_id, the_spec, deadline, options, late_s, now, env=env)
+        self._launch_options(run_id, for_option, deadline, options, late_s, now, env=env)
 
     def _engine_has_it(self, run: RunRow) -> bool:
         """Whether the run is queued ahead where it is planned, at an engine that starts queued runs
@@ -323,9 +327,9 @@ class Launcher:
 
     @staticmethod
     def _options_for(s: Session, run: RunRow) -> list[dict[str, Any]]:
-        """The run's own option first, then the plan's next-best ones on the same hardware (capacity
-        fallbacks: the run is launched with its own hardware and duration, and a chunk keeps its
-        plan's hardware, so an option on another hardware alternative is no fallback)."""
+        """The run's own option first, then the plan's next-best ones (capacity fallbacks): another
+        place on the same hardware, or (a run that is not a chunk: a chunk keeps its plan's hardware)
+        any place on other hardware of the spec's alternatives."""
         plan = s.get(PlanRow, run.plan_id) if run.plan_id is not None else None
         options = [dict(o) for o in (plan.options if plan is not None else [])]
         mine = {**(run.planned or {}), "provider": run.provider, "region": run.region, "zone": run.zone}
@@ -333,8 +337,11 @@ class Launcher:
         others = [
             o
             for o in options
-            if (o.get("provider"), o.get("region")) != (run.provider, run.region)
-            and hardware_index(o) == hardware
+            if (
+                hardware_index(o) == hardware
+                and (o.get("provider"), o.get("region")) != (run.provider, run.region)
+            )
+            or (hardware_index(o) != hardware and run.chunk_index is None)
         ]
         return [mine, *others]
 
@@ -386,9 +393,18 @@ class Launcher:
                 return False
             for key, value in values.items():
                 setattr(run, key, value)
+            other = hardware_index(option) != hardware_index(run.planned)
+            if other:  # another hardware alternative: the run is as long as it takes on that
+                run.duration_s = int((option.get("hardware") or {}).get("duration_s") or run.duration_s)
+                ref = f"{ref} on {_label(option)}"
             run.planned = {
                 **option,
-                "note": f"capacity fallback: started at {z(now)} in the plan's next-best region",
+                "note": f"capacity fallback: started at {z(now)} "
+                + (
+                    f"on {_label(option)}, the plan's next best"
+                    if other
+                    else "in the plan's next-best region"
+                ),
             }
             for key, number in ledger.planned_numbers(run.planned).items():
                 setattr(run, key, number)
@@ -413,23 +429,32 @@ class Launcher:
     def _launch_options(
         self,
         run_id: str,
-        spec: JobSpec,
+        spec_for: Callable[[dict[str, Any]], JobSpec],
         deadline: datetime,
         options: list[dict[str, Any]],
         late_s: float,
         now: datetime,
         env: Callable[[str], dict[str, str]] | None = None,
     ) -> None:
-        """Launch on the first option that has capacity. `env(provider)`: what the scheduler adds to
-        the run's environment there (a chunk's index and count, a checkpoint directory)."""
+        """Launch on the first option that has capacity. `spec_for(option)`: the spec launched for an
+        option (on its hardware); a fallback on other hardware that would not finish by the deadline
+        from now is passed over. `env(provider)`: what the scheduler adds to the run's environment
+        there (a chunk's index and count, a checkpoint directory)."""
         usable = [o for o in options if o.get("provider") in self.ctx.providers]
         if not usable:
             why = f"no configured provider for any option (wanted {options[0].get('provider')})"
             self._fail_launch(run_id, RunState.WAITING, why, "provider not configured", now)
             return
         refused: list[str] = []
+        mine = hardware_index(usable[0])
         for index, option in enumerate(usable):
             ref = f"{option['provider']}:{option['region']}"
+            spec = spec_for(option)
+            if index > 0 and hardware_index(option) != mine and now + spec.duration > deadline:
+                refused.append(
+                    f"{ref} on {_label(option)} passed over (it would end after the deadline {z(deadline)})"
+                )
+                continue
             token = self.ctx.tokens.token(run_id)
             if not self._mark_launching(run_id, index, option, options, refused, token, late_s, now):
                 return
@@ -558,3 +583,16 @@ class Launcher:
             "a later answer is not used"
         )
         self._unclear_launch(run_id, ref, detail, self.ctx.clock.now())
+
+
+def _option_spec(launched: JobSpec, spec: JobSpec, option: dict[str, Any]) -> JobSpec:
+    """The spec launched for `option`: the run's own (`launched`), or the job's `spec` on the option's
+    hardware alternative, in the same window, for a capacity fallback on other hardware."""
+    if hardware_index(option) is None or not spec.hardware_options:
+        return launched
+    return run_spec(spec, option).model_copy(update={"window": launched.window, "schedule": None})
+
+
+def _label(option: dict[str, Any]) -> str:
+    hardware = option.get("hardware")
+    return str(hardware.get("label", "?")) if isinstance(hardware, dict) else "its hardware"
