@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
@@ -76,3 +76,15 @@ def page(jobs: Sequence[J], limit: int, after: After | None) -> tuple[list[J], s
     rest = [j for j in jobs if after.precedes(j)] if after is not None else list(jobs)
     chosen = rest[:limit]
     return chosen, encode_cursor(chosen[-1]) if len(rest) > limit else None
+
+
+def page_json(jobs: Sequence[ListedJob], more: bool, encode: Callable[[Any], bytes]) -> bytes:
+    """The answer for a page, `{"jobs": [...], "next_cursor": ...}`: a job that comes with its JSON
+    written (a `json` attribute of bytes: the scheduler's job-list summary) is put in as it is, any other
+    is `encode`d from its `to_dict()`; the cursor names the page's last job when `more` follow it."""
+    parts = []
+    for job in jobs:
+        written = getattr(job, "json", None)
+        parts.append(written if isinstance(written, bytes) else encode(job.to_dict()))
+    cursor = json.dumps(encode_cursor(jobs[-1]) if more and jobs else None)
+    return b'{"jobs":[' + b",".join(parts) + b'],"next_cursor":' + cursor.encode() + b"}"

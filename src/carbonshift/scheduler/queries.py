@@ -3,8 +3,9 @@ list, a local run's log, and the counters /metrics shows. Reads only, each in a 
 (`Store.read`: on SQLite it never waits for the daemon's writes); works on any instance, active or not.
 
 A job list reads only its page (a keyset range of the index on (created_at DESC, id)) and, unless the
-full history is asked for, leaves out what makes a job large: run events and each plan's ranked
-options. /metrics is a handful of grouped SQL counts and sums, never a read of every run.
+full history is asked for, writes each job's summary (no run events, no plans but the one in force,
+no ranked options) as JSON straight from the rows (listing.py). /metrics is a handful of grouped SQL
+counts and sums, never a read of every run.
 """
 
 from __future__ import annotations
@@ -24,10 +25,12 @@ from carbonshift.errors import CarbonshiftError
 from carbonshift.providers.base import Provider
 from carbonshift.providers.local import LocalProvider
 from carbonshift.schedule import next_occurrence
+from carbonshift.scheduler import listing
 from carbonshift.scheduler.lifecycle import Store
 from carbonshift.scheduler.models import JobRow, PlanRow, ReportRow, RunEventRow, RunRow
 from carbonshift.scheduler.states import JobStatus, RunState
 from carbonshift.scheduler.views import (
+    CoreRow,
     EventRecord,
     JobRecord,
     JobView,
@@ -42,7 +45,6 @@ __all__ = [
     "NotFoundError",
     "Position",
     "job_page",
-    "job_summaries",
     "job_views",
     "metrics",
     "run_log",
@@ -78,9 +80,11 @@ class Position(Protocol):
 
 @dataclass(frozen=True)
 class JobPage:
-    """A page of the job list, in its order; `more`: whether jobs follow its last one."""
+    """A page of the job list, in its order; `more`: whether jobs follow its last one. `jobs`: each a
+    `JobView` for a page read with `full`, else a `JobSummary` (typed loosely: which one is chosen at
+    run time, by the API's `full` parameter)."""
 
-    jobs: list[JobView]
+    jobs: list[Any]
     more: bool
 
 
@@ -95,8 +99,10 @@ def job_page(
 ) -> JobPage:
     """At most `limit` jobs (every one for None) following `after`, newest first (created_at
     descending, then id), with these labels. Reads the page's rows only: one more than `limit` tells
-    whether there is a next page. `full`: each job as `job_views` builds it, else `job_summaries`."""
-    stmt = select(JobRow.__table__).where(*(getattr(JobRow, k) == v for k, v in labels.items()))
+    whether there is a next page. `full`: each job as `job_views` builds it, else as the job list shows
+    it (`listing.job_summaries`: its JSON, without the history)."""
+    stmt = select(JobRow.__table__) if full else listing.summary_columns()
+    stmt = stmt.where(*(JobRow.__table__.c[k] == v for k, v in labels.items()))
     if after is not None:
         at = after.created_at
         # "created_at < c OR (created_at = c AND id > i)", spelled so the first term bounds the index
@@ -105,27 +111,15 @@ def job_page(
     stmt = stmt.order_by(JobRow.created_at.desc(), JobRow.id)
     if limit is not None:
         stmt = stmt.limit(limit + 1)
-    rows: list[JobRecord] = list(s.execute(stmt))
-    views = (job_views if full else job_summaries)(s, rows[:limit], now)
-    return JobPage(views, more=limit is not None and len(rows) > limit)
+    rows: list[CoreRow] = list(s.connection().execute(stmt).all())  # Core rows: no ORM layer to read them
+    more = limit is not None and len(rows) > limit
+    if full:
+        return JobPage(job_views(s, rows[:limit], now), more)
+    return JobPage(listing.job_summaries(s, rows[:limit], now), more)
 
 
 def job_views(s: Session, jobs: Sequence[JobRecord], now: datetime) -> list[JobView]:
     """Views of these jobs, with their runs and plans (a few queries, not one per job)."""
-    return _job_views(s, jobs, now, summary=False)
-
-
-def job_summaries(s: Session, jobs: Sequence[JobRecord], now: datetime) -> list[JobView]:
-    """What a job list shows of these jobs (`JobView.summary`): their runs without events, and only
-    the adopted plans, read without their ranked options."""
-    return _job_views(s, jobs, now, summary=True)
-
-
-_PLANS = PlanRow.__table__
-_PLAN_SUMMARY = select(*(c for c in _PLANS.c if c.name != "options")).where(_PLANS.c.adopted.is_(True))
-
-
-def _job_views(s: Session, jobs: Sequence[JobRecord], now: datetime, *, summary: bool) -> list[JobView]:
     # Core rows, not ORM objects: a listing only reads, and building ORM instances (identity map,
     # state) was about half of a page's database time
     if not jobs:
@@ -133,12 +127,11 @@ def _job_views(s: Session, jobs: Sequence[JobRecord], now: datetime, *, summary:
     ids = [j.id for j in jobs]
     runs: list[RunRecord] = []
     plans: list[PlanRecord] = []
-    plan_query = (_PLAN_SUMMARY if summary else select(_PLANS)).order_by(_PLANS.c.id)
     for part in _chunks(ids):
         runs += s.execute(select(RunRow.__table__).where(RunRow.job_id.in_(part)).order_by(RunRow.seq))
-        plans += s.execute(plan_query.where(_PLANS.c.job_id.in_(part)))
+        plans += s.execute(select(_PLANS).where(_PLANS.c.job_id.in_(part)).order_by(_PLANS.c.id))
     runs_by_job: dict[str, list[RunView]] = {}
-    for view in run_views(s, runs, events=not summary):
+    for view in run_views(s, runs):
         runs_by_job.setdefault(view.job_id, []).append(view)
     plans_by_job: dict[str, list[PlanRecord]] = {}
     for plan in plans:
@@ -149,31 +142,27 @@ def _job_views(s: Session, jobs: Sequence[JobRecord], now: datetime, *, summary:
         if job.recurring and job.status == JobStatus.ACTIVE.value:
             with contextlib.suppress(Exception):
                 nxt = next_occurrence(parse_jobspec(job.spec, source=f"job {job.id}"), now)
-        out.append(
-            JobView.build(
-                job, runs_by_job.get(job.id, []), plans_by_job.get(job.id, []), nxt, summary=summary
-            )
-        )
+        out.append(JobView.build(job, runs_by_job.get(job.id, []), plans_by_job.get(job.id, []), nxt))
     return out
 
 
+_PLANS = PlanRow.__table__
 _REPORTS = ReportRow.__table__
 _COUNTED = select(_REPORTS.c.run_id, _REPORTS.c.received_at, _REPORTS.c.source, _REPORTS.c.body).where(
     _REPORTS.c.rejected.is_(None)
 )
 
 
-def run_views(s: Session, runs: Sequence[RunRecord], *, events: bool = True) -> list[RunView]:
-    """Views of these runs, with their latest report and (unless `events=False`) their events."""
+def run_views(s: Session, runs: Sequence[RunRecord]) -> list[RunView]:
+    """Views of these runs, with their latest report and their events."""
     ids = [r.id for r in runs]
     history: dict[str, list[EventRecord]] = {}
     reports: dict[str, ReportRecord] = {}
     for part in _chunks(ids):
-        if events:
-            for e in s.execute(
-                select(RunEventRow.__table__).where(RunEventRow.run_id.in_(part)).order_by(RunEventRow.id)
-            ):
-                history.setdefault(e.run_id, []).append(e)
+        for e in s.execute(
+            select(RunEventRow.__table__).where(RunEventRow.run_id.in_(part)).order_by(RunEventRow.id)
+        ):
+            history.setdefault(e.run_id, []).append(e)
         for r in s.execute(_COUNTED.where(_REPORTS.c.run_id.in_(part)).order_by(_REPORTS.c.id)):
             reports[r.run_id] = r  # the latest report that counts wins
     out = []

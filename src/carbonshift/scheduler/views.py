@@ -6,9 +6,10 @@ contract (times ISO 8601 UTC with Z).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import Row
 
@@ -21,7 +22,7 @@ from carbonshift.timeutil import isoformat_z
 CoreRow = Row[*tuple[Any, ...]]
 JobRecord = JobRow | CoreRow
 RunRecord = RunRow | CoreRow
-PlanRecord = PlanRow | CoreRow  # a summary's rows have no `options`
+PlanRecord = PlanRow | CoreRow
 EventRecord = RunEventRow | CoreRow
 ReportRecord = ReportRow | CoreRow
 
@@ -46,12 +47,72 @@ def _iso(value: datetime | None) -> str | None:
     return None if value is None else isoformat_z(value)
 
 
-def actual_from_report(body: dict[str, Any], source: str, received_at: datetime) -> dict[str, Any]:
-    """The measured numbers of a tracker report (what planned-vs-actual compares)."""
+def actual_from_report(body: dict[str, Any], source: str, received_at: datetime | str) -> dict[str, Any]:
+    """The measured numbers of a tracker report (what planned-vs-actual compares); `received_at` as a
+    time, or already as `isoformat_z` writes it."""
     out = {k: body.get(k) for k in ACTUAL_KEYS if k in body}
     out["source"] = source
-    out["received_at"] = isoformat_z(received_at)
+    out["received_at"] = received_at if isinstance(received_at, str) else isoformat_z(received_at)
     return out
+
+
+def shown_status(job_status: JobStatus, recurring: bool, runs: Sequence[tuple[str, bool, bool]]) -> str:
+    """A job's `status`: 'cancelled', 'scheduled' for a schedule, else its latest run's state, not
+    counting the chunks the scheduler cancelled itself (the rest of a job whose chunk failed, or ended
+    early; chunks a re-plan made unnecessary): a job whose chunk failed shows failed. `runs`: each run's
+    (state, whether it is a chunk, whether its cancel was asked for), in order."""
+    if job_status is JobStatus.CANCELLED:
+        return "cancelled"
+    if recurring:
+        return "scheduled"
+    cancelled = RunState.CANCELLED.value
+    deciding = [state for state, chunk, asked in runs if not (chunk and state == cancelled and not asked)]
+    last = deciding or [state for state, _chunk, _asked in runs]
+    return last[-1] if last else "planned"
+
+
+class Planned(Protocol):
+    """What choosing the plan in force reads of a plan."""
+
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def run_id(self) -> str: ...
+
+    @property
+    def adopted(self) -> bool: ...
+
+
+P = TypeVar("P", bound=Planned)
+
+
+def plan_in_force(plans: Sequence[P], run_id: str, plan_id: int | None) -> P | None:
+    """The plan a run follows now, of its job's `plans` (in order): the last adopted one made for the
+    run, or (a chunk) the one its `planned` names, made for its job's chunks and stored with another."""
+    adopted = [p for p in plans if (p.run_id == run_id or p.id == plan_id) and p.adopted]
+    return adopted[-1] if adopted else None
+
+
+def release_view(
+    state: str | None, attempts: int, next_at: str | None, error: str | None, released_at: str | None
+) -> dict[str, Any] | None:
+    """A run's instance release (times as `isoformat_z` writes them): None before one was asked for;
+    `next_at` only while it is pending."""
+    if state is None:
+        return None
+    return {
+        "state": state,
+        "attempts": attempts,
+        "next_at": next_at if state == "pending" else None,
+        "error": error,
+        "released_at": released_at,
+    }
+
+
+def chunk_view(index: int | None, count: int | None, stop_at: str | None) -> dict[str, Any] | None:
+    """One chunk of an interruptible job (None for an unsplit run)."""
+    return None if index is None else {"index": index, "count": count, "stop_at": stop_at}
 
 
 @dataclass(frozen=True)
@@ -70,9 +131,7 @@ class PlanView:
     notices: list[Any]
 
     @classmethod
-    def from_row(cls, row: PlanRecord, *, with_options: bool = True) -> PlanView:
-        """`with_options=False`: the row was read without its ranked options (a job list's summary,
-        where they are most of a job's size); the view then has none."""
+    def from_row(cls, row: PlanRecord) -> PlanView:
         return cls(
             id=row.id,
             run_id=row.run_id,
@@ -82,7 +141,7 @@ class PlanView:
             reason=row.reason,
             gain_pct=row.gain_pct,
             option=row.option,
-            options=list(row.options or []) if with_options else [],
+            options=list(row.options or []),
             baseline=row.baseline,
             signal=row.signal,
             notices=list(row.notices or []),
@@ -200,18 +259,14 @@ class RunView:
             updated_at=row.updated_at,
             events=[RunEvent(e.at, e.from_state, e.to_state, e.reason) for e in events],
             log_available=log_available,
-            release=None
-            if row.release_state is None
-            else {
-                "state": row.release_state,
-                "attempts": row.release_attempts,
-                "next_at": _iso(row.release_next_at) if row.release_state == "pending" else None,
-                "error": row.release_error,
-                "released_at": _iso(row.released_at),
-            },
-            chunk=None
-            if row.chunk_index is None
-            else {"index": row.chunk_index, "count": row.chunk_count, "stop_at": _iso(row.stop_at)},
+            release=release_view(
+                row.release_state,
+                row.release_attempts,
+                _iso(row.release_next_at),
+                row.release_error,
+                _iso(row.released_at),
+            ),
+            chunk=chunk_view(row.chunk_index, row.chunk_count, _iso(row.stop_at)),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -262,9 +317,6 @@ class JobView:
     runs: list[RunView]
     kind: str = "scheduled"  # or "tracked": a run `carbonshift track --server` posted to the ledger
     labels: dict[str, str | None] = field(default_factory=dict)  # organisation, team, project
-    # a job list's summary: built without the history (run events, the plans not in force, each
-    # plan's ranked options), so `to_dict` leaves `plans`, the plan's `options` and run `events` out
-    summary: bool = False
 
     @classmethod
     def build(
@@ -273,24 +325,13 @@ class JobView:
         runs: list[RunView],
         plans: list[PlanRecord],
         next_occurrence: datetime | None = None,
-        *,
-        summary: bool = False,
     ) -> JobView:
         job_status = JobStatus(row.status)
-        if job_status is JobStatus.CANCELLED:
-            status = "cancelled"
-        elif row.recurring:
-            status = "scheduled"
-        else:
-            # the latest run, not counting the chunks the scheduler cancelled itself (the rest of a job
-            # whose chunk failed, or ended early; chunks a re-plan made unnecessary): a job whose chunk
-            # failed shows failed
-            deciding = [
-                r
-                for r in runs
-                if not (r.chunk is not None and r.status is RunState.CANCELLED and not r.cancel_requested)
-            ] or runs
-            status = deciding[-1].status.value if deciding else "planned"
+        status = shown_status(
+            job_status,
+            row.recurring,
+            [(r.status.value, r.chunk is not None, r.cancel_requested) for r in runs],
+        )
         schedule = row.spec.get("schedule")
         if schedule is not None:
             schedule = {**schedule, "next_occurrence": _iso(next_occurrence)}
@@ -304,11 +345,10 @@ class JobView:
             created_at=row.created_at,
             updated_at=row.updated_at,
             status_reason=row.status_reason,
-            plans=[PlanView.from_row(p, with_options=not summary) for p in plans],
+            plans=[PlanView.from_row(p) for p in plans],
             runs=runs,
             kind=row.kind or "scheduled",
             labels={"organisation": row.organisation, "team": row.team, "project": row.project},
-            summary=summary,
         )
 
     @property
@@ -321,16 +361,13 @@ class JobView:
         run = self.current_run
         if run is None:
             return None
-        # a chunk follows the plan made for its job's chunks (stored with the chunk it was made for)
-        plan_id = (run.planned or {}).get("plan_id")
-        adopted = [p for p in self.plans if (p.run_id == run.id or p.id == plan_id) and p.adopted]
-        return adopted[-1] if adopted else None
+        return plan_in_force(self.plans, run.id, (run.planned or {}).get("plan_id"))
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON shape; a summary (see `summary`) leaves `plans`, the plan's `options` and each
-        run's `events` out."""
+        """The JSON shape. A job list shows each job without its history (`plans`, the plan's
+        `options`, each run's `events`): `listing` writes that summary straight from the stored rows."""
         plan = self.plan
-        out: dict[str, Any] = {
+        return {
             "id": self.id,
             "name": self.name,
             "kind": self.kind,
@@ -343,14 +380,6 @@ class JobView:
             "created_at": isoformat_z(self.created_at),
             "updated_at": isoformat_z(self.updated_at),
             "plan": None if plan is None else plan.to_dict(),
+            "plans": [p.to_dict() for p in self.plans],
+            "runs": [r.to_dict() for r in self.runs],
         }
-        runs = [r.to_dict() for r in self.runs]
-        if self.summary:
-            if out["plan"] is not None:
-                del out["plan"]["options"]
-            for run in runs:
-                del run["events"]
-        else:
-            out["plans"] = [p.to_dict() for p in self.plans]
-        out["runs"] = runs
-        return out
