@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, Query, Request, Response
@@ -21,9 +20,10 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from carbonshift import __version__
+from carbonshift.api.encoding import encode_json
 from carbonshift.api.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from carbonshift.api.metrics import render_metrics
-from carbonshift.api.paging import MAX_LIMIT, decode_cursor, page_json
+from carbonshift.api.paging import MAX_LIMIT, decode_cursor, encode_cursor
 from carbonshift.api.port import SchedulerPort
 from carbonshift.api.security import TOKEN_ENV, BearerAuth, BodyLimit
 from carbonshift.api.specs import UnsupportedMediaType, field_loc, problems_detail, read_spec
@@ -67,32 +67,10 @@ class SafeJSONResponse(JSONResponse):
         return encode_json(content)
 
 
-def encode_json(content: Any) -> bytes:
-    """Compact UTF-8 JSON that never fails on stored data: a non-finite float becomes null, and text
-    that is not valid Unicode (a lone surrogate stored before validation refused it) is sent as
-    `\\u` escapes, which every JSON parser reads, instead of failing the whole answer."""
-    try:
-        return json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
-    except UnicodeEncodeError:
-        return json.dumps(_finite(content), separators=(",", ":")).encode()
-    except ValueError:
-        return encode_json(_finite(content))
-
-
 def _json(body: bytes, status_code: int = 200, headers: dict[str, str] | None = None) -> Response:
     """A response from JSON already encoded in a worker thread: building and encoding a large answer
     (a listing of every job, a plan over 139 regions) never holds up the event loop."""
     return Response(body, status_code=status_code, headers=headers, media_type="application/json")
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    return value
 
 
 async def _spec_from(request: Request) -> JobSpec:
@@ -269,10 +247,10 @@ def create_app(scheduler: SchedulerPort, settings: Settings) -> FastAPI:
 
         def work() -> bytes:
             # only the page is read (a range of the index on the list's order) and, without `full`,
-            # without the history that was most of a long listing's time and size; a summary comes
-            # with its JSON written from the stored rows
+            # without the history that was most of a long listing's time and size
             found = scheduler.list_jobs_page(limit, after, full=full, **labels)
-            return page_json(found.jobs, found.more, encode_json)
+            next_cursor = encode_cursor(found.jobs[-1]) if found.more and found.jobs else None
+            return encode_json({"jobs": [v.to_dict() for v in found.jobs], "next_cursor": next_cursor})
 
         return _json(await run_in_threadpool(work))
 

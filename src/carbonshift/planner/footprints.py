@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from carbonshift.catalog.embodied import EmbodiedEstimate, embodied_in_region
 from carbonshift.config.jobspec import FunctionalUnit, Hardware, JobSpec, format_duration
 from carbonshift.footprint import Footprint
+from carbonshift.planner.rounding import rounded
 
 if TYPE_CHECKING:
     from carbonshift.planner.plan import Baseline, Plan, PlanOption
@@ -100,13 +101,35 @@ def alternative_spec(spec: JobSpec, choice: HardwareChoice) -> JobSpec:
 def embodied_run(provider: str, region: str, hardware: Hardware, duration_s: int) -> EmbodiedEstimate:
     """`embodied_in_region`, remembered: a plan shows the same few (region, hardware, duration) often.
     Keyed by the hardware's values, not the model (a pydantic model hashes and compares slowly)."""
-    key = (provider, region, hardware.gpu, hardware.gpus, hardware.vcpus, hardware.memory_gb, duration_s)
+    return _embodied_run(provider, region, _hardware_key(hardware), hardware, duration_s)
+
+
+def _hardware_key(hardware: Hardware) -> tuple[object, ...]:
+    return (hardware.gpu, hardware.gpus, hardware.vcpus, hardware.memory_gb)
+
+
+def _run_s(chunks: tuple[tuple[int, int], ...]) -> int:
+    """The run's reserved time: its duration, split or not."""
+    return chunks[0][1] - chunks[0][0] if len(chunks) == 1 else sum(b - a for a, b in chunks)
+
+
+def _embodied_run(
+    provider: str, region: str, hw_key: tuple[object, ...], hardware: Hardware, duration_s: int
+) -> EmbodiedEstimate:
+    key = (provider, region, hw_key, duration_s)
     found = _EMBODIED.get(key)
     if found is None:
-        found = _EMBODIED[key] = embodied_in_region(provider, region, hardware, duration_s)
-        if len(_EMBODIED) > MAX_REMEMBERED:
-            _EMBODIED.pop(next(iter(_EMBODIED)))
+        found = embodied_in_region(provider, region, hardware, duration_s)
+        if len(_EMBODIED) >= MAX_REMEMBERED:
+            _EMBODIED.clear()  # plain and thread-safe: at worst an estimate is worked out again
+        _EMBODIED[key] = found
     return found
+
+
+def _embodied(
+    provider: str, region: str, hw_key: tuple[object, ...], hardware: Hardware, duration_s: int
+) -> float:
+    return _embodied_run(provider, region, hw_key, hardware, duration_s).kg_co2e
 
 
 MAX_REMEMBERED = 1 << 14
@@ -133,9 +156,9 @@ class Footprints:
         return self.choices[option.alternative]
 
     def embodied(self, option: PlanOption) -> EmbodiedEstimate:
-        chunks = option.chunks_s
-        run_s = chunks[0][1] - chunks[0][0] if len(chunks) == 1 else sum(b - a for a, b in chunks)
-        return embodied_run(option.provider, option.region, self.choice(option).hardware, run_s)
+        return embodied_run(
+            option.provider, option.region, self.choice(option).hardware, _run_s(option.chunks_s)
+        )
 
     def baseline_embodied(self, provider: str, region: str) -> EmbodiedEstimate:
         """The baseline run's embodied share: the spec's own hardware, for its own duration."""
@@ -152,28 +175,45 @@ class Footprints:
         """Add to each option's dict (`shown`, in the order of `options`): embodied_kg_co2e,
         total_kg_co2e, total_savings_kg (against the baseline run's own total: its operational kg plus
         the spec's hardware's embodied share where it runs), sci (with a functional unit) and hardware
-        (with alternatives). One pass: a batch shows every option of thousands of plans."""
+        (with alternatives). For all options at once: a plan shows up to every region's option, so
+        each figure is rounded for all of them together (`rounded`: the same floats as `round`)."""
         own = self.choices[0]
+        keys = [_hardware_key(c.hardware) for c in self.choices]
+        embodied: list[float] = []
+        base_embodied: list[float] = []
         fixed = (
             self.baseline_embodied(baseline.provider, baseline.region).kg_co2e
             if baseline.basis == "spec"
             else None
         )
+        for option in options:
+            run_s = _run_s(option.chunks_s)
+            choice = option.alternative
+            kg = _embodied(option.provider, option.region, keys[choice], self.choices[choice].hardware, run_s)
+            embodied.append(kg)
+            if fixed is not None:
+                base_embodied.append(fixed)
+            elif choice == 0 and run_s == own.duration_s:  # the same run as the baseline's
+                base_embodied.append(kg)
+            else:
+                base_embodied.append(
+                    _embodied(option.provider, option.region, keys[0], own.hardware, own.duration_s)
+                )
+        totals = [o.kg_co2e + kg for o, kg in zip(options, embodied, strict=True)]
+        saved = [
+            o.baseline_kg_co2e + base - total
+            for o, base, total in zip(options, base_embodied, totals, strict=True)
+        ]
         unit = self.functional_unit
         hardware = [c.to_dict() for c in self.choices] if self.alternatives else None
-        for option, out in zip(options, shown, strict=True):
-            embodied = self.embodied(option).kg_co2e
-            base_embodied = (
-                fixed
-                if fixed is not None
-                else embodied_run(option.provider, option.region, own.hardware, own.duration_s).kg_co2e
-            )
-            total = option.kg_co2e + embodied
-            out["embodied_kg_co2e"] = round(embodied, 6)
-            out["total_kg_co2e"] = round(total, 6)
-            out["total_savings_kg"] = round(option.baseline_kg_co2e + base_embodied - total, 6)
+        for option, out, kg, kg_shown, total_shown, saved_shown in zip(
+            options, shown, embodied, rounded(embodied, 6), rounded(totals, 6), rounded(saved, 6), strict=True
+        ):
+            out["embodied_kg_co2e"] = kg_shown
+            out["total_kg_co2e"] = total_shown
+            out["total_savings_kg"] = saved_shown
             if unit is not None:
-                out["sci"] = Footprint(option.kg_co2e, embodied, unit.name, unit.count).sci_dict()
+                out["sci"] = Footprint(option.kg_co2e, kg, unit.name, unit.count).sci_dict()
             if hardware is not None:
                 out["hardware"] = dict(hardware[option.alternative])
 

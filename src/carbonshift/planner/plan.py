@@ -26,7 +26,7 @@ import numpy as np
 
 from carbonshift.config.jobspec import JobSpec
 from carbonshift.errors import CarbonshiftError, UserInputError
-from carbonshift.intensity.types import Basis, IntensitySeries, Kind, Signal
+from carbonshift.intensity.types import Basis, IntensitySeries, Kind, Provenance, Signal
 from carbonshift.planner.contiguous import (
     FloatArray,
     IntArray,
@@ -37,6 +37,7 @@ from carbonshift.planner.contiguous import (
 from carbonshift.planner.energy import EnergyEstimate, EnergyModel, PowerBreakdown, default_model
 from carbonshift.planner.interruptible import cheapest_chunks_many
 from carbonshift.planner.placement import PlanRegion, region_ref
+from carbonshift.planner.rounding import rounded
 from carbonshift.timeutil import from_epoch_s, isoformat_z, to_epoch_s
 
 if TYPE_CHECKING:
@@ -211,30 +212,49 @@ class PlanOption:
         return emissions_basis(self.sources)
 
     def to_dict(self, *, with_chunks: bool = False) -> dict[str, Any]:
-        sources, fallback = sources_of(self.series, self.chunks_s)  # once for basis, sources and the flag
-        out: dict[str, Any] = {
-            "provider": self.provider,
-            "region": self.region,
-            "zone": self.zone,
-            "start": iso_s(self.start_s),
-            "end": iso_s(self.end_s),
-            "mean_g_per_kwh": round(self.mean_g_per_kwh, 3),
-            "kg_co2e": round(self.kg_co2e, 6),
-            "savings_pct": None if self.savings_pct is None else round(self.savings_pct, 2),
-            "savings_kg": round(self.savings_kg, 6),
-            "baseline_kg_co2e": round(self.baseline_kg_co2e, 6),
-            "energy_kwh": round(self.energy_kwh, 6),
-            "pue": self.pue,
-            "basis": emissions_basis(sources),
-            "sources": [s.to_dict() for s in sources],
-            "static_fallback": fallback,
-            "flat": self.flat,
+        return option_dicts([self], with_chunks=with_chunks)[0]
+
+
+def option_dicts(options: Sequence[PlanOption], *, with_chunks: bool = False) -> list[dict[str, Any]]:
+    """Each option's `to_dict`, built together: a plan shows up to every region's option (139 for a
+    cloud CPU job), so each figure is rounded for all options at once (`rounded`, the same floats as
+    `round`) and each series' provenance is summarised once (`_shown_sources`)."""
+    means = rounded([o.mean_g_per_kwh for o in options], 3)
+    kgs = rounded([o.kg_co2e for o in options], 6)
+    savings = rounded([o.savings_kg for o in options], 6)
+    baselines = rounded([o.baseline_kg_co2e for o in options], 6)
+    energies = rounded([o.energy_kwh for o in options], 6)
+    given = iter(rounded([p for p in (o.savings_pct for o in options) if p is not None], 2))
+    pcts = [None if o.savings_pct is None else next(given) for o in options]
+    out = []
+    for o, mean, kg, pct, saved, base, kwh in zip(
+        options, means, kgs, pcts, savings, baselines, energies, strict=True
+    ):
+        shown = _shown_sources(o.series, o.chunks_s)
+        d: dict[str, Any] = {
+            "provider": o.provider,
+            "region": o.region,
+            "zone": o.zone,
+            "start": iso_s(o.start_s),
+            "end": iso_s(o.end_s),
+            "mean_g_per_kwh": mean,
+            "kg_co2e": kg,
+            "savings_pct": pct,
+            "savings_kg": saved,
+            "baseline_kg_co2e": base,
+            "energy_kwh": kwh,
+            "pue": o.pue,
+            "basis": shown.basis,
+            "sources": [dict(share) for share in shown.dicts],  # copies: the summary is shared
+            "static_fallback": shown.fallback,
+            "flat": o.flat,
         }
         if with_chunks:
-            out["chunks"] = [{"start": iso_s(a), "end": iso_s(b)} for a, b in self.chunks_s]
-        if not self.exact:
-            out["exact"] = False
-        return out
+            d["chunks"] = [{"start": iso_s(a), "end": iso_s(b)} for a, b in o.chunks_s]
+        if not o.exact:
+            d["exact"] = False
+        out.append(d)
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,9 +292,9 @@ class Plan:
         return self.options[0]
 
     def to_dict(self, *, top: int | None = None) -> dict[str, Any]:
-        options = self.options if top is None else self.options[:top]
+        options = list(self.options if top is None else self.options[:top])
         energy = self.it_energy.to_dict()
-        shown = [o.to_dict(with_chunks=self.interruptible) for o in options]
+        shown = option_dicts(options, with_chunks=self.interruptible)
         baseline = self.baseline.to_dict()
         fp = self.footprints
         if fp is not None:
@@ -670,8 +690,8 @@ def sources_of(
     modelled (the `static_fallback` flag)."""
     provs = series.provenances
     if len(provs) == 1:
-        p = provs[0]
-        return (SourceShare(p.source, p.kind, 1.0, p.note, p.basis, p.fetched_at),), p.kind in FALLBACK_KINDS
+        one = _one_source(provs)
+        return one.shares, one.fallback
     edges = series.edges_s
     weights = np.zeros(len(provs))
     for a, b in chunks:
@@ -715,3 +735,42 @@ def _notes(inputs: NoteInputs, no_pref: bool, base: Baseline) -> list[str]:
     if base.basis == "own-region":
         notes.append("savings are against starting at earliest in each option's own region (no baseline set)")
     return notes
+
+
+class _SourcesShown(NamedTuple):
+    """What an option shows of the provenances its run used."""
+
+    shares: tuple[SourceShare, ...]
+    dicts: tuple[dict[str, Any], ...]  # each share's dict (shared: copy before handing out)
+    basis: str | None  # emissions_basis(shares)
+    fallback: bool  # any share static or modelled
+
+
+def _shown_sources(series: IntensitySeries, chunks: Sequence[tuple[int, int]]) -> _SourcesShown:
+    provs = series.provenances
+    if len(provs) == 1:
+        return _one_source(provs)
+    shares, fallback = sources_of(series, chunks)
+    return _SourcesShown(shares, tuple(_share_dict(s) for s in shares), emissions_basis(shares), fallback)
+
+
+def _one_source(provs: tuple[Provenance, ...]) -> _SourcesShown:
+    """A series of one provenance (static tables, one live source) shows it whole whatever the run:
+    worked out once per provenance tuple. Series read out of one merged series share its tuple, so
+    the memo is by identity (the tuple is held, so its id stays its own) and lasts across plans."""
+    entry = _ONE_SOURCE.get(id(provs))
+    if entry is not None and entry[0] is provs:
+        return entry[1]
+    p = provs[0]
+    share = SourceShare(p.source, p.kind, 1.0, p.note, p.basis, p.fetched_at)
+    shown = _SourcesShown(
+        (share,), (_share_dict(share),), emissions_basis((share,)), p.kind in FALLBACK_KINDS
+    )
+    if len(_ONE_SOURCE) >= MAX_ONE_SOURCE:
+        _ONE_SOURCE.clear()  # plain and thread-safe: at worst a summary is worked out again
+    _ONE_SOURCE[id(provs)] = (provs, shown)
+    return shown
+
+
+MAX_ONE_SOURCE = 1 << 13
+_ONE_SOURCE: dict[int, tuple[tuple[Provenance, ...], _SourcesShown]] = {}
