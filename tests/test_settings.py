@@ -130,3 +130,24 @@ def test_settings_built_directly_read_the_environment_under_the_values_given(
     monkeypatch.setenv("CARBONSHIFT_GCP_PROJECT", "env-project")
     s = Settings(gcp_project="given")
     assert s.bootstrap_source == "index" and s.gcp_project == "given"
+
+
+@pytest.mark.parametrize(
+    ("value", "ok"),
+    [
+        ("gpu-runner", True),
+        ("arn:aws:iam::123456789012:instance-profile/team/gpu-runner", True),
+        ("p" * 128, True),
+        ("p" * 129, False),
+        ("no spaces allowed", False),
+        ("runner\n", False),
+    ],
+)
+def test_aws_instance_profile_is_a_name_or_an_arn(value: str, ok: bool) -> None:
+    if ok:
+        assert load_settings(None, aws_instance_profile=value).aws_instance_profile == value
+    else:
+        with pytest.raises(
+            ConfigError, match=r"setting 'aws_instance_profile'.*should match pattern '\^\(arn"
+        ):
+            load_settings(None, aws_instance_profile=value)

@@ -15,8 +15,9 @@ from pathlib import Path
 
 from tests.cli.helpers import REPO
 
-# the server stack, the database, cloud SDKs, plotting, the daemon's timers, the tracker; and `requests`,
-# which only a live source that is actually asked needs (none is switched on here)
+# the server stack, the database, cloud SDKs, plotting, the daemon's timers, the tracker; `requests`,
+# which only a live source that is actually asked needs (none is switched on here); and what
+# pydantic-settings brought along before config/environment.py read the environment (asyncio, dotenv)
 NOT_FOR_PLANNING = (
     "fastapi",
     "starlette",
@@ -32,6 +33,9 @@ NOT_FOR_PLANNING = (
     "matplotlib",
     "psutil",
     "requests",
+    "pydantic_settings",
+    "asyncio",
+    "dotenv",
 )
 
 _PROBE = """

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import typer
 
-from carbonshift.config import Settings, load_settings
+from carbonshift.config.settings import Settings, load_settings
 from carbonshift.errors import CarbonshiftError, NoDataError, UserInputError
 
 EXIT_USER_ERROR = 2

@@ -13,16 +13,26 @@ from collections.abc import Mapping
 from contextvars import ContextVar
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import platformdirs
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+)
 
 from carbonshift.config.environment import EnvironmentValueError, deep_update, environment_values
 from carbonshift.config.jobspec import Labels
 from carbonshift.config.kubernetes import KubernetesSettings
+from carbonshift.config.patterns import check_pattern
 from carbonshift.config.slurm import SlurmSettings
 from carbonshift.errors import ConfigError
 from carbonshift.intensity.types import Basis, Signal
@@ -33,6 +43,7 @@ ENV_PREFIX = "CARBONSHIFT_"
 CONFIG_ENV = "CARBONSHIFT_CONFIG"
 KNOWN_SOURCES = ("files", "electricitymaps", "watttime", "ukci", "carbon_aware_sdk")
 _SECRET_WORDS = ("token", "password", "secret", "credential", "key")
+AWS_INSTANCE_PROFILE_PATTERN = r"^(arn:aws[a-z-]*:iam::\d{12}:instance-profile/)?[\w+=,.@/-]{1,128}$"
 
 
 class _Strict(BaseModel):
@@ -187,11 +198,9 @@ class Settings(BaseModel):
     )
     # The identity a launched VM runs as, so its job can read its workdir (and whatever else you grant):
     # a name, never a credential. Unset: the VM gets no cloud credentials at all.
-    aws_instance_profile: str | None = Field(
-        default=None,
-        pattern=r"^(arn:aws[a-z-]*:iam::\d{12}:instance-profile/)?[\w+=,.@/-]{1,128}$",
-        description="IAM instance profile (name or ARN) for launched EC2 instances",
-    )
+    aws_instance_profile: (
+        Annotated[str, WithJsonSchema({"type": "string", "pattern": AWS_INSTANCE_PROFILE_PATTERN})] | None
+    ) = Field(default=None, description="IAM instance profile (name or ARN) for launched EC2 instances")
     gcp_service_account: str | None = Field(
         default=None,
         pattern=r"^[a-z0-9-]+@[a-z0-9.-]+\.iam\.gserviceaccount\.com$|^default$",
@@ -235,6 +244,15 @@ class Settings(BaseModel):
                 raise ValueError("bootstrap_source url needs the https URL of a wheel (ending in .whl)")
         elif not value or not re.fullmatch(r"[0-9a-f]{64}", value):
             raise ValueError("bootstrap_source url needs the wheel's sha256: 64 lower-case hex digits")
+        return value
+
+    @field_validator("aws_instance_profile")
+    @classmethod
+    def _instance_profile(cls, value: str | None) -> str | None:
+        """The pattern is checked only when a profile is set: compiling it (a Unicode class repeated up
+        to 128 times) takes pydantic's regex engine ~50 ms, which every command paid at start-up."""
+        if value is not None:
+            check_pattern(value, AWS_INSTANCE_PROFILE_PATTERN)
         return value
 
     @field_validator("images")
