@@ -23,7 +23,10 @@ from tests.scheduler.helpers import (
     window,
     write_series,
 )
+from tests.scheduler.located import located_settings
 from tests.scheduler.test_chunks import PreemptingProvider, tick_at
+from tests.scheduler.test_queue_ahead import NAME as QUEUE
+from tests.scheduler.test_queue_ahead import QueueingProvider
 
 # the spec's own hardware: 2 h at 1 kW; the alternative: the same host size, done in 1 h at 2.5 kW
 OWN = {"duration": "2h", "power_watts": 1000, "hardware": {"vcpus": 4, "memory_gb": 16}}
@@ -300,5 +303,40 @@ def test_a_capacity_refusal_falls_back_to_other_hardware_that_still_finishes_in_
         assert (
             "passed over (it would end after the deadline 2030-03-05T02:00:00Z)" in missed.events[-1].reason
         )
+    finally:
+        sched.shutdown()
+
+
+def test_a_run_queued_ahead_at_a_cluster_keeps_the_hardware_its_queued_job_asks_for(tmp_path: Path) -> None:
+    """Slurm or Kubernetes hold the run's job with its resources from the plan; a re-plan may re-time
+    it or move it to another cluster, but does not re-shape it: it is planned on that hardware."""
+    clock, provider = FixedClock(NOW), QueueingProvider(starts_queued=True)
+    settings = located_settings(tmp_path, QUEUE, "lab", scheduler={"replan_interval_s": 1800})
+    sched = Scheduler.from_settings(settings, clock=clock, providers={QUEUE: provider})  # type: ignore[dict-item]
+    sched.start(background=False)
+    try:
+        job = sched.submit(
+            spec(
+                placement={"regions": [f"{QUEUE}:lab"]},
+                window=window(NOW + timedelta(hours=3), NOW + timedelta(hours=6)),
+                hardware_options=[FASTER],
+                **OWN,
+            )
+        )
+        run = job.runs[0]
+        assert run.planned is not None and run.planned["hardware"]["option"] == 0
+        sched.tick()
+        assert [r.spec.power_watts for r in provider.prepared] == [1000]
+
+        # 04:00-06:00 at 2,000 g: the spec's own 2 h cost 2.3 kg at best, the faster 1 h from 03:00 0.75
+        write_series(tmp_path / "lab.csv", dip({4: 2000.0, 5: 2000.0}))
+        clock.advance(1800)
+        sched.tick()
+        replan = sched.get_job(job.id).plans[-1]
+        assert replan.kind == "replan" and replan.options
+        assert {o["hardware"]["option"] for o in replan.options} == {0}
+        after = sched.get_run(run.id)
+        assert after.planned is not None and after.planned["hardware"]["option"] == 0
+        assert [r.spec.power_watts for r in provider.prepared] == [1000] and provider.terminated == []
     finally:
         sched.shutdown()

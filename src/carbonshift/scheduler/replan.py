@@ -6,7 +6,9 @@ moved or did not.
 A spec with `hardware_options` is re-planned over its hardware too (a run not launched yet may move to
 other hardware, under the same rule); its plans are compared by total kg CO2e (operational on fresh
 forecasts + the hardware's embodied share), as they were ranked. A job that has launched a chunk keeps
-that chunk's hardware: its chunks left are re-planned on it only.
+that chunk's hardware: its chunks left are re-planned on it only. So does a run queued ahead at an
+engine with a queue (Slurm, Kubernetes: its queued job asks for that hardware, and is re-timed or moved
+to another cluster, not re-shaped).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from carbonshift.scheduler.context import Context
 from carbonshift.scheduler.lifecycle import ACTIVE, PENDING, z
 from carbonshift.scheduler.models import JobRow, PlanRow, RunRow
 from carbonshift.scheduler.planning import Planned, hardware_index
+from carbonshift.scheduler.queueing import queued_handle
 from carbonshift.scheduler.states import JobStatus, RunState
 from carbonshift.timeutil import to_epoch_s
 
@@ -249,8 +252,12 @@ class Replanner:
             current = _spans([run])
             current_embodied = _embodied([run])
             cur_hw = hardware_index(run.planned)
+            queued = spec.hardware_options and queued_handle(run) is not None
+            pinned = (cur_hw or 0) if queued else None
             earliest, deadline = max(run.window_earliest, now), run.deadline
-        planned, failure = self._plan_again(lambda: self.ctx.plans.plan(spec, earliest, deadline, now))
+        planned, failure = self._plan_again(
+            lambda: self.ctx.plans.plan(spec, earliest, deadline, now, hardware=pinned)
+        )
         verdict = _Verdict()
         if planned is not None:
             new = planned.chosen
