@@ -8,10 +8,9 @@ settles (its report ends it, its instance is released until the provider confirm
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import signal
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -23,9 +22,14 @@ import pytest
 from carbonshift.config import load_settings
 from carbonshift.scheduler import RunState, Scheduler
 from tests.providers.fakes import Ec2Proxy, FakeArm, FakeComputeEngine, FakeServer, Recorded
+from tests.scheduler.daemon_main import PRELOAD, run_daemon_with_env
 from tests.scheduler.helpers import hourly, spec, wait_for, window, write_series
 
-DAEMON = Path(__file__).resolve().parents[1] / "scheduler" / "daemon_main.py"
+# The daemons fork from a server that has imported carbonshift and the clouds' SDKs once (a fresh
+# interpreter spent seconds on them: two daemons a test). The server is one per test session;
+# test_crash.py's daemons fork from it too.
+_CTX = multiprocessing.get_context("forkserver")
+_CTX.set_forkserver_preload(PRELOAD)
 
 
 @dataclass
@@ -118,30 +122,34 @@ def daemon_settings(tmp_path: Path, cloud: Cloud) -> dict[str, Any]:
 
 
 class Daemon:
-    """daemon_main.py as a script in its own process (its environment: this one's, so the AWS SDK
-    finds the fake's endpoint), its role lines in a file."""
+    """`daemon_main.run_daemon` in its own process, in this process's environment as it is now (so the
+    AWS SDK finds the fake's endpoint), its role lines and its log in files."""
 
     def __init__(self, tmp_path: Path, name: str, settings: dict[str, Any]) -> None:
         self.out = tmp_path / f"{name}.out"
-        env = {**os.environ, "CS_TEST_SETTINGS": json.dumps(settings)}
-        with open(self.out, "w") as out, open(tmp_path / f"{name}.err", "w") as err:
-            self.proc = subprocess.Popen([sys.executable, str(DAEMON)], stdout=out, stderr=err, env=env)
+        self.out.touch()
+        self.proc = _CTX.Process(
+            target=run_daemon_with_env,
+            args=(dict(os.environ), str(tmp_path / f"{name}.err"), json.dumps(settings), str(self.out)),
+            name=name,
+        )
+        self.proc.start()
 
     def wait_active(self) -> None:
         wait_for(lambda: "ROLE active" in self.out.read_text(), 60, f"{self.out.name}: ROLE active")
 
     def kill9(self) -> None:
+        assert self.proc.pid is not None
         os.kill(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(10)
+        self.proc.join(10)
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
+        if self.proc.exitcode is None:
             self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
+            self.proc.join(15)
+            if self.proc.exitcode is None:
                 self.proc.kill()
-                self.proc.wait()
+                self.proc.join()
 
 
 @pytest.mark.parametrize("phase", ["before", "after"])

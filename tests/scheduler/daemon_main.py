@@ -1,13 +1,14 @@
 """A real scheduler daemon in its own process, for the crash tests.
 
-The tests fork it from a multiprocessing forkserver that has imported carbonshift once (a daemon then
-starts in milliseconds instead of seconds); it also runs as a script: settings as JSON in
-CS_TEST_SETTINGS (passed to load_settings), role lines on stdout. A crash mode makes the daemon kill
-itself with SIGKILL at a chosen point of launching one job (by name): `before-launch` (after
-`launching` was committed, before the provider was asked) or `after-launch` (after the provider
-started the run, before `running` was recorded); `pause-in-launch` stops it (SIGSTOP) inside the
-launch call instead, for a test to resume later. It writes its role (`ROLE active`, `ROLE standby`)
-whenever it changes, `REFUSED <message>` when the lock is taken, and stops on SIGTERM.
+The tests fork it from a multiprocessing forkserver that has imported carbonshift and `PRELOAD` once
+(a daemon then starts in a fraction of a second instead of seconds); it also runs as a script:
+settings as JSON in CS_TEST_SETTINGS (passed to load_settings), role lines on stdout. A crash mode
+makes the daemon kill itself with SIGKILL at a chosen point of launching one job (by name):
+`before-launch` (after `launching` was committed, before the provider was asked) or `after-launch`
+(after the provider started the run, before `running` was recorded); `pause-in-launch` stops it
+(SIGSTOP) inside the launch call instead, for a test to resume later. It writes its role
+(`ROLE active`, `ROLE standby`) whenever it changes, `REFUSED <message>` when the lock is taken, and
+stops on SIGTERM.
 """
 
 from __future__ import annotations
@@ -26,6 +27,31 @@ from carbonshift.config import load_settings
 from carbonshift.providers.base import Handle, LaunchRequest
 from carbonshift.providers.local import LocalProvider
 from carbonshift.scheduler import DaemonLockedError, Scheduler
+
+# What the tests' fork server imports before forking a daemon: a fresh interpreter spends seconds on
+# them for each daemon (alembic and mako at its first start, a cloud's SDK at its first launch:
+# google-cloud-compute alone takes 2 s of CPU). One not installed is skipped.
+PRELOAD = [
+    "tests.scheduler.daemon_main",
+    "alembic.command",
+    "alembic.runtime.migration",
+    "alembic.autogenerate",
+    "apscheduler.schedulers.background",
+    "apscheduler.executors.pool",
+    "sqlalchemy.dialects.sqlite",
+    "sqlalchemy.dialects.postgresql",
+    "psycopg",
+    "carbonshift.providers.gcp",
+    "carbonshift.providers.azure",
+    "carbonshift.providers.aws",
+    "google.cloud.compute_v1",
+    "google.auth",
+    "google.api_core.exceptions",
+    "azure.identity",
+    "azure.mgmt.compute",
+    "azure.mgmt.network",
+    "boto3",
+]
 
 
 class CrashingLocalProvider(LocalProvider):
@@ -82,6 +108,15 @@ def run_daemon(settings_json: str, role_path: str, crash_mode: str = "", crash_j
             out.write(f"ROLE {role}\n")
         time.sleep(0.05)
     sched.shutdown()
+
+
+def run_daemon_with_env(env: dict[str, str], log_path: str, settings_json: str, role_path: str) -> None:
+    """`run_daemon` in the test's environment as it is now (a cloud SDK finds its fake's endpoint
+    there, which the test set after the fork server started), logging to a file, as `main` does."""
+    os.environ.clear()
+    os.environ.update(env)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", filename=log_path)
+    run_daemon(settings_json, role_path)
 
 
 def main() -> int:

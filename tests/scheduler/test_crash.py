@@ -20,7 +20,7 @@ import pytest
 from carbonshift.clock import FixedClock
 from carbonshift.config import load_settings
 from carbonshift.scheduler import DaemonLockedError, RunState, Scheduler
-from tests.scheduler.daemon_main import run_daemon
+from tests.scheduler.daemon_main import PRELOAD, run_daemon
 from tests.scheduler.helpers import NOW, hourly, spec, wait_for, window, write_series
 
 
@@ -47,7 +47,7 @@ def overrides(tmp_path: Path, db_url: str | None) -> dict[str, Any]:
 
 
 _CTX = multiprocessing.get_context("forkserver")
-_CTX.set_forkserver_preload(["tests.scheduler.daemon_main"])
+_CTX.set_forkserver_preload(PRELOAD)
 
 
 class Daemon:
