@@ -11,6 +11,11 @@ over every 3-second slot (the old planner's exact grid, which lies under the rea
 boundary), timed too: the old planner left that grid for the data's 5-minute step when it held more
 than 20,000 slots, and lost the partial steps at the window's ends.
 
+Batch: 1,000 specs' windows at once (`cheapest_chunks_batch`, as `plan_batch` plans interruptible
+specs), as in `bench_cli_plan_dir.py`: 30-minute data over 72 h, durations 30 min .. 8 h to the minute,
+windows starting 0 .. 24 h in, to the second, with 2 .. 40 h of slack, min_chunk 30 min; one region
+each. Against the same windows one call each (`cheapest_chunks_many`, as `plan()` plans one spec).
+
     .venv/bin/python bench/bench_interruptible.py
 """
 
@@ -26,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from carbonshift.planner.contiguous import run_integrals
-from carbonshift.planner.interruptible import cheapest_chunks_many
+from carbonshift.planner.interruptible import ChunkProblem, cheapest_chunks_batch, cheapest_chunks_many
 
 STEP = 300
 HOURS = 72
@@ -61,6 +66,36 @@ def best_cpu(fn: object, runs: int = 7) -> float:
         fn()  # type: ignore[operator]
         times.append(time.process_time() - t0)
     return min(times)
+
+
+def batch_problems(count: int, seed: int = 13) -> list[ChunkProblem]:
+    """`count` specs' windows on one region's 30-minute series (see the module docstring)."""
+    rng = np.random.default_rng(seed)
+    step = 1800
+    edges = BASE + step * np.arange(HOURS * 3600 // step + 1)
+    t = np.arange(len(edges) - 1)
+    values = (250 + 120 * np.sin(t / 48 * 2 * np.pi) + rng.normal(0, 25, len(t)))[None, :]
+    out: list[ChunkProblem] = []
+    for _ in range(count):
+        d = int(rng.integers(30, 481)) * 60
+        lo = BASE + int(rng.integers(0, 24 * 3600))
+        hi = lo + d + int(rng.integers(2 * 3600, 40 * 3600))
+        out.append((edges, values, lo, hi, d, M_S))
+    return out
+
+
+def batch_case(count: int = 1000) -> None:
+    problems = batch_problems(count)
+    together = best_cpu(lambda: cheapest_chunks_batch(problems), runs=3)
+    alone = best_cpu(lambda: [cheapest_chunks_many(*p) for p in problems], runs=3)
+    same = cheapest_chunks_batch(problems) == [cheapest_chunks_many(*p) for p in problems]
+    print(
+        f"{count} specs' windows (30-minute data, one region each), best of 3: together "
+        f"{1e3 * together:.0f} ms ({1e3 * together / count:.3f} ms per spec), one call each "
+        f"{1e3 * alone:.0f} ms ({1e3 * alone / count:.3f} ms per spec); plans {'equal' if same else 'DIFFERENT'}"
+    )
+    if not same:
+        raise SystemExit("a batch's plans differ from planning each window alone")
 
 
 def main() -> None:
@@ -99,6 +134,7 @@ def main() -> None:
         )
         if not same:
             raise SystemExit("the planner's optimum differs from the fine grid's")
+    batch_case()
 
 
 if __name__ == "__main__":

@@ -13,6 +13,11 @@ earliest: in the spec's `baseline` region, or else in each option's own region. 
 therefore planned over every region any alternative is offered in, which gives that per-region
 baseline even where the spec's own hardware is not offered; its options in such regions are dropped.
 Pure: no I/O (the caller chooses regions and fetches series).
+
+Merging ranks by keys (`options.option_keys`), not options: a batch's plans build an option only when
+it is read, and the merged plan builds (and re-bases) only the options it shows. The embodied share of
+a run is the hardware's reserved kg in that region (per region and hardware, worked out once) times
+the run's share of the server's lifespan, as `catalog.embodied.embodied_in_region` charges it.
 """
 
 from __future__ import annotations
@@ -20,8 +25,19 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Collection, Sequence
 
+from carbonshift.catalog.embodied import LIFESPAN_H, ccf_server_kg, embodied_table
+from carbonshift.catalog.instances import candidates
+from carbonshift.config.jobspec import Hardware
 from carbonshift.planner.footprints import Footprints
-from carbonshift.planner.plan import Plan, PlanOption
+from carbonshift.planner.options import (
+    LazyOptions,
+    OptionFlags,
+    OptionKeys,
+    notes_from_flags,
+    option_flags,
+    option_keys,
+)
+from carbonshift.planner.plan import NoteInputs, Plan, PlanOption
 
 
 def rebased(option: PlanOption, baseline_kg_co2e: float, alternative: int) -> PlanOption:
@@ -44,27 +60,116 @@ def merge(
 ) -> Plan:
     """One plan of every alternative's options, best total first.
 
-        `first` is alternative 0's plan over every region any alternative is offered in; only its options
-        in `first_offered` (refs) are kept. `others` are (alternative, plan) for the rest, each over the
-        regions that offer it; their savings are re-measured against `first`'s baseline for the same
-        region. The plan's baseline stays `first`'s: with the spec's `baseline` region it is every
+    `first` is alternative 0's plan over every region any alternative is offered in; only its options
+    in `first_offered` (refs) are kept. `others` are (alternative, plan) for the rest, each over the
+    regions that offer it; their savings are re-measured against `first`'s baseline for the same
+    region. The plan's baseline stays `first`'s: with the spec's `baseline` region it is every
     option's; otherwise (own-region) the caller replaces it with alternative 0's run in the best
     option's region when that is another."""
-    base_kg = {o.ref: o.baseline_kg_co2e for o in first.options}
-    options = [o for o in first.options if o.ref in first_offered]
-    for k, planned in others:
-        options.extend(rebased(o, base_kg[o.ref], k) for o in planned.options)
-    if not options:  # pragma: no cover - the caller plans only alternatives offered somewhere
+    plans = [(0, first), *others]
+    ranked: list[tuple[float, int, str, str, int, int, int]] = []  # total, start, names, alt, plan, rank
+    flat = True
+    for k, (alternative, planned) in enumerate(plans):
+        hardware = footprints.choices[alternative].hardware
+        d = planned.duration_s  # every run of the plan, split or not, adds up to it
+        keys = option_keys(planned.options)
+        for i, (provider, region, kg, start, is_flat) in enumerate(zip(*keys, strict=True)):
+            if k == 0 and f"{provider}:{region}" not in first_offered:
+                continue
+            total = kg + embodied_kg(provider, region, hardware, d)
+            ranked.append((total, start, provider, region, alternative, k, i))
+            flat = flat and is_flat
+    if not ranked:  # pragma: no cover - the caller plans only alternatives offered somewhere
         raise ValueError("no option to rank")
-    ranked = sorted(
-        options, key=lambda o: (footprints.total_kg(o), o.start_s, o.provider, o.region, o.alternative)
-    )
-    return dataclasses.replace(
-        first,
-        options=tuple(ranked),
-        no_time_preference=all(o.flat for o in ranked),
-        footprints=footprints,
-    )
+    ranked.sort()
+    merged = MergedOptions([planned.options for _, planned in plans], [(r[4], r[5], r[6]) for r in ranked])
+    return dataclasses.replace(first, options=merged, no_time_preference=flat, footprints=footprints)
 
 
-__all__ = ["merge", "rebased"]
+class MergedOptions(LazyOptions):
+    """The options of several alternatives' plans in one ranking, each built (and, past alternative
+    0, re-based on alternative 0's baseline in its region) when first read."""
+
+    __slots__ = ("_base_rank", "_order", "_plans")
+
+    def __init__(self, plans: list[Sequence[PlanOption]], order: list[tuple[int, int, int]]) -> None:
+        super().__init__()
+        self._plans = plans  # alternative 0's first
+        self._order = order  # (alternative, plan, rank in that plan) by merged rank
+        self._base_rank: dict[str, int] | None = None
+
+    def __len__(self) -> int:
+        return len(self._order)
+
+    def _make(self, ranks: list[int]) -> list[PlanOption]:
+        out = []
+        for alternative, k, i in (self._order[r] for r in ranks):
+            option = self._plans[k][i]
+            if k:
+                option = rebased(option, self._baseline_kg(option.ref), alternative)
+            out.append(option)
+        return out
+
+    def _baseline_kg(self, ref: str) -> float:
+        """Alternative 0's baseline in region `ref` (its option there says it)."""
+        if self._base_rank is None:
+            keys = option_keys(self._plans[0])
+            refs = zip(keys.provider, keys.region, strict=True)
+            self._base_rank = {f"{provider}:{region}": i for i, (provider, region) in enumerate(refs)}
+        return self._plans[0][self._base_rank[ref]].baseline_kg_co2e
+
+    def keys(self) -> OptionKeys:
+        """The options' keys (re-basing changes only savings)."""
+        keys = [option_keys(p) for p in self._plans]
+        return OptionKeys(
+            [keys[k].provider[i] for _, k, i in self._order],
+            [keys[k].region[i] for _, k, i in self._order],
+            [keys[k].kg_co2e[i] for _, k, i in self._order],
+            [keys[k].start_s[i] for _, k, i in self._order],
+            [keys[k].flat[i] for _, k, i in self._order],
+        )
+
+    def flags(self, ranks: Sequence[int]) -> list[OptionFlags]:
+        out: list[OptionFlags | None] = [None] * len(ranks)
+        by_plan: dict[int, list[tuple[int, int]]] = {}
+        for at, r in enumerate(ranks):
+            _, k, i = self._order[r]
+            by_plan.setdefault(k, []).append((at, i))
+        for k, wanted in by_plan.items():
+            for (at, _), flags in zip(
+                wanted, option_flags(self._plans[k], [i for _, i in wanted]), strict=True
+            ):
+                out[at] = flags
+        return [f for f in out if f is not None]
+
+    def note_inputs(self, no_time_preference: bool) -> NoteInputs:
+        keys = self.keys()
+        refs = [f"{provider}:{region}" for provider, region in zip(keys.provider, keys.region, strict=True)]
+        return notes_from_flags(refs, self.flags(range(len(refs))), no_time_preference)
+
+
+def embodied_kg(provider: str, region: str, hardware: Hardware, duration_s: int) -> float:
+    """`catalog.embodied.embodied_in_region(...).kg_co2e`, the same float, from the reserved kg per
+    region and hardware (worked out once each: a batch's durations differ to the minute)."""
+    key = (provider, region, hardware.gpu, hardware.gpus, hardware.vcpus, hardware.memory_gb)
+    reserved = _RESERVED.get(key)
+    if reserved is None:
+        reserved = _RESERVED[key] = _reserved_kg(provider, region, hardware)
+        if len(_RESERVED) > MAX_REMEMBERED:
+            _RESERVED.pop(next(iter(_RESERVED)))
+    return reserved * (duration_s / 3600.0 / LIFESPAN_H)
+
+
+def _reserved_kg(provider: str, region: str, hardware: Hardware) -> float:
+    """What `embodied_in_region` amortises: the picked instance type's share of its host, else a whole
+    server built from the hardware by CCF's method."""
+    found = candidates(provider, region, hardware)
+    if found:
+        return embodied_table()[(found[0].provider, found[0].key)].reserved_kg_co2e
+    return ccf_server_kg(memory_gb=hardware.memory_gb, gpus=hardware.gpus)[0]
+
+
+MAX_REMEMBERED = 1 << 14
+_RESERVED: dict[tuple[object, ...], float] = {}
+
+__all__ = ["MergedOptions", "embodied_kg", "merge", "rebased"]

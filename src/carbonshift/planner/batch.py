@@ -42,7 +42,6 @@ import itertools
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import overload
 
 import numpy as np
 import numpy.typing as npt
@@ -60,6 +59,7 @@ from carbonshift.planner.contiguous import (
 )
 from carbonshift.planner.energy import EnergyEstimate, EnergyModel, PowerBreakdown, default_model
 from carbonshift.planner.interruptible import ChunkProblem, cheapest_chunks_batch
+from carbonshift.planner.options import LazyOptions, OptionFlags, OptionKeys
 from carbonshift.planner.placement import PlacementIndex, PlanRegion, region_ref
 from carbonshift.planner.plan import (
     FALLBACK_KINDS,
@@ -161,68 +161,30 @@ def plan_batch(
 # ---- the lazily built ranking -----------------------------------------------------------------------
 
 
-class RankedOptions(Sequence[PlanOption]):
-    """A batch plan's options, best first, each built the first time it is read.
+class RankedOptions(LazyOptions):
+    """A batch plan's options, best first, each built the first time it is read (see `LazyOptions`)."""
 
-    Compares equal to the tuple of the same options, and pickles as one (without the batch's arrays).
-    """
-
-    __slots__ = ("_built", "_job", "_ranking")
+    __slots__ = ("_job", "_ranking")
 
     def __init__(self, ranking: _Ranking, job: int) -> None:
+        super().__init__()
         self._ranking = ranking
         self._job = job
-        self._built: list[PlanOption | None] | None = None
 
     def __len__(self) -> int:
         return self._ranking.jobs[self._job].count
 
-    @overload
-    def __getitem__(self, index: int) -> PlanOption: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> tuple[PlanOption, ...]: ...
-
-    def __getitem__(self, index: int | slice) -> PlanOption | tuple[PlanOption, ...]:
-        n = len(self)
-        if isinstance(index, slice):
-            return tuple(self._build(range(*index.indices(n))))
-        i = index + n if index < 0 else index
-        if not 0 <= i < n:
-            raise IndexError("option index out of range")
-        return self._build((i,))[0]
-
-    def __iter__(self) -> Iterator[PlanOption]:
-        return iter(self._build(range(len(self))))
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, RankedOptions | tuple | list):
-            return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
-        return NotImplemented
-
-    def __hash__(self) -> int:
-        return hash(tuple(self))
-
-    def __repr__(self) -> str:
-        return f"RankedOptions({len(self)} options, best first)"
-
-    def __reduce__(self) -> tuple[type[tuple[PlanOption, ...]], tuple[tuple[PlanOption, ...]]]:
-        return tuple, (tuple(self),)
-
     def note_inputs(self, no_time_preference: bool) -> NoteInputs:
-        """What the plan's notes say, without building the options."""
         return self._ranking.note_inputs(self._job, no_time_preference)
 
-    def _build(self, ranks: Sequence[int]) -> list[PlanOption]:
-        """The options at these ranks, building (together) those not built yet."""
-        built = self._built
-        if built is None:
-            built = self._built = [None] * len(self)
-        missing = [i for i in ranks if built[i] is None]
-        if missing:
-            for i, option in zip(missing, self._ranking.options(self._job, missing), strict=True):
-                built[i] = option
-        return [o for o in (built[i] for i in ranks) if o is not None]
+    def keys(self) -> OptionKeys:
+        return self._ranking.keys(self._job)
+
+    def flags(self, ranks: Sequence[int]) -> list[OptionFlags]:
+        return self._ranking.flags(self._job, ranks)
+
+    def _make(self, ranks: list[int]) -> list[PlanOption]:
+        return self._ranking.options(self._job, ranks)
 
 
 # ---- preparing specs --------------------------------------------------------------------------------
@@ -301,6 +263,8 @@ class _Prep:
         self.now = now
         self.pool = _Pool()
         self.sets: dict[int, _CandSet] = {}
+        self._by_items: dict[tuple[tuple[int, int], ...], _CandSet] = {}
+        self._held: list[Sequence[CandidateLike]] = []
         self.jobs: list[_Job] = []
         self.demoted: list[_Job] = []
         self._it_energy: dict[tuple[int, int], EnergyEstimate] = {}
@@ -322,7 +286,7 @@ class _Prep:
             return None
         cset = self.sets.get(id(raw))
         if cset is None:
-            cset = self.sets[id(raw)] = _CandSet(raw, self.pool, self.model.host.default_pue)
+            cset = self._set_of(raw)
         job = _Job()
         job.index, job.spec, job.cset, job.given = index, spec, cset, given
         try:
@@ -362,6 +326,19 @@ class _Prep:
         except Exception:
             return None
         return job
+
+    def _set_of(self, raw: Sequence[CandidateLike]) -> _CandSet:
+        """The prepared set of a candidate sequence not seen by identity: that of an equal sequence
+        (the same region and series objects, in order) when there is one, as callers that build a new
+        list per spec give. Found by identity next time (the sequence is held, so its id stays its own)."""
+        items = tuple((id(c[0]), id(c[1])) for c in raw)  # held by the set's candidates: ids stay theirs
+        cset = self._by_items.get(items)
+        if cset is None:
+            cset = self._by_items[items] = _CandSet(raw, self.pool, self.model.host.default_pue)
+        else:
+            self._held.append(raw)
+        self.sets[id(raw)] = cset
+        return cset
 
     def it_energy(self, power: PowerBreakdown, d: int) -> EnergyEstimate:
         key = (id(power), d)  # powers are the model's cached objects, kept alive by the estimate
@@ -670,6 +647,42 @@ class _Ranking:
             refs[j] for j, one in zip(js[at].tolist(), whole, strict=True) if one or self._sources(jr, j)[1]
         ]
         return NoteInputs(False, fallback, inexact)
+
+    def keys(self, jr: int) -> OptionKeys:
+        """Job jr's options' keys by rank, with plan()'s figures (every pair of the batch is summed
+        the first time one is asked for: ranking alternatives by total reads them all)."""
+        if not self.summed.all():
+            self.sum_runs(np.arange(len(self.start), dtype=np.int64))
+        job = self.jobs[jr]
+        js = self.order[jr, : job.count]
+        ps = job.pstart + js
+        regions = [job.cset.cands[j].region for j in js.tolist()]
+        return OptionKeys(
+            [r.provider for r in regions],
+            [r.region for r in regions],
+            self.kg[ps].tolist(),
+            self.start[ps].tolist(),
+            self.flat[ps].tolist(),
+        )
+
+    def flags(self, jr: int, ranks: Sequence[int]) -> list[OptionFlags]:
+        """The note flags of job jr's options at these ranks (as `options.flags_of` reads a built one)."""
+        job = self.jobs[jr]
+        single, fallback_kind, static_kind = self._row_kinds()
+        out = []
+        for j in self.order[jr, list(ranks)].tolist():
+            row = int(job.cset.rows[j])
+            exact = True if self.split is None else bool(self.split.exact[job.pstart + j])
+            if single[row]:
+                out.append(OptionFlags(bool(fallback_kind[row]), bool(static_kind[row]), exact))
+                continue
+            sources, fallback = self._sources(jr, j)
+            out.append(
+                OptionFlags(
+                    bool(fallback_kind[row]) and fallback, all(s.kind is Kind.STATIC for s in sources), exact
+                )
+            )
+        return out
 
     def _sources(self, jr: int, j: int) -> tuple[tuple[SourceShare, ...], bool]:
         job = self.jobs[jr]
