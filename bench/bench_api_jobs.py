@@ -9,7 +9,8 @@ creation times into the same database, starts the daemon again and sends `--requ
 listing; `--deep` also times a page from the middle of the list (`limit=100` and the cursor of the job
 half-way down), which a keyset page answers as fast as the first. Each phase reports the server
 process's CPU seconds per request beside the latencies (on a small shared machine, the figure other
-processes disturb least). `--baseline-src DIR` runs the same phases, on a database of its own, with the
+processes disturb least), and the same less what the daemon's timers use at rest ("less idle": its
+CPU per second measured before the phases, times the phase's length). `--baseline-src DIR` runs the same phases, on a database of its own, with the
 server importing carbonshift from another source tree (e.g. the commit before paging moved into SQL:
 `git archive COMMIT src | tar -x -C DIR`), so old and new are measured in the same run;
 `--baseline-requests` keeps the old path's slow listings short. It never talks to any other address,
@@ -181,6 +182,9 @@ def measure(
                 result["listed"] = listed
                 result["bytes"] = len(first.content)
                 result["cpu_ms_per_req"] = round(cpu / max(result["ok"], 1) * 1000, 1)
+                # the same less what the daemon's own timers used meanwhile, at the rate measured idle
+                busy = max(cpu - idle_ms_per_s / 1000 * result["wall_s"], 0.0)
+                result["req_cpu_ms"] = round(busy / max(result["ok"], 1) * 1000, 1)
                 result["settled_s"] = settled_s
                 result["idle_cpu_ms_per_s"] = round(idle_ms_per_s)
                 results.append(result)
@@ -198,14 +202,15 @@ def show(title: str, results: list[dict[str, Any]]) -> None:
     )
     header = (
         f"{'request':<44} {'jobs':>6} {'MB':>6} {'ok':>4} {'err':>4} {'req/s':>6} {'p50 ms':>8} "
-        f"{'p99 ms':>8} {'CPU ms/req':>10}"
+        f"{'p99 ms':>8} {'CPU ms/req':>10} {'less idle':>9}"
     )
     print(header)
     print("-" * len(header))
     for r in results:
         print(
             f"{r['phase']:<44} {r['listed']:>6} {r['bytes'] / 1e6:>6.2f} {r['ok']:>4} {sum(r['errors'].values()):>4} "
-            f"{r['throughput_rps']:>6} {r['p50_ms']:>8} {r['p99_ms']:>8} {r['cpu_ms_per_req']:>10}"
+            f"{r['throughput_rps']:>6} {r['p50_ms']:>8} {r['p99_ms']:>8} {r['cpu_ms_per_req']:>10} "
+            f"{r['req_cpu_ms']:>9}"
         )
         if r["errors"]:
             print(f"  errors: {r['errors']}")

@@ -6,7 +6,7 @@ on the plan in force, no run `events`. Most of what it still shows is stored as 
 plan's option, baseline and notices, each run's planned option and refusals. Decoding those columns to
 build views, only to encode them again, was most of a page's CPU time (issue 13), so here they are read
 as the text the database holds and put into the answer as they are (`_Splicer`); the database writes
-the times as `isoformat_z` does; handle, plan id and schedule are read by JSON path. Python builds only
+the times as `isoformat_z` does; the handle's log path and the plan id are read by JSON path. Python builds only
 the small part around them. Content is the summary's exactly (whitespace inside a stored value aside);
 tests hold the two to each other.
 """
@@ -109,7 +109,6 @@ def summary_columns() -> Select[Any]:
         _IsoZ(j.created_at).label("created_z"),
         _iso(j.updated_at),
         _text(j.spec),
-        JobRow.spec["schedule"].label("schedule"),
     )
 
 
@@ -227,27 +226,28 @@ def job_summaries(s: Session, jobs: Sequence[CoreRow], now: datetime) -> list[Jo
         return []
     # prepared statements run on the session's connection: no ORM layer, no per-page SQL building
     conn = s.connection()
-    ids = [j.id for j in jobs]
+    ids = [j[0] for j in jobs]
     runs: list[CoreRow] = []
     plans: list[CoreRow] = []
     for part in _chunks(ids):
         runs += conn.execute(_RUN_COLUMNS, {"ids": part}).all()
         plans += conn.execute(_PLAN_COLUMNS, {"ids": part}).all()
     reports: dict[str, CoreRow] = {}
-    for part in _chunks([r.id for r in runs]):
+    for part in _chunks([r[0] for r in runs]):
         for report in conn.execute(_REPORT_COLUMNS, {"ids": part}).all():
-            reports[report.run_id] = report  # the latest report that counts wins
+            reports[report[0]] = report  # by run_id: the latest report that counts wins
     runs_by_job: dict[str, list[CoreRow]] = {}
     for run in runs:
-        runs_by_job.setdefault(run.job_id, []).append(run)
+        runs_by_job.setdefault(run[1], []).append(run)  # by job_id
     plans_by_job: dict[str, list[CoreRow]] = {}
     for plan in plans:
-        plans_by_job.setdefault(plan.job_id, []).append(plan)
+        plans_by_job.setdefault(plan[1], []).append(plan)
     splicer = _Splicer()
     out = []
     for job in jobs:
-        body = _job(splicer, job, runs_by_job.get(job.id, []), plans_by_job.get(job.id, []), reports, now)
-        out.append(JobSummary(job.id, job.created_at, splicer.dumps(body)))
+        job_id, created_at = job[0], job[9]
+        body = _job(splicer, job, runs_by_job.get(job_id, []), plans_by_job.get(job_id, []), reports, now)
+        out.append(JobSummary(job_id, created_at, splicer.dumps(body)))
     return out
 
 
@@ -268,18 +268,23 @@ def _job(
     now: datetime,
 ) -> dict[str, Any]:
     (job_id, name, kind, organisation, team, project, status, recurring, reason) = job[:9]
-    (_created_at, created_at, updated_at, spec, schedule) = job[9:]
+    (_created_at, created_at, updated_at, spec) = job[9:]
     job_status = JobStatus(status)
-    if schedule is not None:
-        nxt = None
-        if recurring and job_status is JobStatus.ACTIVE:
-            with contextlib.suppress(Exception):
-                nxt = next_occurrence(parse_jobspec(json.loads(spec), source=f"job {job_id}"), now)
-        schedule = {**schedule, "next_occurrence": None if nxt is None else isoformat_z(nxt)}
+    schedule = None
+    if recurring:  # a job is recurring when its spec has a schedule (set once, at submission)
+        stored = json.loads(spec)
+        schedule = stored.get("schedule")
+        if schedule is not None:
+            nxt = None
+            if job_status is JobStatus.ACTIVE:
+                with contextlib.suppress(Exception):
+                    nxt = next_occurrence(parse_jobspec(stored, source=f"job {job_id}"), now)
+            schedule = {**schedule, "next_occurrence": None if nxt is None else isoformat_z(nxt)}
     shown = [_run(splicer, r, reports.get(r[0])) for r in runs]
     plan = None
-    if runs:
-        plan = plan_in_force(plans, runs[-1][0], runs[-1][13])  # the latest run's id and plan_id
+    if runs:  # the latest run's id and plan_id; each plan's id, run id, adopted
+        chosen = plan_in_force([(p[0], p[2], p[5]) for p in plans], runs[-1][0], runs[-1][13])
+        plan = None if chosen is None else plans[chosen]
     return {
         "id": job_id,
         "name": name,
@@ -343,7 +348,7 @@ def _run(splicer: _Splicer, run: CoreRow, report: CoreRow | None) -> dict[str, A
         "planned": splicer.stored(planned),
         "actual": None
         if report is None
-        else actual_from_report(report.body, report.source, report.received_at),
+        else actual_from_report(report[3], report[1], report[2]),  # body, source, received_at
         "instance_id": instance_id,
         "console_url": console_url,
         "refusals": splicer.stored(refusals, "[]"),

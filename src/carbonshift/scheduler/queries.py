@@ -11,13 +11,14 @@ counts and sums, never a read of every run.
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import Select, bindparam, func, or_, select
 from sqlalchemy.orm import Session
 
 from carbonshift.config.jobspec import parse_jobspec
@@ -101,21 +102,33 @@ def job_page(
     descending, then id), with these labels. Reads the page's rows only: one more than `limit` tells
     whether there is a next page. `full`: each job as `job_views` builds it, else as the job list shows
     it (`listing.job_summaries`: its JSON, without the history)."""
-    stmt = select(JobRow.__table__) if full else listing.summary_columns()
-    stmt = stmt.where(*(JobRow.__table__.c[k] == v for k, v in labels.items()))
+    params: dict[str, Any] = dict(labels)
     if after is not None:
-        at = after.created_at
-        # "created_at < c OR (created_at = c AND id > i)", spelled so the first term bounds the index
-        # range: with the OR alone SQLite scans the index from the newest job to the cursor
-        stmt = stmt.where(JobRow.created_at <= at, or_(JobRow.created_at < at, JobRow.id > after.id))
-    stmt = stmt.order_by(JobRow.created_at.desc(), JobRow.id)
+        params.update(after_at=after.created_at, after_id=after.id)
     if limit is not None:
-        stmt = stmt.limit(limit + 1)
-    rows: list[CoreRow] = list(s.connection().execute(stmt).all())  # Core rows: no ORM layer to read them
+        params["limit"] = limit + 1
+    stmt = _page_query(full, tuple(sorted(labels)), after is not None, limit is not None)
+    rows: list[CoreRow] = list(s.connection().execute(stmt, params).all())  # Core rows: no ORM layer
     more = limit is not None and len(rows) > limit
     if full:
         return JobPage(job_views(s, rows[:limit], now), more)
     return JobPage(listing.job_summaries(s, rows[:limit], now), more)
+
+
+@functools.cache
+def _page_query(full: bool, labels: tuple[str, ...], after: bool, limited: bool) -> Select[Any]:
+    """The query for a page of this shape, its values bound at run time: built (and compiled) once."""
+    jobs = JobRow.__table__
+    stmt = select(jobs) if full else listing.summary_columns()
+    stmt = stmt.where(*(jobs.c[k] == bindparam(k) for k in labels))
+    if after:
+        at = bindparam("after_at", type_=jobs.c.created_at.type)
+        job_id = bindparam("after_id", type_=jobs.c.id.type)
+        # "created_at < c OR (created_at = c AND id > i)", spelled so the first term bounds the index
+        # range: with the OR alone SQLite scans the index from the newest job to the cursor
+        stmt = stmt.where(jobs.c.created_at <= at, or_(jobs.c.created_at < at, jobs.c.id > job_id))
+    stmt = stmt.order_by(jobs.c.created_at.desc(), jobs.c.id)
+    return stmt.limit(bindparam("limit")) if limited else stmt
 
 
 def job_views(s: Session, jobs: Sequence[JobRecord], now: datetime) -> list[JobView]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol, TypeVar
+from typing import Any
 
 from sqlalchemy import Row
 
@@ -71,27 +71,15 @@ def shown_status(job_status: JobStatus, recurring: bool, runs: Sequence[tuple[st
     return last[-1] if last else "planned"
 
 
-class Planned(Protocol):
-    """What choosing the plan in force reads of a plan."""
-
-    @property
-    def id(self) -> int: ...
-
-    @property
-    def run_id(self) -> str: ...
-
-    @property
-    def adopted(self) -> bool: ...
-
-
-P = TypeVar("P", bound=Planned)
-
-
-def plan_in_force(plans: Sequence[P], run_id: str, plan_id: int | None) -> P | None:
-    """The plan a run follows now, of its job's `plans` (in order): the last adopted one made for the
-    run, or (a chunk) the one its `planned` names, made for its job's chunks and stored with another."""
-    adopted = [p for p in plans if (p.run_id == run_id or p.id == plan_id) and p.adopted]
-    return adopted[-1] if adopted else None
+def plan_in_force(plans: Sequence[tuple[int, str, bool]], run_id: str, plan_id: int | None) -> int | None:
+    """Which of a job's `plans` (each its id, run id and whether adopted, in order) the run follows
+    now, by index: the last adopted one made for the run, or (a chunk) the one its `planned` names,
+    made for its job's chunks and stored with another."""
+    chosen = None
+    for i, (pid, for_run, adopted) in enumerate(plans):
+        if adopted and (for_run == run_id or pid == plan_id):
+            chosen = i
+    return chosen
 
 
 def release_view(
@@ -361,7 +349,9 @@ class JobView:
         run = self.current_run
         if run is None:
             return None
-        return plan_in_force(self.plans, run.id, (run.planned or {}).get("plan_id"))
+        keys = [(p.id, p.run_id, p.adopted) for p in self.plans]
+        chosen = plan_in_force(keys, run.id, (run.planned or {}).get("plan_id"))
+        return None if chosen is None else self.plans[chosen]
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape. A job list shows each job without its history (`plans`, the plan's
