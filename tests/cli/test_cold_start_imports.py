@@ -39,7 +39,7 @@ NOT_FOR_PLANNING = (
 )
 
 _PROBE = """
-import json, sys
+import json, os, sys
 sys.argv = ["carbonshift", *json.loads(sys.argv[1])]
 from carbonshift.cli.app import main
 try:
@@ -50,12 +50,15 @@ else:
     code = 0
 loaded = sorted({m.split(".")[0] for m in sys.modules})
 commands = sorted(m for m in sys.modules if m.startswith("carbonshift.cli."))
-print(json.dumps({"code": code, "loaded": loaded, "cli": commands}), file=sys.stderr)
+blas = os.environ.get("OPENBLAS_NUM_THREADS")
+print(json.dumps({"code": code, "loaded": loaded, "cli": commands, "blas": blas}), file=sys.stderr)
 """
 
 
-def _run(args: list[str], tmp: Path) -> tuple[str, dict[str, object]]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CARBONSHIFT_")}
+def _run(args: list[str], tmp: Path, **extra_env: str) -> tuple[str, dict[str, object]]:
+    blas = ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CARBONSHIFT_") and k not in blas}
+    env.update(extra_env)
     env["CARBONSHIFT_CACHE__PATH"] = str(tmp / "cache.sqlite")
     env["CARBONSHIFT_DATA_DIR"] = str(tmp / "data")
     env["CARBONSHIFT_UKCI_ENABLED"] = "false"  # the one live source on by default: offline here
@@ -81,6 +84,14 @@ def test_planning_a_spec_imports_no_server_database_sdk_or_plotting(tmp_path: Pa
     assert "numpy" in loaded  # the probe sees what the command imported (planning is vectorised)
     assert sorted(loaded.intersection(NOT_FOR_PLANNING)) == []
     assert "carbonshift.cli.serve" not in probe["cli"]  # type: ignore[operator]
+    # numpy loaded with one OpenBLAS thread, and the variable that asked for it is gone again
+    assert probe["blas"] is None
+
+
+def test_a_blas_thread_count_the_user_set_is_kept(tmp_path: Path) -> None:
+    args = ["plan", "examples/resnet-finetune.yaml", "--now", "2026-11-24T18:00Z", "--format", "json"]
+    _, probe = _run(args, tmp_path, OPENBLAS_NUM_THREADS="2")
+    assert probe["code"] == 0 and probe["blas"] == "2"
 
 
 def test_version_alone_loads_no_command(tmp_path: Path) -> None:

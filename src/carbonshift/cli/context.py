@@ -6,11 +6,14 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
-from carbonshift.config.settings import Settings, load_settings
 from carbonshift.errors import CarbonshiftError, NoDataError, UserInputError
+
+if TYPE_CHECKING:
+    from carbonshift.config.settings import Settings
 
 EXIT_USER_ERROR = 2
 EXIT_FAILURE = 1
@@ -28,6 +31,10 @@ def set_config_path(path: Path | None) -> None:
 
 
 def settings() -> Settings:
+    # imported here: the settings models (pydantic, numpy through the intensity types) load with the
+    # command that needs them, not with `carbonshift --version` or `--help`
+    from carbonshift.config.settings import load_settings
+
     return load_settings(_State.config_path)
 
 
