@@ -12,7 +12,7 @@ from carbonshift.cli.jobs import render_job
 from carbonshift.clock import FixedClock
 from carbonshift.config.jobspec import JobSpec
 from carbonshift.providers.base import CapacityError, Handle, LaunchRequest
-from carbonshift.scheduler import RunState, Scheduler
+from carbonshift.scheduler import JobView, RunState, Scheduler
 from tests.scheduler.helpers import (
     NOW,
     FakeProvider,
@@ -307,26 +307,35 @@ def test_a_capacity_refusal_falls_back_to_other_hardware_that_still_finishes_in_
         sched.shutdown()
 
 
+def queued_on_cluster(
+    tmp_path: Path, clock: FixedClock, provider: QueueingProvider, earliest_h: int, **scheduler: Any
+) -> tuple[Scheduler, JobView]:
+    """A daemon on one cluster, and a job there (the spec's own hardware wins on a flat grid) that
+    may start `earliest_h` hours from NOW, queued ahead on its own hardware by the first tick."""
+    settings = located_settings(tmp_path, QUEUE, "lab", scheduler=scheduler)
+    sched = Scheduler.from_settings(settings, clock=clock, providers={QUEUE: provider})  # type: ignore[dict-item]
+    sched.start(background=False)
+    job = sched.submit(
+        spec(
+            placement={"regions": [f"{QUEUE}:lab"]},
+            window=window(NOW + timedelta(hours=earliest_h), NOW + timedelta(hours=6)),
+            hardware_options=[FASTER],
+            **OWN,
+        )
+    )
+    assert job.runs[0].planned is not None and job.runs[0].planned["hardware"]["option"] == 0
+    sched.tick()
+    assert [r.spec.power_watts for r in provider.prepared] == [1000]
+    return sched, job
+
+
 def test_a_run_queued_ahead_at_a_cluster_keeps_the_hardware_its_queued_job_asks_for(tmp_path: Path) -> None:
     """Slurm or Kubernetes hold the run's job with its resources from the plan; a re-plan may re-time
     it or move it to another cluster, but does not re-shape it: it is planned on that hardware."""
     clock, provider = FixedClock(NOW), QueueingProvider(starts_queued=True)
-    settings = located_settings(tmp_path, QUEUE, "lab", scheduler={"replan_interval_s": 1800})
-    sched = Scheduler.from_settings(settings, clock=clock, providers={QUEUE: provider})  # type: ignore[dict-item]
-    sched.start(background=False)
+    sched, job = queued_on_cluster(tmp_path, clock, provider, 3, replan_interval_s=1800)
     try:
-        job = sched.submit(
-            spec(
-                placement={"regions": [f"{QUEUE}:lab"]},
-                window=window(NOW + timedelta(hours=3), NOW + timedelta(hours=6)),
-                hardware_options=[FASTER],
-                **OWN,
-            )
-        )
         run = job.runs[0]
-        assert run.planned is not None and run.planned["hardware"]["option"] == 0
-        sched.tick()
-        assert [r.spec.power_watts for r in provider.prepared] == [1000]
 
         # 04:00-06:00 at 2,000 g: the spec's own 2 h cost 2.3 kg at best, the faster 1 h from 03:00 0.75
         write_series(tmp_path / "lab.csv", dip({4: 2000.0, 5: 2000.0}))
@@ -338,5 +347,27 @@ def test_a_run_queued_ahead_at_a_cluster_keeps_the_hardware_its_queued_job_asks_
         after = sched.get_run(run.id)
         assert after.planned is not None and after.planned["hardware"]["option"] == 0
         assert [r.spec.power_watts for r in provider.prepared] == [1000] and provider.terminated == []
+    finally:
+        sched.shutdown()
+
+
+class FullCluster(QueueingProvider):
+    """A cluster that holds the run's job but refuses to let it go for capacity at its start."""
+
+    def launch(self, request: LaunchRequest) -> Handle:
+        raise CapacityError(self.name, request.region, "partition full", "FAKE_CAPACITY")
+
+
+def test_a_refused_queued_run_does_not_fall_back_to_other_hardware_on_the_same_cluster(
+    tmp_path: Path,
+) -> None:
+    clock, provider = FixedClock(NOW), FullCluster(starts_queued=False)
+    sched, job = queued_on_cluster(tmp_path, clock, provider, 1, replan_interval_s=86400)
+    try:
+        tick_at(sched, clock, 1)
+        run = sched.get_run(job.runs[0].id)
+        assert run.status is RunState.FAILED and run.planned is not None
+        assert run.planned["hardware"]["option"] == 0
+        assert "hpc:lab on 4 vCPUs 1h passed over (the cluster holds this run's job" in run.events[-1].reason
     finally:
         sched.shutdown()

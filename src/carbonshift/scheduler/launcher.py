@@ -446,14 +446,12 @@ class Launcher:
             self._fail_launch(run_id, RunState.WAITING, why, "provider not configured", now)
             return
         refused: list[str] = []
-        mine = hardware_index(usable[0])
         for index, option in enumerate(usable):
             ref = f"{option['provider']}:{option['region']}"
             spec = spec_for(option)
-            if index > 0 and hardware_index(option) != mine and now + spec.duration > deadline:
-                refused.append(
-                    f"{ref} on {_label(option)} passed over (it would end after the deadline {z(deadline)})"
-                )
+            skip = self._passed_over(option, usable[0], spec, deadline, now) if index > 0 else None
+            if skip is not None:
+                refused.append(f"{ref} on {_label(option)} passed over ({skip})")
                 continue
             token = self.ctx.tokens.token(run_id)
             if not self._mark_launching(run_id, index, option, options, refused, token, late_s, now):
@@ -501,6 +499,21 @@ class Launcher:
             "no capacity in any option",
             now,
         )
+
+    def _passed_over(
+        self, option: dict[str, Any], mine: dict[str, Any], spec: JobSpec, deadline: datetime, now: datetime
+    ) -> str | None:
+        """Why a capacity fallback on other hardware than the run's own option (`mine`) is not tried:
+        it would end after the deadline, or it is on the cluster that holds the run's job queued ahead
+        on its own hardware (asked again, it would answer with that job). None: it is tried."""
+        if hardware_index(option) == hardware_index(mine):
+            return None
+        if now + spec.duration > deadline:
+            return f"it would end after the deadline {z(deadline)}"
+        same_place = (option["provider"], option["region"]) == (mine["provider"], mine["region"])
+        if same_place and queueing(self.ctx.providers[str(option["provider"])]) is not None:
+            return "the cluster holds this run's job on its planned hardware"
+        return None
 
     def _refused(
         self, run_id: str, option: dict[str, Any], ref: str, why: str, code: str | None, now: datetime
