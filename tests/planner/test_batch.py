@@ -395,6 +395,37 @@ def test_batch_equals_plan_on_the_benchmark_shape() -> None:
         assert json.dumps(g.to_dict(top=5)) == json.dumps(want.to_dict(top=5))
 
 
+def test_interruptible_batch_equals_plan_on_the_benchmark_shape() -> None:
+    """Interruptible specs of many windows and durations (planned together by the batch): flat,
+    repeated and distinct series on two grids, min_chunk on and off the data's step, and none."""
+    rng = np.random.default_rng(13)
+    half = (T0_S + 1800 * np.arange(49)).tolist()
+    five = (T0_S + 300 * np.arange(289)).tolist()
+    shape = 250 + 120 * np.sin(np.arange(48) / 8)
+    cands = [
+        Candidate(Reg("aws", "flat-a"), series(half, [180.0] * 48)),
+        Candidate(Reg("aws", "same-1"), series(half, shape.round(0).tolist())),
+        Candidate(Reg("gcp", "same-2"), series(half, shape.round(0).tolist())),
+        Candidate(Reg("gcp", "noisy"), series(half, (shape + rng.normal(0, 40, 48)).tolist())),
+        Candidate(Reg("azure", "fine"), series(five, rng.uniform(50, 500, 288).round(1).tolist(), zone="F")),
+        Candidate(Reg("azure", "flat-b"), series(half, [180.0] * 48)),
+    ]
+    specs = []
+    for k in range(40):
+        lo = T0_S + int(rng.integers(0, 8 * HOUR))
+        d = int(rng.integers(30, 6 * 60)) * 60
+        hi = min(lo + d + int(rng.integers(0, 14 * HOUR)), half[-1])
+        chunk = ("30m", "1h", "0s", "45m")[k % 4]
+        specs.append(spec(d, earliest_s=lo, deadline_s=hi, name=f"j{k}", interruptible=True, min_chunk=chunk))
+    got = plan_batch(specs, cands, now=T0)
+    assert sum(len(o.chunks_s) > 1 for g in got for o in g.options) > 20
+    for g, s in zip(got, specs, strict=True):
+        want = plan(s, cands, now=T0)
+        assert_same_plan(g, want, strict_starts=True)
+        assert g.notes == want.notes
+        assert json.dumps(g.to_dict()) == json.dumps(want.to_dict())
+
+
 def test_options_are_built_when_read() -> None:
     cands = [Candidate(Reg("aws", f"r{i}"), grid([100.0 + i, 50.0, 300.0] * 8)) for i in range(20)]
     (p,) = plan_batch([spec(HOUR)], cands, now=T0)
