@@ -5,8 +5,8 @@ A spec with `hardware_options` is planned as `carbonshift plan` ranks it: region
 total kg CO2e. Each stored option of such a spec carries its `hardware` (which alternative, its size,
 duration and the instance type a launch picks there), and the run follows it: its duration is the
 alternative's, and it is launched on that hardware (`run_spec`). Once a run (or a chunk of its job)
-has been launched, its hardware is kept: later plans for the job are made for that hardware only
-(`plan(..., hardware=)`).
+has been launched, or queued ahead at a cluster, its hardware is kept: later plans for it are made for
+that hardware only (`plan(..., hardware=)`).
 
 No state moves here: the parts that plan (submit, schedules, re-planning, a preemption) decide what a
 plan means for a run.
@@ -48,13 +48,15 @@ def option_dict(
     if plan is not None and plan.footprints is not None:
         plan.footprints.add_fields([option], [out], plan.baseline)
     if hardware is not None:
-        out["hardware"] = hardware_dict(hardware, option.provider, option.region)
+        out["hardware"] = _hardware_dict(hardware, option.provider, option.region)
     out["ref"] = option.ref
     out["signal"] = signal
     return out
 
 
-def hardware_dict(choice: HardwareChoice, provider: str, region: str) -> dict[str, Any]:
+def _hardware_dict(choice: HardwareChoice, provider: str, region: str) -> dict[str, Any]:
+    """`plan`'s hardware dict, plus what a person reads in `jobs show`: its label and the instance type
+    launched for it there (from the same catalog choice the provider makes at launch)."""
     out = choice.to_dict()
     out["label"] = choice.label
     itype = launch_type_for(provider, region, choice.hardware)
@@ -99,6 +101,7 @@ class Planned:
     choices: tuple[HardwareChoice, ...] = ()
 
     def hardware(self, option: PlanOption) -> HardwareChoice | None:
+        """The hardware `option` runs on; None for a spec without alternatives."""
         return self.choices[option.alternative] if self.choices else None
 
     def option_dict(self, option: PlanOption) -> dict[str, Any]:
