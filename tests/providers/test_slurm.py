@@ -161,7 +161,7 @@ def test_a_later_start_waits_pending_on_begin_time_then_runs_and_succeeds(
     provider: SlurmProvider, tmp_path: Path
 ) -> None:
     rid = run_id("begin")
-    not_before = datetime.now(UTC) + timedelta(seconds=20)
+    not_before = datetime.now(UTC) + timedelta(seconds=10)
     marker = tmp_path / "marker"
     cmd = [sys.executable, "-c", f"import time; open({str(marker)!r}, 'w').write(repr(time.time()))"]
     handle = provider.launch(request(rid, cmd, not_before=not_before))
@@ -169,7 +169,8 @@ def test_a_later_start_waits_pending_on_begin_time_then_runs_and_succeeds(
 
     status = provider.status(handle)
     assert status.state is InstanceState.PENDING and "BeginTime" in status.detail, status
-    time.sleep(5)  # still waiting for its start time well after submission
+    # still waiting for its start time well after submission: looked at again 2 s before it
+    time.sleep(max(0.0, (not_before - datetime.now(UTC)).total_seconds() - 2.0))
     status = provider.status(handle)
     assert status.state is InstanceState.PENDING and "BeginTime" in status.detail, status
     assert not marker.exists()
@@ -727,14 +728,14 @@ def _submit(sched: Any, earliest: datetime, duration: str, command: list[str]) -
 def test_the_scheduler_queues_a_run_ahead_slurm_starts_it_on_time_and_a_restart_does_not_resubmit(
     slurm_cluster: Cluster, tmp_path: Path
 ) -> None:
-    """A run planned 30 s ahead is in squeue as PENDING (BeginTime) right after the submission's
+    """A run planned 15 s ahead is in squeue as PENDING (BeginTime) right after the submission's
     tick; a restarted daemon finds it and submits nothing; Slurm starts it at its planned start (no tick
     needed); the daemon follows it to its end."""
     from carbonshift.scheduler import RunState, Scheduler
 
     now = datetime.now(UTC)
     settings = _queue_settings(tmp_path, now)
-    earliest = now.replace(microsecond=0) + timedelta(seconds=30)
+    earliest = now.replace(microsecond=0) + timedelta(seconds=15)
     marker = tmp_path / "started"
     sched = Scheduler.from_settings(settings)
     sched.start(background=False)
@@ -763,14 +764,14 @@ def test_the_scheduler_queues_a_run_ahead_slurm_starts_it_on_time_and_a_restart_
 
         wait_for_marker = time.monotonic() + 200
         while not marker.exists() and time.monotonic() < wait_for_marker:
-            time.sleep(1)  # no tick: Slurm starts it by itself
+            time.sleep(0.2)  # no tick: Slurm starts it by itself
         assert marker.exists(), _squeue_state(job_id)
         assert int(marker.read_text()) >= int(earliest.timestamp()) - 1
 
         deadline = time.monotonic() + 60
         while again.get_run(run.id).status is not RunState.SUCCEEDED and time.monotonic() < deadline:
             again.tick()
-            time.sleep(1)
+            time.sleep(0.2)
         done = again.get_run(run.id)
         assert done.status is RunState.SUCCEEDED, [e.reason for e in done.events]
         assert done.instance_id == job_id and jobs_named(run.id) == [job_id]
