@@ -205,9 +205,10 @@ def advise(
     regions: list[Region] = list(candidates)
     if base is not None and base not in regions:
         regions.append(base)
-    zones = [r.grid_zone() for r in regions]  # built once: a GridZone is made and hashed per call
+    placed = [_placed(r) for r in regions]
+    zones = [z for _, z in placed]
     by_zone = service.series_many(zones, span, signal)
-    series = {region_ref(r): by_zone[z] for r, z in zip(regions, zones, strict=True)}
+    series = {ref: by_zone[z] for ref, z in placed}
     baseline_pair = (base, series[region_ref(base)]) if base is not None and base not in candidates else None
     result = plan(
         spec,
@@ -226,6 +227,24 @@ def advise(
         _with_baseline_notice(notices, spec, base),
         exclusions(spec, catalog),
     )
+
+
+def _placed(region: Region) -> tuple[str, GridZone]:
+    """A catalog region's ref and grid zone, made once per region (both are derived from its frozen
+    fields): a daemon's plans ask for the same 139 regions again and again. By identity: a catalog
+    holds its regions for its life, and the entry holds the region, so its id stays its own."""
+    entry = _PLACED.get(id(region))
+    if entry is not None and entry[0] is region:
+        return entry[1]
+    placed = (region_ref(region), region.grid_zone())
+    if len(_PLACED) >= MAX_PLACED:
+        _PLACED.clear()  # plain and thread-safe: at worst a zone is made again
+    _PLACED[id(region)] = (region, placed)
+    return placed
+
+
+MAX_PLACED = 1 << 14
+_PLACED: dict[int, tuple[Region, tuple[str, GridZone]]] = {}
 
 
 def with_footprints(result: Plan, spec: JobSpec) -> Plan:

@@ -15,6 +15,7 @@ Energy and emissions, stated once so every number is read the same way:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -506,16 +507,23 @@ def _options(
 
 def _evaluate(cands: list[Candidate], spec: JobSpec, lo: int, hi: int, d: int) -> list[_Found]:
     """Best run per candidate, vectorised over the candidates whose series share edges (the usual
-    case: one service, one grid), so 150 regions cost a handful of numpy calls."""
+    case: one service, one grid), so 150 regions cost a handful of numpy calls. A contiguous run in a
+    series of one value all through the window (static tables) needs no search at all."""
     groups: dict[bytes, list[int]] = {}
     seen: dict[int, bytes] = {}  # edges arrays shared by identity need hashing once
+    out: list[_Found | None] = [None] * len(cands)
+    one_value = not spec.interruptible and lo <= hi - d
     for i, c in enumerate(cands):
+        if one_value:
+            quick = _one_value_run(c.series, lo, hi, d)
+            if quick is not None:
+                out[i] = quick
+                continue
         edges = c.series.edges_s
         key = seen.get(id(edges))
         if key is None:
             key = seen[id(edges)] = edges.tobytes()
         groups.setdefault(key, []).append(i)
-    out: list[_Found | None] = [None] * len(cands)
     for members in groups.values():
         edges = cands[members[0]].series.edges_s
         # copy only the window of each series (a 72 h forecast for a 6 h window is mostly not needed)
@@ -554,10 +562,26 @@ def _evaluate(cands: list[Candidate], spec: JobSpec, lo: int, hi: int, d: int) -
                 for s, m, em, f in zip(res.start_s.tolist(), means, earliest_means, flat, strict=True)
             ]
         if len(members) == len(cands):
-            return found  # one group: already in candidate order
+            return found  # one group of all candidates: already in their order
         for i, item in zip(members, found, strict=True):
             out[i] = item
     return [o for o in out if o is not None]
+
+
+def _one_value_run(series: IntensitySeries, lo: int, hi: int, d: int) -> _Found | None:
+    """The best contiguous run when the series is a single interval covering the window (a static
+    value): earliest, at that value, flat. The figures are the ones the search and `run_integrals`
+    give, the same floating-point operations in the same order: F = value x d, mean = F / d. None
+    when the series is anything else (the search decides, and reports gaps or short coverage)."""
+    edges = series.edges_s
+    if len(edges) != 2:
+        return None
+    first, last = edges.tolist()
+    value = float(series.values[0])
+    if first > lo or last < hi or math.isnan(value):
+        return None
+    mean = value * float(d) / d
+    return ((lo, lo + d),), mean, mean, True, True
 
 
 def pue_of(region: PlanRegion, default_pue: float) -> tuple[float, bool]:
@@ -657,7 +681,10 @@ def emissions_basis(sources: Sequence[SourceShare]) -> str | None:
 
 def series_bases(series: IntensitySeries) -> frozenset[Basis | None]:
     """Every emissions basis a series' values state."""
-    return frozenset(p.basis for p in series.provenances)
+    provs = series.provenances
+    if len(provs) == 1:
+        return _one_source(provs).bases
+    return frozenset(p.basis for p in provs)
 
 
 def mixed_basis_notice(series_by_ref: Mapping[str, IntensitySeries]) -> str | None:
@@ -668,8 +695,13 @@ def mixed_basis_notice(series_by_ref: Mapping[str, IntensitySeries]) -> str | No
     the plan says which regions are on which basis instead."""
     by_basis: dict[str, list[str]] = {}
     for ref, series in series_by_ref.items():
-        for basis in series_bases(series):
-            by_basis.setdefault(basis.value if basis is not None else "unstated", []).append(ref)
+        provs = series.provenances
+        for name in _one_source(provs).basis_names if len(provs) == 1 else _basis_names(series_bases(series)):
+            refs = by_basis.get(name)
+            if refs is None:
+                by_basis[name] = [ref]
+            else:
+                refs.append(ref)
     if len(by_basis) < 2:
         return None
     parts = []
@@ -681,6 +713,10 @@ def mixed_basis_notice(series_by_ref: Mapping[str, IntensitySeries]) -> str | No
         "factor converts direct to lifecycle; lifecycle adds upstream and construction emissions, most "
         "for low-carbon grids), so compare regions of different bases with care"
     )
+
+
+def _basis_names(bases: frozenset[Basis | None]) -> tuple[str, ...]:
+    return tuple(b.value if b is not None else "unstated" for b in bases)
 
 
 def sources_of(
@@ -744,6 +780,8 @@ class _SourcesShown(NamedTuple):
     dicts: tuple[dict[str, Any], ...]  # each share's dict (shared: copy before handing out)
     basis: str | None  # emissions_basis(shares)
     fallback: bool  # any share static or modelled
+    bases: frozenset[Basis | None]  # every basis the series states (series_bases)
+    basis_names: tuple[str, ...]  # how mixed_basis_notice names them
 
 
 def _shown_sources(series: IntensitySeries, chunks: Sequence[tuple[int, int]]) -> _SourcesShown:
@@ -751,7 +789,15 @@ def _shown_sources(series: IntensitySeries, chunks: Sequence[tuple[int, int]]) -
     if len(provs) == 1:
         return _one_source(provs)
     shares, fallback = sources_of(series, chunks)
-    return _SourcesShown(shares, tuple(_share_dict(s) for s in shares), emissions_basis(shares), fallback)
+    bases = frozenset(p.basis for p in provs)
+    return _SourcesShown(
+        shares,
+        tuple(_share_dict(s) for s in shares),
+        emissions_basis(shares),
+        fallback,
+        bases,
+        _basis_names(bases),
+    )
 
 
 def _one_source(provs: tuple[Provenance, ...]) -> _SourcesShown:
@@ -764,7 +810,12 @@ def _one_source(provs: tuple[Provenance, ...]) -> _SourcesShown:
     p = provs[0]
     share = SourceShare(p.source, p.kind, 1.0, p.note, p.basis, p.fetched_at)
     shown = _SourcesShown(
-        (share,), (_share_dict(share),), emissions_basis((share,)), p.kind in FALLBACK_KINDS
+        (share,),
+        (_share_dict(share),),
+        emissions_basis((share,)),
+        p.kind in FALLBACK_KINDS,
+        frozenset((p.basis,)),
+        _basis_names(frozenset((p.basis,))),
     )
     if len(_ONE_SOURCE) >= MAX_ONE_SOURCE:
         _ONE_SOURCE.clear()  # plain and thread-safe: at worst a summary is worked out again
