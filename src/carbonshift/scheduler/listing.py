@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import re
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -180,38 +179,47 @@ _REPORT_COLUMNS = (
 
 
 class _Splicer:
-    """Stored JSON texts put into answers as they are (one splicer per page). The encoder writes a
-    marker string where each one goes, then one pass swaps the markers for the texts; a marker holds a
-    random nonce drawn for this splicer, so no stored string can pass for one."""
+    """Stored JSON texts put into an answer as they are. `stored` keeps a text and gives the marker
+    to write where it goes; `dumps` encodes a value, then puts the texts, in the order their markers
+    were given, where the markers come out: markers must be given in the order the answer writes them
+    (its keys' order). The marker is a random nonce drawn per splicer, so no stored string can pass
+    for one."""
 
     def __init__(self) -> None:
-        self._nonce = f"{secrets.token_hex(8)}:"
-        self._marker = re.compile(f'"{self._nonce}([0-9]+)"'.encode())
+        self._marker = secrets.token_hex(12)
+        self._written = f'"{self._marker}"'.encode()
         self._texts: list[bytes] = []
 
-    def stored(self, text: str | None, empty: str = "null") -> str:
-        """A marker for this stored JSON text (`empty` for SQL NULL or a stored null)."""
+    def stored(self, text: str | None, empty: Any = None) -> Any:
+        """The marker for this stored JSON text, or (SQL NULL, a stored null) `empty`; an empty list
+        is written as one, without a marker."""
         if text is None or text == "null":
-            text = empty
-        elif "NaN" in text or "Infinity" in text:
+            return empty
+        if text == "[]":
+            return []
+        if "NaN" in text or "Infinity" in text:
             # Python's json writes non-finite floats bare, which is not JSON: null, as every answer has
             text = json.dumps(json.loads(text, parse_constant=_null))
         self._texts.append(text.encode())
-        return f"{self._nonce}{len(self._texts) - 1}"
+        return self._marker
 
     def dumps(self, value: Any) -> bytes:
         """`value` as compact UTF-8 JSON with the stored texts in place of their markers. As the API's
         `encode_json` writes it (pydantic's encoder: several times faster than the standard library's):
         a non-finite float becomes null, text that is not valid Unicode is escaped."""
+        texts, self._texts = self._texts, []
         try:
             out = to_json(value, inf_nan_mode="null")
         except PydanticSerializationError:  # a lone surrogate, stored before validation refused it
             escaped = json.loads(json.dumps(value), parse_constant=_null)
             out = json.dumps(escaped, separators=(",", ":")).encode()
-        return self._marker.sub(self._text, out)
-
-    def _text(self, marker: re.Match[bytes]) -> bytes:
-        return self._texts[int(marker.group(1))]
+        pieces = out.split(self._written)
+        if len(pieces) != len(texts) + 1:
+            raise RuntimeError(f"{len(pieces) - 1} markers written for {len(texts)} stored texts")
+        spliced = [b""] * (2 * len(texts) + 1)
+        spliced[::2] = pieces
+        spliced[1::2] = texts
+        return b"".join(spliced)
 
 
 def _null(_constant: str) -> None:
@@ -280,21 +288,19 @@ def _job(
                 with contextlib.suppress(Exception):
                     nxt = next_occurrence(parse_jobspec(stored, source=f"job {job_id}"), now)
             schedule = {**schedule, "next_occurrence": None if nxt is None else isoformat_z(nxt)}
-    shown = [_run(splicer, r, reports.get(r[0])) for r in runs]
     plan = None
     if runs:  # the latest run's id and plan_id; each plan's id, run id, adopted
         chosen = plan_in_force([(p[0], p[2], p[5]) for p in plans], runs[-1][0], runs[-1][13])
         plan = None if chosen is None else plans[chosen]
+    # each run's state, whether it is a chunk, whether its cancel was asked for
+    status = shown_status(job_status, recurring, [(r[3], r[30] is not None, r[20]) for r in runs])
+    # the stored texts in the order they are written (see _Splicer): spec, plan, runs
     return {
         "id": job_id,
         "name": name,
         "kind": kind or "scheduled",
         "labels": {"organisation": organisation, "team": team, "project": project},
-        "status": shown_status(
-            job_status,
-            recurring,
-            [(r["status"], r["chunk"] is not None, r["cancel_requested"]) for r in shown],
-        ),
+        "status": status,
         "job_status": job_status.value,
         "status_reason": reason,
         "spec": splicer.stored(spec),
@@ -302,7 +308,7 @@ def _job(
         "created_at": created_at,
         "updated_at": updated_at,
         "plan": None if plan is None else _plan(splicer, plan),
-        "runs": shown,
+        "runs": [_run(splicer, r, reports.get(r[0])) for r in runs],
     }
 
 
@@ -322,7 +328,7 @@ def _plan(splicer: _Splicer, plan: CoreRow) -> dict[str, Any]:
         "option": splicer.stored(option),
         "baseline": splicer.stored(baseline),
         "signal": signal,
-        "notices": splicer.stored(notices, "[]"),
+        "notices": splicer.stored(notices, []),
     }
 
 
@@ -351,7 +357,7 @@ def _run(splicer: _Splicer, run: CoreRow, report: CoreRow | None) -> dict[str, A
         else actual_from_report(report[3], report[1], report[2]),  # body, source, received_at
         "instance_id": instance_id,
         "console_url": console_url,
-        "refusals": splicer.stored(refusals, "[]"),
+        "refusals": splicer.stored(refusals, []),
         "error": error,
         "note": note,
         "exit_code": exit_code,
