@@ -433,26 +433,27 @@ def make_option(
     """The one place an option is built (plan() and plan_batch() alike): kg, savings and their
     percentage are worked out here, the same way for both."""
     kg = energy_kwh * mean_g_per_kwh / 1000.0
+    saved = baseline_kg_co2e - kg
     region = cand.region
-    return PlanOption(
-        provider=region.provider,
-        region=region.region,
-        zone=region.zone,
-        start_s=chunks[0][0],
-        end_s=chunks[-1][1],
-        chunks_s=chunks,
-        mean_g_per_kwh=mean_g_per_kwh,
-        kg_co2e=kg,
-        energy_kwh=energy_kwh,
-        pue=pue,
-        baseline_kg_co2e=baseline_kg_co2e,
-        savings_kg=baseline_kg_co2e - kg,
-        savings_pct=100.0 * (baseline_kg_co2e - kg) / baseline_kg_co2e if baseline_kg_co2e > 0 else None,
-        flat=flat,
-        exact=exact,
-        series=cand.series,
-        power=power,
-        pue_stated=pue_stated,
+    return PlanOption(  # by position, in field order: a plan builds one per region (139 for a CPU job)
+        region.provider,
+        region.region,
+        region.zone,
+        chunks[0][0],  # start_s
+        chunks[-1][1],  # end_s
+        chunks,
+        mean_g_per_kwh,
+        kg,  # kg_co2e
+        energy_kwh,
+        pue,
+        baseline_kg_co2e,
+        saved,  # savings_kg
+        100.0 * saved / baseline_kg_co2e if baseline_kg_co2e > 0 else None,  # savings_pct
+        flat,
+        exact,
+        cand.series,
+        power,
+        pue_stated,
     )
 
 
