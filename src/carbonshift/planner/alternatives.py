@@ -71,13 +71,17 @@ def merge(
     flat = True
     for k, (alternative, planned) in enumerate(plans):
         hardware = footprints.choices[alternative].hardware
-        d = planned.duration_s  # every run of the plan, split or not, adds up to it
+        reserved = _reserved_table(hardware)
+        # every run of the plan, split or not, adds up to its duration: one time-share for all
+        time_share = planned.duration_s / 3600.0 / LIFESPAN_H
         keys = option_keys(planned.options)
         for i, (provider, region, kg, start, is_flat) in enumerate(zip(*keys, strict=True)):
             if k == 0 and f"{provider}:{region}" not in first_offered:
                 continue
-            total = kg + embodied_kg(provider, region, hardware, d)
-            ranked.append((total, start, provider, region, alternative, k, i))
+            here = reserved.get((provider, region))
+            if here is None:
+                here = reserved[provider, region] = _reserved_kg(provider, region, hardware)
+            ranked.append((kg + here * time_share, start, provider, region, alternative, k, i))
             flat = flat and is_flat
     if not ranked:  # pragma: no cover - the caller plans only alternatives offered somewhere
         raise ValueError("no option to rank")
@@ -151,13 +155,23 @@ class MergedOptions(LazyOptions):
 def embodied_kg(provider: str, region: str, hardware: Hardware, duration_s: int) -> float:
     """`catalog.embodied.embodied_in_region(...).kg_co2e`, the same float, from the reserved kg per
     region and hardware (worked out once each: a batch's durations differ to the minute)."""
-    key = (provider, region, hardware.gpu, hardware.gpus, hardware.vcpus, hardware.memory_gb)
-    reserved = _RESERVED.get(key)
-    if reserved is None:
-        reserved = _RESERVED[key] = _reserved_kg(provider, region, hardware)
+    reserved = _reserved_table(hardware)
+    here = reserved.get((provider, region))
+    if here is None:
+        here = reserved[provider, region] = _reserved_kg(provider, region, hardware)
+    return here * (duration_s / 3600.0 / LIFESPAN_H)
+
+
+def _reserved_table(hardware: Hardware) -> dict[tuple[str, str], float]:
+    """The reserved kg per (provider, region) worked out so far for this hardware (by its values: a
+    pydantic model hashes slowly)."""
+    key = (hardware.gpu, hardware.gpus, hardware.vcpus, hardware.memory_gb)
+    table = _RESERVED.get(key)
+    if table is None:
+        table = _RESERVED[key] = {}
         if len(_RESERVED) > MAX_REMEMBERED:
             _RESERVED.pop(next(iter(_RESERVED)))
-    return reserved * (duration_s / 3600.0 / LIFESPAN_H)
+    return table
 
 
 def _reserved_kg(provider: str, region: str, hardware: Hardware) -> float:
@@ -169,7 +183,7 @@ def _reserved_kg(provider: str, region: str, hardware: Hardware) -> float:
     return ccf_server_kg(memory_gb=hardware.memory_gb, gpus=hardware.gpus)[0]
 
 
-MAX_REMEMBERED = 1 << 14
-_RESERVED: dict[tuple[object, ...], float] = {}
+MAX_REMEMBERED = 1 << 10  # hardware shapes; each with at most every catalog region
+_RESERVED: dict[tuple[object, ...], dict[tuple[str, str], float]] = {}
 
 __all__ = ["MergedOptions", "embodied_kg", "merge", "rebased"]
