@@ -23,7 +23,7 @@ from carbonshift import __version__
 from carbonshift.api.encoding import encode_json
 from carbonshift.api.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from carbonshift.api.metrics import render_metrics
-from carbonshift.api.paging import MAX_LIMIT, decode_cursor, encode_cursor
+from carbonshift.api.paging import MAX_LIMIT, decode_cursor, page_json
 from carbonshift.api.port import SchedulerPort
 from carbonshift.api.security import TOKEN_ENV, BearerAuth, BodyLimit
 from carbonshift.api.specs import UnsupportedMediaType, field_loc, problems_detail, read_spec
@@ -247,10 +247,10 @@ def create_app(scheduler: SchedulerPort, settings: Settings) -> FastAPI:
 
         def work() -> bytes:
             # only the page is read (a range of the index on the list's order) and, without `full`,
-            # without the history that was most of a long listing's time and size
+            # without the history that was most of a long listing's time and size; a summary comes
+            # with its JSON written from the stored rows
             found = scheduler.list_jobs_page(limit, after, full=full, **labels)
-            next_cursor = encode_cursor(found.jobs[-1]) if found.more and found.jobs else None
-            return encode_json({"jobs": [v.to_dict() for v in found.jobs], "next_cursor": next_cursor})
+            return page_json(found.jobs, found.more, encode_json)
 
         return _json(await run_in_threadpool(work))
 
