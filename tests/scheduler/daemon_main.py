@@ -110,13 +110,17 @@ def run_daemon(settings_json: str, role_path: str, crash_mode: str = "", crash_j
     sched.shutdown()
 
 
-def run_daemon_with_env(env: dict[str, str], log_path: str, settings_json: str, role_path: str) -> None:
-    """`run_daemon` in the test's environment as it is now (a cloud SDK finds its fake's endpoint
-    there, which the test set after the fork server started), logging to a file, as `main` does."""
+def run_daemon_with_env(
+    env: dict[str, str], log_path: str, settings_json: str, role_path: str, *crash: str
+) -> None:
+    """`run_daemon` in the test's environment as it is now, as a subprocess would have it (the fork
+    server keeps the one of the test that started it: a cloud SDK would miss its fake's endpoint, a
+    daemon would read another test's CARBONSHIFT_ variables), logging to `log_path` when given."""
     os.environ.clear()
     os.environ.update(env)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", filename=log_path)
-    run_daemon(settings_json, role_path)
+    if log_path:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", filename=log_path)
+    run_daemon(settings_json, role_path, *crash)
 
 
 def main() -> int:

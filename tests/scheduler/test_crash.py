@@ -20,7 +20,7 @@ import pytest
 from carbonshift.clock import FixedClock
 from carbonshift.config import load_settings
 from carbonshift.scheduler import DaemonLockedError, RunState, Scheduler
-from tests.scheduler.daemon_main import PRELOAD, run_daemon
+from tests.scheduler.daemon_main import PRELOAD, run_daemon_with_env
 from tests.scheduler.helpers import NOW, hourly, spec, wait_for, window, write_series
 
 
@@ -52,7 +52,7 @@ _CTX.set_forkserver_preload(PRELOAD)
 
 class Daemon:
     """A daemon (`daemon_main.run_daemon`) in its own process, forked from a server that has already
-    imported carbonshift; its role lines are read from a file."""
+    imported carbonshift, in this process's environment; its role lines are read from a file."""
 
     def __init__(
         self, tmp_path: Path, name: str, settings: dict[str, Any], crash: str = "", job: str = ""
@@ -61,8 +61,8 @@ class Daemon:
         self.role_path = tmp_path / f"{name}.roles"
         self.role_path.touch()
         self.proc = _CTX.Process(
-            target=run_daemon,
-            args=(json.dumps(settings), str(self.role_path), crash, job),
+            target=run_daemon_with_env,
+            args=(dict(os.environ), "", json.dumps(settings), str(self.role_path), crash, job),
             name=name,
             daemon=False,
         )
