@@ -206,8 +206,10 @@ class Footprints:
         ]
         unit = self.functional_unit
         hardware = [c.to_dict() for c in self.choices] if self.alternatives else None
+        n = len(embodied)
+        six = rounded(embodied + totals + saved, 6)  # in one go
         for option, out, kg, kg_shown, total_shown, saved_shown in zip(
-            options, shown, embodied, rounded(embodied, 6), rounded(totals, 6), rounded(saved, 6), strict=True
+            options, shown, embodied, six[:n], six[n : 2 * n], six[2 * n :], strict=True
         ):
             out["embodied_kg_co2e"] = kg_shown
             out["total_kg_co2e"] = total_shown

@@ -220,11 +220,16 @@ def option_dicts(options: Sequence[PlanOption], *, with_chunks: bool = False) ->
     """Each option's `to_dict`, built together: a plan shows up to every region's option (139 for a
     cloud CPU job), so each figure is rounded for all options at once (`rounded`, the same floats as
     `round`) and each series' provenance is summarised once (`_shown_sources`)."""
+    n = len(options)
     means = rounded([o.mean_g_per_kwh for o in options], 3)
-    kgs = rounded([o.kg_co2e for o in options], 6)
-    savings = rounded([o.savings_kg for o in options], 6)
-    baselines = rounded([o.baseline_kg_co2e for o in options], 6)
-    energies = rounded([o.energy_kwh for o in options], 6)
+    six = rounded(  # the kg and kWh figures, rounded in one go
+        [o.kg_co2e for o in options]
+        + [o.savings_kg for o in options]
+        + [o.baseline_kg_co2e for o in options]
+        + [o.energy_kwh for o in options],
+        6,
+    )
+    kgs, savings, baselines, energies = six[:n], six[n : 2 * n], six[2 * n : 3 * n], six[3 * n :]
     given = iter(rounded([p for p in (o.savings_pct for o in options) if p is not None], 2))
     pcts = [None if o.savings_pct is None else next(given) for o in options]
     out = []
