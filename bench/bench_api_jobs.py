@@ -100,17 +100,23 @@ def cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
-def settle(pid: int, idle_cpu_s: float = 0.05, most_s: float = 20.0) -> float:
-    """Wait until the server is idle (under `idle_cpu_s` CPU in a second): a daemon that has just
-    started adopts its runs' timers and ticks once, and that work is not the listing's. The wait."""
+def settle(pid: int, idle_cpu_s: float = 0.05, steady_cpu_s: float = 0.05, most_s: float = 30.0) -> float:
+    """Wait until the server is idle (under `idle_cpu_s` CPU in a second) or at its rate at rest
+    (three seconds in a row within `steady_cpu_s` of one another: with thousands of stored runs the
+    daemon's ticks never leave it idle): a daemon that has just started adopts its runs' timers and
+    ticks once, and that work is not the listing's. The wait."""
     t0 = time.monotonic()
     before = cpu_s(pid)
+    rates: list[float] = []
     while time.monotonic() - t0 < most_s:
         time.sleep(1.0)
         now = cpu_s(pid)
-        if now - before < idle_cpu_s:
-            break
+        rates.append(now - before)
         before = now
+        if rates[-1] < idle_cpu_s:
+            break
+        if len(rates) >= 3 and max(rates[-3:]) - min(rates[-3:]) < steady_cpu_s:
+            break
     return time.monotonic() - t0
 
 

@@ -5,10 +5,11 @@ A summary is a job's full view (`JobView.to_dict`) less its history: no `plans`,
 on the plan in force, no run `events`. Most of what it still shows is stored as JSON: the spec, the
 plan's option, baseline and notices, each run's planned option and refusals. Decoding those columns to
 build views, only to encode them again, was most of a page's CPU time (issue 13), so here they are read
-as the text the database holds and put into the answer as they are (`_Splicer`); the database writes
-the times as `isoformat_z` does; the handle's log path and the plan id are read by JSON path. Python builds only
-the small part around them. Content is the summary's exactly (whitespace inside a stored value aside);
-tests hold the two to each other.
+as the text the database holds and put into the answer as they are (`_Splicer`). The database writes
+the times as `isoformat_z` does, and reads the handle's log path and the plan id by JSON path; Python
+builds only the small part around the stored texts, from rows unpacked by position. Content is the
+summary's exactly (whitespace inside a stored value aside); tests hold the two to each other on SQLite
+and PostgreSQL.
 """
 
 from __future__ import annotations
