@@ -155,22 +155,49 @@ def baseline_notice(spec: JobSpec, base: Region | None) -> str | None:
 
 
 def candidate_regions(spec: JobSpec, catalog: Catalog) -> list[Region]:
-    """The catalog's regions that the spec's placement rules allow (UserInputError when none)."""
+    """The catalog's regions that the spec's placement rules allow (UserInputError when none).
+    Memoised per catalog, placement and hardware, as `exclusions` is: a daemon plans the same few
+    again and again, and asking the instance table about each of 139 regions hashes the (pydantic)
+    hardware 139 times."""
+    p = spec.placement
+    return list(
+        _candidate_regions(
+            catalog, tuple(p.providers), tuple(p.regions), tuple(p.exclude), tuple(p.countries), spec.hardware
+        )
+    )
+
+
+@lru_cache(maxsize=256)  # keyed by the catalog object itself (held here), not an id a new one could reuse
+def _candidate_regions(
+    catalog: Catalog,
+    providers: tuple[str, ...],
+    regions: tuple[str, ...],
+    exclude: tuple[str, ...],
+    countries: tuple[str, ...],
+    hardware: Hardware,
+) -> tuple[Region, ...]:
+    placement = Placement.model_construct(
+        providers=list(providers), regions=list(regions), exclude=list(exclude), countries=list(countries)
+    )
     # only regions that offer the hardware: the planner and the launcher share the instance catalog
-    return filter_offering(placed_regions(spec, catalog), spec.hardware)
+    return tuple(filter_offering(_placed_in(catalog, placement), hardware))
 
 
 def placed_regions(spec: JobSpec, catalog: Catalog) -> list[Region]:
     """The catalog's regions the spec's placement rules allow, whatever hardware they offer."""
+    return _placed_in(catalog, spec.placement)
+
+
+def _placed_in(catalog: Catalog, placement: Placement) -> list[Region]:
     regions = catalog.regions()
-    wants_local = "local" in spec.placement.providers
+    wants_local = "local" in placement.providers
     if wants_local and not any(r.provider == "local" for r in regions):
         raise UserInputError(
             "placement.providers",
             "'local' needs this machine's location: add it under `locations:` in the config file "
             "(provider: local, region: NAME, zone: ZONE)",
         )
-    return filter_candidates(regions, spec.placement)
+    return filter_candidates(regions, placement)
 
 
 def baseline_region(spec: JobSpec, catalog: Catalog) -> Region | None:
