@@ -114,24 +114,27 @@ def exclusions(spec: JobSpec, catalog: Catalog) -> tuple[Exclusion, ...]:
     """Every catalog region `spec` may not use, with the first rule that refuses it: its placement
     (providers, allow-list, exclude, data residency), then the instance catalog (hardware not offered).
     Memoised per catalog, placement and hardware: a batch of specs shares a handful of them."""
-    p = spec.placement
-    return _exclusions(
-        catalog, tuple(p.providers), tuple(p.regions), tuple(p.exclude), tuple(p.countries), spec.hardware
+    return _exclusions(catalog, _placement_key(spec.placement), spec.hardware)
+
+
+# a placement's rules as a hashable key (a pydantic Placement is not): providers, regions, exclude, countries
+_PlacementKey = tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...], tuple[str, ...]]
+
+
+def _placement_key(p: Placement) -> _PlacementKey:
+    return tuple(p.providers), tuple(p.regions), tuple(p.exclude), tuple(p.countries)
+
+
+def _placement_of(key: _PlacementKey) -> Placement:
+    providers, regions, exclude, countries = key
+    return Placement.model_construct(
+        providers=list(providers), regions=list(regions), exclude=list(exclude), countries=list(countries)
     )
 
 
 @lru_cache(maxsize=256)  # keyed by the catalog object itself (held here), not an id a new one could reuse
-def _exclusions(
-    catalog: Catalog,
-    providers: tuple[str, ...],
-    regions: tuple[str, ...],
-    exclude: tuple[str, ...],
-    countries: tuple[str, ...],
-    hardware: Hardware,
-) -> tuple[Exclusion, ...]:
-    placement = Placement.model_construct(
-        providers=list(providers), regions=list(regions), exclude=list(exclude), countries=list(countries)
-    )
+def _exclusions(catalog: Catalog, key: _PlacementKey, hardware: Hardware) -> tuple[Exclusion, ...]:
+    placement = _placement_of(key)
     out = []
     for region in catalog.regions():
         problem = placement_problem(region, placement)
@@ -159,28 +162,13 @@ def candidate_regions(spec: JobSpec, catalog: Catalog) -> list[Region]:
     Memoised per catalog, placement and hardware, as `exclusions` is: a daemon plans the same few
     again and again, and asking the instance table about each of 139 regions hashes the (pydantic)
     hardware 139 times."""
-    p = spec.placement
-    return list(
-        _candidate_regions(
-            catalog, tuple(p.providers), tuple(p.regions), tuple(p.exclude), tuple(p.countries), spec.hardware
-        )
-    )
+    return list(_candidate_regions(catalog, _placement_key(spec.placement), spec.hardware))
 
 
-@lru_cache(maxsize=256)  # keyed by the catalog object itself (held here), not an id a new one could reuse
-def _candidate_regions(
-    catalog: Catalog,
-    providers: tuple[str, ...],
-    regions: tuple[str, ...],
-    exclude: tuple[str, ...],
-    countries: tuple[str, ...],
-    hardware: Hardware,
-) -> tuple[Region, ...]:
-    placement = Placement.model_construct(
-        providers=list(providers), regions=list(regions), exclude=list(exclude), countries=list(countries)
-    )
+@lru_cache(maxsize=256)  # as _exclusions
+def _candidate_regions(catalog: Catalog, key: _PlacementKey, hardware: Hardware) -> tuple[Region, ...]:
     # only regions that offer the hardware: the planner and the launcher share the instance catalog
-    return tuple(filter_offering(_placed_in(catalog, placement), hardware))
+    return tuple(filter_offering(_placed_in(catalog, _placement_of(key)), hardware))
 
 
 def placed_regions(spec: JobSpec, catalog: Catalog) -> list[Region]:
