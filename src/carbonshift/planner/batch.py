@@ -17,13 +17,17 @@ What is shared, and why it is fast:
   duration; its `StartTable` (range minima) answers every (spec, region) window of that duration in
   one pass of numpy calls. Where few specs share a duration the table costs more than it saves, and
   each spec's window is searched on its own (`window_search`, as `plan()` does).
+* Interruptible specs: every window's exact programme runs together (`interruptible.cheapest_chunks_batch`,
+  one programme for all windows of a slot length and chunk minimum; a flat series' plan is the run
+  at earliest, as in `plan()`), and each plan's figures are summed over its chunks as `plan()` sums
+  them. Ranking and options as for contiguous specs.
 * Ranking: one sort over a (specs x regions) matrix.
 * Options are built when read: `Plan.options` is a `RankedOptions`, a sequence that builds each
   `PlanOption` on first access. `plan.best`, `to_dict(top=N)` and the notes build only what they show.
 
-Interruptible specs (`interruptible.py`) and any spec whose inputs `plan()` would refuse (no candidates, an
-impossible window, a series with a gap in the window, mixed signals, an unknown baseline, a PUE below
-1) are handed to `plan()` itself, in place: the refusal is then `plan()`'s own error.
+Any spec whose inputs `plan()` would refuse (no candidates, an impossible window, a series with a gap
+in the window, mixed signals, an unknown baseline, a PUE below 1) is handed to `plan()` itself, in
+place: the refusal is then `plan()`'s own error.
 
 Exactness. The figures a plan reports (means, kg, savings, baselines) are sums over each run
 (`contiguous.run_integrals`), in `plan()` and here alike, so they agree to the last bit once the
