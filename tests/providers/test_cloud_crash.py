@@ -26,10 +26,23 @@ from tests.scheduler.daemon_main import PRELOAD, run_daemon_with_env
 from tests.scheduler.helpers import hourly, spec, wait_for, window, write_series
 
 # The daemons fork from a server that has imported carbonshift and the clouds' SDKs once (a fresh
-# interpreter spent seconds on them: two daemons a test). The server is one per test session;
-# test_crash.py's daemons fork from it too.
+# interpreter spent seconds on them at each daemon's first launch: google-cloud-compute alone takes
+# 2 s of CPU). The server is one per test session, test_crash.py's daemons fork from it too; when one
+# of those started it, it lacks the SDKs and a daemon here imports them itself.
 _CTX = multiprocessing.get_context("forkserver")
-_CTX.set_forkserver_preload(PRELOAD)
+_PRELOAD = [
+    *PRELOAD,
+    "carbonshift.providers.gcp",
+    "carbonshift.providers.azure",
+    "carbonshift.providers.aws",
+    "google.cloud.compute_v1",
+    "google.auth",
+    "google.api_core.exceptions",
+    "azure.identity",
+    "azure.mgmt.compute",
+    "azure.mgmt.network",
+    "boto3",
+]
 
 
 @dataclass
@@ -128,6 +141,7 @@ class Daemon:
     def __init__(self, tmp_path: Path, name: str, settings: dict[str, Any]) -> None:
         self.out = tmp_path / f"{name}.out"
         self.out.touch()
+        _CTX.set_forkserver_preload(_PRELOAD)  # no effect once the server runs
         self.proc = _CTX.Process(
             target=run_daemon_with_env,
             args=(dict(os.environ), str(tmp_path / f"{name}.err"), json.dumps(settings), str(self.out)),

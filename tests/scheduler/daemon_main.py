@@ -29,8 +29,7 @@ from carbonshift.providers.local import LocalProvider
 from carbonshift.scheduler import DaemonLockedError, Scheduler
 
 # What the tests' fork server imports before forking a daemon: a fresh interpreter spends seconds on
-# them for each daemon (alembic and mako at its first start, a cloud's SDK at its first launch:
-# google-cloud-compute alone takes 2 s of CPU). One not installed is skipped.
+# them for each daemon (alembic and mako at its first start). One not installed is skipped.
 PRELOAD = [
     "tests.scheduler.daemon_main",
     "alembic.command",
@@ -41,16 +40,6 @@ PRELOAD = [
     "sqlalchemy.dialects.sqlite",
     "sqlalchemy.dialects.postgresql",
     "psycopg",
-    "carbonshift.providers.gcp",
-    "carbonshift.providers.azure",
-    "carbonshift.providers.aws",
-    "google.cloud.compute_v1",
-    "google.auth",
-    "google.api_core.exceptions",
-    "azure.identity",
-    "azure.mgmt.compute",
-    "azure.mgmt.network",
-    "boto3",
 ]
 
 
