@@ -382,3 +382,43 @@ def test_the_document_check_applies_however_a_spec_is_made() -> None:
         JobSpec.model_validate(data)
     with pytest.raises(ValidationError, match="lone surrogate"):
         JobSpec(**data)
+
+
+def _nested_env(levels: int) -> str:
+    """A spec whose env nests `levels` mappings deep in block style (no brackets for the pre-check)."""
+    lines, indent = ["name: a", "command: x", "duration: 1h", "env:"], "  "
+    for i in range(levels):
+        lines.append(f"{indent}k{i}:")
+        indent += "  "
+    return "\n".join([*lines, f"{indent}v"]) + "\n"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        FULL,
+        _nested_env(30),  # the deepest value at depth 32: allowed by the document check, refused later
+        _nested_env(31),  # depth 33: the document check's own message
+        "name: a\ncommand: x\nduration: 1h\npower_watts: " + "9" * 5000 + "\n",
+        "name: a\ncommand: x\nduration: 1h\nenv: &e {A: b}\nlabels: *e\n",
+        "name: a\ncommand: [x, '&']\nduration: 1h\nenv: {A: [" + ",".join(["1"] * 200_001) + "]}\n",
+        "name: a\ncommand: x\nduration: 1h\n? " + "9" * 5000 + "\n: a huge number as a key\n",
+    ],
+)
+def test_a_document_libyaml_read_is_checked_as_any_other(text: str) -> None:
+    """The YAML reader skips the document check when building the document met nothing it looks for
+    (config/plain_yaml.Walk); what it then gives is what the pure-Python loader and the full check give."""
+    import yaml
+
+    from carbonshift.config.jobspec import _NoTimestampLoader, parse_jobspec
+
+    outcomes = []
+    for read in (
+        lambda: loads_jobspec(text, source="s"),
+        lambda: parse_jobspec(yaml.load(text, Loader=_NoTimestampLoader), source="s"),
+    ):
+        try:
+            outcomes.append(read().model_dump())
+        except JobSpecError as exc:
+            outcomes.append(exc.problems)
+    assert outcomes[0] == outcomes[1]

@@ -15,6 +15,7 @@ import math
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -36,9 +37,10 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from carbonshift.config.document import MAX_DEPTH, HugeNumber, document_problem, parse_int, shown
-from carbonshift.config.plain_yaml import NotPlain, plain_document
+from carbonshift.config.plain_yaml import NotPlain, Walk, plain_document
 from carbonshift.errors import UserInputError
-from carbonshift.planner.power_tables import known_gpu_models, lookup_gpu, no_public_tdp
+from carbonshift.planner import power_tables
+from carbonshift.planner.power_tables import known_gpu_models, no_public_tdp
 from carbonshift.timeutil import isoformat_z, parse_datetime, parse_duration
 
 if TYPE_CHECKING:
@@ -57,6 +59,10 @@ NAME_PATTERN = r"^[a-z0-9-]{1,63}$"
 REGION_REF_PATTERN = r"^[a-z0-9-]+:[a-z0-9._-]+$"
 PROVIDER_PATTERN = r"^[a-z0-9-]+$"
 COUNTRY_PATTERN = r"^(?:[A-Z]{2}|EU)$"
+
+
+# the power table's row for a GPU name, remembered: a spec looks its GPU up twice, a batch the same few
+lookup_gpu = lru_cache(maxsize=1024)(power_tables.lookup_gpu)
 
 
 def _err(message: str) -> PydanticCustomError:
@@ -82,18 +88,28 @@ def format_duration(value: timedelta) -> str:
 
 def _to_duration(value: Any) -> timedelta:
     if isinstance(value, timedelta):
-        td = value
-    elif isinstance(value, str):
-        try:
-            td = parse_duration(value)
-        except ValueError:
-            raise _err(f"not a duration: {shown(value)} (examples: 30m, 4h, 1h30m, PT4H)") from None
-        except OverflowError:
-            td = timedelta.max
-    elif isinstance(value, int | float):
+        return _whole_duration(value)
+    if isinstance(value, str):
+        return _text_duration(value)
+    if isinstance(value, int | float):
         raise _err(f"{shown(value)} has no unit; write a duration such as 30m, 4h, 1h30m or PT4H")
-    else:
-        raise _err("expected a duration such as 30m, 4h, 1h30m or PT4H")
+    raise _err("expected a duration such as 30m, 4h, 1h30m or PT4H")
+
+
+@lru_cache(maxsize=4096)
+def _text_duration(value: str) -> timedelta:
+    """A duration written as text. Remembered (a refusal is not, it is raised again): the specs of a
+    batch repeat the same few durations."""
+    try:
+        td = parse_duration(value)
+    except ValueError:
+        raise _err(f"not a duration: {shown(value)} (examples: 30m, 4h, 1h30m, PT4H)") from None
+    except OverflowError:
+        td = timedelta.max
+    return _whole_duration(td)
+
+
+def _whole_duration(td: timedelta) -> timedelta:
     if td > MAX_DURATION:
         raise _err(f"at most {format_duration(MAX_DURATION)} ({MAX_DURATION.days} days)")
     seconds = td.total_seconds()
@@ -841,20 +857,61 @@ class _NoTimestampLoader(yaml.SafeLoader):
 # \ud800 escape, which the document check then names by field) reads as before.
 _CBase: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
+# Answers of PyYAML's resolver and scalar constructors for plain scalars, by their text: they depend on
+# nothing else, and the specs of a batch repeat the same keys and small values. Cleared when full.
+_REMEMBERED_MAX = 4096
+_plain_tags: dict[str, str] = {}
+_plain_scalars: dict[tuple[str, str], Any] = {}
+_DEFAULT_TAGS: dict[type[yaml.Node], str] = {
+    yaml.ScalarNode: _CBase.DEFAULT_SCALAR_TAG,
+    yaml.SequenceNode: _CBase.DEFAULT_SEQUENCE_TAG,
+    yaml.MappingNode: _CBase.DEFAULT_MAPPING_TAG,
+}
+
 
 class _FastNoTimestampLoader(_CBase):  # type: ignore[valid-type,misc]
     yaml_implicit_resolvers = _NO_TIMESTAMPS
+    walk: Walk | None = None  # set when the document was plain: what building it met
+    anchors_possible = True  # False when the text has no `&`: no alias can name a node twice
 
     def construct_document(self, node: yaml.Node) -> Any:
         """A plain document (a spec always is) built directly (config/plain_yaml.py says why), any
         other by PyYAML's constructor."""
+        walk = Walk()
         try:
-            return plain_document(node, self._scalar)
+            data = plain_document(node, self._scalar, walk, shared=self.anchors_possible)
         except NotPlain:
             return super().construct_document(node)
+        self.walk = walk
+        return data
+
+    def resolve(self, kind: type[yaml.Node], value: Any, implicit: tuple[bool, bool]) -> str:
+        """PyYAML's resolver (libyaml asks it for every node), remembered for plain scalars: with no
+        path resolvers, as here, its answer for one depends on the scalar's text alone."""
+        if self.yaml_path_resolvers:
+            return str(super().resolve(kind, value, implicit))
+        if kind is not yaml.ScalarNode or not implicit[0]:
+            return _DEFAULT_TAGS[kind]  # what PyYAML's resolver answers for them without path resolvers
+        tag = _plain_tags.get(value)
+        if tag is None:
+            tag = str(super().resolve(kind, value, implicit))
+            if len(_plain_tags) >= _REMEMBERED_MAX:
+                _plain_tags.clear()
+            _plain_tags[value] = tag
+        return tag
 
     def _scalar(self, node: yaml.ScalarNode) -> Any:
-        return self.yaml_constructors[node.tag](self, node)
+        """An int, float, bool or null scalar, built by the loader's constructor, remembered by text
+        (its value depends on nothing else; a HugeNumber, the one mutable result, is not kept)."""
+        key = (node.tag, node.value)
+        if key in _plain_scalars:
+            return _plain_scalars[key]
+        out = self.yaml_constructors[node.tag](self, node)
+        if not isinstance(out, HugeNumber):
+            if len(_plain_scalars) >= _REMEMBERED_MAX:
+                _plain_scalars.clear()
+            _plain_scalars[key] = out
+        return out
 
 
 def _yaml_int(loader: yaml.SafeLoader, node: yaml.Node) -> int | HugeNumber:
@@ -870,19 +927,34 @@ for _loader in (_NoTimestampLoader, _FastNoTimestampLoader):
     _loader.add_constructor("tag:yaml.org,2002:int", _yaml_int)
 
 
-def _load_yaml(text: str) -> Any:
+def _load_yaml(text: str) -> tuple[Any, bool]:
+    """The document's value, and whether the document check is sure to find nothing in it (Walk.clean:
+    libyaml read it, and building it met nothing the check looks for)."""
     try:
-        if _CBase is not yaml.SafeLoader:
-            try:
-                return yaml.load(text, Loader=_FastNoTimestampLoader)
-            except (yaml.YAMLError, UnicodeEncodeError):  # libyaml takes UTF-8: a lone surrogate fails
-                pass
-        return yaml.load(text, Loader=_NoTimestampLoader)
+        read = _read_with_libyaml(text) if _CBase is not yaml.SafeLoader else None
+        return read if read is not None else (yaml.load(text, Loader=_NoTimestampLoader), False)
     except (ValueError, LookupError, AttributeError, TypeError):
         # PyYAML's constructors fail unwrapped on an explicit tag whose value is not of its type
         raise yaml.YAMLError(
             "a value tagged !!int, !!float, !!bool or !!timestamp is not of that type"
         ) from None
+
+
+def _read_with_libyaml(text: str) -> tuple[Any, bool] | None:
+    """As `yaml.load(text, Loader=_FastNoTimestampLoader)`, with what the walk met; None when libyaml
+    refuses the text (then the pure-Python loader reads it, and gives its own message)."""
+    try:
+        loader = _FastNoTimestampLoader(text)
+    except UnicodeEncodeError:  # libyaml takes UTF-8: a lone surrogate cannot be encoded
+        return None
+    loader.anchors_possible = "&" in text
+    try:
+        data = loader.get_single_data()
+    except (yaml.YAMLError, UnicodeEncodeError):
+        return None
+    finally:
+        loader.dispose()
+    return data, loader.walk is not None and loader.walk.clean()
 
 
 MAX_SPEC_BYTES = (
@@ -934,9 +1006,14 @@ def resolve_relative_window(data: Mapping[str, Any], now: datetime | None, sourc
 def parse_jobspec(data: Any, *, source: str = "spec", now: datetime | None = None) -> JobSpec:
     """Validate already-parsed data (a mapping from YAML, JSON or an API body). `now` resolves a
     relative window (`now`, `+6h`); without it such a window is an error naming the field."""
+    return _parse(data, source=source, now=now, checked=False)
+
+
+def _parse(data: Any, *, source: str, now: datetime | None, checked: bool) -> JobSpec:
+    """parse_jobspec; `checked`: the reader already knows the document check finds nothing."""
     if not isinstance(data, Mapping):
         raise JobSpecError(source, [("", "a job spec is a mapping (name, command, duration, ...)")])
-    problem = document_problem(data)
+    problem = None if checked else document_problem(data)
     if problem is not None:
         raise JobSpecError(source, [problem])
     data = resolve_relative_window(data, now, source)
@@ -952,10 +1029,15 @@ _OPENERS = re.compile(r"(?:[\[{]\s*){" + str(MAX_DEPTH + 1) + "}")
 def loads_jobspec(
     text: str, *, source: str = "spec", fmt: Literal["yaml", "json"] = "yaml", now: datetime | None = None
 ) -> JobSpec:
-    if _OPENERS.search(text) is not None:  # refused before a parser recurses into it (a second or two)
+    # refused before a parser recurses into it (a second or two); it takes more brackets than that
+    if text.count("[") + text.count("{") > MAX_DEPTH and _OPENERS.search(text) is not None:
         raise JobSpecError(source, [("", f"nested more than {MAX_DEPTH} levels deep")])
+    checked = False
     try:
-        data = json.loads(text, parse_int=parse_int) if fmt == "json" else _load_yaml(text)
+        if fmt == "json":
+            data = json.loads(text, parse_int=parse_int)
+        else:
+            data, checked = _load_yaml(text)
     except RecursionError:
         raise JobSpecError(source, [("", "nested too deeply (a job spec is a few levels deep)")]) from None
     except json.JSONDecodeError as exc:
@@ -964,13 +1046,13 @@ def loads_jobspec(
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
         raise JobSpecError(source, [("", f"not valid YAML{where}: {getattr(exc, 'problem', exc)}")]) from None
-    return parse_jobspec(data, source=source, now=now)
+    return _parse(data, source=source, now=now, checked=checked)
 
 
 def load_jobspec(path: str | Path, *, now: datetime | None = None) -> JobSpec:
     """Load a YAML or JSON spec file. With `now`, also check that the window can still be met, so the
     message names the file."""
-    p = Path(path)
+    p = path if isinstance(path, Path) else Path(path)
     try:
         size = p.stat().st_size
         if size > MAX_SPEC_BYTES:
