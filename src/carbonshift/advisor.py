@@ -218,16 +218,19 @@ def advise(
     earliest, deadline = spec.resolve_window(now)
     span = TimeSpan(earliest, deadline)
     regions: list[Region] = list(candidates)
-    if base is not None and base not in regions:
+    base_apart = base is not None and not _holds(candidates, base)  # not a candidate: fetched besides
+    if base is not None and base_apart:
         regions.append(base)
     placed = [_placed(r) for r in regions]
     zones = [z for _, z in placed]
     by_zone = service.series_many(zones, span, signal)
     series = {ref: by_zone[z] for ref, z in placed}
-    baseline_pair = (base, series[region_ref(base)]) if base is not None and base not in candidates else None
+    baseline_pair = (base, series[region_ref(base)]) if base is not None and base_apart else None
     result = plan(
         spec,
-        [(r, series[region_ref(r)]) for r in candidates],
+        [
+            (r, series[ref]) for r, (ref, _) in zip(candidates, placed, strict=False)
+        ],  # placed: candidates first
         now=now,
         baseline=baseline_pair,
         energy_for=sized_energy(spec),  # a host size the spec leaves open: the launch type's, per region
@@ -242,6 +245,12 @@ def advise(
         _with_baseline_notice(notices, spec, base),
         exclusions(spec, catalog),
     )
+
+
+def _holds(regions: Sequence[Region], region: Region) -> bool:
+    """`region in regions`, by identity first: the catalog hands out the same objects, and comparing
+    two frozen dataclasses field by field, for up to 139 regions, cost more than the rest of a check."""
+    return any(r is region for r in regions) or region in regions
 
 
 def _placed(region: Region) -> tuple[str, GridZone]:
