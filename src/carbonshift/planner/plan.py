@@ -580,7 +580,7 @@ def _one_value_run(series: IntensitySeries, lo: int, hi: int, d: int) -> _Found 
     give, the same floating-point operations in the same order: F = value x d, mean = F / d. None
     when the series is anything else (the search decides, and reports gaps or short coverage)."""
     edges = series.edges_s
-    if len(edges) != 2:
+    if len(edges) != 2 or series.values.dtype != np.float64:  # the search's arithmetic is float64's
         return None
     first, last = edges.tolist()
     value = float(series.values[0])
