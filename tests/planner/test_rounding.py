@@ -23,7 +23,7 @@ def _same_as_round(values: list[float], ndigits: int) -> None:
 
 def test_many_values_of_every_size_round_as_python_rounds() -> None:
     rng = np.random.default_rng(13)
-    magnitudes = 10.0 ** rng.uniform(-12, 14, 200_000)
+    magnitudes = 10.0 ** rng.uniform(-12, 14, 60_000)
     values = (magnitudes * rng.choice([-1.0, 1.0], magnitudes.size)).tolist()
     for ndigits in (0, 2, 3, 4, 6):
         _same_as_round(values, ndigits)
