@@ -422,3 +422,16 @@ def test_a_document_libyaml_read_is_checked_as_any_other(text: str) -> None:
         except JobSpecError as exc:
             outcomes.append(exc.problems)
     assert outcomes[0] == outcomes[1]
+
+
+def test_a_spec_file_reads_the_same_with_any_line_ends(tmp_path: Path) -> None:
+    """Line ends are translated as a text file's universal newlines translate them (a block scalar
+    keeps '\\n' whether the file was written with '\\n', '\\r\\n' or '\\r')."""
+    text = "name: a\ncommand: |\n  echo one\n  echo two\nduration: 1h\n"
+    specs = []
+    for i, end in enumerate(("\n", "\r\n", "\r")):
+        path = tmp_path / f"spec{i}.yaml"
+        path.write_bytes(text.replace("\n", end).encode("utf-8"))
+        specs.append(load_jobspec(path))
+    assert specs[0].command == "echo one\necho two\n"
+    assert specs[1] == specs[0] and specs[2] == specs[0]

@@ -1059,7 +1059,7 @@ def load_jobspec(path: str | Path, *, now: datetime | None = None) -> JobSpec:
             raise UserInputError(
                 str(p), f"a job spec is at most {MAX_SPEC_BYTES:,} bytes (as the API takes), this is {size:,}"
             )
-        text = p.read_text(encoding="utf-8")
+        text = _read_text(p)
     except OSError as exc:
         raise UserInputError(str(p), f"cannot read the job spec: {exc.strerror or exc}") from None
     except UnicodeDecodeError:
@@ -1071,6 +1071,14 @@ def load_jobspec(path: str | Path, *, now: datetime | None = None) -> JobSpec:
         except UserInputError as exc:
             raise JobSpecError(str(p), [(exc.where, exc.problem)]) from None
     return spec
+
+
+def _read_text(path: Path) -> str:
+    """`path.read_text(encoding="utf-8")` without the text layer (a third of its time for a spec): the
+    bytes decoded, and line ends translated as its universal newlines translate them."""
+    with open(path, "rb") as f:
+        text = f.read().decode("utf-8")
+    return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
 
 
 def jobspec_json_schema() -> dict[str, Any]:
