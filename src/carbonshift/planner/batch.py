@@ -44,8 +44,9 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
@@ -83,6 +84,9 @@ from carbonshift.planner.plan import (
 )
 from carbonshift.timeutil import to_epoch_s
 
+if TYPE_CHECKING:
+    from carbonshift.planner.footprints import Footprints
+
 __all__ = ["PlacementIndex", "RankedOptions", "plan_batch"]  # PlacementIndex: from placement.py
 
 IntArray = npt.NDArray[np.int64]
@@ -92,6 +96,8 @@ BoolArray = npt.NDArray[np.bool_]
 CandidateLike = Candidate | tuple[PlanRegion, IntensitySeries]
 CandidatesFor = Callable[[JobSpec], Sequence[CandidateLike]]
 BaselineFor = Callable[[JobSpec], CandidateLike | None]
+WindowFor = Callable[[JobSpec], tuple[datetime, datetime]]
+FootprintsFor = Callable[[JobSpec], "Footprints"]
 
 # a sparse table (levels x values) larger than this is not built: each job's window is evaluated
 MAX_TABLE = 1 << 25
@@ -109,6 +115,8 @@ def plan_batch(
     baseline: CandidateLike | BaselineFor | None = None,
     energy_for: EnergyFor | None = None,
     model: EnergyModel | None = None,
+    window_for: WindowFor | None = None,
+    footprints_for: FootprintsFor | None = None,
 ) -> list[Plan]:
     """`plan()` for every spec, in order (see the module docstring for what is shared).
 
@@ -116,6 +124,10 @@ def plan_batch(
     own (return the same sequence object for specs that share one: its regions are then prepared once).
     `baseline`: the baseline region's pair when it is not a candidate, or a function giving it per
     spec (None where not needed). `now`, `energy_for` and `model` are `plan()`'s.
+    `window_for`: each spec's `resolve_window(now)`, where the caller has worked it out already (the
+    advisor needs it for the span it fetches; resolving twice cost more than the planning of a spec).
+    `footprints_for`: each plan's `footprints` (None: none), set as the plan is built rather than by a
+    `dataclasses.replace` of every plan afterwards.
     """
     energy_model = model or default_model()
     if callable(candidates):
@@ -136,6 +148,9 @@ def plan_batch(
 
     out: list[Plan | None] = [None] * len(specs)
     prep = _Prep(energy_model, energy_for, now)
+    if window_for is not None:
+        prep.window_for = window_for
+    prep.footprints_for = footprints_for
     to_plan: list[tuple[int, CandidateLike | None]] = []  # specs plan() sees itself
     for i, spec in enumerate(specs):
         given = base_for(spec) if base_for is not None and spec.baseline is not None else None
@@ -155,7 +170,8 @@ def plan_batch(
     # plan()'s own error for the first spec (in order) it refuses
     for i, given in sorted(to_plan, key=lambda item: item[0]):
         spec = specs[i]
-        out[i] = plan(spec, cands_for(spec), now=now, energy_for=energy_for, baseline=given, model=model)
+        result = plan(spec, cands_for(spec), now=now, energy_for=energy_for, baseline=given, model=model)
+        out[i] = result if footprints_for is None else replace(result, footprints=footprints_for(spec))
     plans = [p for p in out if p is not None]
     if len(plans) != len(specs):  # pragma: no cover - every spec is planned above
         raise AssertionError("a spec was left unplanned")
@@ -265,6 +281,8 @@ class _Prep:
         self.model = model
         self.energy_for = energy_for
         self.now = now
+        self.window_for: WindowFor = self._resolve_window
+        self.footprints_for: FootprintsFor | None = None
         self.pool = _Pool()
         self.sets: dict[int, _CandSet] = {}
         self._by_items: dict[tuple[tuple[int, int], ...], _CandSet] = {}
@@ -272,6 +290,9 @@ class _Prep:
         self.jobs: list[_Job] = []
         self.demoted: list[_Job] = []
         self._it_energy: dict[tuple[int, int], EnergyEstimate] = {}
+
+    def _resolve_window(self, spec: JobSpec) -> tuple[datetime, datetime]:
+        return spec.resolve_window(self.now)
 
     def add(
         self, index: int, spec: JobSpec, raw: Sequence[CandidateLike], given: CandidateLike | None
@@ -294,7 +315,7 @@ class _Prep:
         job = _Job()
         job.index, job.spec, job.cset, job.given = index, spec, cset, given
         try:
-            job.earliest, job.deadline = spec.resolve_window(self.now)
+            job.earliest, job.deadline = self.window_for(spec)
             job.power = self.model.power(spec)
         except Exception:
             return None
@@ -891,6 +912,7 @@ def _finish(prep: _Prep, jobs: list[_Job], pp: _Pairs, ranking: _Ranking, now: d
     plans: dict[int, Plan] = {}
     bad_list = pp.bad_job.tolist()
     no_pref_list = no_pref.tolist()
+    footprints_for = prep.footprints_for
     for jr, job in enumerate(jobs):
         if bad_list[jr]:
             prep.demoted.append(job)
@@ -922,6 +944,7 @@ def _finish(prep: _Prep, jobs: list[_Job], pp: _Pairs, ranking: _Ranking, now: d
             baseline=base,
             options=RankedOptions(ranking, jr),
             no_time_preference=bool(no_pref_list[jr]),
+            footprints=None if footprints_for is None else footprints_for(spec),
         )
     return plans
 
