@@ -28,7 +28,7 @@ from carbonshift.errors import NoDataError, UserInputError
 from carbonshift.intensity.base import IntensitySource, SourceError, place_key
 from carbonshift.intensity.cache import IntensityCache
 from carbonshift.intensity.model import DAY_S, profile_forecast
-from carbonshift.intensity.shared import FAILURE_MEMORY_S, Place, SharedIntensity, hour_span
+from carbonshift.intensity.shared import FAILURE_MEMORY_S, Place, SharedIntensity, hour_span, hour_span_s
 from carbonshift.intensity.sources.files import FileSource
 from carbonshift.intensity.sources.static import StaticSource
 from carbonshift.intensity.types import GridZone, IntensitySeries, Kind, Provenance, Signal, TimeSpan
@@ -80,22 +80,31 @@ class IntensityService:
         """A complete series (no gaps) over `span`, or NoDataError when nothing can honestly fill it."""
         if self.shared is None:
             return self._merged(zone, span, signal)
-        kept = self._kept(zone, span, signal, hour_span(span), to_epoch_s(self.clock.now()))
+        span_s = (span.start_s, span.end_s)
+        token = self.shared.zone_token(zone)
+        kept = self._kept(token, span, span_s, signal, hour_span_s(*span_s), to_epoch_s(self.clock.now()))
         return kept or self._merge_and_keep(zone, span, signal, self.shared)
 
     def _kept(
-        self, zone: GridZone, span: TimeSpan, signal: Signal, wide: TimeSpan, now_s: int
+        self,
+        token: int,
+        span: TimeSpan,
+        span_s: tuple[int, int],
+        signal: Signal,
+        wide_s: tuple[int, int],
+        now_s: int,
     ) -> IntensitySeries | None:
-        """The shared merged series for the hours around `span` (`wide`), read out for `span`, with the
-        notices its build made; None when there is none still valid."""
+        """The shared merged series of the zone with this token for the hours around `span`
+        (`wide_s`), read out for `span` (`span_s` in epoch s: worked out once per plan, not per zone),
+        with the notices its build made; None when there is none still valid."""
         if self.shared is None:
             return None
-        entry = self.shared.lookup((zone, signal, wide.start_s, wide.end_s), now_s)
+        entry = self.shared.lookup((token, signal, *wide_s), now_s)
         if entry is None:
             return None
         for notice in entry.notices:
             self._notice(notice)
-        return entry.window(span)
+        return entry.window(span, span_s)
 
     def _merge_and_keep(
         self, zone: GridZone, span: TimeSpan, signal: Signal, shared: SharedIntensity
@@ -112,7 +121,7 @@ class IntensityService:
         finally:
             self._builds.build = None
         shared.store(
-            (zone, signal, wide.start_s, wide.end_s),
+            (shared.zone_token(zone), signal, wide.start_s, wide.end_s),
             merged,
             notices=tuple(build.notices),
             inputs=tuple(build.inputs.items()),
@@ -173,15 +182,26 @@ class IntensityService:
         """Series for several zones at once, keyed by zone (live sources are I/O bound, so threads
         help). Zones are distinct when anything about them differs: two regions in one grid zone share
         live data but keep their own static fallback values."""
-        unique = list(dict.fromkeys(zones))
         done: dict[GridZone, IntensitySeries] = {}
         if self.shared is not None:  # kept merges first: no thread needed
-            wide, now_s = hour_span(span), to_epoch_s(self.clock.now())
-            for z in unique:
-                kept = self._kept(z, span, signal, wide, now_s)
-                if kept is not None:
+            # each zone by its token (hashing a GridZone hashes its 11 fields), each time once
+            shared, by_token = self.shared, dict[int, GridZone]()
+            for z in zones:
+                by_token.setdefault(shared.zone_token(z), z)
+            unique = list(by_token.values())
+            span_s = (span.start_s, span.end_s)
+            wide_s, now_s = hour_span_s(*span_s), to_epoch_s(self.clock.now())
+            todo = []
+            for token, z in by_token.items():
+                kept = self._kept(token, span, span_s, signal, wide_s, now_s)
+                if kept is None:
+                    todo.append(z)
+                else:
                     done[z] = kept
-        todo = [z for z in unique if z not in done]
+            if not todo:  # a warm daemon's plan: every zone kept, in the order asked
+                return done
+        else:
+            unique = todo = list(dict.fromkeys(zones))
         if len(todo) <= 1 or not any(s.supports(z, signal) for z in todo for s in self.sources):
             done.update({z: self.series(z, span, signal) for z in todo})
             return {z: done[z] for z in unique}

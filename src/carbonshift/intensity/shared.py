@@ -32,16 +32,21 @@ HOUR_S = 3600
 FAILURE_MEMORY_S = 120  # a source that just failed is not asked again for this long (the service's rule)
 
 Place = tuple[str, str]  # (source name, the source's key for the zone)
-MergedKey = tuple[GridZone, Signal, int, int]  # zone, signal, hour-aligned span start and end (epoch s)
+# the zone's token (`SharedIntensity.zone_token`), signal, hour-aligned span start and end (epoch s)
+MergedKey = tuple[int, Signal, int, int]
 
 
 def hour_span(span: TimeSpan) -> TimeSpan:
     """`span` widened to whole hours (UTC): the unit merged series are kept in."""
-    start = span.start_s - span.start_s % HOUR_S
-    end = -(-span.end_s // HOUR_S) * HOUR_S
-    return TimeSpan.from_epoch(start, end)
+    return TimeSpan.from_epoch(*hour_span_s(span.start_s, span.end_s))
 
 
+def hour_span_s(start_s: int, end_s: int) -> tuple[int, int]:
+    """`hour_span` in epoch seconds."""
+    return start_s - start_s % HOUR_S, -(-end_s // HOUR_S) * HOUR_S
+
+
+MAX_ZONES = 1 << 14  # zone tokens remembered (a catalog has ~140 regions; config reloads make new zones)
 WINDOWS_KEPT = 4  # windows remembered per entry: plans in the same second share one
 
 
@@ -51,14 +56,16 @@ class MergedEntry:
     notices: tuple[str, ...]  # what building it noticed (fallbacks, failed sources)
     inputs: tuple[tuple[Place, int], ...]  # each (source, place) it read, with that place's generation
     expires_s: int
+    whole_s: tuple[int, int]  # the series' own span in epoch s (read once, not per plan and zone)
     _windows: dict[tuple[int, int], IntensitySeries] = field(default_factory=dict, compare=False, repr=False)
 
-    def window(self, span: TimeSpan) -> IntensitySeries:
-        """The series read out for `span`. Plans arriving in the same second have the same window
-        (a dry run's starts at now), so the last few are remembered: under load most plans then read
-        their 139 series without building any (series are immutable, so sharing them is safe)."""
-        key = (span.start_s, span.end_s)
-        if key == (int(self.series.edges_s[0]), int(self.series.edges_s[-1])):
+    def window(self, span: TimeSpan, span_s: tuple[int, int] | None = None) -> IntensitySeries:
+        """The series read out for `span` (`span_s`: its epoch seconds, where the caller has them).
+        Plans arriving in the same second have the same window (a dry run's starts at now), so the
+        last few are remembered: under load most plans then read their 139 series without building
+        any (series are immutable, so sharing them is safe)."""
+        key = (span.start_s, span.end_s) if span_s is None else span_s
+        if key == self.whole_s:
             return self.series
         found = self._windows.get(key)
         if found is None:
@@ -79,9 +86,32 @@ class SharedIntensity:
         self.max_workers = max_workers
         self.max_entries = max_entries
         self.pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="intensity")
+        self._next_token = 0
         self._lock = threading.Lock()
         self._entries: dict[MergedKey, MergedEntry] = {}
         self._generations: dict[Place, int] = {}
+        self._tokens: dict[GridZone, int] = {}
+        self._token_of: dict[int, tuple[GridZone, int]] = {}  # by id(zone): the zone held, its token
+
+    # ---- zones: keyed by a number --------------------------------------------------------------
+    def zone_token(self, zone: GridZone) -> int:
+        """A number for `zone`, the same for every equal zone: what merged series are keyed by. A
+        GridZone hashes its 11 fields each time, and a plan looked up 139 of them; a daemon asks about
+        the same zone objects (the advisor makes each region's once), so this is found by identity."""
+        found = self._token_of.get(id(zone))
+        if found is not None and found[0] is zone:
+            return found[1]
+        with self._lock:
+            token = self._tokens.get(zone)
+            if token is None:
+                if len(self._tokens) >= MAX_ZONES:  # old tokens are never reused: their entries age out
+                    self._tokens.clear()
+                token = self._tokens[zone] = self._next_token
+                self._next_token += 1
+            if len(self._token_of) >= MAX_ZONES:
+                self._token_of.clear()
+            self._token_of[id(zone)] = (zone, token)
+        return token
 
     # ---- generations: a source answering again -------------------------------------------------
     def generation(self, place: Place) -> int:
@@ -97,15 +127,26 @@ class SharedIntensity:
 
     # ---- merged series -------------------------------------------------------------------------
     def lookup(self, key: MergedKey, now_s: int) -> MergedEntry | None:
-        with self._lock:
-            entry = self._entries.get(key)
-            if entry is None:
-                return None
-            current = all(self._generations.get(place, 0) == gen for place, gen in entry.inputs)
-            if now_s >= entry.expires_s or not current:
-                del self._entries[key]
-                return None
+        """The entry kept for `key`, if still valid. Read without the lock (a plan looks up 139 of
+        them; a dict read and each generation read are atomic), which answers as a locked read would:
+        a source answering just after is seen by the next plan either way. Only dropping an entry
+        that is out of date takes the lock."""
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        generations = self._generations
+        current = now_s < entry.expires_s
+        if current:
+            for place, gen in entry.inputs:
+                if generations.get(place, 0) != gen:
+                    current = False
+                    break
+        if current:
             return entry
+        with self._lock:
+            if self._entries.get(key) is entry:
+                del self._entries[key]
+        return None
 
     def store(
         self,
@@ -124,7 +165,9 @@ class SharedIntensity:
         with self._lock:
             if key not in self._entries and len(self._entries) >= self.max_entries:
                 self._evict(now_s)
-            self._entries[key] = MergedEntry(series, notices, inputs, expires_s)
+            edges = series.edges_s
+            whole_s = (int(edges[0]), int(edges[-1]))
+            self._entries[key] = MergedEntry(series, notices, inputs, expires_s, whole_s)
 
     def __len__(self) -> int:
         with self._lock:
