@@ -24,8 +24,14 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
     desc,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# a run holds a handle (a JSON null, what the ORM writes for a handle set to None, is none; SQL NULL
+# is not <> anything): the predicate of the partial indexes `ix_runs_held_*`, which a query can use
+# only when it says the same (queueing.holds_handle)
+HOLDS_HANDLE_SQL = "CAST(handle AS TEXT) <> 'null'"
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -54,7 +60,11 @@ class Base(DeclarativeBase):
 class JobRow(Base):
     __tablename__ = "jobs"
     # migration 0010: the job list's order (newest first, then id), so a page is an index range
-    __table_args__ = (Index("ix_jobs_created_id", desc("created_at"), "id"),)
+    __table_args__ = (
+        Index("ix_jobs_created_id", desc("created_at"), "id"),
+        # migration 0011: the tick's look for active schedules reads them alone, not every active job
+        Index("ix_jobs_recurring_status", "recurring", "status"),
+    )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     name: Mapped[str] = mapped_column(String(63))
@@ -78,6 +88,23 @@ class RunRow(Base):
         UniqueConstraint("job_id", "nominal", name="uq_runs_job_nominal"),
         Index("ix_runs_state_start", "state", "planned_start"),
         Index("ix_runs_release", "release_state", "release_next_at"),
+        # migration 0011: partial, only the runs holding a handle (few wait or end unlaunched holding
+        # one), so the tick's looks for queued jobs out of step or left behind read those alone
+        Index(
+            "ix_runs_held_start",
+            "state",
+            "planned_start",
+            sqlite_where=text(HOLDS_HANDLE_SQL),
+            postgresql_where=text(HOLDS_HANDLE_SQL),
+        ),
+        Index(
+            "ix_runs_held_unlaunched",
+            "state",
+            "launched_at",
+            "release_state",
+            sqlite_where=text(HOLDS_HANDLE_SQL),
+            postgresql_where=text(HOLDS_HANDLE_SQL),
+        ),
         # migration 0006: the ledger's totals read this covering index, never the wide rows
         Index(
             "ix_runs_ledger",

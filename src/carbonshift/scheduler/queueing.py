@@ -25,9 +25,10 @@ from __future__ import annotations
 import functools
 import logging
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import or_, select
+from sqlalchemy import Text, cast, literal_column, select
+from sqlalchemy.sql.elements import ColumnElement
 
 from carbonshift.config.jobspec import JobSpec, Window, parse_jobspec
 from carbonshift.providers.base import HELD, QUEUED_FOR, Handle, LaunchRequest, queueing
@@ -39,7 +40,7 @@ from carbonshift.scheduler.releases import Releases
 from carbonshift.scheduler.states import RunState
 from carbonshift.scheduler.tokens import hash_token
 
-__all__ = ["QueueAhead", "launch_request", "launch_spec", "queued_handle"]
+__all__ = ["QueueAhead", "holds_handle", "launch_request", "launch_spec", "queued_handle"]
 
 log = logging.getLogger(__name__)
 
@@ -81,13 +82,36 @@ def launch_spec(spec: JobSpec, run: RunRow) -> JobSpec:
 
 def queued_handle(run: RunRow) -> Handle | None:
     """The run's handle when it is a job queued ahead (not yet launched by the scheduler)."""
-    if run.handle is None or QUEUED_FOR not in ((run.handle or {}).get("details") or {}):
+    return _queued(run.handle)
+
+
+def _queued(handle: dict[str, Any] | None) -> Handle | None:
+    if handle is None or QUEUED_FOR not in (handle.get("details") or {}):
         return None
-    return Handle.from_dict(run.handle)
+    return Handle.from_dict(handle)
 
 
-def _refusal_key(run: RunRow) -> str:
-    return f"{run.provider}:{run.region}@{z(run.planned_start) if run.planned_start else '-'}"
+def holds_handle() -> ColumnElement[bool]:
+    """The run holds a handle (a JSON null, which the ORM writes for a handle set to None, is none),
+    said as the partial indexes `ix_runs_held_*` say it, so a query with it can read them: a literal,
+    not a bound value, which PostgreSQL's generic plans could not match with the index's predicate."""
+    return cast(RunRow.handle, Text) != literal_column("'null'")
+
+
+class _Waiting(NamedTuple):
+    """What the tick reads of a waiting run to tell whether its queued job is in step with its plan."""
+
+    id: str
+    provider: str | None
+    region: str | None
+    planned_start: datetime | None
+    chunk_index: int | None
+    handle: dict[str, Any] | None
+    refused: str | None  # run.planned[_REFUSED]
+
+
+def _refusal_key(provider: str | None, region: str | None, planned_start: datetime | None) -> str:
+    return f"{provider}:{region}@{z(planned_start) if planned_start else '-'}"
 
 
 class QueueAhead:
@@ -101,44 +125,54 @@ class QueueAhead:
     def sync_due(self, now: datetime) -> None:
         """Hand to the pool each waiting run whose queued job is missing or out of step with its plan,
         and the release of each queued job whose run ended without being launched."""
-        due: list[str] = []
-        # only runs that may concern a queue: planned on an engine that queues, or holding a queued
-        # job (moved off one); with thousands of runs waiting for clouds this reads none of them
+        # only runs that may concern a queue, each read from an index: planned on an engine that queues
+        # (none when no engine queues), or holding a handle (the partial index holds only those); with
+        # thousands of runs waiting for other providers, or finished, this reads none of them
         engines = [name for name, p in self.ctx.providers.items() if queueing(p) is not None]
+        columns = (
+            RunRow.id,
+            RunRow.provider,
+            RunRow.region,
+            RunRow.planned_start,
+            RunRow.chunk_index,
+            RunRow.handle,
+            RunRow.planned[_REFUSED].as_string(),
+        )
+        waiting = (RunRow.state == RunState.WAITING.value, RunRow.planned_start > now)
+        looks = [select(*columns).where(*waiting, holds_handle())]
+        if engines:
+            looks.append(select(*columns).where(*waiting, RunRow.provider.in_(engines)))
+        due: dict[str, None] = {}  # in the order read, each run once
         with self.store.read() as s:
-            for run in s.scalars(
-                select(RunRow).where(
-                    RunRow.state == RunState.WAITING.value,
-                    RunRow.planned_start > now,
-                    or_(RunRow.provider.in_(engines), RunRow.handle.is_not(None)),
-                )
-            ):
-                if self._out_of_step(run):
-                    due.append(run.id)
+            for look in looks:
+                for row in s.execute(look):
+                    run = _Waiting(*row)
+                    if run.id not in due and self._out_of_step(run):
+                        due[run.id] = None
             ended = [
-                run.id
-                for run in s.scalars(
-                    select(RunRow).where(
+                run_id
+                for run_id, handle in s.execute(
+                    select(RunRow.id, RunRow.handle).where(
                         RunRow.state.in_(TERMINAL_STATES),
-                        RunRow.release_state.is_(None),
                         RunRow.launched_at.is_(None),
-                        RunRow.handle.is_not(None),
+                        RunRow.release_state.is_(None),
+                        holds_handle(),
                     )
                 )
-                if queued_handle(run) is not None
+                if _queued(handle) is not None
             ]
         for run_id in due:
             self.ctx.calls.submit([run_id], "queue", functools.partial(self._sync_task, run_id))
         for run_id in ended:
             self.ctx.calls.submit([run_id], "release", functools.partial(self.releases.release, run_id))
 
-    def _out_of_step(self, run: RunRow) -> bool:
-        queued = queued_handle(run)
+    def _out_of_step(self, run: _Waiting) -> bool:
+        queued = _queued(run.handle)
         provider = queueing(self.ctx.providers.get(run.provider or ""))
         if provider is None or run.chunk_index is not None:
             return queued is not None  # moved off a queueing engine: the queued job is to go
         if queued is None:
-            return (run.planned or {}).get(_REFUSED) != _refusal_key(run)
+            return run.refused != _refusal_key(run.provider, run.region, run.planned_start)
         if (queued.provider, queued.region) != (run.provider, run.region):
             return True
         return run.planned_start is not None and queued.details.get(QUEUED_FOR) != z(run.planned_start)
@@ -251,7 +285,10 @@ class QueueAhead:
             run = s.get(RunRow, run_id)
             if run is None or run.state != RunState.WAITING.value:
                 return
-            run.planned = {**(run.planned or {}), _REFUSED: _refusal_key(run)}
+            run.planned = {
+                **(run.planned or {}),
+                _REFUSED: _refusal_key(run.provider, run.region, run.planned_start),
+            }
             self.store.note(
                 s,
                 run,

@@ -90,12 +90,16 @@ class Timers:
                 next_run_time=now + timedelta(seconds=self.cfg.poll_interval_s),
             )
         with self.store.tx() as s:
-            waiting = {
-                r.id: r.planned_start for r in s.scalars(select(RunRow).where(RunRow.state.in_(PENDING)))
-            }
-        for run_id, start in waiting.items():
+            # the two columns, not the runs: with thousands waiting, decoding each one's plan was most
+            # of a start
+            waiting = list(
+                s.execute(select(RunRow.id, RunRow.planned_start).where(RunRow.state.in_(PENDING)))
+            )
+        for run_id, start in waiting:
             if start is not None:
-                self.schedule_launch(run_id, start)
+                self._schedule("launch", run_id, start, "launch it")
+        if waiting:
+            self.tick_soon()  # once, as schedule_launch would for each (the first tick then acts on all)
         with self.store.tx() as s:
             stops = list(
                 s.execute(
