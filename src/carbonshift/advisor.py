@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
@@ -494,6 +494,7 @@ class _Alternatives:
     left out with a notice."""
 
     spec: JobSpec
+    shared: _Offering  # what the batch's specs share: region lists, series dicts, candidate pairs
     footprints: Footprints
     specs: list[JobSpec]  # per choice; all but the first without a baseline (re-measured on merging)
     offered: list[list[Region]]  # per choice: the allowed regions offering it ([]: left out)
@@ -509,7 +510,9 @@ class _Alternatives:
         other choice offered somewhere over its own regions."""
         base = self.base
         base_pair = (
-            (base, self.series[region_ref(base)]) if base is not None and base not in self.union else None
+            (base, self.series[_placed(base)[0]])
+            if base is not None and not _holds(self.union, base)
+            else None
         )
         out = [(self.specs[0], self._pairs(self.union), base_pair)]
         for alt, regions in zip(self.specs[1:], self.offered[1:], strict=True):
@@ -523,7 +526,7 @@ class _Alternatives:
         return [0, *(choice.index for choice, regions in later if regions)]
 
     def _pairs(self, regions: list[Region]) -> _Pairs:
-        return [(r, self.series[region_ref(r)]) for r in regions]
+        return self.shared.pairs(regions, self.series)
 
 
 class _Offering:
@@ -533,7 +536,16 @@ class _Offering:
     def __init__(self, catalog: Catalog) -> None:
         self.catalog = catalog
         self._placed: dict[tuple[object, ...], list[Region]] = {}
-        self._offering: dict[tuple[int, Hardware], list[Region]] = {}
+        self._offering: dict[tuple[int, tuple[object, ...]], list[Region]] = {}
+        # the rest are by id of lists held here (or by the offering lists above): their ids stay theirs
+        self._unions: dict[tuple[int, ...], list[Region]] = {}
+        self._regions: dict[tuple[int, str], list[Region]] = {}
+        self._bases: dict[str, Region | None] = {}
+        # within one fetch (one batch, one span): the series, candidate pairs and notice per list
+        self._series: dict[int, dict[str, IntensitySeries]] = {}
+        self._pairs: dict[int, _Pairs] = {}
+        self._basis: dict[int, tuple[dict[str, IntensitySeries], str | None]] = {}
+        self._excluded: dict[tuple[int, int], tuple[tuple[Exclusion, ...], tuple[Exclusion, ...]]] = {}
 
     def placed(self, spec: JobSpec) -> list[Region]:
         p = spec.placement
@@ -544,11 +556,77 @@ class _Offering:
         return found
 
     def offering(self, placed: list[Region], hardware: Hardware) -> list[Region]:
-        key = (id(placed), hardware)  # placed lists are held in self._placed: their ids stay theirs
+        key = (id(placed), _hardware_key(hardware))  # placed lists are held in self._placed
         found = self._offering.get(key)
         if found is None:
             found = self._offering[key] = [r for r in placed if offers(r.provider, r.region, hardware)]
         return found
+
+    def union(self, placed: list[Region], offered: list[list[Region]]) -> list[Region]:
+        """The placed regions offering any of the choices (`offered`: lists from `offering`, or
+        empty), one list per distinct set of choices."""
+        key = (id(placed), *(id(regions) if regions else 0 for regions in offered))
+        found = self._unions.get(key)
+        if found is None:
+            refs = {_placed(r)[0] for regions in offered for r in regions}
+            found = self._unions[key] = [r for r in placed if _placed(r)[0] in refs]
+        return found
+
+    def base(self, spec: JobSpec) -> Region | None:
+        ref = spec.baseline or ""
+        if ref not in self._bases:
+            self._bases[ref] = baseline_region(spec, self.catalog)
+        return self._bases[ref]
+
+    def regions(self, union: list[Region], base: Region | None, base_ref: str) -> list[Region]:
+        """`union`, then the baseline region when it is not one."""
+        key = (id(union), base_ref)
+        found = self._regions.get(key)
+        if found is None:
+            extra = [base] if base is not None and not _holds(union, base) else []
+            found = self._regions[key] = union + extra
+        return found
+
+    def series(
+        self, regions: list[Region], by_zone: Mapping[GridZone, IntensitySeries]
+    ) -> dict[str, IntensitySeries]:
+        """The series of `regions` by ref, one dict per list (read only, as every advice's is)."""
+        found = self._series.get(id(regions))
+        if found is None:
+            found = self._series[id(regions)] = {ref: by_zone[z] for ref, z in map(_placed, regions)}
+        return found
+
+    def pairs(self, regions: list[Region], series: Mapping[str, IntensitySeries]) -> _Pairs:
+        """(region, series) per region, one list per region list: plan_batch then prepares each
+        candidate list once, not once per (spec, alternative)."""
+        found = self._pairs.get(id(regions))
+        if found is None:
+            found = self._pairs[id(regions)] = [(r, series[_placed(r)[0]]) for r in regions]
+        return found
+
+    def basis_notice(self, series: dict[str, IntensitySeries]) -> str | None:
+        found = self._basis.get(id(series))
+        if found is None or found[0] is not series:
+            found = self._basis[id(series)] = (series, mixed_basis_notice(series))
+        return found[1]
+
+    def excluded(self, spec: JobSpec, union: list[Region]) -> tuple[Exclusion, ...]:
+        """`exclusions`, less the regions offering an alternative, the rest said to offer none of
+        them: one tuple per placement, hardware and union, so `to_json_line` encodes it once."""
+        shut = exclusions(spec, self.catalog)
+        key = (id(shut), id(union))
+        found = self._excluded.get(key)
+        if found is None or found[0] is not shut:
+            offered_refs = {_placed(r)[0] for r in union}
+            rest = tuple(
+                Exclusion(e.region, e.rule, f"{e.reason}, nor any of hardware_options")
+                if e.rule == "hardware"
+                else e
+                for e in shut
+                if not (e.rule == "hardware" and e.region in offered_refs)
+            )
+            found = self._excluded[key] = (shut, rest)
+        return found[1]
 
 
 def _prepare_alternatives(spec: JobSpec, offering: _Offering, now: datetime) -> _Alternatives:
@@ -570,19 +648,27 @@ def _prepare_alternatives(spec: JobSpec, offering: _Offering, now: datetime) -> 
         offered.append(offering.offering(placed, alt.hardware))
         if not offered[-1]:
             notices.append(f"{name} ({choice.label}) left out: no allowed region offers it")
-    refs = {region_ref(r) for regions in offered for r in regions}
-    union = [r for r in placed if region_ref(r) in refs]
+    union = offering.union(placed, offered)
     if not union:
         raise UserInputError(
             "hardware_options",
             "no allowed region offers the spec's hardware or any of its hardware_options; see "
             "`carbonshift providers instances`",
         )
-    base = baseline_region(spec, offering.catalog)
+    base = offering.base(spec)
     earliest, deadline = spec.resolve_window(now)
-    regions = union + ([base] if base is not None and base not in union else [])
+    regions = offering.regions(union, base, spec.baseline or "")
     return _Alternatives(
-        spec, footprints, specs, offered, union, base, regions, TimeSpan(earliest, deadline), notices
+        spec,
+        offering,
+        footprints,
+        specs,
+        offered,
+        union,
+        base,
+        regions,
+        TimeSpan(earliest, deadline),
+        notices,
     )
 
 
@@ -591,9 +677,8 @@ def _advise_alternatives(
 ) -> Advice:
     """`advise` for a spec with `hardware_options` (see `_Alternatives`)."""
     prep = _prepare_alternatives(spec, _Offering(catalog), now)
-    zones = [r.grid_zone() for r in prep.regions]
-    by_zone = service.series_many(zones, prep.span, signal)
-    prep.series = {region_ref(r): by_zone[z] for r, z in zip(prep.regions, zones, strict=True)}
+    by_zone = service.series_many([_placed(r)[1] for r in prep.regions], prep.span, signal)
+    prep.series = prep.shared.series(prep.regions, by_zone)
     plans = [plan(s, pairs, now=now, baseline=b, energy_for=sized_energy(s)) for s, pairs, b in prep.jobs()]
     return _finish_alternatives(prep, plans, list(service.notices), catalog, now)
 
@@ -617,11 +702,12 @@ def _advise_alternatives_many(
     fetched: dict[GridZone, IntensitySeries] = {}
     seen: list[list[str]] = []
     for prep in preps:
-        wanted = [r.grid_zone() for r in prep.regions]
-        new = [z for z in dict.fromkeys(wanted) if z not in fetched]
-        if new:
-            fetched.update(service.series_many(new, span, signal))
-        prep.series = {region_ref(r): fetched[z] for r, z in zip(prep.regions, wanted, strict=True)}
+        if id(prep.regions) not in offering._series:  # a list of regions not fetched yet
+            wanted = [_placed(r)[1] for r in prep.regions]
+            new = [z for z in dict.fromkeys(wanted) if z not in fetched]
+            if new:
+                fetched.update(service.series_many(new, span, signal))
+        prep.series = offering.series(prep.regions, fetched)
         seen.append(list(service.notices))
     jobs = [job for prep in preps for job in prep.jobs()]
     # plan_batch takes one energy model for all: an alternative sized per region is planned alone
@@ -662,17 +748,13 @@ def _finish_alternatives(
         ).baseline
         merged = dataclasses.replace(merged, baseline=own_base)
     # what is ranked by, and against which hardware, is in the plan's `footprint` (and the table's head)
-    notices = [*_with_basis_notice(seen, prep.series), *prep.notices]
+    basis = prep.shared.basis_notice(prep.series)
+    notices = [*seen, *([basis] if basis is not None else []), *prep.notices]
     for choice, alt, regions in zip(prep.footprints.choices, prep.specs, prep.offered, strict=True):
         sizing = sizing_notice(alt, list(regions)) if regions else None
         if sizing is not None:
             notices.append(sizing if choice.index == 0 else f"hardware_options[{choice.index - 1}]: {sizing}")
-    offered_refs = {region_ref(r) for r in prep.union}
-    excluded = tuple(
-        Exclusion(e.region, e.rule, f"{e.reason}, nor any of hardware_options") if e.rule == "hardware" else e
-        for e in exclusions(prep.spec, catalog)
-        if not (e.rule == "hardware" and e.region in offered_refs)
-    )
+    excluded = prep.shared.excluded(prep.spec, prep.union)
     return Advice(merged, prep.series, _with_baseline_notice(notices, prep.spec, prep.base), excluded)
 
 
