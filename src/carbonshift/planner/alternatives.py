@@ -68,6 +68,7 @@ def merge(
     option's region when that is another."""
     plans = [(0, first), *others]
     ranked: list[tuple[float, int, str, str, int, int, int]] = []  # total, start, names, alt, plan, rank
+    base_rank: dict[str, int] = {}  # alternative 0's rank per region ref: its baseline there
     flat = True
     for k, (alternative, planned) in enumerate(plans):
         hardware = footprints.choices[alternative].hardware
@@ -76,8 +77,11 @@ def merge(
         time_share = planned.duration_s / 3600.0 / LIFESPAN_H
         keys = option_keys(planned.options)
         for i, (provider, region, kg, start, is_flat) in enumerate(zip(*keys, strict=True)):
-            if k == 0 and f"{provider}:{region}" not in first_offered:
-                continue
+            if k == 0:
+                ref = f"{provider}:{region}"
+                base_rank[ref] = i
+                if ref not in first_offered:
+                    continue
             here = reserved.get((provider, region))
             if here is None:
                 here = reserved[provider, region] = _reserved_kg(provider, region, hardware)
@@ -86,7 +90,9 @@ def merge(
     if not ranked:  # pragma: no cover - the caller plans only alternatives offered somewhere
         raise ValueError("no option to rank")
     ranked.sort()
-    merged = MergedOptions([planned.options for _, planned in plans], [(r[4], r[5], r[6]) for r in ranked])
+    merged = MergedOptions(
+        [planned.options for _, planned in plans], [(r[4], r[5], r[6]) for r in ranked], base_rank
+    )
     return dataclasses.replace(first, options=merged, no_time_preference=flat, footprints=footprints)
 
 
@@ -96,11 +102,17 @@ class MergedOptions(LazyOptions):
 
     __slots__ = ("_base_rank", "_order", "_plans")
 
-    def __init__(self, plans: list[Sequence[PlanOption]], order: list[tuple[int, int, int]]) -> None:
+    def __init__(
+        self,
+        plans: list[Sequence[PlanOption]],
+        order: list[tuple[int, int, int]],
+        base_rank: dict[str, int] | None = None,
+    ) -> None:
         super().__init__()
         self._plans = plans  # alternative 0's first
         self._order = order  # (alternative, plan, rank in that plan) by merged rank
-        self._base_rank: dict[str, int] | None = None
+        # alternative 0's rank per region ref (None: worked out when first needed)
+        self._base_rank: dict[str, int] | None = base_rank
 
     def __len__(self) -> int:
         return len(self._order)
