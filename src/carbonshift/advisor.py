@@ -570,6 +570,8 @@ class _Offering:
         # within one fetch (one batch, one span): the series, candidate pairs and notice per list
         self._series: dict[int, dict[str, IntensitySeries]] = {}
         self._pairs: dict[int, _Pairs] = {}
+        self._alone: dict[int, list[Region]] = {}
+        self._refs: dict[int, frozenset[str]] = {}  # by id of a list from `offering`
         self._basis: dict[int, tuple[dict[str, IntensitySeries], str | None]] = {}
         self._excluded: dict[tuple[int, int], tuple[tuple[Exclusion, ...], tuple[Exclusion, ...]]] = {}
 
@@ -628,6 +630,19 @@ class _Offering:
         found = self._pairs.get(id(regions))
         if found is None:
             found = self._pairs[id(regions)] = [(r, series[_placed(r)[0]]) for r in regions]
+        return found
+
+    def alone(self, region: Region) -> list[Region]:
+        """`[region]`, one list per region (so `pairs` and plan_batch share it)."""
+        found = self._alone.get(id(region))
+        if found is None or found[0] is not region:
+            found = self._alone[id(region)] = [region]
+        return found
+
+    def refs(self, regions: list[Region]) -> frozenset[str]:
+        found = self._refs.get(id(regions))
+        if found is None:
+            found = self._refs[id(regions)] = frozenset(_placed(r)[0] for r in regions)
         return found
 
     def basis_notice(self, series: dict[str, IntensitySeries]) -> str | None:
@@ -706,7 +721,13 @@ def _advise_alternatives(
     by_zone = service.series_many([_placed(r)[1] for r in prep.regions], prep.span, signal)
     prep.series = prep.shared.series(prep.regions, by_zone)
     plans = [plan(s, pairs, now=now, baseline=b, energy_for=sized_energy(s)) for s, pairs, b in prep.jobs()]
-    return _finish_alternatives(prep, plans, list(service.notices), catalog, now)
+    merged, region = _merged_alternatives(prep, plans)
+    if region is not None:
+        own = prep.specs[0]
+        pairs = [(region, prep.series[_placed(region)[0]])]
+        own_base = plan(own, pairs, now=now, energy_for=sized_energy(own)).baseline
+        merged = dataclasses.replace(merged, baseline=own_base)
+    return _finish_alternatives(prep, merged, list(service.notices))
 
 
 def _advise_alternatives_many(
@@ -751,28 +772,50 @@ def _advise_alternatives_many(
         else plan(s, pairs, now=now, baseline=b, energy_for=sized_energy(s))
         for s, pairs, b in jobs
     ]
-    out = []
-    for prep, notices in zip(preps, seen, strict=True):
+    merged: list[tuple[Plan, Region | None]] = []
+    for prep in preps:
         count = len(prep.planned())
-        out.append(_finish_alternatives(prep, plans[:count], notices, catalog, now))
+        merged.append(_merged_alternatives(prep, plans[:count]))
         plans = plans[count:]
-    return out
+    # alternative 0's own-region baselines in the best options' regions: planned together as well
+    own_jobs = [
+        (k, prep.specs[0], offering.pairs(offering.alone(region), prep.series))
+        for k, (prep, (_, region)) in enumerate(zip(preps, merged, strict=True))
+        if region is not None
+    ]
+    alone = {id(s): pairs for _, s, pairs in own_jobs if sized_energy(s) is None}
+    own_plans = dict(
+        zip(
+            alone,
+            plan_batch([s for _, s, _ in own_jobs if id(s) in alone], lambda s: alone[id(s)], now=now),
+            strict=True,
+        )
+    )
+    for k, own, pairs in own_jobs:
+        found = own_plans.get(id(own))
+        own_plan = found if found is not None else plan(own, pairs, now=now, energy_for=sized_energy(own))
+        merged[k] = (dataclasses.replace(merged[k][0], baseline=own_plan.baseline), None)
+    return [
+        _finish_alternatives(prep, result, notices)
+        for prep, (result, _), notices in zip(preps, merged, seen, strict=True)
+    ]
 
 
-def _finish_alternatives(
-    prep: _Alternatives, plans: Sequence[Plan], seen: list[str], catalog: Catalog, now: datetime
-) -> Advice:
-    """The merged plan, its notices and exclusions, from the plans of `prep.jobs()` (in that order)."""
+def _merged_alternatives(prep: _Alternatives, plans: Sequence[Plan]) -> tuple[Plan, Region | None]:
+    """The merged plan of `prep.jobs()`'s plans (in that order), and the region where alternative 0's
+    own-region baseline must be measured again (the best option's, when it is not alternative 0's
+    best region; None: the plan's baseline stands)."""
     first = plans[0]
     others = list(zip(prep.planned()[1:], plans[1:], strict=True))
-    merged = merge(first, {region_ref(r) for r in prep.offered[0]}, others, prep.footprints)
-    best, own = merged.best, prep.specs[0]
-    if merged.baseline.basis == "own-region" and best.ref != first.best.ref:  # the best option's region
-        region = next(r for r in prep.union if region_ref(r) == best.ref)
-        own_base = plan(
-            own, [(region, prep.series[best.ref])], now=now, energy_for=sized_energy(own)
-        ).baseline
-        merged = dataclasses.replace(merged, baseline=own_base)
+    merged = merge(first, prep.shared.refs(prep.offered[0]), others, prep.footprints)
+    best = merged.best
+    if merged.baseline.basis == "own-region" and best.ref != first.best.ref:
+        return merged, next(r for r in prep.union if _placed(r)[0] == best.ref)
+    return merged, None
+
+
+def _finish_alternatives(prep: _Alternatives, merged: Plan, seen: list[str]) -> Advice:
+    """The advice of a merged plan: its notices and exclusions."""
     # what is ranked by, and against which hardware, is in the plan's `footprint` (and the table's head)
     basis = prep.shared.basis_notice(prep.series)
     notices = [*seen, *([basis] if basis is not None else []), *prep.notices]
