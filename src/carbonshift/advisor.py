@@ -570,7 +570,6 @@ class _Offering:
         # within one fetch (one batch, one span): the series, candidate pairs and notice per list
         self._series: dict[int, dict[str, IntensitySeries]] = {}
         self._pairs: dict[int, _Pairs] = {}
-        self._alone: dict[int, list[Region]] = {}
         self._refs: dict[int, frozenset[str]] = {}  # by id of a list from `offering`
         self._basis: dict[int, tuple[dict[str, IntensitySeries], str | None]] = {}
         self._excluded: dict[tuple[int, int], tuple[tuple[Exclusion, ...], tuple[Exclusion, ...]]] = {}
@@ -630,13 +629,6 @@ class _Offering:
         found = self._pairs.get(id(regions))
         if found is None:
             found = self._pairs[id(regions)] = [(r, series[_placed(r)[0]]) for r in regions]
-        return found
-
-    def alone(self, region: Region) -> list[Region]:
-        """`[region]`, one list per region (so `pairs` and plan_batch share it)."""
-        found = self._alone.get(id(region))
-        if found is None or found[0] is not region:
-            found = self._alone[id(region)] = [region]
         return found
 
     def refs(self, regions: list[Region]) -> frozenset[str]:
@@ -723,10 +715,7 @@ def _advise_alternatives(
     plans = [plan(s, pairs, now=now, baseline=b, energy_for=sized_energy(s)) for s, pairs, b in prep.jobs()]
     merged, region = _merged_alternatives(prep, plans)
     if region is not None:
-        own = prep.specs[0]
-        pairs = [(region, prep.series[_placed(region)[0]])]
-        own_base = plan(own, pairs, now=now, energy_for=sized_energy(own)).baseline
-        merged = dataclasses.replace(merged, baseline=own_base)
+        merged = _with_own_base(prep, merged, region, now)
     return _finish_alternatives(prep, merged, list(service.notices))
 
 
@@ -777,24 +766,11 @@ def _advise_alternatives_many(
         count = len(prep.planned())
         merged.append(_merged_alternatives(prep, plans[:count]))
         plans = plans[count:]
-    # alternative 0's own-region baselines in the best options' regions: planned together as well
-    own_jobs = [
-        (k, prep.specs[0], offering.pairs(offering.alone(region), prep.series))
-        for k, (prep, (_, region)) in enumerate(zip(preps, merged, strict=True))
-        if region is not None
-    ]
-    alone = {id(s): pairs for _, s, pairs in own_jobs if sized_energy(s) is None}
-    own_plans = dict(
-        zip(
-            alone,
-            plan_batch([s for _, s, _ in own_jobs if id(s) in alone], lambda s: alone[id(s)], now=now),
-            strict=True,
-        )
-    )
-    for k, own, pairs in own_jobs:
-        found = own_plans.get(id(own))
-        own_plan = found if found is not None else plan(own, pairs, now=now, energy_for=sized_energy(own))
-        merged[k] = (dataclasses.replace(merged[k][0], baseline=own_plan.baseline), None)
+    # alternative 0's own-region baselines in the best options' regions: one plan() each (tried: one
+    # plan_batch of these single-region specs, of a few hundred durations, cost about three times more)
+    for k, (prep, (result, region)) in enumerate(zip(preps, merged, strict=True)):
+        if region is not None:
+            merged[k] = (_with_own_base(prep, result, region, now), None)
     return [
         _finish_alternatives(prep, result, notices)
         for prep, (result, _), notices in zip(preps, merged, seen, strict=True)
@@ -812,6 +788,14 @@ def _merged_alternatives(prep: _Alternatives, plans: Sequence[Plan]) -> tuple[Pl
     if merged.baseline.basis == "own-region" and best.ref != first.best.ref:
         return merged, next(r for r in prep.union if _placed(r)[0] == best.ref)
     return merged, None
+
+
+def _with_own_base(prep: _Alternatives, merged: Plan, region: Region, now: datetime) -> Plan:
+    """`merged` with alternative 0's own-region baseline in `region` (see `_merged_alternatives`)."""
+    own = prep.specs[0]
+    pairs = [(region, prep.series[_placed(region)[0]])]
+    own_base = plan(own, pairs, now=now, energy_for=sized_energy(own)).baseline
+    return dataclasses.replace(merged, baseline=own_base)
 
 
 def _finish_alternatives(prep: _Alternatives, merged: Plan, seen: list[str]) -> Advice:
