@@ -748,11 +748,15 @@ def _advise_alternatives_many(
     jobs = [job for prep in preps for job in prep.jobs()]
     # plan_batch takes one energy model for all: an alternative sized per region is planned alone
     together = {id(s): (pairs, base) for s, pairs, base in jobs if sized_energy(s) is None}
+    # every alternative planned has its spec's window (resolve_window depends on the window alone, and
+    # raises for an alternative too slow for it, which _prepare_alternatives then left out)
+    windows = {id(s): (prep.span.start, prep.span.end) for prep in preps for s in prep.specs}
     batched = plan_batch(
         [s for s, _, _ in jobs if id(s) in together],
         lambda s: together[id(s)][0],
         now=now,
         baseline=lambda s: together[id(s)][1],
+        window_for=lambda s: windows[id(s)],
     )
     by_spec = dict(zip(together, batched, strict=True))
     plans = [
