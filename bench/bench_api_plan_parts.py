@@ -27,6 +27,7 @@ from carbonshift.advisor import candidate_regions
 from carbonshift.api.app import encode_json
 from carbonshift.config.jobspec import JobSpec
 from carbonshift.config.settings import load_settings
+from carbonshift.intensity.service import IntensityService
 from carbonshift.intensity.types import Signal, TimeSpan
 from carbonshift.planner.placement import region_ref
 from carbonshift.planner.plan import plan
@@ -63,11 +64,14 @@ def measure(sched: Scheduler, plans: int, rounds: int) -> None:
     now = sched.clock.now()
     earliest, deadline = spec.resolve_window(now)
     service = sched._ctx.plans._service_factory
+
+    def intensity(svc: IntensityService) -> object:
+        read = getattr(svc, "series_list", None) or svc.series_many  # an older tree: series_many only
+        return read(zones, TimeSpan(earliest, deadline), Signal.AVERAGE)
+
     pieces: dict[str, Callable[[], object]] = {
         "Scheduler.dry_run (advise: regions, series, plan)": lambda: sched.dry_run(spec),
-        "  of which the intensity service (series_many)": lambda: service().series_many(
-            zones, TimeSpan(earliest, deadline), Signal.AVERAGE
-        ),
+        "  of which the intensity service (series_list)": lambda: intensity(service()),
         "  of which the planner (plan)": lambda: plan(spec, pairs, now=now),
         "Advice.to_dict (139 options)": advice.to_dict,
         "encode_json": lambda: encode_json(shown),

@@ -224,15 +224,12 @@ def advise(
     if base is not None and base_apart:
         regions.append(base)
     placed = [_placed(r) for r in regions]
-    zones = [z for _, z in placed]
-    by_zone = service.series_many(zones, span, signal)
-    series = {ref: by_zone[z] for ref, z in placed}
-    baseline_pair = (base, series[region_ref(base)]) if base is not None and base_apart else None
+    in_order = service.series_list([z for _, z in placed], span, signal)
+    series = {ref: found for (ref, _), found in zip(placed, in_order, strict=True)}
+    baseline_pair = (base, in_order[-1]) if base is not None and base_apart else None  # fetched last
     result = plan(
         spec,
-        [
-            (r, series[ref]) for r, (ref, _) in zip(candidates, placed, strict=False)
-        ],  # placed: candidates first
+        list(zip(candidates, in_order, strict=False)),  # regions: the candidates first
         now=now,
         baseline=baseline_pair,
         energy_for=sized_energy(spec),  # a host size the spec leaves open: the launch type's, per region

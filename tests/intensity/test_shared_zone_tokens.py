@@ -46,3 +46,20 @@ def test_zones_that_differ_only_in_their_static_value_are_kept_apart() -> None:
     plain, other = zone(), dataclasses.replace(zone(), static_g_per_kwh=999.0)
     assert shared.zone_token(plain) != shared.zone_token(other)
     assert shared.zone_token(plain) == shared.zone_token(zone())
+
+
+def test_series_list_gives_series_many_in_the_order_asked_kept_or_not() -> None:
+    source, clock, shared = setup()
+    other = GridZone("FR", country="FR", static_g_per_kwh=60.0, static_source="t", static_year=2024)
+    span = TimeSpan(NOW + timedelta(minutes=3), NOW + timedelta(hours=6, seconds=5))
+    asked = [zone(), other, zone(), other]
+    for services in (
+        lambda: IntensityService([source], clock=clock),  # nothing shared
+        lambda: IntensityService([source], clock=clock, shared=shared),  # first merges, then kept
+        lambda: IntensityService([source], clock=clock, shared=shared),
+    ):
+        one, two = services(), services()
+        by_zone = one.series_many(asked, span)
+        in_order = two.series_list(asked, span)
+        assert [list(s.points()) for s in in_order] == [list(by_zone[z].points()) for z in asked]
+        assert two.notices == one.notices
