@@ -742,7 +742,10 @@ def test_the_scheduler_queues_a_run_ahead_slurm_starts_it_on_time_and_a_restart_
     try:
         # room past its 1 min (Slurm drops a job that cannot end, time limit and all, by the
         # deadline): flat intensity, so the earliest start is the plan's
-        job = _submit(sched, earliest, "1m", ["sh", "-c", f"date +%s > {marker}"])
+        # written whole, then renamed: the poll below must never read a half-written (empty) marker
+        job = _submit(
+            sched, earliest, "1m", ["sh", "-c", f"date +%s > {marker}.part && mv {marker}.part {marker}"]
+        )
         run = job.runs[0]
         assert (run.provider, run.region, run.planned_start) == ("slurm", CLUSTER, earliest)
         sched.tick()
