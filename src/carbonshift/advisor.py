@@ -8,10 +8,8 @@ to `planner.plan.plan`. The CLI and the HTTP API both call `advise`.
 from __future__ import annotations
 
 import dataclasses
-import gc
 import json
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
@@ -342,25 +340,7 @@ def advise_many(
     When a spec is refused or data is missing, the specs are advised one by one instead (notices from
     the attempt are dropped), so the error, and what was fetched and noticed before it, are `advise`'s.
     """
-    with _collector_paused():
-        return _advise_many(specs, catalog=catalog, service=service, now=now, signal=signal)
-
-
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Python's cyclic garbage collector off for a batch (when it was on; on again after, whatever
-    happens). A batch makes tens of thousands of objects that all live on (plans, options, advice),
-    which set off full collections that walk every object of the process (10,000 parsed specs
-    included) and find nothing to free: a fifth of planning 10,000 specs. What a batch drops is freed
-    by reference counting as before; cycles, if any, are collected once the collector is on again."""
-    was_on = gc.isenabled()
-    if was_on:
-        gc.disable()
-    try:
-        yield
-    finally:
-        if was_on:
-            gc.enable()
+    return _advise_many(specs, catalog=catalog, service=service, now=now, signal=signal)
 
 
 def _advise_many(
