@@ -52,6 +52,10 @@ def rebased(option: PlanOption, baseline_kg_co2e: float, alternative: int) -> Pl
     )
 
 
+# an option as merge ranks it: total kg, start, provider, region, then alternative, plan, rank in it
+Ranked = tuple[float, int, str, str, int, int, int]
+
+
 def merge(
     first: Plan,
     first_offered: Collection[str],
@@ -67,7 +71,7 @@ def merge(
     option's; otherwise (own-region) the caller replaces it with alternative 0's run in the best
     option's region when that is another."""
     plans = [(0, first), *others]
-    ranked: list[tuple[float, int, str, str, int, int, int]] = []  # total, start, names, alt, plan, rank
+    ranked: list[Ranked] = []
     base_rank: dict[str, int] = {}  # alternative 0's rank per region ref: its baseline there
     flat = True
     for k, (alternative, planned) in enumerate(plans):
@@ -90,9 +94,7 @@ def merge(
     if not ranked:  # pragma: no cover - the caller plans only alternatives offered somewhere
         raise ValueError("no option to rank")
     ranked.sort()
-    merged = MergedOptions(
-        [planned.options for _, planned in plans], [(r[4], r[5], r[6]) for r in ranked], base_rank
-    )
+    merged = MergedOptions([planned.options for _, planned in plans], ranked, base_rank)
     return dataclasses.replace(first, options=merged, no_time_preference=flat, footprints=footprints)
 
 
@@ -105,12 +107,14 @@ class MergedOptions(LazyOptions):
     def __init__(
         self,
         plans: list[Sequence[PlanOption]],
-        order: list[tuple[int, int, int]],
+        order: Sequence[Ranked],
         base_rank: dict[str, int] | None = None,
     ) -> None:
         super().__init__()
         self._plans = plans  # alternative 0's first
-        self._order = order  # (alternative, plan, rank in that plan) by merged rank
+        # by merged rank, entries ending (alternative, plan, rank in that plan): merge's sorted keys,
+        # held as they are (a list of 3-tuples made from them cost a tenth of merging)
+        self._order = order
         # alternative 0's rank per region ref (None: worked out when first needed)
         self._base_rank: dict[str, int] | None = base_rank
 
@@ -119,7 +123,8 @@ class MergedOptions(LazyOptions):
 
     def _make(self, ranks: list[int]) -> list[PlanOption]:
         out = []
-        for alternative, k, i in (self._order[r] for r in ranks):
+        for entry in (self._order[r] for r in ranks):
+            alternative, k, i = entry[4], entry[5], entry[6]
             option = self._plans[k][i]
             if k:
                 option = rebased(option, self._baseline_kg(option.ref), alternative)
@@ -137,19 +142,21 @@ class MergedOptions(LazyOptions):
     def keys(self) -> OptionKeys:
         """The options' keys (re-basing changes only savings)."""
         keys = [option_keys(p) for p in self._plans]
+        at = [(e[5], e[6]) for e in self._order]
         return OptionKeys(
-            [keys[k].provider[i] for _, k, i in self._order],
-            [keys[k].region[i] for _, k, i in self._order],
-            [keys[k].kg_co2e[i] for _, k, i in self._order],
-            [keys[k].start_s[i] for _, k, i in self._order],
-            [keys[k].flat[i] for _, k, i in self._order],
+            [keys[k].provider[i] for k, i in at],
+            [keys[k].region[i] for k, i in at],
+            [keys[k].kg_co2e[i] for k, i in at],
+            [keys[k].start_s[i] for k, i in at],
+            [keys[k].flat[i] for k, i in at],
         )
 
     def flags(self, ranks: Sequence[int]) -> list[OptionFlags]:
         out: list[OptionFlags | None] = [None] * len(ranks)
         by_plan: dict[int, list[tuple[int, int]]] = {}
         for at, r in enumerate(ranks):
-            _, k, i = self._order[r]
+            entry = self._order[r]
+            k, i = entry[5], entry[6]
             by_plan.setdefault(k, []).append((at, i))
         for k, wanted in by_plan.items():
             for (at, _), flags in zip(

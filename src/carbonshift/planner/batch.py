@@ -508,6 +508,7 @@ class _Ranking:
         self.kg = kwh * mean / 1000.0
         # mean, earliest_mean and kg are plan()'s (an interruptible pass gives only those)
         self.summed = np.full(len(start), split is not None, dtype=bool)
+        self._all_summed = False  # summed.all(), once true (it stays so): `keys` asks per plan
         self.flat = flat
         self.split = split
         self.order = np.zeros((0, 0), dtype=np.int64)  # (jobs, max count): candidate at each rank
@@ -676,8 +677,10 @@ class _Ranking:
     def keys(self, jr: int) -> OptionKeys:
         """Job jr's options' keys by rank, with plan()'s figures (every pair of the batch is summed
         the first time one is asked for: ranking alternatives by total reads them all)."""
-        if not self.summed.all():
-            self.sum_runs(np.arange(len(self.start), dtype=np.int64))
+        if not self._all_summed:
+            if not self.summed.all():
+                self.sum_runs(np.arange(len(self.start), dtype=np.int64))
+            self._all_summed = True
         job = self.jobs[jr]
         js = self.order[jr, : job.count]
         ps = job.pstart + js
