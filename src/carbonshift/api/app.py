@@ -298,8 +298,9 @@ def create_app(scheduler: SchedulerPort, settings: Settings) -> FastAPI:
         content_type = request.headers.get("content-type")
 
         def work() -> bytes:
-            # one worker-thread hop for reading the spec (off the event loop, as `_spec_from` says
-            # why) and planning it: a second hop cost a plan more than its intensity lookups
+            # reading the spec (off the event loop, as `_spec_from` says why) and planning it in one
+            # worker-thread hop: each hop is a hand-off between the loop and the pool, and a wait for
+            # a free worker under load
             spec = read_spec(body, content_type)
             return encode_json(scheduler.dry_run(spec).to_dict(top=top))
 
