@@ -414,6 +414,7 @@ def _advise_together(
     has_local = any(r.provider == "local" for r in all_regions)
     bases: dict[str, Region | None] = {}
     sets: dict[tuple[int, int], _Regions] = {}
+    placed_by: dict[_PlacementKey, list[Region]] = {}
     offering: dict[tuple[int, tuple[object, ...]], list[Region]] = {}
     excluded: dict[tuple[_PlacementKey, tuple[object, ...]], tuple[Exclusion, ...]] = {}
     prepared: list[tuple[JobSpec, _Regions]] = []
@@ -424,7 +425,10 @@ def _advise_together(
         spec = given if nominal is None else occurrence_spec(given, nominal)
         if "local" in spec.placement.providers and not has_local:
             candidate_regions(spec, catalog)  # raises advise()'s error
-        placed = index.filter(spec.placement)
+        placement_key = _placement_key(spec.placement)
+        placed = placed_by.get(placement_key)
+        if placed is None:  # the index's masks once per distinct placement (~10 µs a spec)
+            placed = placed_by[placement_key] = index.filter(spec.placement)
         hw_key = _hardware_key(spec.hardware)
         offering_key = (id(placed), hw_key)
         candidates = offering.get(offering_key)
@@ -444,7 +448,7 @@ def _advise_together(
             chosen = sets[key] = _Regions(candidates, base, regions)
         prepared.append((spec, chosen))
         # exclusions() once per placement and hardware (its memo hashes the pydantic hardware)
-        excluded_key = (_placement_key(spec.placement), hw_key)
+        excluded_key = (placement_key, hw_key)
         shut = excluded.get(excluded_key)
         if shut is None:
             shut = excluded[excluded_key] = exclusions(spec, catalog)
