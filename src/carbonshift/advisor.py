@@ -22,7 +22,7 @@ from carbonshift.errors import CarbonshiftError, UserInputError
 from carbonshift.intensity.service import IntensityService
 from carbonshift.intensity.types import GridZone, IntensitySeries, Signal, TimeSpan
 from carbonshift.planner.alternatives import merge
-from carbonshift.planner.batch import plan_batch
+from carbonshift.planner.batch import own_region_baseline, plan_batch
 from carbonshift.planner.footprints import Footprints, alternative_spec
 from carbonshift.planner.placement import PlacementIndex, filter_candidates, placement_problem, region_ref
 from carbonshift.planner.plan import Plan, mixed_basis_notice, plan
@@ -747,15 +747,25 @@ def _advise_alternatives_many(
         for s, pairs, b in jobs
     ]
     merged: list[tuple[Plan, Region | None]] = []
+    firsts: list[Plan] = []  # alternative 0's plan of each spec
     for prep in preps:
         count = len(prep.planned())
+        firsts.append(plans[0])
         merged.append(_merged_alternatives(prep, plans[:count]))
         plans = plans[count:]
     # alternative 0's own-region baselines in the best options' regions: one plan() each (tried: one
     # plan_batch of these single-region specs, of a few hundred durations, cost about three times more)
     for k, (prep, (result, region)) in enumerate(zip(preps, merged, strict=True)):
         if region is not None:
-            merged[k] = (_with_own_base(prep, result, region, now), None)
+            found = (
+                own_region_baseline(firsts[k], _placed(region)[0])
+                if sized_energy(prep.specs[0]) is None
+                else None
+            )
+            if found is None:
+                merged[k] = (_with_own_base(prep, result, region, now), None)
+            else:
+                merged[k] = (dataclasses.replace(result, baseline=found), None)
     return [
         _finish_alternatives(prep, result, notices)
         for prep, (result, _), notices in zip(preps, merged, seen, strict=True)

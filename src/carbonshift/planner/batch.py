@@ -68,6 +68,7 @@ from carbonshift.planner.options import LazyOptions, OptionFlags, OptionKeys
 from carbonshift.planner.placement import PlacementIndex, PlanRegion, region_ref
 from carbonshift.planner.plan import (
     FALLBACK_KINDS,
+    Baseline,
     Candidate,
     EnergyFor,
     NoteInputs,
@@ -87,7 +88,12 @@ from carbonshift.timeutil import to_epoch_s
 if TYPE_CHECKING:
     from carbonshift.planner.footprints import Footprints
 
-__all__ = ["PlacementIndex", "RankedOptions", "plan_batch"]  # PlacementIndex: from placement.py
+__all__ = [
+    "PlacementIndex",
+    "RankedOptions",
+    "own_region_baseline",
+    "plan_batch",
+]  # PlacementIndex: from placement.py
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
@@ -178,6 +184,16 @@ def plan_batch(
     return plans
 
 
+def own_region_baseline(result: Plan, ref: str) -> Baseline | None:
+    """The baseline `plan()` gives `result`'s spec planned over the region `ref` alone (its run at
+    earliest there), read from a `plan_batch` plan that ranked that region among others: the figures
+    `_finish` uses for the best region's, for another. None when `result` is not such a plan."""
+    options = result.options
+    if not isinstance(options, RankedOptions):
+        return None
+    return options.own_base(ref)
+
+
 # ---- the lazily built ranking -----------------------------------------------------------------------
 
 
@@ -199,6 +215,9 @@ class RankedOptions(LazyOptions):
 
     def keys(self) -> OptionKeys:
         return self._ranking.keys(self._job)
+
+    def own_base(self, ref: str) -> Baseline | None:
+        return self._ranking.own_base(self._job, ref)
 
     def flags(self, ranks: Sequence[int]) -> list[OptionFlags]:
         return self._ranking.flags(self._job, ranks)
@@ -673,6 +692,19 @@ class _Ranking:
             refs[j] for j, one in zip(js[at].tolist(), whole, strict=True) if one or self._sources(jr, j)[1]
         ]
         return NoteInputs(False, fallback, inexact)
+
+    def own_base(self, jr: int, ref: str) -> Baseline | None:
+        """Job jr's run at earliest in its candidate `ref`, as `_finish` makes the own-region baseline
+        of its best candidate (None: not a candidate, or energy given per region)."""
+        job = self.jobs[jr]
+        j = job.cset.by_ref.get(ref)
+        if j is None or job.custom is not None or job.base is not None:
+            return None
+        energy = EnergyEstimate(job.power, job.cset.pue[j], job.d, job.cset.stated[j])
+        pair = job.pstart + j
+        self.sum_runs(np.array([pair], dtype=np.int64))  # the pass's mean is plan()'s only once summed
+        mean = float(self.earliest_mean[pair])
+        return baseline_run(job.cset.cands[j], job.lo, job.d, mean, energy, "own-region")
 
     def keys(self, jr: int) -> OptionKeys:
         """Job jr's options' keys by rank, with plan()'s figures (every pair of the batch is summed
