@@ -1,0 +1,105 @@
+"""Render many text lines on every usable CPU: `carbonshift plan DIR` prints one JSON line per spec,
+and for thousands of specs the rendering is the longest phase (pure Python, one spec at a time).
+
+The items are split into contiguous slices, one per worker. Workers are started with `os.fork()` after
+the items exist, so each child reads them copy-on-write (nothing is pickled), renders its slice and
+writes the text to its own file in a private temporary directory, then leaves with `os._exit`: no
+atexit handler, no `finally` of the parent's frames and no inherited stdio buffer runs in it. The
+parent renders the first slice itself, waits for each child and reads their files in order; a slice
+whose child failed is rendered again in the parent, so the text is always whole and the same as one
+process would make (a render that fails fails in the parent, before anything is printed).
+
+A forked child of a process with other threads only gets the forking thread: it must take no lock
+another thread may hold. `render` here is `Advice.to_json_line`, which builds dicts and encodes them
+(no logging, no I/O, no lock of ours); the intensity service's thread pool has been joined by then.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import os
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
+
+# below this many items the fork, files and waits cost more than the rendering they share out
+MIN_PARALLEL_ITEMS = 500
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity mask, e.g. under taskset or a container's
+    cpuset), else every CPU."""
+    getaffinity = getattr(os, "sched_getaffinity", None)
+    if getaffinity is not None:
+        return max(1, len(getaffinity(0)))
+    return os.cpu_count() or 1
+
+
+def can_fork() -> bool:
+    return hasattr(os, "fork") and hasattr(os, "waitpid")
+
+
+def render_lines(items: Sequence[T], render: Callable[[T], str], workers: int) -> str:
+    """`"".join(render(item) + "\\n" for item in items)`, on up to `workers` processes when there are
+    at least MIN_PARALLEL_ITEMS items and the platform can fork; in this process otherwise."""
+    n = min(workers, len(items))
+    if n <= 1 or len(items) < MIN_PARALLEL_ITEMS or not can_fork():
+        return _render(items, render)
+    import shutil  # here: `carbonshift plan SPEC` starts without them (tempfile brings random, hashlib)
+    import tempfile
+
+    bounds = [len(items) * i // n for i in range(n + 1)]
+    slices = [items[bounds[i] : bounds[i + 1]] for i in range(n)]
+    tmp = Path(tempfile.mkdtemp(prefix="carbonshift-lines-"))  # private: mode 0700
+    children: dict[int, int] = {}  # slice index -> pid, until reaped
+    try:
+        sys.stdout.flush()  # a child must not inherit buffered text (it never flushes, but be plain)
+        sys.stderr.flush()
+        for i in range(1, n):
+            pid = os.fork()
+            if pid == 0:  # the child: render, write, leave; never returns
+                _child(slices[i], render, tmp / f"slice-{i}.txt")
+            children[i] = pid
+        parts = [_render(slices[0], render)]
+        for i in range(1, n):
+            _, status = os.waitpid(children.pop(i), 0)
+            text = _read(tmp / f"slice-{i}.txt") if os.waitstatus_to_exitcode(status) == 0 else None
+            parts.append(text if text is not None else _render(slices[i], render))
+        return "".join(parts)
+    finally:
+        for pid in children.values():  # only if this process failed or was interrupted meanwhile
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _render(items: Sequence[T], render: Callable[[T], str]) -> str:
+    return "".join(render(item) + "\n" for item in items)
+
+
+def _child(items: Sequence[T], render: Callable[[T], str], path: Path) -> None:
+    code = 1
+    try:
+        gc.disable()  # short-lived: a collection would only walk (and copy) the parent's pages
+        text = _render(items, render)
+        with path.open("w", encoding="utf-8", errors="surrogatepass", newline="") as f:  # any str
+            f.write(text)
+        code = 0
+    except BaseException:  # the parent renders this slice itself
+        pass
+    finally:
+        os._exit(code)
+
+
+def _read(path: Path) -> str | None:
+    try:
+        with path.open("r", encoding="utf-8", errors="surrogatepass", newline="") as f:
+            return f.read()
+    except (OSError, UnicodeDecodeError):
+        return None

@@ -1,0 +1,122 @@
+"""`carbonshift plan DIR --workers N`: a large batch's JSON lines are written by forked processes, and
+the output is the same bytes as one process writes; a worker that fails costs time, never output."""
+
+from __future__ import annotations
+
+import os
+import random
+import tempfile
+from pathlib import Path
+
+import pytest
+from bench.bench_cli_plan_dir import NOW, spec_text
+
+from carbonshift.cli.parallel_lines import MIN_PARALLEL_ITEMS, can_fork, render_lines
+
+from .helpers import REPO, run_cli
+
+CONFIG = str(REPO / "examples" / "config" / "carbonshift.yaml")
+SPECS = 600
+needs_fork = pytest.mark.skipif(not can_fork(), reason="workers are forked processes (POSIX)")
+
+
+def _spec_text(i: int, rng: random.Random) -> str:
+    """The bench's specs (durations, windows to the second, five placements, three hardware shapes, a
+    tenth interruptible), a tenth with a hardware alternative besides."""
+    text = spec_text(i, rng)
+    if rng.random() < 0.1:
+        text += "hardware_options:\n  - {vcpus: 32, memory_gb: 128, duration: 1h}\n"
+    return text
+
+
+@pytest.fixture(scope="module")
+def spec_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    specs = tmp_path_factory.mktemp("specs")
+    rng = random.Random(600)
+    for i in range(SPECS):
+        (specs / f"job-{i:04d}.yaml").write_text(_spec_text(i, rng))
+    return specs
+
+
+def _plan(spec_dir: Path, tmp: Path, *extra: str) -> tuple[int, str, str]:
+    """A run with a cache and data directory of its own (a cache another run left would change the
+    plans' notices)."""
+    tmp = Path(tempfile.mkdtemp(dir=tmp))
+    result = run_cli(
+        "plan", str(spec_dir), "--now", NOW.isoformat(), *extra, env={"CARBONSHIFT_CONFIG": CONFIG}, tmp=tmp
+    )
+    return result.returncode, result.stdout, result.stderr
+
+
+@needs_fork
+def test_forked_workers_print_the_same_bytes_as_one_process(spec_dir: Path, tmp_path: Path) -> None:
+    assert SPECS >= MIN_PARALLEL_ITEMS  # else both runs take the one-process path
+    code, serial, err = _plan(spec_dir, tmp_path, "--workers", "1", "--top", "3")
+    assert code == 0, err
+    assert serial.count("\n") == SPECS and serial.endswith("\n")
+    # 3 workers: two forked children, whatever this machine's CPUs; and with every option shown
+    code, parallel, err = _plan(spec_dir, tmp_path, "--workers", "3", "--top", "3")
+    assert code == 0, err
+    assert parallel == serial
+    code, every_serial, err = _plan(spec_dir, tmp_path, "--workers", "1")
+    assert code == 0, err
+    code, every_parallel, err = _plan(spec_dir, tmp_path, "--workers", "2")
+    assert code == 0, err
+    assert every_parallel == every_serial != serial
+
+
+def test_a_bad_spec_in_a_large_batch_still_prints_nothing_and_exits_2(spec_dir: Path, tmp_path: Path) -> None:
+    batch = tmp_path / "batch"
+    batch.mkdir()
+    for f in sorted(spec_dir.iterdir()):
+        (batch / f.name).write_text(f.read_text())
+    (batch / "job-0300.yaml").write_text("name: broken\nduration: soon\n")
+    code, out, err = _plan(batch, tmp_path, "--workers", "3")
+    assert code == 2
+    assert out == ""
+    assert "job-0300.yaml" in err
+
+
+def _line(i: int) -> str:
+    return f'{{"i":{i},"text":"é \\u2603 \udc80 {"x" * (i % 7)}"}}'  # a lone surrogate too
+
+
+@needs_fork
+def test_a_slice_whose_child_fails_is_rendered_by_the_parent(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where the private directory goes
+    parent = os.getpid()
+    items = list(range(1000))
+
+    def crashing_in_children(i: int) -> str:
+        if os.getpid() != parent and i == 600:
+            os._exit(3)  # a child dies mid-slice, as if killed
+        return _line(i)
+
+    def raising_in_children(i: int) -> str:
+        if os.getpid() != parent:
+            raise RuntimeError("a child's render failed")
+        return _line(i)
+
+    expected = "".join(_line(i) + "\n" for i in items)
+    assert render_lines(items, crashing_in_children, 4) == expected
+    assert render_lines(items, raising_in_children, 3) == expected
+    assert render_lines(items, _line, 4) == expected
+    assert list(tmp_path.iterdir()) == []  # every worker's file and directory removed
+
+
+@needs_fork
+def test_a_render_that_fails_everywhere_raises_in_the_parent(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+
+    def failing(i: int) -> str:
+        if i == 900:
+            raise ValueError("no line for 900")
+        return _line(i)
+
+    with pytest.raises(ValueError, match="no line for 900"):
+        render_lines(list(range(1000)), failing, 2)
+    assert list(tmp_path.iterdir()) == []
