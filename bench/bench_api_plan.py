@@ -13,7 +13,14 @@ reading 92 KB answers), since on a small machine the client shares the cores wit
 `--repeat N` measures each tree N times, alternating (a fresh server each time): on a machine shared
 with other work, the spread between runs says how far to trust one.
 
+`--wrk SECONDS` sends the load with `wrk` (C, Debian's package `wrk`: 2 threads, `--concurrency`
+connections, keep-alive) for that long instead of the Python client threads: on a 2-core machine
+the Python client spends about as much CPU per request as the server and its own GIL adds to the
+latencies it reports, whereas wrk's percentiles are the server's (what a client on another core or
+machine meets).
+
 Run: .venv/bin/python bench/bench_api_plan.py [--plans 500] [--concurrency 8] [--repeat 1] [--baseline-src DIR]
+     [--wrk SECONDS]
 """
 
 from __future__ import annotations
@@ -21,7 +28,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
+import resource
 import secrets
+import shutil
+import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -51,8 +62,80 @@ def cpu_s(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+WRK_SCRIPT = """
+wrk.method = "POST"
+wrk.body = {body}
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = {auth}
+function done(summary, latency, requests)
+  io.write(string.format("WRK ok=%d errors=%d p50=%.3f p90=%.3f p99=%.3f max=%.3f\\n",
+    summary.requests, summary.errors.status + summary.errors.connect + summary.errors.read
+    + summary.errors.write + summary.errors.timeout,
+    latency:percentile(50) / 1000, latency:percentile(90) / 1000, latency:percentile(99) / 1000,
+    latency.max / 1000))
+end
+"""
+
+
+def client_cpu_s() -> float:
+    """The client's CPU so far: this process's threads, and wrk once it has exited (a waited-for child)."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
+
+
+def lua_string(text: str) -> str:
+    return "[==[" + text + "]==]"
+
+
+def wrk_phase(
+    label: str, url: str, body: bytes, token: str, concurrency: int, seconds: int, tmp: Path
+) -> dict[str, Any]:
+    """The load from wrk: `seconds` long, `concurrency` keep-alive connections on 2 threads."""
+    script = tmp / "plan.lua"
+    script.write_text(WRK_SCRIPT.format(body=lua_string(body.decode()), auth=lua_string(f"Bearer {token}")))
+    threads = min(2, concurrency)
+    out = subprocess.run(
+        [
+            "wrk",
+            f"-t{threads}",
+            f"-c{concurrency}",
+            f"-d{seconds}s",
+            "--timeout",
+            "10s",
+            "-s",
+            str(script),
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 60,
+        check=True,
+    ).stdout
+    found = re.search(r"WRK ok=(\d+) errors=(\d+) p50=([\d.]+) p90=([\d.]+) p99=([\d.]+) max=([\d.]+)", out)
+    if found is None:
+        raise SystemExit(f"wrk printed no figures:\n{out}")
+    ok, errors = int(found[1]), int(found[2])
+    p50, p90, p99, top = (round(float(found[i]), 1) for i in range(3, 7))
+    return {
+        "phase": f"{label}: POST /api/v1/plan (wrk)",
+        "ok": ok - errors,
+        "errors": {"wrk": errors} if errors else {},
+        "throughput_rps": round(ok / seconds, 1),
+        "p50_ms": p50,
+        "p90_ms": p90,
+        "p99_ms": p99,
+        "max_ms": top,
+    }
+
+
 def measure(
-    label: str, tmp: Path, plans: int, concurrency: int, max_seconds: float, extra_env: dict[str, str]
+    label: str,
+    tmp: Path,
+    plans: int,
+    concurrency: int,
+    max_seconds: float,
+    extra_env: dict[str, str],
+    wrk_seconds: int | None = None,
 ) -> dict[str, Any]:
     token = secrets.token_urlsafe(32)
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
@@ -69,11 +152,14 @@ def measure(
         def plan(session: requests.Session, _i: int) -> int:
             return session.post(url, data=body, headers=headers, timeout=REQUEST_TIMEOUT_S).status_code
 
-        cpu_before, client_before = cpu_s(server.proc.pid), time.process_time()
-        result = run_phase(
-            f"{label}: POST /api/v1/plan", plans, concurrency, plan, time.monotonic() + max_seconds
-        )
-        cpu_after, client_after = cpu_s(server.proc.pid), time.process_time()
+        cpu_before, client_before = cpu_s(server.proc.pid), client_cpu_s()
+        if wrk_seconds is not None:
+            result = wrk_phase(label, url, body, token, concurrency, wrk_seconds, tmp)
+        else:
+            result = run_phase(
+                f"{label}: POST /api/v1/plan", plans, concurrency, plan, time.monotonic() + max_seconds
+            )
+        cpu_after, client_after = cpu_s(server.proc.pid), client_cpu_s()
         result["client_cpu_ms_per_request"] = round(
             (client_after - client_before) * 1000 / max(result["ok"], 1), 1
         )
@@ -101,7 +187,10 @@ def main() -> None:
     )
     parser.add_argument("--baseline-src", type=Path, help="another tree's src/ to measure the same way")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON too")
+    parser.add_argument("--wrk", type=int, metavar="SECONDS", help="load from wrk for this long instead")
     args = parser.parse_args()
+    if args.wrk is not None and shutil.which("wrk") is None:
+        parser.error("--wrk needs wrk on PATH (Debian: apt-get install wrk)")
     if not 1 <= args.plans <= 10_000 or not 1 <= args.concurrency <= 64 or not 1 <= args.repeat <= 20:
         parser.error("--plans must be 1..10000, --concurrency 1..64 and --repeat 1..20")
     trees: dict[str, dict[str, str]] = {"this tree": {}}
@@ -112,7 +201,9 @@ def main() -> None:
         for label, extra_env in trees.items():
             with tempfile.TemporaryDirectory() as tmp:
                 results.append(
-                    measure(label, Path(tmp), args.plans, args.concurrency, args.max_seconds, extra_env)
+                    measure(
+                        label, Path(tmp), args.plans, args.concurrency, args.max_seconds, extra_env, args.wrk
+                    )
                 )
     print(
         f"POST /api/v1/plan on loopback, one `carbonshift serve` (SQLite, token on, offline), "

@@ -57,6 +57,7 @@ def test_config_from_env_var_and_relative_file_paths(tmp_path: Path, monkeypatch
         ),
         ("intensity:\n  priority: [files, nosuch]\n", r"intensity\.priority.*nosuch.*allowed: files"),
         ("signal: carbon\n", r"setting 'signal'.*average.*marginal"),
+        ("api_compute_slots: 0\n", r"setting 'api_compute_slots'.*CARBONSHIFT_API_COMPUTE_SLOTS.*1"),
         ("- a\n- b\n", "must be a YAML mapping"),
         ("a: [\n", "not valid YAML at line"),
     ],

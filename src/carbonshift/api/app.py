@@ -21,6 +21,7 @@ from starlette.concurrency import run_in_threadpool
 
 from carbonshift import __version__
 from carbonshift.api.encoding import encode_json
+from carbonshift.api.lane import ComputeLane
 from carbonshift.api.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from carbonshift.api.metrics import render_metrics
 from carbonshift.api.paging import MAX_LIMIT, decode_cursor, page_json
@@ -131,6 +132,7 @@ def _run_token(request: Request) -> str | Response:
 def create_app(scheduler: SchedulerPort, settings: Settings) -> FastAPI:
     """The API over `scheduler`. Auth: the bearer token `settings.api_token` on every route but
     /healthz and a run's report; none configured means open (`serve` allows that on loopback only)."""
+    lane = ComputeLane(settings.api_compute_slots)  # plans and listings in turn: see lane.py
     app = FastAPI(
         title="carbonshift",
         version=__version__,
@@ -252,7 +254,7 @@ def create_app(scheduler: SchedulerPort, settings: Settings) -> FastAPI:
             found = scheduler.list_jobs_page(limit, after, full=full, **labels)
             return page_json(found.jobs, found.more, encode_json)
 
-        return _json(await run_in_threadpool(work))
+        return _json(await lane.run(work))
 
     @api.get(
         "/jobs/{job_id}",
@@ -261,7 +263,7 @@ def create_app(scheduler: SchedulerPort, settings: Settings) -> FastAPI:
         responses={**_ERRORS, 404: {"description": "no such job"}},
     )
     async def get_job(job_id: str) -> Response:
-        return _json(await run_in_threadpool(lambda: encode_json(scheduler.get_job(job_id).to_dict())))
+        return _json(await lane.run(lambda: encode_json(scheduler.get_job(job_id).to_dict())))
 
     @api.delete(
         "/jobs/{job_id}",
@@ -304,7 +306,7 @@ def create_app(scheduler: SchedulerPort, settings: Settings) -> FastAPI:
             spec = read_spec(body, content_type)
             return encode_json(scheduler.dry_run(spec).to_dict(top=top))
 
-        return _json(await run_in_threadpool(work))
+        return _json(await lane.run(work))
 
     @api.post(
         "/runs/{run_id}/report",

@@ -151,6 +151,13 @@ class Settings(BaseModel):
     host: str = Field(default="127.0.0.1", description="address `carbonshift serve` listens on")
     port: int = Field(default=8765, ge=0, le=65535, description="port `carbonshift serve` listens on")
     max_body_bytes: int = Field(default=1_048_576, ge=1024, description="largest request body the API reads")
+    api_compute_slots: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="dry-run plans and job listings the API computes at once (one Python process runs "
+        "one at a time anyway; raise it when live intensity sources are slow)",
+    )
 
     intensity: IntensitySettings = Field(default_factory=IntensitySettings)
     cache: CacheSettings = Field(default_factory=CacheSettings)
