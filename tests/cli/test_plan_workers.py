@@ -3,15 +3,17 @@ the output is the same bytes as one process writes; a worker that fails costs ti
 
 from __future__ import annotations
 
+import io
 import os
 import random
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from bench.bench_cli_plan_dir import NOW, spec_text
 
-from carbonshift.cli.parallel_lines import MIN_PARALLEL_ITEMS, can_fork, render_lines
+from carbonshift.cli.parallel_lines import MIN_PARALLEL_ITEMS, can_fork, write_lines
 
 from .helpers import REPO, run_cli
 
@@ -81,6 +83,16 @@ def _line(i: int) -> str:
     return f'{{"i":{i},"text":"é \\u2603 \udc80 {"x" * (i % 7)}"}}'  # a lone surrogate too
 
 
+def _written(items: list[int], render: Callable[[int], str], workers: int, errors: str) -> bytes:
+    stream = io.TextIOWrapper(io.BytesIO(), encoding="utf-8", errors=errors)
+    stream.write("before\n")  # held by the stream: written first
+    write_lines(items, render, workers, stream)
+    stream.flush()
+    buffer = stream.buffer
+    assert isinstance(buffer, io.BytesIO)
+    return buffer.getvalue()
+
+
 @needs_fork
 def test_a_slice_whose_child_fails_is_rendered_by_the_parent(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
@@ -99,15 +111,16 @@ def test_a_slice_whose_child_fails_is_rendered_by_the_parent(
             raise RuntimeError("a child's render failed")
         return _line(i)
 
-    expected = "".join(_line(i) + "\n" for i in items)
-    assert render_lines(items, crashing_in_children, 4) == expected
-    assert render_lines(items, raising_in_children, 3) == expected
-    assert render_lines(items, _line, 4) == expected
+    expected = ("before\n" + "".join(_line(i) + "\n" for i in items)).encode("utf-8", "surrogateescape")
+    assert _written(items, _line, 1, "surrogateescape") == expected  # one process
+    assert _written(items, _line, 4, "surrogateescape") == expected
+    assert _written(items, crashing_in_children, 4, "surrogateescape") == expected
+    assert _written(items, raising_in_children, 3, "surrogateescape") == expected
     assert list(tmp_path.iterdir()) == []  # every worker's file and directory removed
 
 
 @needs_fork
-def test_a_render_that_fails_everywhere_raises_in_the_parent(
+def test_a_line_that_fails_anywhere_raises_in_the_parent_before_anything_is_written(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
@@ -115,8 +128,17 @@ def test_a_render_that_fails_everywhere_raises_in_the_parent(
     def failing(i: int) -> str:
         if i == 900:
             raise ValueError("no line for 900")
-        return _line(i)
+        return f'{{"i":{i}}}'
+
+    def unencodable(i: int) -> str:  # a lone surrogate in the last slice only
+        return _line(i) if i == 990 else f'{{"i":{i}}}'
 
     with pytest.raises(ValueError, match="no line for 900"):
-        render_lines(list(range(1000)), failing, 2)
+        _written(list(range(1000)), failing, 2, "strict")
+    with pytest.raises(UnicodeEncodeError):  # as one process: the stream's encoding refuses it
+        _written(list(range(1000)), unencodable, 3, "strict")
+    stream = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
+    with pytest.raises(UnicodeEncodeError):
+        write_lines(list(range(1000)), unencodable, 3, stream)
+    assert stream.buffer.tell() == 0  # nothing written
     assert list(tmp_path.iterdir()) == []

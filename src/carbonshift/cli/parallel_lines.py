@@ -2,12 +2,13 @@
 and for thousands of specs the rendering is the longest phase (pure Python, one spec at a time).
 
 The items are split into contiguous slices, one per worker. Workers are started with `os.fork()` after
-the items exist, so each child reads them copy-on-write (nothing is pickled), renders its slice and
-writes the text to its own file in a private temporary directory, then leaves with `os._exit`: no
-atexit handler, no `finally` of the parent's frames and no inherited stdio buffer runs in it. The
-parent renders the first slice itself, waits for each child and reads their files in order; a slice
-whose child failed is rendered again in the parent, so the text is always whole and the same as one
-process would make (a render that fails fails in the parent, before anything is printed).
+the items exist, so each child reads them copy-on-write (nothing is pickled), renders its slice,
+encodes it as the stream would and writes the bytes to its own file in a private temporary directory,
+then leaves with `os._exit`: no atexit handler, no `finally` of the parent's frames and no inherited
+stdio buffer runs in it. The parent renders the first slice itself, waits for each child and writes
+the parts to the stream's byte buffer in order (no decoding and re-encoding); a slice whose child
+failed is rendered again in the parent, so the output is always whole and the same bytes as one
+process writes (a line that cannot be rendered or encoded fails in the parent, before any is written).
 
 A forked child of a process with other threads only gets the forking thread: it must take no lock
 another thread may hold. `render` here is `Advice.to_json_line`, which builds dicts and encodes them
@@ -23,7 +24,7 @@ import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import BinaryIO, TextIO, TypeVar
 
 T = TypeVar("T")
 
@@ -44,12 +45,27 @@ def can_fork() -> bool:
     return hasattr(os, "fork") and hasattr(os, "waitpid")
 
 
-def render_lines(items: Sequence[T], render: Callable[[T], str], workers: int) -> str:
-    """`"".join(render(item) + "\\n" for item in items)`, on up to `workers` processes when there are
-    at least MIN_PARALLEL_ITEMS items and the platform can fork; in this process otherwise."""
+def write_lines(items: Sequence[T], render: Callable[[T], str], workers: int, stream: TextIO) -> None:
+    """Write `"".join(render(item) + "\\n" for item in items)` to `stream`, rendered on up to `workers`
+    processes when there are at least MIN_PARALLEL_ITEMS items, the platform can fork and the stream
+    has a byte buffer; in this process otherwise. Either way the same bytes, and nothing is written
+    unless every line was rendered and encoded (in the stream's encoding and errors)."""
     n = min(workers, len(items))
-    if n <= 1 or len(items) < MIN_PARALLEL_ITEMS or not can_fork():
-        return _render(items, render)
+    out: BinaryIO | None = getattr(stream, "buffer", None)
+    if n <= 1 or len(items) < MIN_PARALLEL_ITEMS or not can_fork() or out is None:
+        stream.write(_render(items, render))
+        return
+    parts = _rendered_parts(items, render, n, stream.encoding, stream.errors or "strict")
+    stream.flush()  # what the stream already holds goes first
+    for part in parts:
+        out.write(part)
+
+
+def _rendered_parts(
+    items: Sequence[T], render: Callable[[T], str], n: int, encoding: str, errors: str
+) -> list[bytes]:
+    """Each of `n` contiguous slices rendered and encoded: the first here, the others by forked
+    children through files (a child that fails has its slice rendered here)."""
     import shutil  # here: `carbonshift plan SPEC` starts without them (tempfile brings random, hashlib)
     import tempfile
 
@@ -58,19 +74,19 @@ def render_lines(items: Sequence[T], render: Callable[[T], str], workers: int) -
     tmp = Path(tempfile.mkdtemp(prefix="carbonshift-lines-"))  # private: mode 0700
     children: dict[int, int] = {}  # slice index -> pid, until reaped
     try:
-        sys.stdout.flush()  # a child must not inherit buffered text (it never flushes, but be plain)
+        sys.stdout.flush()  # a child never flushes what it inherits, but leave it nothing to flush
         sys.stderr.flush()
         for i in range(1, n):
             pid = os.fork()
             if pid == 0:  # the child: render, write, leave; never returns
-                _child(slices[i], render, tmp / f"slice-{i}.txt")
+                _child(slices[i], render, encoding, errors, tmp / f"slice-{i}")
             children[i] = pid
-        parts = [_render(slices[0], render)]
+        parts = [_render(slices[0], render).encode(encoding, errors)]
         for i in range(1, n):
             _, status = os.waitpid(children.pop(i), 0)
-            text = _read(tmp / f"slice-{i}.txt") if os.waitstatus_to_exitcode(status) == 0 else None
-            parts.append(text if text is not None else _render(slices[i], render))
-        return "".join(parts)
+            done = _read(tmp / f"slice-{i}") if os.waitstatus_to_exitcode(status) == 0 else None
+            parts.append(done if done is not None else _render(slices[i], render).encode(encoding, errors))
+        return parts
     finally:
         for pid in children.values():  # only if this process failed or was interrupted meanwhile
             with contextlib.suppress(OSError):
@@ -83,23 +99,20 @@ def _render(items: Sequence[T], render: Callable[[T], str]) -> str:
     return "".join(render(item) + "\n" for item in items)
 
 
-def _child(items: Sequence[T], render: Callable[[T], str], path: Path) -> None:
+def _child(items: Sequence[T], render: Callable[[T], str], encoding: str, errors: str, path: Path) -> None:
     code = 1
     try:
         gc.disable()  # short-lived: a collection would only walk (and copy) the parent's pages
-        text = _render(items, render)
-        with path.open("w", encoding="utf-8", errors="surrogatepass", newline="") as f:  # any str
-            f.write(text)
+        path.write_bytes(_render(items, render).encode(encoding, errors))
         code = 0
-    except BaseException:  # the parent renders this slice itself
+    except BaseException:  # the parent renders this slice itself (and raises what it raises)
         pass
     finally:
         os._exit(code)
 
 
-def _read(path: Path) -> str | None:
+def _read(path: Path) -> bytes | None:
     try:
-        with path.open("r", encoding="utf-8", errors="surrogatepass", newline="") as f:
-            return f.read()
-    except (OSError, UnicodeDecodeError):
+        return path.read_bytes()
+    except OSError:
         return None

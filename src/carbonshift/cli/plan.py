@@ -12,7 +12,7 @@ from carbonshift import runtime
 from carbonshift.advisor import advise, advise_many
 from carbonshift.cli import context
 from carbonshift.cli.options import parse_signal_option, parse_time_option
-from carbonshift.cli.parallel_lines import render_lines, usable_cpus
+from carbonshift.cli.parallel_lines import usable_cpus, write_lines
 from carbonshift.cli.plan_view import render_plan
 from carbonshift.cli.render import OutputFormat, emit_json, warn
 from carbonshift.clock import FixedClock, SystemClock
@@ -105,8 +105,7 @@ def plan_command(
         except CarbonshiftError:
             pass  # spec by spec below: the plans before the failing spec print, then its error
         else:
-            lines = render_lines(advices, lambda a: a.to_json_line(top=top), workers or usable_cpus())
-            sys.stdout.write(lines)
+            write_lines(advices, lambda a: a.to_json_line(top=top), workers or usable_cpus(), sys.stdout)
             sys.stdout.flush()
             _warn_failed_sources(service.notices, set())
             return
