@@ -18,6 +18,7 @@ and stops by itself.
 
 Run: .venv/bin/python bench/bench_api_jobs.py [--jobs 10000] [--requests 16] [--concurrency 8]
      [--query limit=100] [--deep] [--no-unpaged] [--baseline-src DIR [--baseline-requests 4]]
+     [--wrk SECONDS]   (each phase loaded by wrk, as in bench_api_plan.py, instead of Python threads)
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ import requests
 import sqlalchemy as sa
 
 from bench_api_load import REQUEST_TIMEOUT_S, Server, _submission, run_phase
+from bench_api_plan import wrk_phase
 from carbonshift.api.paging import encode_cursor
 from carbonshift.scheduler.models import JobRow, PlanRow, RunEventRow, RunRow
 
@@ -177,13 +179,16 @@ def measure(
 
                 shown = query if "cursor=" not in query else query.split("&cursor=")[0] + "&cursor=(middle)"
                 cpu0 = cpu_s(server.proc.pid)
-                result = run_phase(
-                    f"GET /api/v1/jobs{'?' + shown if shown else ''}",
-                    requests_n,
-                    args.concurrency,
-                    listing,
-                    time.monotonic() + args.max_seconds,
-                )
+                label = f"GET /api/v1/jobs{'?' + shown if shown else ''}"
+                if args.wrk is not None:
+                    result = wrk_phase(
+                        label + " (wrk)", url, None, token, args.concurrency, args.wrk, Path(tmp)
+                    )
+                    result["wall_s"] = args.wrk
+                else:
+                    result = run_phase(
+                        label, requests_n, args.concurrency, listing, time.monotonic() + args.max_seconds
+                    )
                 cpu = cpu_s(server.proc.pid) - cpu0
                 result["listed"] = listed
                 result["bytes"] = len(first.content)
@@ -235,6 +240,9 @@ def main() -> None:
     parser.add_argument("--baseline-src", type=Path, help="also serve from this source tree (its src/)")
     parser.add_argument("--baseline-requests", type=int, default=4, help="requests per baseline phase")
     parser.add_argument("--max-seconds", type=float, default=120, help="stop sending after this long")
+    parser.add_argument(
+        "--wrk", type=int, metavar="SECONDS", help="each phase: load from wrk (C) for this long instead"
+    )
     args = parser.parse_args()
     if not 1 <= args.jobs <= 100_000 or not 1 <= args.requests <= 10_000:
         parser.error("--jobs must be 1..100000 and --requests 1..10000")

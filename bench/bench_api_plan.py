@@ -63,9 +63,7 @@ def cpu_s(pid: int) -> float | None:
 
 
 WRK_SCRIPT = """
-wrk.method = "POST"
-wrk.body = {body}
-wrk.headers["Content-Type"] = "application/json"
+{request}
 wrk.headers["Authorization"] = {auth}
 function done(summary, latency, requests)
   io.write(string.format("WRK ok=%d errors=%d p50=%.3f p90=%.3f p99=%.3f max=%.3f\\n",
@@ -88,11 +86,24 @@ def lua_string(text: str) -> str:
 
 
 def wrk_phase(
-    label: str, url: str, body: bytes, token: str, concurrency: int, seconds: int, tmp: Path
+    label: str,
+    url: str,
+    body: bytes | None,
+    token: str,
+    concurrency: int,
+    seconds: int,
+    tmp: Path,
 ) -> dict[str, Any]:
-    """The load from wrk: `seconds` long, `concurrency` keep-alive connections on 2 threads."""
+    """The load from wrk: `seconds` long, `concurrency` keep-alive connections on 2 threads; a POST of
+    `body` as JSON, or a GET when it is None. `label` names the phase as printed."""
+    request = (
+        'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+        f"wrk.body = {lua_string(body.decode())}"
+        if body is not None
+        else 'wrk.method = "GET"'
+    )
     script = tmp / "plan.lua"
-    script.write_text(WRK_SCRIPT.format(body=lua_string(body.decode()), auth=lua_string(f"Bearer {token}")))
+    script.write_text(WRK_SCRIPT.format(request=request, auth=lua_string(f"Bearer {token}")))
     threads = min(2, concurrency)
     out = subprocess.run(
         [
@@ -117,7 +128,7 @@ def wrk_phase(
     ok, errors = int(found[1]), int(found[2])
     p50, p90, p99, top = (round(float(found[i]), 1) for i in range(3, 7))
     return {
-        "phase": f"{label}: POST /api/v1/plan (wrk)",
+        "phase": label,
         "ok": ok - errors,
         "errors": {"wrk": errors} if errors else {},
         "throughput_rps": round(ok / seconds, 1),
@@ -154,7 +165,9 @@ def measure(
 
         cpu_before, client_before = cpu_s(server.proc.pid), client_cpu_s()
         if wrk_seconds is not None:
-            result = wrk_phase(label, url, body, token, concurrency, wrk_seconds, tmp)
+            result = wrk_phase(
+                f"{label}: POST /api/v1/plan (wrk)", url, body, token, concurrency, wrk_seconds, tmp
+            )
         else:
             result = run_phase(
                 f"{label}: POST /api/v1/plan", plans, concurrency, plan, time.monotonic() + max_seconds
