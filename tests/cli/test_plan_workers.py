@@ -18,7 +18,7 @@ from carbonshift.cli.parallel_lines import MIN_PARALLEL_ITEMS, can_fork, write_l
 from .helpers import REPO, run_cli
 
 CONFIG = str(REPO / "examples" / "config" / "carbonshift.yaml")
-SPECS = 600
+SPECS = 1000
 needs_fork = pytest.mark.skipif(not can_fork(), reason="workers are forked processes (POSIX)")
 
 
@@ -34,7 +34,7 @@ def _spec_text(i: int, rng: random.Random) -> str:
 @pytest.fixture(scope="module")
 def spec_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     specs = tmp_path_factory.mktemp("specs")
-    rng = random.Random(600)
+    rng = random.Random(1000)
     for i in range(SPECS):
         (specs / f"job-{i:04d}.yaml").write_text(_spec_text(i, rng))
     return specs
@@ -72,11 +72,11 @@ def test_a_bad_spec_in_a_large_batch_still_prints_nothing_and_exits_2(spec_dir: 
     batch.mkdir()
     for f in sorted(spec_dir.iterdir()):
         (batch / f.name).write_text(f.read_text())
-    (batch / "job-0300.yaml").write_text("name: broken\nduration: soon\n")
+    (batch / "job-0500.yaml").write_text("name: broken\nduration: soon\n")
     code, out, err = _plan(batch, tmp_path, "--workers", "3")
     assert code == 2
     assert out == ""
-    assert "job-0300.yaml" in err
+    assert "job-0500.yaml" in err
 
 
 def _line(i: int) -> str:
@@ -100,6 +100,7 @@ def test_a_slice_whose_child_fails_is_rendered_by_the_parent(
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where the private directory goes
     parent = os.getpid()
     items = list(range(1000))
+    assert len(items) >= MIN_PARALLEL_ITEMS  # else every call takes the one-process path
 
     def crashing_in_children(i: int) -> str:
         if os.getpid() != parent and i == 600:

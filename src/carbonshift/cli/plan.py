@@ -73,7 +73,7 @@ def plan_command(
         typer.Option(
             "--workers",
             min=1,
-            help="Processes that write a batch's JSON lines (from 500 specs; default: the usable CPUs).",
+            help="Processes that write a batch's JSON lines (from 1,000 specs; default: the usable CPUs).",
         ),
     ] = None,
 ) -> None:
