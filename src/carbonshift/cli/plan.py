@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -12,12 +13,18 @@ from carbonshift import runtime
 from carbonshift.advisor import advise, advise_many
 from carbonshift.cli import context
 from carbonshift.cli.options import parse_signal_option, parse_time_option
-from carbonshift.cli.parallel_lines import usable_cpus, write_lines
+from carbonshift.cli.parallel_lines import gc_paused, usable_cpus, write_lines
 from carbonshift.cli.plan_view import render_plan
 from carbonshift.cli.render import OutputFormat, emit_json, warn
 from carbonshift.clock import FixedClock, SystemClock
 from carbonshift.config.jobspec import JobSpec, jobspec_json_schema, load_jobspec
 from carbonshift.errors import CarbonshiftError, UserInputError
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from carbonshift.config import Settings
+    from carbonshift.intensity.types import Signal
 
 SPEC_SUFFIXES = (".yaml", ".yml", ".json")
 
@@ -82,6 +89,21 @@ def plan_command(
     at = parse_time_option("--now", now, SystemClock().now()) or SystemClock().now()
     sig = parse_signal_option(signal) if signal else settings.signal
     files = _spec_files(specs)
+    with gc_paused() if len(files) > 1 else contextlib.nullcontext():
+        _plan_files(files, at, sig, settings, top, output, plot, explain, workers)
+
+
+def _plan_files(
+    files: list[Path],
+    at: datetime,
+    sig: Signal,
+    settings: Settings,
+    top: int | None,
+    output: OutputFormat | None,
+    plot: Path | None,
+    explain: bool,
+    workers: int | None,
+) -> None:
     loaded: list[JobSpec] = []
     problems: list[str] = []
     for f in files:  # validate every spec before planning any: a bad batch plans nothing
