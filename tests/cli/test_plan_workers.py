@@ -8,12 +8,16 @@ import os
 import random
 import tempfile
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import pytest
 from bench.bench_cli_plan_dir import NOW, spec_text
 
 from carbonshift.cli.parallel_lines import MIN_PARALLEL_ITEMS, can_fork, write_lines
+from carbonshift.cli.parallel_map import map_in_children
+from carbonshift.cli.plan import _load
+from carbonshift.config.jobspec import JobSpec
 
 from .helpers import REPO, run_cli
 
@@ -143,3 +147,50 @@ def test_a_line_that_fails_anywhere_raises_in_the_parent_before_anything_is_writ
         write_lines(list(range(1000)), unencodable, 3, stream)
     assert stream.buffer.tell() == 0  # nothing written
     assert list(tmp_path.iterdir()) == []
+
+
+def test_bad_specs_in_a_large_batch_give_the_same_errors_on_forked_parsers(
+    spec_dir: Path, tmp_path: Path
+) -> None:
+    batch = tmp_path / "bad-batch"
+    batch.mkdir()
+    for f in sorted(spec_dir.iterdir()):
+        (batch / f.name).write_text(f.read_text())
+    # one bad spec in the parent's slice and two in the children's, whatever the worker count
+    (batch / "job-0010.yaml").write_text("name: broken\nduration: soon\n")
+    (batch / "job-0600.yaml").write_text("name: [not, a, name]\nduration: 1h\n")
+    (batch / "job-0999.yaml").write_text("duration: 1h\nunknown_field: 1\n")
+    code, out, serial_err = _plan(batch, tmp_path, "--workers", "1")
+    assert (code, out) == (2, "")
+    assert sum(line.startswith("error: ") for line in serial_err.splitlines()) >= 3
+    for name in ("job-0010.yaml", "job-0600.yaml", "job-0999.yaml"):
+        assert name in serial_err
+    code, out, parallel_err = _plan(batch, tmp_path, "--workers", "3")
+    assert (code, out) == (2, "")
+    assert parallel_err == serial_err
+
+
+@needs_fork
+def test_parsing_on_forked_workers_gives_what_one_process_gives(
+    spec_dir: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where the private directory goes
+    files = sorted(spec_dir.iterdir())
+    bad = tmp_path / "job-bad.yaml"
+    bad.write_text("name: broken\nduration: soon\n")
+    files[700] = bad  # a problem in a child's slice comes back as its message, in place
+    parse = partial(_load, at=NOW)
+    parent = os.getpid()
+
+    def dying_in_children(path: Path) -> tuple[JobSpec | None, str]:
+        if os.getpid() != parent and path == files[800]:
+            os._exit(3)  # a child dies mid-slice, as if killed
+        return parse(path)
+
+    serial = map_in_children(files, parse, 1)
+    assert serial == [parse(f) for f in files]
+    assert serial[700][0] is None and "job-bad.yaml" in serial[700][1]
+    assert sum(spec is None for spec, _ in serial) == 1
+    assert map_in_children(files, parse, 3) == serial  # pickled and unpickled: equal specs, in order
+    assert map_in_children(files, dying_in_children, 3) == serial
+    assert list(tmp_path.iterdir()) == [bad]  # every worker's file and directory removed

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import BinaryIO, TextIO, TypeVar
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 # below this many items the fork, files and waits cost about what the rendering they share out saves
 # (bench_cli_plan_dir --single on 2 CPUs: 600 specs 0.82 -> 0.86 s of wall, 1,000 specs 1.05 -> 1.02 s)
@@ -68,26 +69,44 @@ def _rendered_parts(
 ) -> list[bytes]:
     """Each of `n` contiguous slices rendered and encoded: the first here, the others by forked
     children through files (a child that fails has its slice rendered here)."""
+
+    def encoded(part: Sequence[T]) -> bytes:
+        return _render(part, render).encode(encoding, errors)
+
+    return in_slices(items, n, encoded, encoded, bytes)
+
+
+def in_slices(
+    items: Sequence[T],
+    n: int,
+    here: Callable[[Sequence[T]], R],
+    in_child: Callable[[Sequence[T]], bytes],
+    from_child: Callable[[bytes], R],
+) -> list[R]:
+    """`[here(part) for part in parts]` for `n` contiguous slices of `items`: the first slice here, the
+    others in forked children, each writing `in_child(part)` to its own file that the parent reads
+    back with `from_child`; a slice whose child failed, or whose bytes `from_child` refuses, is done
+    here (and raises here what it raises), so the result is always whole and in order."""
     import shutil  # here: `carbonshift plan SPEC` starts without them (tempfile brings random, hashlib)
     import tempfile
 
     bounds = [len(items) * i // n for i in range(n + 1)]
     slices = [items[bounds[i] : bounds[i + 1]] for i in range(n)]
-    tmp = Path(tempfile.mkdtemp(prefix="carbonshift-lines-"))  # private: mode 0700
+    tmp = Path(tempfile.mkdtemp(prefix="carbonshift-parts-"))  # private: mode 0700
     children: dict[int, int] = {}  # slice index -> pid, until reaped
     try:
         sys.stdout.flush()  # a child never flushes what it inherits, but leave it nothing to flush
         sys.stderr.flush()
         for i in range(1, n):
             pid = os.fork()
-            if pid == 0:  # the child (its collector paused, as here): render, write, leave; never returns
-                _child(slices[i], render, encoding, errors, tmp / f"slice-{i}")
+            if pid == 0:  # the child (its collector paused, as here): work, write, leave; never returns
+                _child(slices[i], in_child, tmp / f"slice-{i}")
             children[i] = pid
-        parts = [_render(slices[0], render).encode(encoding, errors)]
+        parts = [here(slices[0])]
         for i in range(1, n):
             _, status = os.waitpid(children.pop(i), 0)
-            done = _read(tmp / f"slice-{i}") if os.waitstatus_to_exitcode(status) == 0 else None
-            parts.append(done if done is not None else _render(slices[i], render).encode(encoding, errors))
+            done = _read(tmp / f"slice-{i}", from_child) if os.waitstatus_to_exitcode(status) == 0 else None
+            parts.append(done if done is not None else here(slices[i]))
         return parts
     finally:
         for pid in children.values():  # only if this process failed or was interrupted meanwhile
@@ -116,19 +135,19 @@ def _render(items: Sequence[T], render: Callable[[T], str]) -> str:
     return "".join(render(item) + "\n" for item in items)
 
 
-def _child(items: Sequence[T], render: Callable[[T], str], encoding: str, errors: str, path: Path) -> None:
+def _child(items: Sequence[T], work: Callable[[Sequence[T]], bytes], path: Path) -> None:
     code = 1
     try:
-        path.write_bytes(_render(items, render).encode(encoding, errors))
+        path.write_bytes(work(items))
         code = 0
-    except BaseException:  # the parent renders this slice itself (and raises what it raises)
+    except BaseException:  # the parent does this slice itself (and raises what it raises)
         pass
     finally:
         os._exit(code)
 
 
-def _read(path: Path) -> bytes | None:
+def _read(path: Path, from_child: Callable[[bytes], R]) -> R | None:
     try:
-        return path.read_bytes()
-    except OSError:
+        return from_child(path.read_bytes())
+    except Exception:  # unreadable or refused: the parent does the slice itself
         return None
