@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from carbonshift.api.encoding import encode_json, finite
+from carbonshift.jsonwire import encode_json, finite
 
 _TEXT = st.text(max_size=20) | st.sampled_from(["\x00", "\x1f\x7f", "\u2028é", '"\\/', "x" * 50])
 _LEAF = st.none() | st.booleans() | st.integers() | st.floats() | _TEXT

@@ -20,7 +20,6 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from carbonshift import __version__
-from carbonshift.api.encoding import encode_json
 from carbonshift.api.lane import ComputeLane
 from carbonshift.api.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from carbonshift.api.metrics import render_metrics
@@ -32,6 +31,7 @@ from carbonshift.config import Settings
 from carbonshift.config.document import document_problem, parse_int
 from carbonshift.config.jobspec import JobSpec, Labels
 from carbonshift.errors import CarbonshiftError, NoDataError, UserInputError
+from carbonshift.jsonwire import encode_json
 from carbonshift.scheduler import NotFoundError
 
 log = logging.getLogger(__name__)

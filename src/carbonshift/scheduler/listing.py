@@ -23,7 +23,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from pydantic_core import PydanticSerializationError, to_json
 from sqlalchemy import ColumnElement, Select, String, Text, bindparam, cast, select
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
@@ -31,6 +30,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
 from carbonshift.config.jobspec import parse_jobspec
+from carbonshift.jsonwire import encode_json
 from carbonshift.schedule import next_occurrence
 from carbonshift.scheduler.models import JobRow, PlanRow, ReportRow, RunRow
 from carbonshift.scheduler.states import JobStatus
@@ -205,16 +205,11 @@ class _Splicer:
         return self._marker
 
     def dumps(self, value: Any) -> bytes:
-        """`value` as compact UTF-8 JSON with the stored texts in place of their markers. As the API's
-        `encode_json` writes it (pydantic's encoder: several times faster than the standard library's):
-        a non-finite float becomes null, text that is not valid Unicode is escaped."""
+        """`value` as compact UTF-8 JSON with the stored texts in place of their markers, written by
+        the API's own `encode_json` (a non-finite float becomes null, text that is not valid Unicode is
+        escaped)."""
         texts, self._texts = self._texts, []
-        try:
-            out = to_json(value, inf_nan_mode="null")
-        except PydanticSerializationError:  # a lone surrogate, stored before validation refused it
-            escaped = json.loads(json.dumps(value), parse_constant=_null)
-            out = json.dumps(escaped, separators=(",", ":")).encode()
-        pieces = out.split(self._written)
+        pieces = encode_json(value).split(self._written)
         if len(pieces) != len(texts) + 1:
             raise RuntimeError(f"{len(pieces) - 1} markers written for {len(texts)} stored texts")
         spliced = [b""] * (2 * len(texts) + 1)

@@ -1,4 +1,6 @@
-"""How the API writes JSON: compact UTF-8 that never fails on a stored value.
+"""How carbonshift writes JSON for the API: compact UTF-8 that never fails on a stored value. Here,
+below both, so the API's answers and the scheduler's job list (`scheduler/listing.py`) share one
+encoder.
 
 A 139-region plan is about 90 KB of JSON with some 2,000 floats; the standard library's encoder spent
 ~1 ms of a plan's CPU on it (mostly `float.__repr__`), held under the GIL while seven other requests
