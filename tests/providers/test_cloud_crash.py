@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
-import signal
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -22,7 +21,7 @@ import pytest
 from carbonshift.config import load_settings
 from carbonshift.scheduler import RunState, Scheduler
 from tests.providers.fakes import Ec2Proxy, FakeArm, FakeComputeEngine, FakeServer, Recorded
-from tests.scheduler.daemon_main import PRELOAD, run_daemon_with_env
+from tests.scheduler.daemon_main import PRELOAD, kill9, run_daemon_with_env, stop_process
 from tests.scheduler.helpers import hourly, spec, wait_for, window, write_series
 
 # The daemons fork from a server that has imported carbonshift and the clouds' SDKs once (a fresh
@@ -153,17 +152,10 @@ class Daemon:
         wait_for(lambda: "ROLE active" in self.out.read_text(), 60, f"{self.out.name}: ROLE active")
 
     def kill9(self) -> None:
-        assert self.proc.pid is not None
-        os.kill(self.proc.pid, signal.SIGKILL)
-        self.proc.join(10)
+        kill9(self.proc)
 
     def stop(self) -> None:
-        if self.proc.exitcode is None:
-            self.proc.terminate()
-            self.proc.join(15)
-            if self.proc.exitcode is None:
-                self.proc.kill()
-                self.proc.join()
+        stop_process(self.proc)
 
 
 @pytest.mark.parametrize("phase", ["before", "after"])

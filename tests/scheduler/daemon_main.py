@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import multiprocessing.process
 import os
 import signal
 import sys
@@ -110,6 +111,23 @@ def run_daemon_with_env(
     if log_path:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", filename=log_path)
     run_daemon(settings_json, role_path, *crash)
+
+
+def kill9(proc: multiprocessing.process.BaseProcess) -> None:
+    """The test's crash: SIGKILL, nothing flushed or released, then reaped."""
+    assert proc.pid is not None
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.join(10)
+
+
+def stop_process(proc: multiprocessing.process.BaseProcess) -> None:
+    """A daemon process the test is done with: SIGTERM (a clean shutdown), SIGKILL if it hangs."""
+    if proc.exitcode is None:
+        proc.terminate()
+        proc.join(15)
+        if proc.exitcode is None:
+            proc.kill()
+            proc.join()
 
 
 def main() -> int:

@@ -20,7 +20,7 @@ import pytest
 from carbonshift.clock import FixedClock
 from carbonshift.config import load_settings
 from carbonshift.scheduler import DaemonLockedError, RunState, Scheduler
-from tests.scheduler.daemon_main import PRELOAD, run_daemon_with_env
+from tests.scheduler.daemon_main import PRELOAD, kill9, run_daemon_with_env, stop_process
 from tests.scheduler.helpers import NOW, hourly, spec, wait_for, window, write_series
 
 
@@ -92,16 +92,10 @@ class Daemon:
         return self.proc.exitcode
 
     def kill9(self) -> None:
-        os.kill(self.pid, signal.SIGKILL)
-        self.proc.join(10)
+        kill9(self.proc)
 
     def stop(self) -> None:
-        if self.proc.exitcode is None:
-            self.proc.terminate()
-            self.proc.join(15)
-            if self.proc.exitcode is None:
-                self.proc.kill()
-                self.proc.join()
+        stop_process(self.proc)
 
 
 def marker_command(marker: Path, seconds: float) -> str:
