@@ -151,3 +151,26 @@ def test_plan_option_charges_the_type_a_launch_would_pick() -> None:
     local = embodied_in_region("local", "this-machine", a10g, 3600)
     assert local.source == "ccf-method (host hardware)"
     assert local.kg_co2e == pytest.approx(ccf_server_kg(memory_gb=16, gpus=1)[0] / LIFESPAN_H)
+
+
+def test_a_regions_reserved_kg_amortised_is_the_estimates_kg_to_the_bit() -> None:
+    """`Footprints.add_fields` remembers `reserved_in_region` per (region, hardware) and amortises it
+    for each run's duration: that must be the very float `embodied_in_region` gives, for catalog
+    types (whole servers and slices) and for places without a catalog, at any duration."""
+    from carbonshift.catalog.embodied import amortised_kg, embodied_in_region, reserved_in_region
+    from carbonshift.config.jobspec import Hardware
+
+    hardware = [
+        Hardware.model_validate({"gpu": "H100", "gpus": 8}),
+        Hardware.model_validate({"gpu": "A10G", "gpus": 1, "vcpus": 4, "memory_gb": 16}),
+        Hardware.model_validate({"gpu": "T4", "gpus": 1, "vcpus": 4, "memory_gb": 16}),
+        Hardware.model_validate({"vcpus": 16, "memory_gb": 64}),
+    ]
+    places = [("aws", "us-east-1"), ("gcp", "europe-west4"), ("azure", "westeurope"), ("local", "dip")]
+    durations = [0, 1, 1799, 1800, 3600, 7 * 3600 + 59 * 60, 28_800, 1e6 + 0.5]
+    for provider, region in places:
+        for hw in hardware:
+            reserved = reserved_in_region(provider, region, hw)
+            for d in durations:
+                want = embodied_in_region(provider, region, hw, d).kg_co2e
+                assert amortised_kg(reserved, d).hex() == want.hex(), (provider, region, hw, d)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import csv
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 
 from carbonshift.catalog.instances import candidates
@@ -164,7 +164,16 @@ def _amortise(reserved_kg: float, duration_s: float) -> tuple[float, float]:
     return reserved_kg * time_share, time_share
 
 
+def amortised_kg(reserved_kg: float, duration_s: float) -> float:
+    """What a run of `duration_s` seconds is charged of `reserved_kg` (TE x RR/ToR, what it holds of
+    the server): the `kg_co2e` of every estimate here, by the same arithmetic, so a caller that
+    remembers `reserved_in_region` per region and hardware gets the same float for any duration."""
+    return _amortise(reserved_kg, duration_s)[0]
+
+
+@lru_cache(maxsize=4096)
 def _time_note(duration_s: float) -> str:
+    """Remembered: a batch's runs last one of a few hundred durations (to the minute)."""
     return (
         f"time-share: {duration_s / 3600:.4g} h of a {LIFESPAN_YEARS:g}-year lifespan "
         f"({LIFESPAN_H:,.0f} h, CCF's SERVER_EXPECTED_LIFESPAN)"
@@ -211,30 +220,52 @@ def embodied_in_region(provider: str, region: str, hardware: Hardware, duration_
     """What a plan option's run would be charged: the instance type a launch would pick in
     `provider:region` for `hardware` (the smallest that fits, as `pick_instance` does), else, where the
     catalog has none (local, your locations, clusters), a server built from `hardware` itself."""
-    found = candidates(provider, region, hardware)
-    if found:
-        return _from_host(embodied_table()[(found[0].provider, found[0].key)], duration_s)
+    host = _launch_host(provider, region, hardware)
+    if host is not None:
+        return _from_host(host, duration_s)
     return embodied_for(
         duration_s=duration_s, gpus=hardware.gpus, vcpus=hardware.vcpus, memory_gb=hardware.memory_gb
     )
 
 
+def reserved_in_region(provider: str, region: str, hardware: Hardware) -> float:
+    """The kgCO2e `embodied_in_region` amortises (TE x RR/ToR, whatever the duration): its `kg_co2e`
+    for any `duration_s` is `amortised_kg(reserved_in_region(...), duration_s)`, the same float. For a
+    caller that shows runs of many durations in few (region, hardware) pairs."""
+    host = _launch_host(provider, region, hardware)
+    if host is not None:
+        return host.reserved_kg_co2e
+    return ccf_server_kg(memory_gb=hardware.memory_gb, gpus=hardware.gpus)[0]
+
+
+def _launch_host(provider: str, region: str, hardware: Hardware) -> HostEmbodied | None:
+    found = candidates(provider, region, hardware)
+    return embodied_table()[(found[0].provider, found[0].key)] if found else None
+
+
 def _from_host(host: HostEmbodied, duration_s: float) -> EmbodiedEstimate:
     kg, time_share = _amortise(host.reserved_kg_co2e, duration_s)
-    share = f"{host.vcpus}/{host.host_vcpus} vCPUs of the rest"
-    if host.gpu_kg_co2e:
-        share = f"{host.gpus}/{host.host_gpus} GPUs of the GPUs' {host.gpu_kg_co2e:g} kg, " + share
+    te_note, share_note = _host_notes(host)
     return EmbodiedEstimate(
         kg_co2e=kg,
         source=host.source,
-        assumptions=(
-            f"{host.provider}:{host.key}: server TE {host.te_kg_co2e:.2f} kgCO2e ({host.derivation})",
-            f"resource-share: {share}",
-            _time_note(duration_s),
-        ),
+        assumptions=(te_note, share_note, _time_note(duration_s)),
         te_kg_co2e=host.te_kg_co2e,
         resource_share=host.reserved_kg_co2e / host.te_kg_co2e,
         time_share=time_share,
+    )
+
+
+@lru_cache(maxsize=4096)
+def _host_notes(host: HostEmbodied) -> tuple[str, str]:
+    """A host's TE and resource-share notes, worked out once per host (the table has a few hundred
+    rows; a plan shows the same few for runs of every duration)."""
+    share = f"{host.vcpus}/{host.host_vcpus} vCPUs of the rest"
+    if host.gpu_kg_co2e:
+        share = f"{host.gpus}/{host.host_gpus} GPUs of the GPUs' {host.gpu_kg_co2e:g} kg, " + share
+    return (
+        f"{host.provider}:{host.key}: server TE {host.te_kg_co2e:.2f} kgCO2e ({host.derivation})",
+        f"resource-share: {share}",
     )
 
 
@@ -243,9 +274,11 @@ __all__ = [
     "LIFESPAN_YEARS",
     "EmbodiedEstimate",
     "HostEmbodied",
+    "amortised_kg",
     "ccf_server_kg",
     "embodied_for",
     "embodied_in_region",
     "embodied_table",
     "host_for",
+    "reserved_in_region",
 ]

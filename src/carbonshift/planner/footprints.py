@@ -21,7 +21,12 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from carbonshift.catalog.embodied import EmbodiedEstimate, embodied_in_region
+from carbonshift.catalog.embodied import (
+    EmbodiedEstimate,
+    amortised_kg,
+    embodied_in_region,
+    reserved_in_region,
+)
 from carbonshift.config.jobspec import FunctionalUnit, Hardware, JobSpec, format_duration
 from carbonshift.footprint import Footprint
 from carbonshift.planner.rounding import rounded
@@ -126,14 +131,25 @@ def _embodied_run(
     return found
 
 
-def _embodied(
+def _embodied_kg(
     provider: str, region: str, hw_key: tuple[object, ...], hardware: Hardware, duration_s: int
 ) -> float:
-    return _embodied_run(provider, region, hw_key, hardware, duration_s).kg_co2e
+    """`embodied_run(...).kg_co2e`, the same float, from the (region, hardware)'s reserved kg
+    remembered without the duration: a batch's runs last hundreds of durations (to the minute), so a
+    memo by duration missed for four options in ten, each a whole estimate with its notes."""
+    key = (provider, region, hw_key)
+    reserved = _RESERVED.get(key)
+    if reserved is None:
+        reserved = reserved_in_region(provider, region, hardware)
+        if len(_RESERVED) >= MAX_REMEMBERED:
+            _RESERVED.clear()  # as _EMBODIED
+        _RESERVED[key] = reserved
+    return amortised_kg(reserved, duration_s)
 
 
 MAX_REMEMBERED = 1 << 14
 _EMBODIED: dict[tuple[object, ...], EmbodiedEstimate] = {}
+_RESERVED: dict[tuple[object, ...], float] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,7 +205,9 @@ class Footprints:
         for option in options:
             run_s = _run_s(option.chunks_s)
             choice = option.alternative
-            kg = _embodied(option.provider, option.region, keys[choice], self.choices[choice].hardware, run_s)
+            kg = _embodied_kg(
+                option.provider, option.region, keys[choice], self.choices[choice].hardware, run_s
+            )
             embodied.append(kg)
             if fixed is not None:
                 base_embodied.append(fixed)
@@ -197,7 +215,7 @@ class Footprints:
                 base_embodied.append(kg)
             else:
                 base_embodied.append(
-                    _embodied(option.provider, option.region, keys[0], own.hardware, own.duration_s)
+                    _embodied_kg(option.provider, option.region, keys[0], own.hardware, own.duration_s)
                 )
         totals = [o.kg_co2e + kg for o, kg in zip(options, embodied, strict=True)]
         saved = [
