@@ -4,7 +4,8 @@ and series use integer epoch seconds so numpy can work on them."""
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)([dhms])")
 _ISO_DURATION = re.compile(
@@ -50,6 +51,27 @@ def to_epoch_s(value: datetime) -> int:
 
 def from_epoch_s(seconds: int | float) -> datetime:
     return datetime.fromtimestamp(int(seconds), tz=UTC)
+
+
+def isoformat_epoch_s(seconds: int | float) -> str:
+    """`isoformat_z(from_epoch_s(seconds))`, the same text, without building a datetime: a batch of
+    plans prints a few times per plan, nearly all distinct (windows are to the second), and a
+    datetime's fromtimestamp, isoformat and replace cost ~2 us; this ~0.3 us (the date from a
+    cache of days, the time of day from two small tables)."""
+    day, second = divmod(int(seconds), 86400)
+    minute, second = divmod(second, 60)
+    return f"{_iso_day(day)}{_HOUR_MINUTE[minute]}{_SECOND_Z[second]}"
+
+
+@lru_cache(maxsize=1 << 12)
+def _iso_day(days_since_epoch: int) -> str:
+    """'YYYY-MM-DDT' of the day `days_since_epoch` days after 1970-01-01 (a few cover a batch)."""
+    return f"{(_EPOCH_DATE + timedelta(days=days_since_epoch)).isoformat()}T"
+
+
+_EPOCH_DATE = date(1970, 1, 1)
+_HOUR_MINUTE = tuple(f"{h:02d}:{m:02d}:" for h in range(24) for m in range(60))  # by minute of the day
+_SECOND_Z = tuple(f"{s:02d}Z" for s in range(60))
 
 
 def isoformat_z(value: datetime) -> str:

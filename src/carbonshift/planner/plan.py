@@ -39,7 +39,7 @@ from carbonshift.planner.energy import EnergyEstimate, EnergyModel, PowerBreakdo
 from carbonshift.planner.interruptible import cheapest_chunks_many
 from carbonshift.planner.placement import PlanRegion, region_ref
 from carbonshift.planner.rounding import rounded
-from carbonshift.timeutil import from_epoch_s, isoformat_z, to_epoch_s
+from carbonshift.timeutil import from_epoch_s, isoformat_epoch_s, isoformat_z, to_epoch_s
 
 if TYPE_CHECKING:
     from carbonshift.planner.footprints import Footprints
@@ -134,7 +134,7 @@ class Baseline:
 def iso_s(epoch_s: int) -> str:
     """`isoformat_z` of an epoch second, cached: a batch prints the same few thousand times over and
     over (starts on the data's grid, shared windows, one fetch time per source)."""
-    return isoformat_z(from_epoch_s(epoch_s))
+    return isoformat_epoch_s(epoch_s)
 
 
 def iso_dt(value: datetime) -> str:
@@ -323,7 +323,7 @@ class Plan:
                 "it_power_w": energy["it_power_w"],
                 "power_w": energy["power_w"],
                 "source": energy["source"],
-                "assumptions": [a for a in self.it_energy.assumptions if not a.startswith("PUE")],
+                "assumptions": [a for a in energy["assumptions"] if not a.startswith("PUE")],  # worded once
             },
             "no_time_preference": self.no_time_preference,
             "notes": list(self.notes),
