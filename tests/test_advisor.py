@@ -149,11 +149,13 @@ def test_batch_advice_carries_the_same_basis_notice() -> None:
 
 def test_a_json_line_is_the_advice_as_compact_json() -> None:
     """`carbonshift plan DIR` prints `to_json_line`, which encodes each distinct set of exclusions
-    once: the text must be exactly that of encoding `to_dict`, whatever the placement and however
-    often a set is shown."""
+    once: whatever the placement and however often a set is shown, the text must be exactly that of
+    `encode_json(to_dict)`, and read back as `json.dumps(to_dict)` does (the same keys in the same
+    order, the same values and types; only a float's spelling may differ)."""
     import json
 
     from carbonshift.advisor import advise_many
+    from carbonshift.jsonwire import encode_json
 
     catalog, service = _offline()
     placements = [
@@ -167,12 +169,15 @@ def test_a_json_line_is_the_advice_as_compact_json() -> None:
         spec(name=f"j-{i}", placement=p, duration="1h", hardware=h, interruptible=i % 2 == 1)
         for i, (p, h) in enumerate((p, h) for p in placements for h in ({"vcpus": 8}, {"gpu": "T4"}))
     ]
-    encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
     advices = advise_many(specs, catalog=catalog, service=service, now=NOW)
     for top in (None, 2):
         for advice in advices + advices:  # the second time from the memo
             line = advice.to_json_line(top=top)
-            assert line == encode(advice.to_dict(top=top))
+            whole = advice.to_dict(top=top)
+            assert line == encode_json(whole).decode()
+            assert _typed(json.loads(line, object_pairs_hook=list)) == _typed(
+                json.loads(json.dumps(whole, ensure_ascii=False), object_pairs_hook=list)
+            )
     shown = [json.loads(a.to_json_line()) for a in advices]
     assert any(s["excluded"] for s in shown)  # rules listed one by one
     assert any(s["excluded_counts"].get("hardware") for s in shown)
@@ -180,3 +185,10 @@ def test_a_json_line_is_the_advice_as_compact_json() -> None:
     assert all(
         sum(s["excluded_counts"].values()) == len(a.excluded) for s, a in zip(shown, advices, strict=True)
     )
+
+
+def _typed(value: object) -> object:
+    """A parsed JSON value with each number's type beside it (1 and 1.0 compare equal otherwise)."""
+    if isinstance(value, list | tuple):
+        return [_typed(v) for v in value]
+    return (type(value).__name__, value)

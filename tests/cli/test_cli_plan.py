@@ -112,6 +112,27 @@ def test_batch_prints_one_json_document_per_spec(tmp_path: Path) -> None:
     assert all(len(d["options"]) <= 2 for d in docs)
 
 
+def test_a_batchs_json_lines_read_as_each_specs_own_json(tmp_path: Path) -> None:
+    """`plan DIR` writes compact lines (pydantic_core) and `plan FILE --format json` indented text (the
+    standard library): a float may be spelled differently, but each line must read back as the spec's
+    own document, key for key and in the same order. Offline, so no live source fails in one run and
+    not the other (their notices would differ)."""
+    offline = {"CARBONSHIFT_UKCI_ENABLED": "false"}
+    result = run_cli("plan", "examples", "--now", NOW, "--top", "2", env=offline, tmp=tmp_path)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    files = sorted(p for p in (REPO / "examples").glob("*.yaml"))
+    assert len(lines) == len(files)
+    for path, line in zip(files, lines, strict=True):
+        one = run_cli(
+            "plan", str(path), "--now", NOW, "--top", "2", "--format", "json", env=offline, tmp=tmp_path
+        )
+        assert one.returncode == 0, one.stderr
+        assert json.loads(line, object_pairs_hook=list) == json.loads(one.stdout, object_pairs_hook=list), (
+            path
+        )
+
+
 def test_bad_specs_are_rejected_naming_the_field_and_nothing_is_planned(tmp_path: Path) -> None:
     good = write_spec(tmp_path, "name: ok\ncommand: [x]\nduration: 1h\n", "a.yaml")
     cases = {
