@@ -21,7 +21,7 @@ from carbonshift.errors import CarbonshiftError, UserInputError
 from carbonshift.intensity.service import IntensityService
 from carbonshift.intensity.types import GridZone, IntensitySeries, Signal, TimeSpan
 from carbonshift.jsonwire import encode_json
-from carbonshift.planner.alternatives import merge
+from carbonshift.planner.alternatives import Alternatives, merge_many
 from carbonshift.planner.batch import own_region_baseline, plan_batch
 from carbonshift.planner.footprints import Footprints, alternative_spec
 from carbonshift.planner.placement import PlacementIndex, filter_candidates, placement_problem, region_ref
@@ -699,7 +699,7 @@ def _advise_alternatives(
     by_zone = service.series_many([_placed(r)[1] for r in prep.regions], prep.span, signal)
     prep.series = prep.shared.series(prep.regions, by_zone)
     plans = [plan(s, pairs, now=now, baseline=b, energy_for=sized_energy(s)) for s, pairs, b in prep.jobs()]
-    merged, region = _merged_alternatives(prep, plans)
+    ((merged, region),) = _merged_alternatives([prep], [plans])
     if region is not None:
         merged = _with_own_base(prep, merged, region, now)
     return _finish_alternatives(prep, merged, list(service.notices))
@@ -751,13 +751,13 @@ def _advise_alternatives_many(
         else plan(s, pairs, now=now, baseline=b, energy_for=sized_energy(s))
         for s, pairs, b in jobs
     ]
-    merged: list[tuple[Plan, Region | None]] = []
-    firsts: list[Plan] = []  # alternative 0's plan of each spec
+    groups: list[Sequence[Plan]] = []
     for prep in preps:
         count = len(prep.planned())
-        firsts.append(plans[0])
-        merged.append(_merged_alternatives(prep, plans[:count]))
+        groups.append(plans[:count])
         plans = plans[count:]
+    firsts = [group[0] for group in groups]  # alternative 0's plan of each spec
+    merged = _merged_alternatives(preps, groups)
     # alternative 0's own-region baselines in the best options' regions: one plan() each (tried: one
     # plan_batch of these single-region specs, of a few hundred durations, cost about three times more)
     for k, (prep, (result, region)) in enumerate(zip(preps, merged, strict=True)):
@@ -777,17 +777,28 @@ def _advise_alternatives_many(
     ]
 
 
-def _merged_alternatives(prep: _Alternatives, plans: Sequence[Plan]) -> tuple[Plan, Region | None]:
-    """The merged plan of `prep.jobs()`'s plans (in that order), and the region where alternative 0's
-    own-region baseline must be measured again (the best option's, when it is not alternative 0's
-    best region; None: the plan's baseline stands)."""
-    first = plans[0]
-    others = list(zip(prep.planned()[1:], plans[1:], strict=True))
-    merged = merge(first, prep.shared.refs(prep.offered[0]), others, prep.footprints)
-    best = merged.best
-    if merged.baseline.basis == "own-region" and best.ref != first.best.ref:
-        return merged, next(r for r in prep.union if _placed(r)[0] == best.ref)
-    return merged, None
+def _merged_alternatives(
+    preps: Sequence[_Alternatives], groups: Sequence[Sequence[Plan]]
+) -> list[tuple[Plan, Region | None]]:
+    """Per spec, the merged plan of `prep.jobs()`'s plans (in that order), all merged in one pass, and
+    the region where alternative 0's own-region baseline must be measured again (the best option's,
+    when it is not alternative 0's best region; None: the plan's baseline stands)."""
+    specs = [
+        Alternatives(
+            plans[0],
+            prep.shared.refs(prep.offered[0]),
+            list(zip(prep.planned()[1:], plans[1:], strict=True)),
+            prep.footprints,
+        )
+        for prep, plans in zip(preps, groups, strict=True)
+    ]
+    out: list[tuple[Plan, Region | None]] = []
+    for prep, (merged, moved) in zip(preps, merge_many(specs), strict=True):
+        if moved is not None and merged.baseline.basis == "own-region":
+            out.append((merged, next(r for r in prep.union if _placed(r)[0] == moved)))
+        else:
+            out.append((merged, None))
+    return out
 
 
 def _with_own_base(prep: _Alternatives, merged: Plan, region: Region, now: datetime) -> Plan:

@@ -24,10 +24,15 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Collection, Sequence
+from typing import NamedTuple
+
+import numpy as np
+import numpy.typing as npt
 
 from carbonshift.catalog.embodied import LIFESPAN_H, ccf_server_kg, embodied_table
 from carbonshift.catalog.instances import candidates
 from carbonshift.config.jobspec import Hardware
+from carbonshift.planner.batch import ranked_runs
 from carbonshift.planner.footprints import Footprints
 from carbonshift.planner.options import (
     LazyOptions,
@@ -52,8 +57,15 @@ def rebased(option: PlanOption, baseline_kg_co2e: float, alternative: int) -> Pl
     )
 
 
-# an option as merge ranks it: total kg, start, provider, region, then alternative, plan, rank in it
-Ranked = tuple[float, int, str, str, int, int, int]
+class Alternatives(NamedTuple):
+    """One spec's plans to merge: `first` is alternative 0's plan over every region any alternative is
+    offered in, of whose options only those in `first_offered` (refs) are kept; `others` are
+    (alternative, plan) for the rest, each over the regions that offer it."""
+
+    first: Plan
+    first_offered: Collection[str]
+    others: Sequence[tuple[int, Plan]]
+    footprints: Footprints
 
 
 def merge(
@@ -62,87 +74,171 @@ def merge(
     others: Sequence[tuple[int, Plan]],
     footprints: Footprints,
 ) -> Plan:
-    """One plan of every alternative's options, best total first.
+    """One plan of every alternative's options, best total first (`merge_many` of one spec)."""
+    return merge_many([Alternatives(first, first_offered, others, footprints)])[0].plan
 
-    `first` is alternative 0's plan over every region any alternative is offered in; only its options
-    in `first_offered` (refs) are kept. `others` are (alternative, plan) for the rest, each over the
-    regions that offer it; their savings are re-measured against `first`'s baseline for the same
+
+class Merged(NamedTuple):
+    """A spec's merged plan, and the region (ref) of its best option when alternative 0's own best is
+    in another region (None when it is the same): where an own-region baseline is measured again."""
+
+    plan: Plan
+    best_moved_to: str | None
+
+
+def merge_many(specs: Sequence[Alternatives]) -> list[Merged]:
+    """Per spec, one plan of every alternative's options, best total first.
+
+    Savings of alternatives past the first are re-measured against `first`'s baseline for the same
     region. The plan's baseline stays `first`'s: with the spec's `baseline` region it is every
     option's; otherwise (own-region) the caller replaces it with alternative 0's run in the best
-    option's region when that is another."""
-    plans = [(0, first), *others]
-    ranked: list[Ranked] = []
-    base_rank: dict[str, int] = {}  # alternative 0's rank per region ref: its baseline there
-    flat = True
-    for k, (alternative, planned) in enumerate(plans):
-        hardware = footprints.choices[alternative].hardware
-        reserved = _reserved_table(hardware)
-        # every run of the plan, split or not, adds up to its duration: one time-share for all
-        time_share = planned.duration_s / 3600.0 / LIFESPAN_H
-        keys = option_keys(planned.options)
-        for i, (provider, region, kg, start, is_flat) in enumerate(zip(*keys, strict=True)):
-            if k == 0:
-                ref = f"{provider}:{region}"
-                base_rank[ref] = i
-                if ref not in first_offered:
-                    continue
-            here = reserved.get((provider, region))
-            if here is None:
-                here = reserved[provider, region] = _reserved_kg(provider, region, hardware)
-            ranked.append((kg + here * time_share, start, provider, region, alternative, k, i))
-            flat = flat and is_flat
-    if not ranked:  # pragma: no cover - the caller plans only alternatives offered somewhere
-        raise ValueError("no option to rank")
-    ranked.sort()
-    merged = MergedOptions([planned.options for _, planned in plans], ranked, base_rank)
-    return dataclasses.replace(first, options=merged, no_time_preference=flat, footprints=footprints)
+    option's region when that is another (`Merged.best_moved_to`).
+
+    Every spec's options are ranked in one sort of arrays (`batch.ranked_runs`): by total kg, start,
+    provider, region, then alternative and rank in its plan, as sorting the built options would.
+    A Python pass per option cost as much as planning the alternatives (issue 14's goal is batch
+    planning at the speed of plain specs per (spec, alternative))."""
+    plans: list[Plan] = []
+    alternative: list[int] = []  # per plan
+    time_share: list[float] = []  # per plan: its duration as a share of the server's lifespan
+    hardware_of: list[int] = []  # per plan: its hardware, as an index in `hardware`
+    shapes: dict[tuple[object, ...], int] = {}  # hardware by its values: its index in `hardware`
+    hardware: list[Hardware] = []
+    counts: list[int] = []  # per spec: its plans
+    offered_of: list[int] = []  # per spec: its first_offered, as an index in `offered`
+    offered: dict[int, tuple[int, Collection[str]]] = {}  # by id: (index, refs)
+    for spec in specs:
+        choices = spec.footprints.choices
+        own = [(0, spec.first), *spec.others]
+        counts.append(len(own))
+        entry = offered.setdefault(id(spec.first_offered), (len(offered), spec.first_offered))
+        offered_of.append(entry[0])
+        for alt, planned in own:
+            shape = choices[alt].hardware
+            index = shapes.setdefault(_shape(shape), len(shapes))
+            if index == len(hardware):
+                hardware.append(shape)
+            plans.append(planned)
+            alternative.append(alt)
+            # every run of the plan, split or not, adds up to its duration: one time-share for all
+            time_share.append(planned.duration_s / 3600.0 / LIFESPAN_H)
+            hardware_of.append(index)
+    runs = ranked_runs(plans)
+    n_names = max(len(runs.names), 1)
+    at = runs.plan
+    spec_of_plan = np.repeat(np.arange(len(specs), dtype=np.int64), counts)
+    first_plan = np.concatenate(([0], np.cumsum(counts)))
+    spec_at = spec_of_plan[at]
+    # the embodied kg of a run: its hardware's reserved kg in its region, times its time-share
+    combos, which = np.unique(np.asarray(hardware_of)[at] * n_names + runs.name, return_inverse=True)
+    reserved = np.array(
+        [_reserved_in(runs.names[c % n_names], hardware[c // n_names]) for c in combos.tolist()],
+        dtype=np.float64,
+    )
+    total = runs.kg_co2e + reserved[which] * np.asarray(time_share)[at]
+    # alternative 0's options are kept only where its own hardware is offered
+    is_first = at == first_plan[spec_at]
+    first = np.flatnonzero(is_first)
+    keep = np.ones(len(at), dtype=bool)
+    refs = [refs for _, refs in offered.values()]
+    combos, which = np.unique(
+        np.asarray(offered_of)[spec_at[first]] * n_names + runs.name[first], return_inverse=True
+    )
+    inside = [_ref(runs.names[c % n_names]) in refs[c // n_names] for c in combos.tolist()]
+    keep[first] = np.array(inside, dtype=bool)[which]
+    kept = np.flatnonzero(keep)
+    # lexsort's last key is the first compared; a spec's plans are consecutive, alternative 0's first,
+    # so the plan's index orders its alternatives
+    order = kept[
+        np.lexsort(
+            (runs.rank[kept], at[kept], runs.name[kept], runs.start_s[kept], total[kept], spec_at[kept])
+        )
+    ]
+    # alternatives past the first are re-based on alternative 0's baseline in the same region
+    # (alternative 0 is planned over every region any alternative is, so each finds one there)
+    first_keys = spec_at[first] * n_names + runs.name[first]
+    by_key = np.argsort(first_keys, kind="stable")
+    found = np.searchsorted(first_keys[by_key], spec_at[order] * n_names + runs.name[order])
+    base_kg_at = runs.baseline_kg_co2e[first[by_key[found]]]
+    # alternative 0's best region per spec (its rank 0), to tell whether the merged best moved
+    zero = first[runs.rank[first] == 0]
+    first_best = np.full(len(specs), -1, dtype=np.int64)
+    first_best[spec_at[zero]] = runs.name[zero]
+    ends = np.cumsum(np.bincount(spec_at[kept], minlength=len(specs))).tolist()
+    flat = (np.bincount(spec_at[kept][~runs.flat[kept]], minlength=len(specs)) == 0).tolist()
+    plan_at = at[order]
+    local_at = plan_at - first_plan[spec_at[order]]
+    alternative_at = np.asarray(alternative, dtype=np.int64)[plan_at]
+    rank_at = runs.rank[order]
+    name_at = runs.name[order]
+    starts = first_plan.tolist()
+    out = []
+    lo = 0
+    for g, spec in enumerate(specs):
+        hi = ends[g]
+        if lo == hi:  # pragma: no cover - the caller plans only alternatives offered somewhere
+            raise ValueError("no option to rank")
+        merged = MergedOptions(
+            [planned.options for planned in plans[starts[g] : starts[g + 1]]],
+            local_at[lo:hi],
+            alternative_at[lo:hi],
+            rank_at[lo:hi],
+            base_kg_at[lo:hi],
+        )
+        best = int(name_at[lo])
+        moved = None if best == first_best[g] else _ref(runs.names[best])
+        result = dataclasses.replace(
+            spec.first, options=merged, no_time_preference=flat[g], footprints=spec.footprints
+        )
+        out.append(Merged(result, moved))
+        lo = hi
+    return out
+
+
+def _ref(name: tuple[str, str]) -> str:
+    return f"{name[0]}:{name[1]}"
 
 
 class MergedOptions(LazyOptions):
     """The options of several alternatives' plans in one ranking, each built (and, past alternative
     0, re-based on alternative 0's baseline in its region) when first read."""
 
-    __slots__ = ("_base_rank", "_order", "_plans")
+    __slots__ = ("_alternative", "_baseline_kg", "_plan", "_plans", "_rank")
 
     def __init__(
         self,
         plans: list[Sequence[PlanOption]],
-        order: Sequence[Ranked],
-        base_rank: dict[str, int] | None = None,
+        plan: npt.NDArray[np.int64],
+        alternative: npt.NDArray[np.int64],
+        rank: npt.NDArray[np.int64],
+        baseline_kg: npt.NDArray[np.float64],
     ) -> None:
         super().__init__()
         self._plans = plans  # alternative 0's first
-        # by merged rank, entries ending (alternative, plan, rank in that plan): merge's sorted keys,
-        # held as they are (a list of 3-tuples made from them cost a tenth of merging)
-        self._order = order
-        # alternative 0's rank per region ref (None: worked out when first needed)
-        self._base_rank: dict[str, int] | None = base_rank
+        # by merged rank: the option's plan (an index in `plans`), its alternative, its rank there and
+        # alternative 0's baseline in its region (what an option past alternative 0 is re-based on)
+        self._plan = plan
+        self._alternative = alternative
+        self._rank = rank
+        self._baseline_kg = baseline_kg
 
     def __len__(self) -> int:
-        return len(self._order)
+        return len(self._plan)
 
     def _make(self, ranks: list[int]) -> list[PlanOption]:
         out = []
-        for entry in (self._order[r] for r in ranks):
-            alternative, k, i = entry[4], entry[5], entry[6]
+        for r in ranks:
+            k, i = int(self._plan[r]), int(self._rank[r])
             option = self._plans[k][i]
             if k:
-                option = rebased(option, self._baseline_kg(option.ref), alternative)
+                option = rebased(option, float(self._baseline_kg[r]), int(self._alternative[r]))
             out.append(option)
         return out
-
-    def _baseline_kg(self, ref: str) -> float:
-        """Alternative 0's baseline in region `ref` (its option there says it)."""
-        if self._base_rank is None:
-            keys = option_keys(self._plans[0])
-            refs = zip(keys.provider, keys.region, strict=True)
-            self._base_rank = {f"{provider}:{region}": i for i, (provider, region) in enumerate(refs)}
-        return self._plans[0][self._base_rank[ref]].baseline_kg_co2e
 
     def keys(self) -> OptionKeys:
         """The options' keys (re-basing changes only savings)."""
         keys = [option_keys(p) for p in self._plans]
-        at = [(e[5], e[6]) for e in self._order]
+        at = list(zip(self._plan.tolist(), self._rank.tolist(), strict=True))
         return OptionKeys(
             [keys[k].provider[i] for k, i in at],
             [keys[k].region[i] for k, i in at],
@@ -155,9 +251,7 @@ class MergedOptions(LazyOptions):
         out: list[OptionFlags | None] = [None] * len(ranks)
         by_plan: dict[int, list[tuple[int, int]]] = {}
         for at, r in enumerate(ranks):
-            entry = self._order[r]
-            k, i = entry[5], entry[6]
-            by_plan.setdefault(k, []).append((at, i))
+            by_plan.setdefault(int(self._plan[r]), []).append((at, int(self._rank[r])))
         for k, wanted in by_plan.items():
             for (at, _), flags in zip(
                 wanted, option_flags(self._plans[k], [i for _, i in wanted]), strict=True
@@ -174,23 +268,26 @@ class MergedOptions(LazyOptions):
 def embodied_kg(provider: str, region: str, hardware: Hardware, duration_s: int) -> float:
     """`catalog.embodied.embodied_in_region(...).kg_co2e`, the same float, from the reserved kg per
     region and hardware (worked out once each: a batch's durations differ to the minute)."""
-    reserved = _reserved_table(hardware)
-    here = reserved.get((provider, region))
-    if here is None:
-        here = reserved[provider, region] = _reserved_kg(provider, region, hardware)
-    return here * (duration_s / 3600.0 / LIFESPAN_H)
+    return _reserved_in((provider, region), hardware) * (duration_s / 3600.0 / LIFESPAN_H)
 
 
-def _reserved_table(hardware: Hardware) -> dict[tuple[str, str], float]:
-    """The reserved kg per (provider, region) worked out so far for this hardware (by its values: a
-    pydantic model hashes slowly)."""
-    key = (hardware.gpu, hardware.gpus, hardware.vcpus, hardware.memory_gb)
+def _shape(hardware: Hardware) -> tuple[object, ...]:
+    """The hardware by its values (a pydantic model hashes slowly)."""
+    return (hardware.gpu, hardware.gpus, hardware.vcpus, hardware.memory_gb)
+
+
+def _reserved_in(name: tuple[str, str], hardware: Hardware) -> float:
+    """The reserved kg of `hardware` in region (provider, region), worked out once per pair."""
+    key = _shape(hardware)
     table = _RESERVED.get(key)
     if table is None:
         table = _RESERVED[key] = {}
         if len(_RESERVED) > MAX_REMEMBERED:
             _RESERVED.pop(next(iter(_RESERVED)))
-    return table
+    here = table.get(name)
+    if here is None:
+        here = table[name] = _reserved_kg(name[0], name[1], hardware)
+    return here
 
 
 def _reserved_kg(provider: str, region: str, hardware: Hardware) -> float:
@@ -205,4 +302,4 @@ def _reserved_kg(provider: str, region: str, hardware: Hardware) -> float:
 MAX_REMEMBERED = 1 << 10  # hardware shapes; each with at most every catalog region
 _RESERVED: dict[tuple[object, ...], dict[tuple[str, str], float]] = {}
 
-__all__ = ["MergedOptions", "embodied_kg", "merge", "rebased"]
+__all__ = ["Alternatives", "Merged", "MergedOptions", "embodied_kg", "merge", "merge_many", "rebased"]

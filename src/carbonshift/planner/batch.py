@@ -46,7 +46,7 @@ import itertools
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -64,7 +64,7 @@ from carbonshift.planner.contiguous import (
 )
 from carbonshift.planner.energy import EnergyEstimate, EnergyModel, PowerBreakdown, default_model
 from carbonshift.planner.interruptible import ChunkProblem, cheapest_chunks_batch
-from carbonshift.planner.options import LazyOptions, OptionFlags, OptionKeys
+from carbonshift.planner.options import LazyOptions, OptionFlags, OptionKeys, option_keys
 from carbonshift.planner.placement import PlacementIndex, PlanRegion, region_ref
 from carbonshift.planner.plan import (
     FALLBACK_KINDS,
@@ -91,8 +91,10 @@ if TYPE_CHECKING:
 __all__ = [
     "PlacementIndex",
     "RankedOptions",
+    "RankedRuns",
     "own_region_baseline",
     "plan_batch",
+    "ranked_runs",
 ]  # PlacementIndex: from placement.py
 
 IntArray = npt.NDArray[np.int64]
@@ -192,6 +194,66 @@ def own_region_baseline(result: Plan, ref: str) -> Baseline | None:
     if not isinstance(options, RankedOptions):
         return None
     return options.own_base(ref)
+
+
+class RankedRuns(NamedTuple):
+    """Every option of some plans as arrays, plan by plan and best first in each, with `option_keys`'
+    figures: what ranking options across plans (`alternatives.merge_many`) reads without building one.
+    """
+
+    plan: IntArray  # which of the plans given
+    rank: IntArray  # the option's rank in that plan
+    kg_co2e: FloatArray
+    start_s: IntArray
+    flat: BoolArray
+    baseline_kg_co2e: FloatArray  # the option's own `baseline_kg_co2e`
+    name: IntArray  # the option's (provider, region) as its index in `names`, which is sorted
+    names: list[tuple[str, str]]
+
+
+def ranked_runs(plans: Sequence[Plan]) -> RankedRuns:
+    """The options of `plans` as `RankedRuns`: a batch's plans read from their ranking's arrays, all
+    of one ranking at once (a Python pass per option cost more than the merge it feeds), any other
+    plan's from its keys."""
+    ids: dict[tuple[str, str], int] = {}  # names in order of first sight; sorted at the end
+    parts: list[_RunColumns] = []
+    batches: dict[int, tuple[_Ranking, list[int], list[int]]] = {}
+    for k, planned in enumerate(plans):
+        options = planned.options
+        if isinstance(options, RankedOptions):
+            ranking, ks, jrs = batches.setdefault(id(options._ranking), (options._ranking, [], []))
+            ks.append(k)
+            jrs.append(options._job)
+            continue
+        keys = option_keys(options)
+        n = len(keys.kg_co2e)
+        seen = zip(keys.provider, keys.region, strict=True)
+        parts.append(
+            (
+                np.full(n, k, dtype=np.int64),
+                np.arange(n, dtype=np.int64),
+                np.array(keys.kg_co2e, dtype=np.float64),
+                np.array(keys.start_s, dtype=np.int64),
+                np.array(keys.flat, dtype=bool),
+                np.array([o.baseline_kg_co2e for o in options], dtype=np.float64),
+                np.array([ids.setdefault(name, len(ids)) for name in seen], dtype=np.int64),
+            )
+        )
+    for ranking, ks, jrs in batches.values():
+        parts.append(ranking.runs(np.array(ks, dtype=np.int64), jrs, ids))
+    names = sorted(ids)
+    sorted_id = np.empty(len(names), dtype=np.int64)
+    sorted_id[np.array([ids[n] for n in names], dtype=np.int64)] = np.arange(len(names), dtype=np.int64)
+    if not parts:
+        empty = np.zeros(0, dtype=np.int64)
+        none = np.zeros(0, dtype=np.float64)
+        return RankedRuns(empty, empty, none, empty, np.zeros(0, dtype=bool), none, empty, names)
+    plan_of, rank, kg, start, flat, base, name = (np.concatenate(c) for c in zip(*parts, strict=True))
+    return RankedRuns(plan_of, rank, kg, start, flat, base, sorted_id[name], names)
+
+
+# ranked_runs' columns before the names are sorted: plan, rank, kg, start, flat, baseline kg, name id
+_RunColumns = tuple[IntArray, IntArray, FloatArray, IntArray, BoolArray, FloatArray, IntArray]
 
 
 # ---- the lazily built ranking -----------------------------------------------------------------------
@@ -709,10 +771,7 @@ class _Ranking:
     def keys(self, jr: int) -> OptionKeys:
         """Job jr's options' keys by rank, with plan()'s figures (every pair of the batch is summed
         the first time one is asked for: ranking alternatives by total reads them all)."""
-        if not self._all_summed:
-            if not self.summed.all():
-                self.sum_runs(np.arange(len(self.start), dtype=np.int64))
-            self._all_summed = True
+        self._sum_all()
         job = self.jobs[jr]
         js = self.order[jr, : job.count]
         ps = job.pstart + js
@@ -724,6 +783,44 @@ class _Ranking:
             self.start[ps].tolist(),
             self.flat[ps].tolist(),
         )
+
+    def _sum_all(self) -> None:
+        if not self._all_summed:
+            if not self.summed.all():
+                self.sum_runs(np.arange(len(self.start), dtype=np.int64))
+            self._all_summed = True
+
+    def runs(self, ks: IntArray, jrs: list[int], ids: dict[tuple[str, str], int]) -> _RunColumns:
+        """`ranked_runs`' columns of jobs `jrs` (there plans `ks`), for all of them at once, with
+        `keys`' figures (every pair summed first). Names get ids from `ids`, adding those not in it."""
+        self._sum_all()
+        jobs = [self.jobs[jr] for jr in jrs]
+        counts = np.array([job.count for job in jobs], dtype=np.int64)
+        width = self.order.shape[1]
+        keep = np.arange(width, dtype=np.int64)[None, :] < counts[:, None]
+        js = self.order[np.array(jrs, dtype=np.int64)][keep]
+        rank = np.broadcast_to(np.arange(width, dtype=np.int64), keep.shape)[keep]
+        ps = np.repeat(np.array([job.pstart for job in jobs], dtype=np.int64), counts) + js
+        # each candidate set's names as ids, once per set, in one table the jobs index by offset
+        offset_of: dict[int, int] = {}
+        tables: list[IntArray] = []
+        offsets = np.empty(len(jobs), dtype=np.int64)
+        size = 0
+        for n, job in enumerate(jobs):
+            at = offset_of.get(id(job.cset))
+            if at is None:
+                at = offset_of[id(job.cset)] = size
+                names = ((c.region.provider, c.region.region) for c in job.cset.cands)
+                tables.append(np.array([ids.setdefault(name, len(ids)) for name in names], dtype=np.int64))
+                size += len(job.cset.cands)
+            offsets[n] = at
+        name = np.concatenate(tables)[np.repeat(offsets, counts) + js]
+        # each option's baseline as `options` builds it: the job's fixed one, else its run at earliest
+        fixed = np.array([np.nan if b is None else b for b in (self.base_kg[jr] for jr in jrs)])
+        base = np.repeat(fixed, counts)
+        own = np.isnan(base)
+        base[own] = self.kwh[ps[own]] * self.earliest_mean[ps[own]] / 1000.0
+        return np.repeat(ks, counts), rank, self.kg[ps], self.start[ps], self.flat[ps], base, name
 
     def flags(self, jr: int, ranks: Sequence[int]) -> list[OptionFlags]:
         """The note flags of job jr's options at these ranks (as `options.flags_of` reads a built one)."""
