@@ -752,10 +752,11 @@ def _advise_alternatives_many(
         for s, pairs, b in jobs
     ]
     groups: list[Sequence[Plan]] = []
+    at = 0
     for prep in preps:
         count = len(prep.planned())
-        groups.append(plans[:count])
-        plans = plans[count:]
+        groups.append(plans[at : at + count])
+        at += count
     firsts = [group[0] for group in groups]  # alternative 0's plan of each spec
     merged = _merged_alternatives(preps, groups)
     # alternative 0's own-region baselines in the best options' regions: one plan() each (tried: one

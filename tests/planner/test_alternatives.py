@@ -14,7 +14,7 @@ from carbonshift.catalog.embodied import embodied_in_region
 from carbonshift.config import load_settings
 from carbonshift.config.jobspec import Hardware, parse_jobspec
 from carbonshift.intensity.types import Kind
-from carbonshift.planner.alternatives import embodied_kg, merge, rebased
+from carbonshift.planner.alternatives import Alternatives, embodied_kg, merge, merge_many, rebased
 from carbonshift.planner.batch import plan_batch
 from carbonshift.planner.footprints import Footprints, alternative_spec
 from carbonshift.planner.plan import Candidate, Plan, note_inputs, plan
@@ -118,3 +118,44 @@ def test_merged_options_are_built_when_read() -> None:
     with pytest.raises(IndexError):
         got.options[90]
     assert datetime.fromtimestamp(got.best.start_s, UTC) == T0
+
+
+@pytest.mark.parametrize("batched", [False, True])
+def test_merging_many_specs_at_once_equals_merging_each_with_ties_broken_by_start_and_name(
+    batched: bool,
+) -> None:
+    """`merge_many` ranks every spec's runs in one sort: each spec's plan must be the one sorting its
+    built options gives, also where totals are exactly equal (regions of one static value and PUE,
+    under several providers), which the sort breaks by start, provider, region and alternative."""
+    edges = T0_S + 1800 * np.arange(49)
+    rng = np.random.default_rng(9)
+    cands = [
+        Candidate(
+            Reg(("gcp", "aws", "azure")[i % 3], f"r{i // 3}", pue=1.1),
+            series(edges, [300.0] * 48 if i < 9 else rng.uniform(100, 400, 48).round(0)),
+        )
+        for i in range(15)
+    ]
+    items, wants = [], []
+    for hours in (2, 4, 7):
+        spec = spec_with_options(hours)
+        fp = Footprints.of(spec)  # type: ignore[arg-type]
+        alts = [alternative_spec(spec, c) for c in fp.choices]  # type: ignore[arg-type]
+        regions = [cands, cands[3:], cands[:12]]
+        if batched:
+            plans = plan_batch(alts, lambda s, a=alts, r=regions: r[a.index(s)], now=T0)
+        else:
+            plans = [plan(s, r, now=T0) for s, r in zip(alts, regions, strict=True)]
+        offered = {f"{c.region.provider}:{c.region.region}" for c in cands[:10]}
+        others = [(1, plans[1]), (2, plans[2])]
+        items.append(Alternatives(plans[0], offered, others, fp))
+        wants.append(merged_by_building(plans[0], offered, others, fp))
+    results = merge_many(items)
+    for (got, moved), want, item in zip(results, wants, items, strict=True):
+        assert got == want and got.to_dict() == want.to_dict()
+        assert got.no_time_preference == want.no_time_preference
+        assert moved == (None if got.best.ref == item.first.best.ref else got.best.ref)
+    totals = [
+        (round(fp_total, 12)) for fp_total in (items[0].footprints.total_kg(o) for o in wants[0].options)
+    ]
+    assert len(totals) > len(set(totals))  # the fixture has exact ties to break

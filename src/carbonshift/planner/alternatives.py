@@ -32,7 +32,7 @@ import numpy.typing as npt
 from carbonshift.catalog.embodied import LIFESPAN_H, ccf_server_kg, embodied_table
 from carbonshift.catalog.instances import candidates
 from carbonshift.config.jobspec import Hardware
-from carbonshift.planner.batch import ranked_runs
+from carbonshift.planner.batch import FloatArray, IntArray, ranked_runs
 from carbonshift.planner.footprints import Footprints
 from carbonshift.planner.options import (
     LazyOptions,
@@ -147,12 +147,8 @@ def merge_many(specs: Sequence[Alternatives]) -> list[Merged]:
     inside = [_ref(runs.names[c % n_names]) in refs[c // n_names] for c in combos.tolist()]
     keep[first] = np.array(inside, dtype=bool)[which]
     kept = np.flatnonzero(keep)
-    # lexsort's last key is the first compared; a spec's plans are consecutive, alternative 0's first,
-    # so the plan's index orders its alternatives
     order = kept[
-        np.lexsort(
-            (runs.rank[kept], at[kept], runs.name[kept], runs.start_s[kept], total[kept], spec_at[kept])
-        )
+        _ranked(spec_at[kept], total[kept], runs.start_s[kept], runs.name[kept], at[kept], runs.rank[kept])
     ]
     # alternatives past the first are re-based on alternative 0's baseline in the same region
     # (alternative 0 is planned over every region any alternative is, so each finds one there)
@@ -193,6 +189,29 @@ def merge_many(specs: Sequence[Alternatives]) -> list[Merged]:
         out.append(Merged(result, moved))
         lo = hi
     return out
+
+
+def _ranked(
+    spec: IntArray, total: FloatArray, start: IntArray, name: IntArray, plan: IntArray, rank: IntArray
+) -> IntArray:
+    """The order that sorts by (spec, total, start, name, plan, rank). A spec's plans are consecutive,
+    alternative 0's first, so the plan's index orders its alternatives.
+
+    Sorted by the first two keys, then again by all of them only where two totals are equal: a
+    lexsort of six keys cost four times one of two, and exact ties are few (regions of one static
+    value, hardware alike)."""
+    order = np.lexsort((total, spec))
+    s, t = spec[order], total[order]
+    same = (s[1:] == s[:-1]) & (t[1:] == t[:-1])
+    if same.any():
+        tied = np.zeros(len(order), dtype=bool)
+        tied[1:] |= same
+        tied[:-1] |= same
+        at = np.flatnonzero(tied)
+        run = np.cumsum(~np.concatenate(([False], same)))[at]  # which run of equal totals
+        sub = order[at]
+        order[at] = sub[np.lexsort((rank[sub], plan[sub], name[sub], start[sub], run))]
+    return order
 
 
 def _ref(name: tuple[str, str]) -> str:
