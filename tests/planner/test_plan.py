@@ -293,3 +293,35 @@ def test_missing_pue_uses_the_stated_default_and_impossible_ones_are_refused() -
     assert result.best.energy.kwh == pytest.approx(result.best.energy_kwh)
     with pytest.raises(PlanningError, match="below 1"):
         plan(spec(), [Candidate(Reg("aws", "odd", pue=0.9), hourly(DAY))], now=NOW)
+
+
+def test_shown_figures_are_pythons_round_for_few_options_and_for_many() -> None:
+    """`option_dicts` rounds a few options one by one and many together (`rounded`): either way each
+    figure must be `round` of the option's own value, to the bit (a --top 3 line and the API's
+    whole plan say the same of an option)."""
+    from carbonshift.planner.plan import option_dicts
+    from carbonshift.planner.rounding import SMALL
+
+    rng = np.random.default_rng(13)
+    cands = [
+        Candidate(
+            Reg("aws", f"r-{i}", pue=float(rng.uniform(1.05, 1.6))), hourly(rng.uniform(20, 700, 24).tolist())
+        )
+        for i in range(SMALL + 8)
+    ]
+    result = plan(spec(baseline="aws:r-0"), cands, now=NOW)
+    options = list(result.options)
+    for n in (1, 3, SMALL - 1, SMALL, len(options)):
+        for o, d in zip(options[:n], option_dicts(options[:n]), strict=True):
+            want = {
+                "mean_g_per_kwh": round(o.mean_g_per_kwh, 3),
+                "kg_co2e": round(o.kg_co2e, 6),
+                "savings_pct": None if o.savings_pct is None else round(o.savings_pct, 2),
+                "savings_kg": round(o.savings_kg, 6),
+                "baseline_kg_co2e": round(o.baseline_kg_co2e, 6),
+                "energy_kwh": round(o.energy_kwh, 6),
+            }
+            got = {k: d[k] for k in want}
+            assert {k: v if v is None else v.hex() for k, v in got.items()} == {
+                k: v if v is None else v.hex() for k, v in want.items()
+            }, (n, o.region)

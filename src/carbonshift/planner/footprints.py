@@ -181,6 +181,12 @@ class Footprints:
         own = self.choices[0]
         return embodied_run(provider, region, own.hardware, own.duration_s)
 
+    def baseline_embodied_kg(self, provider: str, region: str) -> float:
+        """`baseline_embodied(...).kg_co2e`, the same float, without the estimate's notes: what a
+        plan's JSON shows of the baseline (the notes are the best option's)."""
+        own = self.choices[0]
+        return _embodied_kg(provider, region, _hardware_key(own.hardware), own.hardware, own.duration_s)
+
     def total_kg(self, option: PlanOption) -> float:
         """Operational + embodied kg: what options of several hardware alternatives are ranked by."""
         return option.kg_co2e + self.embodied(option).kg_co2e
@@ -198,7 +204,7 @@ class Footprints:
         embodied: list[float] = []
         base_embodied: list[float] = []
         fixed = (
-            self.baseline_embodied(baseline.provider, baseline.region).kg_co2e
+            self.baseline_embodied_kg(baseline.provider, baseline.region)
             if baseline.basis == "spec"
             else None
         )
@@ -238,7 +244,7 @@ class Footprints:
                 out["hardware"] = dict(hardware[option.alternative])
 
     def baseline_fields(self, baseline: Baseline) -> dict[str, Any]:
-        embodied = self.baseline_embodied(baseline.provider, baseline.region).kg_co2e
+        embodied = self.baseline_embodied_kg(baseline.provider, baseline.region)
         return {
             "embodied_kg_co2e": round(embodied, 6),
             "total_kg_co2e": round(baseline.kg_co2e + embodied, 6),

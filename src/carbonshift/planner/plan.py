@@ -38,7 +38,7 @@ from carbonshift.planner.contiguous import (
 from carbonshift.planner.energy import EnergyEstimate, EnergyModel, PowerBreakdown, default_model
 from carbonshift.planner.interruptible import cheapest_chunks_many
 from carbonshift.planner.placement import PlanRegion, region_ref
-from carbonshift.planner.rounding import rounded
+from carbonshift.planner.rounding import SMALL, rounded
 from carbonshift.timeutil import from_epoch_s, isoformat_epoch_s, isoformat_z, to_epoch_s
 
 if TYPE_CHECKING:
@@ -218,24 +218,10 @@ class PlanOption:
 
 def option_dicts(options: Sequence[PlanOption], *, with_chunks: bool = False) -> list[dict[str, Any]]:
     """Each option's `to_dict`, built together: a plan shows up to every region's option (139 for a
-    cloud CPU job), so each figure is rounded for all options at once (`rounded`, the same floats as
+    cloud CPU job), so each figure is rounded for all options at once (`_figures`: the same floats as
     `round`) and each series' provenance is summarised once (`_shown_sources`)."""
-    n = len(options)
-    means = rounded([o.mean_g_per_kwh for o in options], 3)
-    six = rounded(  # the kg and kWh figures, rounded in one go
-        [o.kg_co2e for o in options]
-        + [o.savings_kg for o in options]
-        + [o.baseline_kg_co2e for o in options]
-        + [o.energy_kwh for o in options],
-        6,
-    )
-    kgs, savings, baselines, energies = six[:n], six[n : 2 * n], six[2 * n : 3 * n], six[3 * n :]
-    given = iter(rounded([p for p in (o.savings_pct for o in options) if p is not None], 2))
-    pcts = [None if o.savings_pct is None else next(given) for o in options]
     out = []
-    for o, mean, kg, pct, saved, base, kwh in zip(
-        options, means, kgs, pcts, savings, baselines, energies, strict=True
-    ):
+    for o, (mean, kg, pct, saved, base, kwh) in zip(options, _figures(options), strict=True):
         shown = _shown_sources(o.series, o.chunks_s)
         d: dict[str, Any] = {
             "provider": o.provider,
@@ -261,6 +247,40 @@ def option_dicts(options: Sequence[PlanOption], *, with_chunks: bool = False) ->
             d["exact"] = False
         out.append(d)
     return out
+
+
+# an option's shown figures: mean g/kWh, kg, savings %, savings kg, baseline kg, kWh (rounded)
+_Figures = tuple[float, float, float | None, float, float, float]
+
+
+def _figures(options: Sequence[PlanOption]) -> list[_Figures]:
+    """Each option's figures rounded as shown (g/kWh to 3 places, percent to 2, kg and kWh to 6).
+    Few options (a batch's --top 3) are rounded one by one, which is all `rounded` does for so few
+    but without building and slicing its lists; many together by `rounded`, the same floats."""
+    if len(options) < SMALL:
+        return [
+            (
+                round(o.mean_g_per_kwh, 3),
+                round(o.kg_co2e, 6),
+                None if o.savings_pct is None else round(o.savings_pct, 2),
+                round(o.savings_kg, 6),
+                round(o.baseline_kg_co2e, 6),
+                round(o.energy_kwh, 6),
+            )
+            for o in options
+        ]
+    n = len(options)
+    means = rounded([o.mean_g_per_kwh for o in options], 3)
+    six = rounded(  # the kg and kWh figures, rounded in one go
+        [o.kg_co2e for o in options]
+        + [o.savings_kg for o in options]
+        + [o.baseline_kg_co2e for o in options]
+        + [o.energy_kwh for o in options],
+        6,
+    )
+    given = iter(rounded([p for p in (o.savings_pct for o in options) if p is not None], 2))
+    pcts = [None if o.savings_pct is None else next(given) for o in options]
+    return list(zip(means, six[:n], pcts, six[n : 2 * n], six[2 * n : 3 * n], six[3 * n :], strict=True))
 
 
 @dataclass(frozen=True, slots=True)
