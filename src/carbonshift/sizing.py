@@ -23,8 +23,7 @@ SIZED_FIELDS = ("vcpus", "memory_gb")
 
 def needs_sizing(spec: JobSpec) -> bool:
     """True when the spec leaves the host size to us: no measured power, and vCPUs or memory unset."""
-    unset = [f for f in SIZED_FIELDS if f not in spec.hardware.model_fields_set]
-    return spec.power_watts is None and bool(unset)
+    return spec.power_watts is None and not spec.hardware.model_fields_set.issuperset(SIZED_FIELDS)
 
 
 def launch_type(region: PlanRegion, spec: JobSpec) -> InstanceType | None:

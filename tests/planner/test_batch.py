@@ -27,6 +27,7 @@ from carbonshift.intensity.types import IntensitySeries, Kind, Signal
 from carbonshift.planner import batch
 from carbonshift.planner.batch import PlacementIndex, RankedOptions, plan_batch
 from carbonshift.planner.contiguous import run_integrals
+from carbonshift.planner.options import flag_columns, flags_of
 from carbonshift.planner.placement import filter_candidates
 from carbonshift.planner.plan import Candidate, Plan, PlanOption, plan
 
@@ -105,6 +106,11 @@ def assert_same_plan(got: Plan, want: Plan, *, strict_starts: bool) -> None:
     are exact), every field of the plan and of every option, in order, to the last bit. Otherwise
     (float data, a start within rounding of the tie tolerance) the other start's emissions equal the
     best to rounding, and only options whose kg are that close may swap places."""
+    columns = flag_columns(got.options)  # read from the batch's arrays, before any option is built
+    built = [flags_of(o) for o in got.options]
+    assert columns.fallback.tolist() == [f.fallback for f in built]
+    assert columns.static_only.tolist() == [f.static_only for f in built]
+    assert columns.exact.tolist() == [f.exact for f in built]
     starts = {o.ref: o.start_s for o in want.options}
     same_starts = {o.ref: o.start_s for o in got.options} == starts
     assert same_starts or not strict_starts, ([o.start_s for o in got.options], list(starts.values()))

@@ -64,7 +64,7 @@ from carbonshift.planner.contiguous import (
 )
 from carbonshift.planner.energy import EnergyEstimate, EnergyModel, PowerBreakdown, default_model
 from carbonshift.planner.interruptible import ChunkProblem, cheapest_chunks_batch
-from carbonshift.planner.options import LazyOptions, OptionFlags, OptionKeys, option_keys
+from carbonshift.planner.options import FlagColumns, LazyOptions, OptionFlags, OptionKeys, option_keys
 from carbonshift.planner.placement import PlacementIndex, PlanRegion, region_ref
 from carbonshift.planner.plan import (
     FALLBACK_KINDS,
@@ -283,6 +283,9 @@ class RankedOptions(LazyOptions):
 
     def flags(self, ranks: Sequence[int]) -> list[OptionFlags]:
         return self._ranking.flags(self._job, ranks)
+
+    def flag_columns(self) -> FlagColumns:
+        return self._ranking.flag_columns(self._job)
 
     def _make(self, ranks: list[int]) -> list[PlanOption]:
         return self._ranking.options(self._job, ranks)
@@ -840,6 +843,22 @@ class _Ranking:
                 )
             )
         return out
+
+    def flag_columns(self, jr: int) -> FlagColumns:
+        """`flags` of every option of job jr, by rank: read from the per-series arrays, and run by run
+        only for a series of several provenances."""
+        job = self.jobs[jr]
+        js = self.order[jr, : job.count]
+        rows = job.cset.rows[js]
+        single, fallback_kind, static_kind = self._row_kinds()
+        exact = np.ones(len(js), dtype=bool) if self.split is None else self.split.exact[job.pstart + js]
+        fallback = fallback_kind[rows]
+        static_only = static_kind[rows].copy()
+        for at in np.flatnonzero(~single[rows]).tolist():
+            sources, by_run = self._sources(jr, int(js[at]))
+            fallback[at] = fallback[at] and by_run
+            static_only[at] = all(s.kind is Kind.STATIC for s in sources)
+        return FlagColumns(fallback, static_only, exact)
 
     def _sources(self, jr: int, j: int) -> tuple[tuple[SourceShare, ...], bool]:
         job = self.jobs[jr]

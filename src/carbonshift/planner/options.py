@@ -13,6 +13,9 @@ from abc import abstractmethod
 from collections.abc import Iterator, Sequence
 from typing import NamedTuple, overload
 
+import numpy as np
+import numpy.typing as npt
+
 from carbonshift.intensity.types import Kind
 from carbonshift.planner.plan import FALLBACK_KINDS, NoteInputs, PlanOption
 
@@ -25,6 +28,15 @@ class OptionKeys(NamedTuple):
     kg_co2e: list[float]
     start_s: list[int]
     flat: list[bool]
+
+
+class FlagColumns(NamedTuple):
+    """`OptionFlags` of every option, one array per flag, by rank: what notes read of a merged plan
+    without a Python pass per option."""
+
+    fallback: npt.NDArray[np.bool_]
+    static_only: npt.NDArray[np.bool_]
+    exact: npt.NDArray[np.bool_]
 
 
 class OptionFlags(NamedTuple):
@@ -65,6 +77,10 @@ class LazyOptions(Sequence[PlanOption]):
     @abstractmethod
     def note_inputs(self, no_time_preference: bool) -> NoteInputs:
         """What the plan's notes say, without building the options."""
+
+    def flag_columns(self) -> FlagColumns:
+        """Every option's flags, by rank (a subclass may read them from arrays)."""
+        return _columns(self.flags(range(len(self))))
 
     @overload
     def __getitem__(self, index: int) -> PlanOption: ...
@@ -130,6 +146,21 @@ def option_flags(options: Sequence[PlanOption], ranks: Sequence[int]) -> list[Op
     return [flags_of(options[i]) for i in ranks]
 
 
+def flag_columns(options: Sequence[PlanOption]) -> FlagColumns:
+    """Every option's flags as arrays, by rank, building none that is not built."""
+    if isinstance(options, LazyOptions):
+        return options.flag_columns()
+    return _columns([flags_of(o) for o in options])
+
+
+def _columns(flags: Sequence[OptionFlags]) -> FlagColumns:
+    return FlagColumns(
+        np.array([f.fallback for f in flags], dtype=bool),
+        np.array([f.static_only for f in flags], dtype=bool),
+        np.array([f.exact for f in flags], dtype=bool),
+    )
+
+
 def flags_of(o: PlanOption) -> OptionFlags:
     """A built option's flags, as `plan.note_inputs` reads them."""
     fallback = any(p.kind in FALLBACK_KINDS for p in o.series.provenances) and o.static_fallback
@@ -147,9 +178,11 @@ def notes_from_flags(
 
 
 __all__ = [
+    "FlagColumns",
     "LazyOptions",
     "OptionFlags",
     "OptionKeys",
+    "flag_columns",
     "flags_of",
     "notes_from_flags",
     "option_flags",
