@@ -237,6 +237,7 @@ def test_batch_equals_single(tmp_path: Path) -> None:
         parse_jobspec(job(name="based", baseline="local:flat")),
         parse_jobspec(job(name="sized", hardware={"gpu": "A100", "gpus": 8})),  # planned one by one
     ]
+    specs += specs[::2]  # the same spec objects again: each is planned, and answered, in its place
     single = [advise(s, catalog=catalog, service=service, now=NOW).to_dict() for s in specs]
     batch = [a.to_dict() for a in advise_many(specs, catalog=catalog, service=service, now=NOW)]
     for one in (*single, *batch):

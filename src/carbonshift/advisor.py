@@ -650,8 +650,9 @@ class _Offering:
 
 def _prepare_alternatives(spec: JobSpec, offering: _Offering, now: datetime) -> _Alternatives:
     footprints = Footprints.of(spec)
-    specs = [alternative_spec(spec, c) for c in footprints.choices]
-    specs[1:] = [s.model_copy(update={"baseline": None}) for s in specs[1:]]
+    # alternative 0 is the spec itself (the planner reads no `hardware_options`); the others without
+    # a baseline of their own, as merging re-measures their savings against alternative 0's
+    specs = [spec, *(alternative_spec(spec, c, baseline=None) for c in footprints.choices[1:])]
     placed = offering.placed(spec)
     notices: list[str] = []
     offered: list[list[Region]] = []
@@ -744,10 +745,11 @@ def _advise_alternatives_many(
         baseline=lambda s: together[id(s)][1],
         window_for=lambda s: windows[id(s)],
     )
-    by_spec = dict(zip(together, batched, strict=True))
+    # in `jobs`' order (a spec given twice is planned twice: its ids agree, so do its entries)
+    from_batch = iter(batched)
     plans = [
-        by_spec[id(s)]
-        if id(s) in by_spec
+        next(from_batch)
+        if id(s) in together
         else plan(s, pairs, now=now, baseline=b, energy_for=sized_energy(s))
         for s, pairs, b in jobs
     ]

@@ -88,17 +88,19 @@ def hardware_choices(spec: JobSpec) -> tuple[HardwareChoice, ...]:
     return (own, *rest)
 
 
-def alternative_spec(spec: JobSpec, choice: HardwareChoice) -> JobSpec:
+def alternative_spec(spec: JobSpec, choice: HardwareChoice, **update: object) -> JobSpec:
     """The spec as it reads on one alternative: that hardware, duration and measured power, and no
-    alternatives of its own (so the planner plans it like any single-hardware spec)."""
+    alternatives of its own (so the planner plans it like any single-hardware spec). `update`: more
+    fields to set in the same copy."""
     if choice.index == 0:
-        return spec.model_copy(update={"hardware_options": []})
+        return spec.model_copy(update={"hardware_options": [], **update})
     return spec.model_copy(
         update={
             "hardware": choice.hardware,
             "duration": timedelta(seconds=choice.duration_s),
             "power_watts": choice.power_watts,
             "hardware_options": [],
+            **update,
         }
     )
 
