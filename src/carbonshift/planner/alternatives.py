@@ -14,10 +14,11 @@ therefore planned over every region any alternative is offered in, which gives t
 baseline even where the spec's own hardware is not offered; its options in such regions are dropped.
 Pure: no I/O (the caller chooses regions and fetches series).
 
-Merging ranks by keys (`options.option_keys`), not options: a batch's plans build an option only when
-it is read, and the merged plan builds (and re-bases) only the options it shows. The embodied share of
-a run is the hardware's reserved kg in that region (per region and hardware, worked out once) times
-the run's share of the server's lifespan, as `catalog.embodied.embodied_in_region` charges it.
+Merging ranks arrays of every option's figures (`batch.ranked_runs`), not options: a batch's plans
+build an option only when it is read, and the merged plan builds (and re-bases) only the options it
+shows. A batch of specs is merged in one pass (`merge_many`). The embodied share of a run is the
+hardware's reserved kg in that region (per region and hardware, worked out once) times the run's
+share of the server's lifespan, as `catalog.embodied.embodied_in_region` charges it.
 """
 
 from __future__ import annotations
