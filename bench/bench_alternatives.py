@@ -5,11 +5,12 @@ Issue 14's goal: batch planning covers alternatives at about the speed of plain 
 alternative). The specs are `bench_cli_plan_dir.py`'s (durations 30 min .. 8 h, windows to the second,
 five placements, three hardware shapes, a tenth interruptible), offline with the example config. The
 alternatives case gives each spec one more hardware (another of the three shapes, `speedup: 1.25`), so
-each spec is two (spec, alternative) plans; the plain case is the same specs without it. Timed in this
+each spec is two (spec, alternative) plans (with `--options 2`, also the third shape, `speedup: 0.8`:
+three); the plain case is the same specs without them. Timed in this
 process, best of --runs: `advise_many` (the plan phase of `carbonshift plan DIR`), and that plus the
 JSON lines the CLI prints (`--top 3`). Process CPU time.
 
-    .venv/bin/python bench/bench_alternatives.py [--specs 2000] [--runs 3]
+    .venv/bin/python bench/bench_alternatives.py [--specs 2000] [--runs 3] [--options 1|2]
 """
 
 from __future__ import annotations
@@ -27,18 +28,29 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_cli_plan_dir import HARDWARE, NOW, environment, spec_text
 
-OPTION = {
-    HARDWARE[0]: "  - {gpu: T4, gpus: 1, vcpus: 4, memory_gb: 16, speedup: 1.25}\n",
-    HARDWARE[1]: "  - {gpu: A100, gpus: 1, vcpus: 8, memory_gb: 64, speedup: 1.25}\n",
-    HARDWARE[2]: "  - {vcpus: 16, memory_gb: 64, speedup: 1.25}\n",
+SHAPES = [
+    "{gpu: T4, gpus: 1, vcpus: 4, memory_gb: 16",
+    "{gpu: A100, gpus: 1, vcpus: 8, memory_gb: 64",
+    "{vcpus: 16, memory_gb: 64",
+]
+# per spec hardware: the other shapes, in the order they are added as alternatives
+OTHERS = {
+    HARDWARE[0]: [SHAPES[0], SHAPES[2]],
+    HARDWARE[1]: [SHAPES[1], SHAPES[0]],
+    HARDWARE[2]: [SHAPES[2], SHAPES[1]],
 }
 
 
-def with_option(text: str) -> str:
-    """The spec with one hardware alternative: another of the three shapes."""
-    for hardware, option in OPTION.items():
+def with_option(text: str, count: int = 1) -> str:
+    """The spec with `count` (1 or 2) hardware alternatives: the other shapes, the first 1.25 times as
+    fast as the spec's own, the second 0.8 times."""
+    for hardware, others in OTHERS.items():
         if hardware in text:
-            return text + "hardware_options:\n" + option
+            listed = [
+                f"  - {shape}, speedup: {speedup}}}\n"
+                for shape, speedup in zip(others, (1.25, 0.8), strict=True)
+            ]
+            return text + "hardware_options:\n" + "".join(listed[:count])
     raise ValueError("no known hardware in the spec")
 
 
@@ -51,6 +63,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--specs", type=int, default=2000)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--options", type=int, choices=(1, 2), default=1, help="alternatives per spec")
     args = parser.parse_args()
     rng = random.Random(14)
     texts = [spec_text(i, rng) for i in range(args.specs)]
@@ -69,7 +82,7 @@ def main() -> None:
         service = runtime.build_service(settings, clock=FixedClock(NOW))
         cases = {
             "plain": [loads_jobspec(t, now=NOW) for t in texts],
-            "alternatives": [loads_jobspec(with_option(t), now=NOW) for t in texts],
+            "alternatives": [loads_jobspec(with_option(t, args.options), now=NOW) for t in texts],
         }
         plans_of: dict[str, int] = {}
         for name, specs in cases.items():
