@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -325,3 +326,24 @@ def test_shown_figures_are_pythons_round_for_few_options_and_for_many() -> None:
             assert {k: v if v is None else v.hex() for k, v in got.items()} == {
                 k: v if v is None else v.hex() for k, v in want.items()
             }, (n, o.region)
+
+
+def test_plans_sharing_an_energy_estimate_show_it_alike_and_apart() -> None:
+    """A plan's `energy` object is worked out once per estimate (a batch shares them): every plan
+    shows the estimate's words less the PUE's, and each gets its own dicts to change."""
+    cands = [Candidate(Reg("aws", "a"), hourly(DAY)), Candidate(Reg("aws", "b"), hourly([50.0] * 24))]
+    first = plan(spec(), cands, now=NOW)
+    second = dataclasses.replace(first, job="other")
+    assert second.it_energy is first.it_energy
+    a, b = first.to_dict()["energy"], second.to_dict()["energy"]
+    whole = first.it_energy.to_dict()
+    assert a == b
+    assert a["assumptions"] == [w for w in whole["assumptions"] if not w.startswith("PUE")]
+    assert (a["it_power_w"], a["power_w"], a["source"]) == (
+        whole["it_power_w"],
+        whole["power_w"],
+        whole["source"],
+    )
+    a["power_w"]["gpu"] = -1.0
+    a["assumptions"].append("changed")
+    assert second.to_dict()["energy"] == b

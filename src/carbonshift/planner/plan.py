@@ -319,7 +319,6 @@ class Plan:
 
     def to_dict(self, *, top: int | None = None) -> dict[str, Any]:
         options = list(self.options if top is None else self.options[:top])
-        energy = self.it_energy.to_dict()
         shown = option_dicts(options, with_chunks=self.interruptible)
         baseline = self.baseline.to_dict()
         fp = self.footprints
@@ -337,20 +336,45 @@ class Plan:
             "duration_s": self.duration_s,
             "interruptible": self.interruptible,
             "min_chunk_s": self.min_chunk_s,
-            "energy": {
-                "basis": "energy_kwh is the IT energy; each option's and the baseline's energy_kwh "
-                "include their region's PUE",
-                "it_power_w": energy["it_power_w"],
-                "power_w": energy["power_w"],
-                "source": energy["source"],
-                "assumptions": [a for a in energy["assumptions"] if not a.startswith("PUE")],  # worded once
-            },
+            "energy": _energy_shown(self.it_energy),
             "no_time_preference": self.no_time_preference,
             "notes": list(self.notes),
         }
         if fp is not None:
             out["footprint"] = fp.summary(self)
         return out
+
+
+ENERGY_BASIS = (
+    "energy_kwh is the IT energy; each option's and the baseline's energy_kwh include their region's PUE"
+)
+
+
+def _energy_shown(energy: EnergyEstimate) -> dict[str, Any]:
+    """A plan's `energy` object (its assumptions but the PUE's: options differ in PUE), a new dict
+    each time. Worked out once per estimate: a batch's plans share one IT energy estimate per
+    hardware and duration (about one per two specs of bench_cli_plan_dir's), and wording it (a
+    duration formatted through a timedelta, six roundings) cost ~7 us a plan. The memo is by
+    identity, as `_one_source`'s (the estimate is held, so its id stays its own)."""
+    entry = _ENERGY_SHOWN.get(id(energy))
+    if entry is None or entry[0] is not energy:
+        d = energy.to_dict()
+        words = tuple(a for a in d["assumptions"] if not a.startswith("PUE"))
+        entry = (energy, (d["it_power_w"], d["power_w"], d["source"], words))
+        if len(_ENERGY_SHOWN) >= MAX_ONE_SOURCE:
+            _ENERGY_SHOWN.clear()  # plain and thread-safe: at worst an estimate is worded again
+        _ENERGY_SHOWN[id(energy)] = entry
+    it_power_w, power_w, source, words = entry[1]
+    return {
+        "basis": ENERGY_BASIS,
+        "it_power_w": it_power_w,
+        "power_w": dict(power_w),
+        "source": source,
+        "assumptions": list(words),
+    }
+
+
+_ENERGY_SHOWN: dict[int, tuple[EnergyEstimate, tuple[float, dict[str, float], str, tuple[str, ...]]]] = {}
 
 
 def plan(
