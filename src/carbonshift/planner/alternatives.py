@@ -30,8 +30,7 @@ from typing import NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from carbonshift.catalog.embodied import LIFESPAN_H, ccf_server_kg, embodied_table
-from carbonshift.catalog.instances import candidates
+from carbonshift.catalog.embodied import LIFESPAN_H, amortised_kg, reserved_in_region
 from carbonshift.config.jobspec import Hardware
 from carbonshift.planner.batch import FloatArray, IntArray, ranked_runs
 from carbonshift.planner.footprints import Footprints
@@ -323,7 +322,7 @@ class MergedOptions(LazyOptions):
 def embodied_kg(provider: str, region: str, hardware: Hardware, duration_s: int) -> float:
     """`catalog.embodied.embodied_in_region(...).kg_co2e`, the same float, from the reserved kg per
     region and hardware (worked out once each: a batch's durations differ to the minute)."""
-    return _reserved_in((provider, region), hardware) * (duration_s / 3600.0 / LIFESPAN_H)
+    return amortised_kg(_reserved_in((provider, region), hardware), duration_s)
 
 
 def _shape(hardware: Hardware) -> tuple[object, ...]:
@@ -341,17 +340,8 @@ def _reserved_in(name: tuple[str, str], hardware: Hardware) -> float:
             _RESERVED.pop(next(iter(_RESERVED)))
     here = table.get(name)
     if here is None:
-        here = table[name] = _reserved_kg(name[0], name[1], hardware)
+        here = table[name] = reserved_in_region(name[0], name[1], hardware)
     return here
-
-
-def _reserved_kg(provider: str, region: str, hardware: Hardware) -> float:
-    """What `embodied_in_region` amortises: the picked instance type's share of its host, else a whole
-    server built from the hardware by CCF's method."""
-    found = candidates(provider, region, hardware)
-    if found:
-        return embodied_table()[(found[0].provider, found[0].key)].reserved_kg_co2e
-    return ccf_server_kg(memory_gb=hardware.memory_gb, gpus=hardware.gpus)[0]
 
 
 MAX_REMEMBERED = 1 << 10  # hardware shapes; each with at most every catalog region
