@@ -15,7 +15,9 @@ With --baseline-src (the `src` of another tree, e.g. `git archive REV src exampl
 that tree's CLI is run on the same specs in the same run, alternating with this one. Beside each wall
 time the CLI process's own CPU time is printed (its worker processes included): on a machine shared
 with other work, the figure the neighbours disturb least. With --single, this tree's CLI is also run
-with `--workers 1` (its JSON lines written by one process), in turn with the others.
+with `--workers 1` (everything in one process), in turn with the others. The per-phase CPU figures
+are in this process, one phase after the other; the CLI runs them in slices on every CPU
+(`cli/plan_slices.py`).
 """
 
 from __future__ import annotations
@@ -178,7 +180,7 @@ def main() -> None:
     print(f"carbonshift plan DIR, {args.specs} specs, {shown}, best of {args.runs} (new process each):")
     from carbonshift.cli.parallel_lines import usable_cpus
 
-    print(f"  this tree writes the JSON lines on {usable_cpus()} processes (the usable CPUs)")
+    print(f"  this tree parses, plans and writes on {usable_cpus()} processes (the usable CPUs)")
     print(f"  wall {wall:.2f} s  ->  {args.specs / wall:,.0f} plans/s end to end (goal >= 2,000)")
     print(f"  CPU of the CLI process {cpu:.2f} s  ->  {args.specs / cpu:,.0f} plans per CPU second")
     for name, label in (("one process", "this tree, --workers 1"), ("baseline", "baseline tree")):

@@ -1,5 +1,9 @@
 """`carbonshift plan DIR --workers N`: a large batch's JSON lines are written by forked processes, and
-the output is the same bytes as one process writes; a worker that fails costs time, never output."""
+the output is the same bytes as one process writes; a worker that fails costs time, never output.
+
+Offline (no remote source: `offline=True`), each worker parses, plans and renders a slice
+(`cli/plan_slices.py`); with a remote source (the UK Carbon Intensity API, on by default) the specs are
+parsed by workers, planned here and rendered by workers. Both must print what one process prints."""
 
 from __future__ import annotations
 
@@ -14,10 +18,15 @@ from pathlib import Path
 import pytest
 from bench.bench_cli_plan_dir import NOW, spec_text
 
+from carbonshift import runtime
+from carbonshift.advisor import advise_many
 from carbonshift.cli.parallel_lines import MIN_PARALLEL_ITEMS, can_fork, write_lines
 from carbonshift.cli.parallel_map import map_in_children
 from carbonshift.cli.plan import _load
-from carbonshift.config.jobspec import JobSpec
+from carbonshift.cli.plan_slices import Sliced, plan_in_slices
+from carbonshift.clock import FixedClock
+from carbonshift.config import Settings, load_settings
+from carbonshift.config.jobspec import JobSpec, load_jobspec
 
 from .helpers import REPO, run_cli
 
@@ -44,40 +53,49 @@ def spec_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return specs
 
 
-def _plan(spec_dir: Path, tmp: Path, *extra: str) -> tuple[int, str, str]:
+def _plan(
+    spec_dir: Path, tmp: Path, *extra: str, offline: bool = False, config: str = CONFIG
+) -> tuple[int, str, str]:
     """A run with a cache and data directory of its own (a cache another run left would change the
-    plans' notices)."""
+    plans' notices); `offline`: without the UK Carbon Intensity API, so no source is remote."""
     tmp = Path(tempfile.mkdtemp(dir=tmp))
-    result = run_cli(
-        "plan", str(spec_dir), "--now", NOW.isoformat(), *extra, env={"CARBONSHIFT_CONFIG": CONFIG}, tmp=tmp
-    )
+    env = {"CARBONSHIFT_CONFIG": config}
+    if offline:
+        env["CARBONSHIFT_UKCI_ENABLED"] = "false"
+    result = run_cli("plan", str(spec_dir), "--now", NOW.isoformat(), *extra, env=env, tmp=tmp)
     return result.returncode, result.stdout, result.stderr
 
 
 @needs_fork
-def test_forked_workers_print_the_same_bytes_as_one_process(spec_dir: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("offline", [False, True])
+def test_forked_workers_print_the_same_bytes_as_one_process(
+    spec_dir: Path, tmp_path: Path, offline: bool
+) -> None:
     assert SPECS >= MIN_PARALLEL_ITEMS  # else both runs take the one-process path
-    code, serial, err = _plan(spec_dir, tmp_path, "--workers", "1", "--top", "3")
+    code, serial, err = _plan(spec_dir, tmp_path, "--workers", "1", "--top", "3", offline=offline)
     assert code == 0, err
     assert serial.count("\n") == SPECS and serial.endswith("\n")
     # 3 workers: two forked children, whatever this machine's CPUs; and with every option shown
-    code, parallel, err = _plan(spec_dir, tmp_path, "--workers", "3", "--top", "3")
+    code, parallel, err = _plan(spec_dir, tmp_path, "--workers", "3", "--top", "3", offline=offline)
     assert code == 0, err
     assert parallel == serial
-    code, every_serial, err = _plan(spec_dir, tmp_path, "--workers", "1")
+    code, every_serial, err = _plan(spec_dir, tmp_path, "--workers", "1", offline=offline)
     assert code == 0, err
-    code, every_parallel, err = _plan(spec_dir, tmp_path, "--workers", "2")
+    code, every_parallel, err = _plan(spec_dir, tmp_path, "--workers", "2", offline=offline)
     assert code == 0, err
     assert every_parallel == every_serial != serial
 
 
-def test_a_bad_spec_in_a_large_batch_still_prints_nothing_and_exits_2(spec_dir: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("offline", [False, True])
+def test_a_bad_spec_in_a_large_batch_still_prints_nothing_and_exits_2(
+    spec_dir: Path, tmp_path: Path, offline: bool
+) -> None:
     batch = tmp_path / "batch"
     batch.mkdir()
     for f in sorted(spec_dir.iterdir()):
         (batch / f.name).write_text(f.read_text())
     (batch / "job-0500.yaml").write_text("name: broken\nduration: soon\n")
-    code, out, err = _plan(batch, tmp_path, "--workers", "3")
+    code, out, err = _plan(batch, tmp_path, "--workers", "3", offline=offline)
     assert code == 2
     assert out == ""
     assert "job-0500.yaml" in err
@@ -149,8 +167,9 @@ def test_a_line_that_fails_anywhere_raises_in_the_parent_before_anything_is_writ
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("offline", [False, True])
 def test_bad_specs_in_a_large_batch_give_the_same_errors_on_forked_parsers(
-    spec_dir: Path, tmp_path: Path
+    spec_dir: Path, tmp_path: Path, offline: bool
 ) -> None:
     batch = tmp_path / "bad-batch"
     batch.mkdir()
@@ -160,12 +179,12 @@ def test_bad_specs_in_a_large_batch_give_the_same_errors_on_forked_parsers(
     (batch / "job-0010.yaml").write_text("name: broken\nduration: soon\n")
     (batch / "job-0600.yaml").write_text("name: [not, a, name]\nduration: 1h\n")
     (batch / "job-0999.yaml").write_text("duration: 1h\nunknown_field: 1\n")
-    code, out, serial_err = _plan(batch, tmp_path, "--workers", "1")
+    code, out, serial_err = _plan(batch, tmp_path, "--workers", "1", offline=offline)
     assert (code, out) == (2, "")
     assert sum(line.startswith("error: ") for line in serial_err.splitlines()) >= 3
     for name in ("job-0010.yaml", "job-0600.yaml", "job-0999.yaml"):
         assert name in serial_err
-    code, out, parallel_err = _plan(batch, tmp_path, "--workers", "3")
+    code, out, parallel_err = _plan(batch, tmp_path, "--workers", "3", offline=offline)
     assert (code, out) == (2, "")
     assert parallel_err == serial_err
 
@@ -194,3 +213,49 @@ def test_parsing_on_forked_workers_gives_what_one_process_gives(
     assert map_in_children(files, parse, 3) == serial  # pickled and unpickled: equal specs, in order
     assert map_in_children(files, dying_in_children, 3) == serial
     assert list(tmp_path.iterdir()) == [bad]  # every worker's file and directory removed
+
+
+@needs_fork
+def test_a_batch_planned_in_slices_is_the_batch_planned_in_one_process(
+    spec_dir: Path, tmp_path: Path
+) -> None:
+    """Offline, every worker parses, plans and renders its slice: the bytes are those of planning the
+    whole batch together here; with a remote source the batch is not sliced (each worker would ask
+    the remote service again)."""
+    files = sorted(spec_dir.iterdir())
+    cache = {"path": str(tmp_path / "cache.sqlite")}
+
+    def in_slices(settings: Settings) -> Sliced | None:
+        return plan_in_slices(
+            files,
+            at=NOW,
+            signal=settings.signal,
+            settings=settings,
+            top=3,
+            workers=3,
+            encoding="utf-8",
+            errors="strict",
+        )
+
+    offline = load_settings(Path(CONFIG), ukci_enabled=False, cache=cache)
+    sliced = in_slices(offline)
+    assert sliced is not None and sliced.problems == [] and len(sliced.parts) == 3
+    service = runtime.build_service(offline, FixedClock(NOW))
+    specs = [load_jobspec(f, now=NOW) for f in files]
+    advices = advise_many(specs, catalog=runtime.build_catalog(offline), service=service, now=NOW)
+    assert b"".join(sliced.parts) == "".join(a.to_json_line(top=3) + "\n" for a in advices).encode()
+    online = load_settings(Path(CONFIG), cache=cache)
+    assert online.ukci_enabled and in_slices(online) is None
+
+
+@needs_fork
+def test_a_batch_that_cannot_be_planned_fails_as_one_process_fails(spec_dir: Path, tmp_path: Path) -> None:
+    """A slice whose planning raises (here: the config's intensity file is missing) sends the batch
+    back to one process, which prints the error one process prints."""
+    config = tmp_path / "carbonshift.yaml"
+    config.write_text(Path(CONFIG).read_text().replace("data/es-scenario.csv", str(tmp_path / "gone.csv")))
+    code, out, serial_err = _plan(spec_dir, tmp_path, "--workers", "1", offline=True, config=str(config))
+    assert code != 0 and "gone.csv" in serial_err
+    assert (code, out, serial_err) == _plan(
+        spec_dir, tmp_path, "--workers", "3", offline=True, config=str(config)
+    )

@@ -16,10 +16,12 @@ from carbonshift.cli import context
 from carbonshift.cli.options import parse_signal_option, parse_time_option
 from carbonshift.cli.parallel_lines import gc_paused, usable_cpus, write_lines
 from carbonshift.cli.parallel_map import map_in_children
+from carbonshift.cli.plan_slices import Sliced, plan_in_slices
+from carbonshift.cli.plan_slices import load_or_problem as _load
 from carbonshift.cli.plan_view import render_plan
 from carbonshift.cli.render import OutputFormat, emit_json, warn
 from carbonshift.clock import FixedClock, SystemClock
-from carbonshift.config.jobspec import JobSpec, jobspec_json_schema, load_jobspec
+from carbonshift.config.jobspec import JobSpec, jobspec_json_schema
 from carbonshift.errors import CarbonshiftError, UserInputError
 
 if TYPE_CHECKING:
@@ -95,14 +97,6 @@ def plan_command(
         _plan_files(files, at, sig, settings, top, output, plot, explain, workers)
 
 
-def _load(path: Path, at: datetime) -> tuple[JobSpec | None, str]:
-    """A spec, or why not: a result that pickles, so that forked workers can parse a large batch."""
-    try:
-        return load_jobspec(path, now=at), ""
-    except UserInputError as exc:
-        return None, str(exc)
-
-
 def _plan_files(
     files: list[Path],
     at: datetime,
@@ -114,6 +108,22 @@ def _plan_files(
     explain: bool,
     workers: int | None,
 ) -> None:
+    # a large batch parsed, planned and rendered on every CPU, written as bytes
+    if plot is None and len(files) > 1 and getattr(sys.stdout, "buffer", None) is not None:
+        encoding, errors = sys.stdout.encoding, sys.stdout.errors or "strict"
+        sliced = plan_in_slices(
+            files,
+            at=at,
+            signal=sig,
+            settings=settings,
+            top=top,
+            workers=workers or usable_cpus(),
+            encoding=encoding,
+            errors=errors,
+        )
+        if sliced is not None:
+            _print_sliced(sliced)
+            return
     loaded: list[JobSpec] = []
     problems: list[str] = []
     # validate every spec before planning any (a bad batch plans nothing); a large batch on every CPU
@@ -160,6 +170,20 @@ def _plan_files(
 
             write_plot(advice, plot, top or 8, now=at)
             warn(f"plot written to {plot}") if fmt is OutputFormat.JSON else typer.echo(f"plot: {plot}")
+
+
+def _print_sliced(sliced: Sliced) -> None:
+    """What the batch planned in slices says: every invalid spec (and exit 2, nothing planned), or
+    every spec's JSON line, in file order."""
+    if sliced.problems:
+        for p in sliced.problems:
+            typer.echo(f"error: {p}", err=True)
+        raise typer.Exit(context.EXIT_USER_ERROR)
+    sys.stdout.flush()  # what the stream already holds goes first
+    out = sys.stdout.buffer
+    for part in sliced.parts:
+        out.write(part)
+    out.flush()
 
 
 def schema_command() -> None:

@@ -51,6 +51,12 @@ class IntensitySource(Protocol):
         ...
 
 
+def is_remote(source: IntensitySource) -> bool:
+    """Whether a source asks a service elsewhere, so that every process that fetches asks it again
+    (quotas, rate limits): true unless the source says `remote = False`, as user files do."""
+    return bool(getattr(source, "remote", True))
+
+
 def place_key(source: IntensitySource, zone: GridZone) -> str:
     """The key a source's answers for a zone are cached and shared under. Most sources know a place
     by its zone id; a source that asks by something finer (a WattTime region, an SDK location name)

@@ -107,6 +107,7 @@ class FileSource:
     """Serves the configured files: `files` maps a zone id (known or the user's own) to a CSV path."""
 
     name = "files"
+    remote = False  # read from this machine: asking again costs no one's quota (base.is_remote)
 
     def __init__(
         self,
