@@ -90,7 +90,7 @@ def test_an_existing_database_upgrades_with_its_data(tmp_path: Path) -> None:
     assert "stop_reason" in {c["name"] for c in inspect(engine).get_columns("runs")}
     with engine.connect() as conn:
         assert conn.exec_driver_sql("SELECT name FROM jobs").scalar() == "old"
-        assert conn.exec_driver_sql(f"SELECT version_num FROM {db.VERSION_TABLE}").scalar() == "0011"
+        assert conn.exec_driver_sql(f"SELECT version_num FROM {db.VERSION_TABLE}").scalar() == "0012"
     assert _diffs(engine) == []
     engine.dispose()
 

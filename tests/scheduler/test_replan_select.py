@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select, update
 
 from carbonshift.clock import FixedClock
@@ -14,11 +15,11 @@ from carbonshift.scheduler.models import RunRow
 from tests.scheduler.helpers import NOW, FakeProvider, make_settings, spec, window
 
 
-def test_the_sql_choice_covers_every_run_due(tmp_path: Path, db_url: str | None) -> None:
+@pytest.mark.parametrize("before_s", [0, 900])
+def test_the_sql_choice_covers_every_run_due(tmp_path: Path, db_url: str | None, before_s: int) -> None:
     clock = FixedClock(NOW)
-    sched = Scheduler.from_settings(
-        make_settings(tmp_path, db_url=db_url), clock=clock, providers={"local": FakeProvider()}
-    )  # type: ignore[dict-item]
+    settings = make_settings(tmp_path, db_url=db_url, scheduler={"replan_before_start_s": before_s})
+    sched = Scheduler.from_settings(settings, clock=clock, providers={"local": FakeProvider()})  # type: ignore[dict-item]
     sched.start(background=False)
     try:
         for n in range(12):
@@ -51,8 +52,8 @@ def test_the_sql_choice_covers_every_run_due(tmp_path: Path, db_url: str | None)
         replanner = sched._replanner
         with sched._tx() as s:
             runs = list(s.scalars(select(RunRow).where(RunRow.state == RunState.WAITING.value)))
-            chosen = set(s.scalars(select(RunRow.id).where(RunRow.id.in_(ids), replanner._maybe_due(NOW))))
-            due = {r.id for r in runs if replanner._kind_due(r, NOW) is not None}
+            chosen = {run.id for run in replanner._waiting_maybe_due(s, NOW)}
+            due = {r.id for r in runs if r.planned_start > NOW and replanner._kind_due(r, NOW) is not None}
         assert due and due <= chosen  # never misses one
         assert len(chosen) < len(runs)  # and reads fewer than all
     finally:

@@ -32,6 +32,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 # is not <> anything): the predicate of the partial indexes `ix_runs_held_*`, which a query can use
 # only when it says the same (queueing.holds_handle)
 HOLDS_HANDLE_SQL = "CAST(handle AS TEXT) <> 'null'"
+# a run that is a chunk of an interruptible job: the predicate of the partial index `ix_runs_chunks_start`
+CHUNK_SQL = "chunk_index IS NOT NULL"
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -88,6 +90,16 @@ class RunRow(Base):
         UniqueConstraint("job_id", "nominal", name="uq_runs_job_nominal"),
         Index("ix_runs_state_start", "state", "planned_start"),
         Index("ix_runs_release", "release_state", "release_next_at"),
+        # migration 0012: the re-plan pass's looks, each a range of an index: runs planned long ago (or
+        # never), and the chunks (partial: only chunks), instead of every waiting run with an OR
+        Index("ix_runs_state_last_planned", "state", "last_planned_at"),
+        Index(
+            "ix_runs_chunks_start",
+            "state",
+            "planned_start",
+            sqlite_where=text(CHUNK_SQL),
+            postgresql_where=text(CHUNK_SQL),
+        ),
         # migration 0011: partial, only the runs holding a handle (few wait or end unlaunched holding
         # one), so the tick's looks for queued jobs out of step or left behind read those alone
         Index(
@@ -232,6 +244,18 @@ class RunEventRow(Base):
     from_state: Mapped[str | None] = mapped_column(String(16), nullable=True)
     to_state: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str] = mapped_column(Text)
+
+
+class RunEndRow(Base):
+    """Migration 0012: a run that reached a terminal state, written in the transaction that moved it,
+    and deleted once the tick has looked at its job (closed when it was a one-off job with no run left
+    to end). So the tick's close looks at the jobs whose runs ended since, not at every active job; a
+    row read is deleted by its id, so one committed while the tick looked waits for the next tick."""
+
+    __tablename__ = "run_ends"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(String(32))
 
 
 class ReportRow(Base):
