@@ -11,7 +11,8 @@ times. Then:
    each piece of work its timers run, `--rounds` times, each timed in this thread's CPU time: the
    tick's parts (every `poll_interval_s`), the re-plan pass (likewise) and the leadership check (every
    `leadership_check_s`); per second is the median times how often it runs. The queue check
-   (`queueing.sync_due`) runs inside `launch_due` and is also timed on its own.
+   (`queueing.sync_due`) runs inside `launch_due` and is also timed on its own; last, the whole tick
+   and re-plan pass in one piece (what one timer's tick holds the process for, in this thread's CPU).
 
 What the server uses beyond the sum of the parts is APScheduler's and uvicorn's own loops.
 `--baseline-src DIR` also serves (step 1 only) from another source tree (`git archive COMMIT src |
@@ -25,6 +26,7 @@ Run: .venv/bin/python bench/bench_daemon_rest.py [--jobs 10000] [--rest-seconds 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import secrets
@@ -40,6 +42,7 @@ from bench_api_jobs import clone_jobs, cpu_s, settle
 from bench_api_load import Server, _config, _submission
 
 WITHIN = "  of which "  # a part timed on its own as well as inside the one above it
+WHOLE_TICK = "whole tick + re-plan pass, in one piece"  # the parts above, together
 
 
 def build(tmp: Path, token: str, jobs: int, env: dict[str, str] | None) -> float:
@@ -59,23 +62,37 @@ def build(tmp: Path, token: str, jobs: int, env: dict[str, str] | None) -> float
     return time.perf_counter() - t0
 
 
+def run_s(pid: int) -> float:
+    """Seconds the process's threads have run on a CPU so far, to the nanosecond (the scheduler's own
+    count, /proc/PID/task/TID/schedstat), where /proc/PID/stat counts in 10 ms clock ticks, each given
+    whole to the thread that happened to run when it struck: over 30 s at ~10 ms a second, a few ticks
+    more or less are the difference between two trees."""
+    total_ns = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):  # a thread that ended meanwhile
+            total_ns += int((task / "schedstat").read_text().split()[0])
+    return total_ns / 1e9
+
+
 def server_at_rest(
     tmp: Path, token: str, seconds: int, env: dict[str, str] | None
-) -> tuple[float, list[float]]:
-    """The served daemon's CPU ms in each second at rest (after it settled), and how long it settled."""
+) -> tuple[float, list[float], list[float]]:
+    """The served daemon's CPU ms in each second at rest (after it settled), in clock ticks and run
+    time (`run_s`), and how long it settled."""
     server = Server(tmp, token, env)
     try:
         settled_s = settle(server.proc.pid)
-        rates = []
-        before = cpu_s(server.proc.pid)
+        rates, run_rates = [], []
+        before, run_before = cpu_s(server.proc.pid), run_s(server.proc.pid)
         for _ in range(seconds):
             time.sleep(1.0)
-            now = cpu_s(server.proc.pid)
+            now, run_now = cpu_s(server.proc.pid), run_s(server.proc.pid)
             rates.append((now - before) * 1000)
-            before = now
+            run_rates.append((run_now - run_before) * 1000)
+            before, run_before = now, run_now
     finally:
         server.stop()
-    return settled_s, rates
+    return settled_s, rates, run_rates
 
 
 def parts_in_process(tmp: Path, rounds: int) -> list[tuple[str, float, float, float]]:
@@ -106,6 +123,7 @@ def parts_in_process(tmp: Path, rounds: int) -> list[tuple[str, float, float, fl
         ("leadership check", ctx.leadership.leading, 1.0 / cfg.leadership_check_s),
     ]
     times: dict[str, list[float]] = {name: [] for name, _, _ in parts}
+    times[WHOLE_TICK] = []
     try:
         for _ in range(rounds):
             with ctx.store.fenced(ctx.leadership.epoch), ctx.calls.phases(True) as settle_calls:
@@ -114,17 +132,27 @@ def parts_in_process(tmp: Path, rounds: int) -> list[tuple[str, float, float, fl
                     fn()
                     times[name].append((time.thread_time() - t0) * 1000)
                     settle_calls()
+            t0 = time.thread_time()
+            sched._tick_core(wait=True)  # what a timer's tick runs, in one piece
+            sched._replanner.replan_pass()
+            times[WHOLE_TICK].append((time.thread_time() - t0) * 1000)
     finally:
         sched.shutdown()
-    return [(name, statistics.median(times[name]), max(times[name]), rate) for name, _, rate in parts]
+    rows = [(name, statistics.median(times[name]), max(times[name]), rate) for name, _, rate in parts]
+    return [*rows, (WHOLE_TICK, statistics.median(times[WHOLE_TICK]), max(times[WHOLE_TICK]), per_tick)]
 
 
-def show_rest(title: str, settled_s: float, rates: list[float]) -> None:
-    ordered = sorted(rates)
+def show_rest(title: str, settled_s: float, rates: list[float], run_rates: list[float]) -> None:
+    def figures(values: list[float]) -> str:
+        ordered = sorted(values)
+        return (
+            f"mean {statistics.fmean(values):.1f}, median {statistics.median(values):.1f}, "
+            f"min {ordered[0]:.1f}, max {ordered[-1]:.1f}"
+        )
+
     print(
         f"{title}: settled {settled_s:.0f} s after it started; then, no request, CPU ms per second over "
-        f"{len(rates)} s: mean {statistics.fmean(rates):.1f}, median {statistics.median(rates):.1f}, "
-        f"min {ordered[0]:.1f}, max {ordered[-1]:.1f}"
+        f"{len(rates)} s: {figures(rates)} (clock ticks); {figures(run_rates)} (run time, schedstat)"
     )
 
 
@@ -154,8 +182,8 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp_name:
             tmp = Path(tmp_name)
             filled_s = build(tmp, token, args.jobs, env)
-            settled_s, rates = server_at_rest(tmp, token, args.rest_seconds, env)
-            show_rest(f"{title} (rows copied in {filled_s:.1f} s)", settled_s, rates)
+            settled_s, rates, run_rates = server_at_rest(tmp, token, args.rest_seconds, env)
+            show_rest(f"{title} (rows copied in {filled_s:.1f} s)", settled_s, rates, run_rates)
             if env is None and args.rounds:
                 parts = parts_in_process(tmp, args.rounds)
     if parts is not None:
@@ -163,10 +191,12 @@ def main() -> None:
         header = f"{'part':<44} {'median ms':>9} {'max ms':>8} {'per s':>6} {'ms per s':>9}"
         print(header)
         print("-" * len(header))
-        for name, median, most, rate in parts:
+        for name, median, most, rate in parts[:-1]:
             print(f"{name:<44} {median:>9.2f} {most:>8.2f} {rate:>6.2f} {median * rate:>9.2f}")
-        total = sum(m * r for name, m, _, r in parts if not name.startswith(WITHIN))
+        total = sum(m * r for name, m, _, r in parts[:-1] if not name.startswith(WITHIN))
         print(f"{'sum (each once)':<44} {'':>9} {'':>8} {'':>6} {total:>9.2f}")
+        name, median, most, rate = parts[-1]  # WHOLE_TICK
+        print(f"{name:<44} {median:>9.2f} {most:>8.2f} {rate:>6.2f} {median * rate:>9.2f}")
     print(f"load average {os.getloadavg()[0]:.1f} at the end")
 
 
