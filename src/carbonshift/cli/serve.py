@@ -8,6 +8,7 @@ let the ones in flight finish (a few seconds at most), and shut the scheduler do
 
 from __future__ import annotations
 
+import gc
 import logging
 import signal
 import socket
@@ -206,6 +207,11 @@ def serve_command(
                 err=True,
             )
         sys.stderr.flush()
+        # what start-up built (settings, catalog, tables, the app, the scheduler, ~190,000 objects)
+        # lives as long as the daemon: out of the collector's sight, a full collection no longer walks
+        # it in the middle of a request (23-132 ms each, the job list's p99 at one connection)
+        gc.collect()
+        gc.freeze()
         server.run(sockets=[sock])
     finally:
         typer.echo("carbonshift: shutting down the scheduler", err=True)
