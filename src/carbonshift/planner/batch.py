@@ -672,7 +672,10 @@ class _Ranking:
         else:
             js = self.order[jr, list(ranks)]
             ps = job.pstart + js
-            self.sum_runs(ps)
+            if len(ranks) > PRESUMMED:  # more than a few shown: likely every plan's, so every pair at once
+                self._sum_all()
+            else:
+                self.sum_runs(ps)
             rows = list(zip(*self._fields(js, ps), strict=True))
         out = []
         split = self.split
