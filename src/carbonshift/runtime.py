@@ -40,12 +40,14 @@ def build_catalog(settings: Settings) -> Catalog:
     return load_catalog(locations=[*cluster_locations(settings), *settings.locations])
 
 
-def build_service(settings: Settings, clock: Clock | None = None) -> IntensityService:
+def build_service(settings: Settings, clock: Clock | None = None, *, cache: bool = True) -> IntensityService:
     """The merging service with every source the settings switch on, and the cache if it can be opened
-    (an unwritable cache directory costs speed, not correctness)."""
+    (an unwritable cache directory costs speed, not correctness). `cache=False`: none, for a process
+    whose sources are all local (the cache keeps only remote answers) that runs beside others which
+    may be creating the same cache file (`cli/plan_slices.py`'s workers)."""
     return IntensityService(
         build_sources(settings),
-        cache=_open_cache(settings),
+        cache=_open_cache(settings) if cache else None,
         clock=clock or SystemClock(),
         model_history_days=settings.intensity.model_history_days,
     )

@@ -240,6 +240,9 @@ def test_a_batch_planned_in_slices_is_the_batch_planned_in_one_process(
     offline = load_settings(Path(CONFIG), ukci_enabled=False, cache=cache)
     sliced = in_slices(offline)
     assert sliced is not None and sliced.problems == [] and len(sliced.parts) == 3
+    # the workers open no intensity cache (it keeps only remote answers; opening a new cache file
+    # together they raced for SQLite's lock)
+    assert not (tmp_path / "cache.sqlite").exists()
     service = runtime.build_service(offline, FixedClock(NOW))
     specs = [load_jobspec(f, now=NOW) for f in files]
     advices = advise_many(specs, catalog=runtime.build_catalog(offline), service=service, now=NOW)

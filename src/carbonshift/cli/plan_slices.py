@@ -107,13 +107,14 @@ def _planned(
     errors: str,
 ) -> _Slice:
     """One slice parsed, planned together and rendered, with a catalog and intensity service of its
-    own (built after the fork: a SQLite connection must not cross one)."""
+    own, built after the fork and without the intensity cache: it holds only remote sources' answers,
+    and workers opening a new cache file at once raced for SQLite's lock ("database is locked")."""
     parsed = [load_or_problem(f, at) for f in files]
     problems = [problem for spec, problem in parsed if spec is None]
     if problems:
         return _Slice(problems, None, ())
     specs = [spec for spec, _ in parsed if spec is not None]
-    service = runtime.build_service(settings, clock=FixedClock(at))
+    service = runtime.build_service(settings, clock=FixedClock(at), cache=False)
     try:
         advices = advise_many(
             specs, catalog=runtime.build_catalog(settings), service=service, now=at, signal=signal
