@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import re
+import sqlite3
 from collections.abc import Callable
 from datetime import datetime
 
@@ -83,7 +84,7 @@ def _open_cache(settings: Settings) -> IntensityCache | None:
         return IntensityCache(
             path, forecast_ttl_s=settings.cache.forecast_ttl_s, history_ttl_s=settings.cache.history_ttl_s
         )
-    except OSError as exc:
+    except (OSError, sqlite3.Error) as exc:  # unwritable, or locked by another process past the timeout
         log.warning("intensity cache %s unavailable (%s); running without it", path, exc)
         return None
 
