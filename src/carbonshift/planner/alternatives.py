@@ -30,10 +30,10 @@ from typing import NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from carbonshift.catalog.embodied import LIFESPAN_H, amortised_kg, reserved_in_region
+from carbonshift.catalog.embodied import LIFESPAN_H, amortised_kg
 from carbonshift.config.jobspec import Hardware
 from carbonshift.planner.batch import FloatArray, IntArray, ranked_runs
-from carbonshift.planner.footprints import Footprints
+from carbonshift.planner.footprints import Footprints, hardware_key, reserved_kg
 from carbonshift.planner.options import (
     FlagColumns,
     LazyOptions,
@@ -116,7 +116,7 @@ def merge_many(specs: Sequence[Alternatives]) -> list[Merged]:
         offered_of.append(entry[0])
         for alt, planned in own:
             shape = choices[alt].hardware
-            index = shapes.setdefault(_shape(shape), len(shapes))
+            index = shapes.setdefault(hardware_key(shape), len(shapes))
             if index == len(hardware):
                 hardware.append(shape)
             plans.append(planned)
@@ -132,9 +132,9 @@ def merge_many(specs: Sequence[Alternatives]) -> list[Merged]:
     spec_at = spec_of_plan[at]
     # the embodied kg of a run: its hardware's reserved kg in its region, times its time-share
     combos, which = np.unique(np.asarray(hardware_of)[at] * n_names + runs.name, return_inverse=True)
+    pairs = [(runs.names[c % n_names], hardware[c // n_names]) for c in combos.tolist()]
     reserved = np.array(
-        [_reserved_in(runs.names[c % n_names], hardware[c // n_names]) for c in combos.tolist()],
-        dtype=np.float64,
+        [reserved_kg(provider, region, shape) for (provider, region), shape in pairs], dtype=np.float64
     )
     total = runs.kg_co2e + reserved[which] * np.asarray(time_share)[at]
     # alternative 0's options are kept only where its own hardware is offered
@@ -322,29 +322,7 @@ class MergedOptions(LazyOptions):
 def embodied_kg(provider: str, region: str, hardware: Hardware, duration_s: int) -> float:
     """`catalog.embodied.embodied_in_region(...).kg_co2e`, the same float, from the reserved kg per
     region and hardware (worked out once each: a batch's durations differ to the minute)."""
-    return amortised_kg(_reserved_in((provider, region), hardware), duration_s)
+    return amortised_kg(reserved_kg(provider, region, hardware), duration_s)
 
-
-def _shape(hardware: Hardware) -> tuple[object, ...]:
-    """The hardware by its values (a pydantic model hashes slowly)."""
-    return (hardware.gpu, hardware.gpus, hardware.vcpus, hardware.memory_gb)
-
-
-def _reserved_in(name: tuple[str, str], hardware: Hardware) -> float:
-    """The reserved kg of `hardware` in region (provider, region), worked out once per pair."""
-    key = _shape(hardware)
-    table = _RESERVED.get(key)
-    if table is None:
-        table = _RESERVED[key] = {}
-        if len(_RESERVED) > MAX_REMEMBERED:
-            _RESERVED.pop(next(iter(_RESERVED)))
-    here = table.get(name)
-    if here is None:
-        here = table[name] = reserved_in_region(name[0], name[1], hardware)
-    return here
-
-
-MAX_REMEMBERED = 1 << 10  # hardware shapes; each with at most every catalog region
-_RESERVED: dict[tuple[object, ...], dict[tuple[str, str], float]] = {}
 
 __all__ = ["Alternatives", "Merged", "MergedOptions", "embodied_kg", "merge", "merge_many", "rebased"]

@@ -108,10 +108,12 @@ def alternative_spec(spec: JobSpec, choice: HardwareChoice, **update: object) ->
 def embodied_run(provider: str, region: str, hardware: Hardware, duration_s: int) -> EmbodiedEstimate:
     """`embodied_in_region`, remembered: a plan shows the same few (region, hardware, duration) often.
     Keyed by the hardware's values, not the model (a pydantic model hashes and compares slowly)."""
-    return _embodied_run(provider, region, _hardware_key(hardware), hardware, duration_s)
+    return _embodied_run(provider, region, hardware_key(hardware), hardware, duration_s)
 
 
-def _hardware_key(hardware: Hardware) -> tuple[object, ...]:
+def hardware_key(hardware: Hardware) -> tuple[object, ...]:
+    """The hardware by the values its embodied share depends on, as a key that hashes fast (a
+    pydantic model hashes and compares slowly)."""
     return (hardware.gpu, hardware.gpus, hardware.vcpus, hardware.memory_gb)
 
 
@@ -139,14 +141,23 @@ def _embodied_kg(
     """`embodied_run(...).kg_co2e`, the same float, from the (region, hardware)'s reserved kg
     remembered without the duration: a batch's runs last hundreds of durations (to the minute), so a
     memo by duration missed for four options in ten, each a whole estimate with its notes."""
-    key = (provider, region, hw_key)
+    return amortised_kg(reserved_kg(provider, region, hardware, hw_key), duration_s)
+
+
+def reserved_kg(
+    provider: str, region: str, hardware: Hardware, hw_key: tuple[object, ...] | None = None
+) -> float:
+    """`catalog.embodied.reserved_in_region`, remembered per (region, hardware): what every run of
+    that hardware there is charged a time-share of (`hw_key`: `hardware_key(hardware)`, when the
+    caller has it)."""
+    key = (provider, region, hardware_key(hardware) if hw_key is None else hw_key)
     reserved = _RESERVED.get(key)
     if reserved is None:
         reserved = reserved_in_region(provider, region, hardware)
         if len(_RESERVED) >= MAX_REMEMBERED:
             _RESERVED.clear()  # as _EMBODIED
         _RESERVED[key] = reserved
-    return amortised_kg(reserved, duration_s)
+    return reserved
 
 
 MAX_REMEMBERED = 1 << 14
@@ -187,7 +198,7 @@ class Footprints:
         """`baseline_embodied(...).kg_co2e`, the same float, without the estimate's notes: what a
         plan's JSON shows of the baseline (the notes are the best option's)."""
         own = self.choices[0]
-        return _embodied_kg(provider, region, _hardware_key(own.hardware), own.hardware, own.duration_s)
+        return _embodied_kg(provider, region, hardware_key(own.hardware), own.hardware, own.duration_s)
 
     def total_kg(self, option: PlanOption) -> float:
         """Operational + embodied kg: what options of several hardware alternatives are ranked by."""
@@ -202,7 +213,7 @@ class Footprints:
         (with alternatives). For all options at once: a plan shows up to every region's option, so
         each figure is rounded for all of them together (`rounded`: the same floats as `round`)."""
         own = self.choices[0]
-        keys = [_hardware_key(c.hardware) for c in self.choices]
+        keys = [hardware_key(c.hardware) for c in self.choices]
         embodied: list[float] = []
         base_embodied: list[float] = []
         fixed = (
@@ -272,4 +283,6 @@ __all__ = [
     "alternative_spec",
     "embodied_run",
     "hardware_choices",
+    "hardware_key",
+    "reserved_kg",
 ]
