@@ -53,6 +53,14 @@ def spec_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return specs
 
 
+def _copied(spec_dir: Path, batch: Path, replaced: dict[str, str]) -> Path:
+    """`spec_dir` copied to `batch`, with these files' texts replaced (the bad specs of a test)."""
+    batch.mkdir()
+    for f in sorted(spec_dir.iterdir()):
+        (batch / f.name).write_text(replaced.get(f.name, f.read_text()))
+    return batch
+
+
 def _plan(
     spec_dir: Path, tmp: Path, *extra: str, offline: bool = False, config: str = CONFIG
 ) -> tuple[int, str, str]:
@@ -90,11 +98,7 @@ def test_forked_workers_print_the_same_bytes_as_one_process(
 def test_a_bad_spec_in_a_large_batch_still_prints_nothing_and_exits_2(
     spec_dir: Path, tmp_path: Path, offline: bool
 ) -> None:
-    batch = tmp_path / "batch"
-    batch.mkdir()
-    for f in sorted(spec_dir.iterdir()):
-        (batch / f.name).write_text(f.read_text())
-    (batch / "job-0500.yaml").write_text("name: broken\nduration: soon\n")
+    batch = _copied(spec_dir, tmp_path / "batch", {"job-0500.yaml": "name: broken\nduration: soon\n"})
     code, out, err = _plan(batch, tmp_path, "--workers", "3", offline=offline)
     assert code == 2
     assert out == ""
@@ -171,14 +175,13 @@ def test_a_line_that_fails_anywhere_raises_in_the_parent_before_anything_is_writ
 def test_bad_specs_in_a_large_batch_give_the_same_errors_on_forked_parsers(
     spec_dir: Path, tmp_path: Path, offline: bool
 ) -> None:
-    batch = tmp_path / "bad-batch"
-    batch.mkdir()
-    for f in sorted(spec_dir.iterdir()):
-        (batch / f.name).write_text(f.read_text())
     # one bad spec in the parent's slice and two in the children's, whatever the worker count
-    (batch / "job-0010.yaml").write_text("name: broken\nduration: soon\n")
-    (batch / "job-0600.yaml").write_text("name: [not, a, name]\nduration: 1h\n")
-    (batch / "job-0999.yaml").write_text("duration: 1h\nunknown_field: 1\n")
+    bad = {
+        "job-0010.yaml": "name: broken\nduration: soon\n",
+        "job-0600.yaml": "name: [not, a, name]\nduration: 1h\n",
+        "job-0999.yaml": "duration: 1h\nunknown_field: 1\n",
+    }
+    batch = _copied(spec_dir, tmp_path / "bad-batch", bad)
     code, out, serial_err = _plan(batch, tmp_path, "--workers", "1", offline=offline)
     assert (code, out) == (2, "")
     assert sum(line.startswith("error: ") for line in serial_err.splitlines()) >= 3
