@@ -37,10 +37,8 @@ from carbonshift.planner.footprints import Footprints, hardware_key, reserved_kg
 from carbonshift.planner.options import (
     FlagColumns,
     LazyOptions,
-    OptionFlags,
     OptionKeys,
     flag_columns,
-    option_flags,
     option_keys,
 )
 from carbonshift.planner.plan import NoteInputs, Plan, PlanOption
@@ -279,18 +277,6 @@ class MergedOptions(LazyOptions):
             [keys[k].flat[i] for k, i in at],
         )
 
-    def flags(self, ranks: Sequence[int]) -> list[OptionFlags]:
-        out: list[OptionFlags | None] = [None] * len(ranks)
-        by_plan: dict[int, list[tuple[int, int]]] = {}
-        for at, r in enumerate(ranks):
-            by_plan.setdefault(int(self._plan[r]), []).append((at, int(self._rank[r])))
-        for k, wanted in by_plan.items():
-            for (at, _), flags in zip(
-                wanted, option_flags(self._plans[k], [i for _, i in wanted]), strict=True
-            ):
-                out[at] = flags
-        return [f for f in out if f is not None]
-
     def flag_columns(self) -> FlagColumns:
         """Each plan's flag columns, gathered in merged order."""
         fallback = np.zeros(len(self), dtype=bool)
@@ -306,7 +292,7 @@ class MergedOptions(LazyOptions):
         return FlagColumns(fallback, static_only, exact)
 
     def note_inputs(self, no_time_preference: bool) -> NoteInputs:
-        """`notes_from_flags` of every option, from flag columns: refs are written only for the
+        """`plan.note_inputs` of every option, from flag columns: refs are written only for the
         options a note names."""
         columns = self.flag_columns()
         inexact = self._refs(~columns.exact)

@@ -64,7 +64,7 @@ from carbonshift.planner.contiguous import (
 )
 from carbonshift.planner.energy import EnergyEstimate, EnergyModel, PowerBreakdown, default_model
 from carbonshift.planner.interruptible import ChunkProblem, cheapest_chunks_batch
-from carbonshift.planner.options import FlagColumns, LazyOptions, OptionFlags, OptionKeys, option_keys
+from carbonshift.planner.options import FlagColumns, LazyOptions, OptionKeys, option_keys
 from carbonshift.planner.placement import PlacementIndex, PlanRegion, region_ref
 from carbonshift.planner.plan import (
     FALLBACK_KINDS,
@@ -280,9 +280,6 @@ class RankedOptions(LazyOptions):
 
     def own_base(self, ref: str) -> Baseline | None:
         return self._ranking.own_base(self._job, ref)
-
-    def flags(self, ranks: Sequence[int]) -> list[OptionFlags]:
-        return self._ranking.flags(self._job, ranks)
 
     def flag_columns(self) -> FlagColumns:
         return self._ranking.flag_columns(self._job)
@@ -828,28 +825,9 @@ class _Ranking:
         base[own] = self.kwh[ps[own]] * self.earliest_mean[ps[own]] / 1000.0
         return np.repeat(ks, counts), rank, self.kg[ps], self.start[ps], self.flat[ps], base, name
 
-    def flags(self, jr: int, ranks: Sequence[int]) -> list[OptionFlags]:
-        """The note flags of job jr's options at these ranks (as `options.flags_of` reads a built one)."""
-        job = self.jobs[jr]
-        single, fallback_kind, static_kind = self._row_kinds()
-        out = []
-        for j in self.order[jr, list(ranks)].tolist():
-            row = int(job.cset.rows[j])
-            exact = True if self.split is None else bool(self.split.exact[job.pstart + j])
-            if single[row]:
-                out.append(OptionFlags(bool(fallback_kind[row]), bool(static_kind[row]), exact))
-                continue
-            sources, fallback = self._sources(jr, j)
-            out.append(
-                OptionFlags(
-                    bool(fallback_kind[row]) and fallback, all(s.kind is Kind.STATIC for s in sources), exact
-                )
-            )
-        return out
-
     def flag_columns(self, jr: int) -> FlagColumns:
-        """`flags` of every option of job jr, by rank: read from the per-series arrays, and run by run
-        only for a series of several provenances."""
+        """The note flags of every option of job jr, by rank (as `options.flags_of` reads a built one):
+        read from the per-series arrays, and run by run only for a series of several provenances."""
         job = self.jobs[jr]
         js = self.order[jr, : job.count]
         rows = job.cset.rows[js]

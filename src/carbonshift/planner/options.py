@@ -3,7 +3,7 @@ need of them without building them.
 
 A batch ranks every region for thousands of specs and shows a few options of each: `plan_batch`'s
 `RankedOptions` and the merged alternatives of `alternatives.merge` are `LazyOptions`. `option_keys` and
-`option_flags` read any sequence of options (a built tuple from `plan()` alike), so callers need not
+`flag_columns` read any sequence of options (a built tuple from `plan()` alike), so callers need not
 know which they hold.
 """
 
@@ -71,16 +71,12 @@ class LazyOptions(Sequence[PlanOption]):
         """Every option's key, by rank."""
 
     @abstractmethod
-    def flags(self, ranks: Sequence[int]) -> list[OptionFlags]:
-        """The flags of the options at these ranks."""
+    def flag_columns(self) -> FlagColumns:
+        """Every option's flags, by rank."""
 
     @abstractmethod
     def note_inputs(self, no_time_preference: bool) -> NoteInputs:
         """What the plan's notes say, without building the options."""
-
-    def flag_columns(self) -> FlagColumns:
-        """Every option's flags, by rank (a subclass may read them from arrays)."""
-        return _columns(self.flags(range(len(self))))
 
     @overload
     def __getitem__(self, index: int) -> PlanOption: ...
@@ -139,21 +135,11 @@ def option_keys(options: Sequence[PlanOption]) -> OptionKeys:
     )
 
 
-def option_flags(options: Sequence[PlanOption], ranks: Sequence[int]) -> list[OptionFlags]:
-    """The flags of the options at these ranks, building none that is not built."""
-    if isinstance(options, LazyOptions):
-        return options.flags(ranks)
-    return [flags_of(options[i]) for i in ranks]
-
-
 def flag_columns(options: Sequence[PlanOption]) -> FlagColumns:
     """Every option's flags as arrays, by rank, building none that is not built."""
     if isinstance(options, LazyOptions):
         return options.flag_columns()
-    return _columns([flags_of(o) for o in options])
-
-
-def _columns(flags: Sequence[OptionFlags]) -> FlagColumns:
+    flags = [flags_of(o) for o in options]
     return FlagColumns(
         np.array([f.fallback for f in flags], dtype=bool),
         np.array([f.static_only for f in flags], dtype=bool),
@@ -167,16 +153,6 @@ def flags_of(o: PlanOption) -> OptionFlags:
     return OptionFlags(fallback, all(s.kind is Kind.STATIC for s in o.sources), o.exact)
 
 
-def notes_from_flags(
-    refs: Sequence[str], flags: Sequence[OptionFlags], no_time_preference: bool
-) -> NoteInputs:
-    """`plan.note_inputs` of options with these refs and flags, in rank order."""
-    inexact = [ref for ref, f in zip(refs, flags, strict=True) if not f.exact]
-    if no_time_preference:
-        return NoteInputs(all(f.static_only for f in flags), [], inexact)
-    return NoteInputs(False, [ref for ref, f in zip(refs, flags, strict=True) if f.fallback], inexact)
-
-
 __all__ = [
     "FlagColumns",
     "LazyOptions",
@@ -184,7 +160,5 @@ __all__ = [
     "OptionKeys",
     "flag_columns",
     "flags_of",
-    "notes_from_flags",
-    "option_flags",
     "option_keys",
 ]
