@@ -47,15 +47,23 @@ def can_fork() -> bool:
     return hasattr(os, "fork") and hasattr(os, "waitpid")
 
 
+def worker_count(items: int, workers: int) -> int:
+    """How many processes share `items` items among up to `workers`: 1 (this one alone) below
+    MIN_PARALLEL_ITEMS items or where the platform cannot fork."""
+    if items < MIN_PARALLEL_ITEMS or not can_fork():
+        return 1
+    return max(1, min(workers, items))
+
+
 def write_lines(items: Sequence[T], render: Callable[[T], str], workers: int, stream: TextIO) -> None:
     """Write `"".join(render(item) + "\\n" for item in items)` to `stream`, rendered on up to `workers`
     processes when there are at least MIN_PARALLEL_ITEMS items, the platform can fork and the stream
     has a byte buffer; in this process otherwise. Either way the same bytes, and nothing is written
     unless every line was rendered and encoded (in the stream's encoding and errors)."""
-    n = min(workers, len(items))
+    n = worker_count(len(items), workers)
     out: BinaryIO | None = getattr(stream, "buffer", None)
     with gc_paused():
-        if n <= 1 or len(items) < MIN_PARALLEL_ITEMS or not can_fork() or out is None:
+        if n == 1 or out is None:
             stream.write(_render(items, render))
             return
         parts = _rendered_parts(items, render, n, stream.encoding, stream.errors or "strict")

@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any, TypeVar
 
-from carbonshift.cli.parallel_lines import MIN_PARALLEL_ITEMS, can_fork, in_slices
+from carbonshift.cli.parallel_lines import in_slices, worker_count
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -30,8 +30,8 @@ R = TypeVar("R")
 def map_in_children(items: Sequence[T], fn: Callable[[T], R], workers: int) -> list[R]:
     """`[fn(item) for item in items]`, on up to `workers` processes when there are at least
     MIN_PARALLEL_ITEMS items and the platform can fork; in this process otherwise."""
-    n = min(workers, len(items))
-    if n <= 1 or len(items) < MIN_PARALLEL_ITEMS or not can_fork():
+    n = worker_count(len(items), workers)
+    if n == 1:
         return [fn(item) for item in items]
     parts = in_slices(items, n, partial(_mapped, fn=fn), partial(_pickled, fn=fn), _unpickled)
     return [result for part in parts for result in part]

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 
 from carbonshift import runtime
 from carbonshift.advisor import advise_many
-from carbonshift.cli.parallel_lines import MIN_PARALLEL_ITEMS, can_fork, in_slices
+from carbonshift.cli.parallel_lines import in_slices, worker_count
 from carbonshift.clock import FixedClock
 from carbonshift.config.jobspec import JobSpec, load_jobspec
 from carbonshift.errors import CarbonshiftError, UserInputError
@@ -79,8 +79,8 @@ def plan_in_slices(
     """The batch planned on up to `workers` processes, or None when the caller must plan it itself:
     fewer than MIN_PARALLEL_ITEMS files or one worker, no fork, a remote source, a notice in any
     slice, or a slice whose planning raised."""
-    n = min(workers, len(files))
-    if n <= 1 or len(files) < MIN_PARALLEL_ITEMS or not can_fork():
+    n = worker_count(len(files), workers)
+    if n == 1:
         return None
     if any(is_remote(source) for source in build_sources(settings)):
         return None
