@@ -64,8 +64,8 @@ class Advice:
 
     def to_json_line(self, *, top: int | None = None) -> str:
         """`to_dict` as compact JSON (no newline): what `carbonshift plan DIR` prints per spec.
-        Written by `encode_json`, the API's encoder (pydantic_core: the standard library's took a
-        quarter of a batch's JSON phase, 40 us a spec; this 13 us), so it reads as `json.dumps` of
+        Written by `encode_json`, the API's encoder (orjson: a line of every option in 31 us, where
+        pydantic_core took 111 us and the standard library 455 us), so it reads as `json.dumps` of
         `to_dict` does: the same keys in the same order and the same values, a float perhaps spelled
         otherwise (`0.000057` for `5.7e-05`), a non-finite one as null. The exclusions (often 75
         regions, most of a line) are encoded once per distinct set: a batch's specs share a handful."""

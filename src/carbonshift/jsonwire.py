@@ -4,10 +4,12 @@ encoder.
 
 A 139-region plan is about 90 KB of JSON with some 2,000 floats; the standard library's encoder spent
 ~1 ms of a plan's CPU on it (mostly `float.__repr__`), held under the GIL while seven other requests
-waited. `pydantic_core.to_json` (Rust, already a dependency through pydantic) writes the same JSON
-about four times faster. What a reader parses is the same: the same keys in the same order, the same
-numbers (a float may be spelled differently, `-0.000057` for `-5.7e-05`, never a different value), the
-same strings (escaped as `json.dumps(ensure_ascii=False)` does).
+waited. `orjson` (Rust; Apache-2.0/MIT, maintained since 2018, wheels for every platform we run on)
+writes the same JSON about fifteen times faster, and three and a half times faster than
+`pydantic_core.to_json`, which it replaced (a `carbonshift plan DIR` line of every option: 111 -> 31
+us). What a reader parses is the same: the same keys in the same order, the same numbers (a float may
+be spelled differently, `-0.000057` for `-5.7e-05`, never a different value), the same strings (UTF-8,
+unescaped where JSON allows, as `json.dumps(ensure_ascii=False)` writes them).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import json
 import math
 from typing import Any
 
-from pydantic_core import PydanticSerializationError, to_json
+import orjson
 
 
 def encode_json(content: Any) -> bytes:
@@ -25,13 +27,14 @@ def encode_json(content: Any) -> bytes:
     `\\u` escapes, which every JSON parser reads, instead of failing the whole answer.
 
     A value neither encoder knows (an arbitrary object) still raises TypeError, as `json.dumps`
-    does. Unlike `json.dumps`, values pydantic knows how to write (a datetime, a set) are written
+    does. Unlike `json.dumps`, values orjson knows how to write (a datetime, a dataclass) are written
     rather than refused: nothing the API answers holds one today."""
     try:
-        return to_json(content, inf_nan_mode="null")
-    except PydanticSerializationError:
-        # a lone surrogate (UTF-8 cannot hold it) or a type pydantic does not know: the standard
-        # library escapes the first and raises TypeError for the second
+        return orjson.dumps(content)  # NaN and infinities are written as null
+    except orjson.JSONEncodeError:
+        # a lone surrogate (UTF-8 cannot hold it), an int past 64 bits, a key that is not text or a
+        # type orjson does not know: the standard library escapes the first, writes the next two
+        # and raises TypeError for the last
         return json.dumps(finite(content), separators=(",", ":")).encode()
 
 

@@ -1,4 +1,4 @@
-"""`encode_json` (pydantic_core's encoder) says what the standard library's JSON says, and keeps its
+"""`encode_json` (orjson's encoder) says what the standard library's JSON says, and keeps its
 guarantees: NaN and infinities as null, lone surrogates escaped, unknown objects refused."""
 
 from __future__ import annotations
