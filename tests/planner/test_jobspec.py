@@ -435,3 +435,31 @@ def test_a_spec_file_reads_the_same_with_any_line_ends(tmp_path: Path) -> None:
         specs.append(load_jobspec(path))
     assert specs[0].command == "echo one\necho two\n"
     assert specs[1] == specs[0] and specs[2] == specs[0]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "name: a\ncommand: [run]\nduration: 1h\nhardware: {vcpus: 4}\n",  # no anchor: built as a tree
+        "name: a\ncommand: &c [run]\nduration: 1h\nhardware: {vcpus: 4}\nlabels: {team: t}\n",  # an anchor
+    ],
+)
+def test_reading_a_spec_leaves_no_garbage_cycle(text: str) -> None:
+    """`plan DIR` pauses the collector while it reads 10,000 specs: a cycle left by each (the
+    document builder's recursive closure held libyaml's parser) was all freed in one collection at
+    the end, 0.3-0.7 s of the command's wall time. Reading a spec must leave nothing for it."""
+    import gc
+
+    from carbonshift.config.jobspec import loads_jobspec
+
+    loads_jobspec(text, source="spec.yaml")  # anything created once (caches) is created here
+    gc.collect()
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for _ in range(3):
+            loads_jobspec(text, source="spec.yaml")
+        assert gc.collect() == 0
+    finally:
+        if was_enabled:
+            gc.enable()
