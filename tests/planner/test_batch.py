@@ -115,6 +115,10 @@ def assert_same_plan(got: Plan, want: Plan, *, strict_starts: bool) -> None:
     same_starts = {o.ref: o.start_s for o in got.options} == starts
     assert same_starts or not strict_starts, ([o.start_s for o in got.options], list(starts.values()))
     if same_starts:
+        # the dicts are read from the batch's columns (a table of every plan's first PRESUMMED
+        # ranks, or of every rank), want's from its built options: the same JSON, to the bit
+        for top in (1, batch.PRESUMMED, None):
+            assert json.dumps(got.to_dict(top=top)) == json.dumps(want.to_dict(top=top))
         assert got == want
         assert got.to_dict() == want.to_dict()
         assert got.notes == want.notes
@@ -447,8 +451,9 @@ def test_options_are_built_when_read() -> None:
     batch._Ranking.options = counting  # type: ignore[method-assign]
     try:
         p.to_dict(top=3)
-        assert built[0] == 3  # the notes need no options
-        assert p.best is options[0] and built[0] == 3
+        p.to_dict()
+        assert built[0] == 0  # the dicts read the ranking's columns, and the notes need no options
+        assert p.best is options[0] and built[0] == 1
         full = tuple(options)
     finally:
         batch._Ranking.options = original  # type: ignore[method-assign]

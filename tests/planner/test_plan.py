@@ -300,6 +300,7 @@ def test_shown_figures_are_pythons_round_for_few_options_and_for_many() -> None:
     """`option_dicts` rounds a few options one by one and many together (`rounded`): either way each
     figure must be `round` of the option's own value, to the bit (a --top 3 line and the API's
     whole plan say the same of an option)."""
+    from carbonshift.planner.option_columns import built_columns
     from carbonshift.planner.plan import option_dicts
     from carbonshift.planner.rounding import SMALL
 
@@ -313,7 +314,7 @@ def test_shown_figures_are_pythons_round_for_few_options_and_for_many() -> None:
     result = plan(spec(baseline="aws:r-0"), cands, now=NOW)
     options = list(result.options)
     for n in (1, 3, SMALL - 1, SMALL, len(options)):
-        for o, d in zip(options[:n], option_dicts(options[:n]), strict=True):
+        for o, d in zip(options[:n], option_dicts(built_columns(options[:n])), strict=True):
             want = {
                 "mean_g_per_kwh": round(o.mean_g_per_kwh, 3),
                 "kg_co2e": round(o.kg_co2e, 6),

@@ -16,7 +16,6 @@ charged a whole server built from the hardware by CCF's method.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -32,6 +31,7 @@ from carbonshift.footprint import Footprint
 from carbonshift.planner.rounding import rounded
 
 if TYPE_CHECKING:
+    from carbonshift.planner.option_columns import OptionColumns
     from carbonshift.planner.plan import Baseline, Plan, PlanOption
 
 
@@ -204,10 +204,8 @@ class Footprints:
         """Operational + embodied kg: what options of several hardware alternatives are ranked by."""
         return option.kg_co2e + self.embodied(option).kg_co2e
 
-    def add_fields(
-        self, options: Sequence[PlanOption], shown: list[dict[str, Any]], baseline: Baseline
-    ) -> None:
-        """Add to each option's dict (`shown`, in the order of `options`): embodied_kg_co2e,
+    def add_fields(self, columns: OptionColumns, shown: list[dict[str, Any]], baseline: Baseline) -> None:
+        """Add to each option's dict (`shown`, in the order of `columns`): embodied_kg_co2e,
         total_kg_co2e, total_savings_kg (against the baseline run's own total: its operational kg plus
         the spec's hardware's embodied share where it runs), sci (with a functional unit) and hardware
         (with alternatives). For all options at once: a plan shows up to every region's option, so
@@ -221,40 +219,44 @@ class Footprints:
             if baseline.basis == "spec"
             else None
         )
-        for option in options:
-            run_s = _run_s(option.chunks_s)
-            choice = option.alternative
-            kg = _embodied_kg(
-                option.provider, option.region, keys[choice], self.choices[choice].hardware, run_s
-            )
+        for provider, region, chunks, choice in zip(
+            columns.provider, columns.region, columns.chunks_s, columns.alternative, strict=True
+        ):
+            run_s = _run_s(chunks)
+            kg = _embodied_kg(provider, region, keys[choice], self.choices[choice].hardware, run_s)
             embodied.append(kg)
             if fixed is not None:
                 base_embodied.append(fixed)
             elif choice == 0 and run_s == own.duration_s:  # the same run as the baseline's
                 base_embodied.append(kg)
             else:
-                base_embodied.append(
-                    _embodied_kg(option.provider, option.region, keys[0], own.hardware, own.duration_s)
-                )
-        totals = [o.kg_co2e + kg for o, kg in zip(options, embodied, strict=True)]
+                base_embodied.append(_embodied_kg(provider, region, keys[0], own.hardware, own.duration_s))
+        totals = [op_kg + kg for op_kg, kg in zip(columns.kg_co2e, embodied, strict=True)]
         saved = [
-            o.baseline_kg_co2e + base - total
-            for o, base, total in zip(options, base_embodied, totals, strict=True)
+            base_kg + base - total
+            for base_kg, base, total in zip(columns.baseline_kg_co2e, base_embodied, totals, strict=True)
         ]
         unit = self.functional_unit
         hardware = [c.to_dict() for c in self.choices] if self.alternatives else None
         n = len(embodied)
         six = rounded(embodied + totals + saved, 6)  # in one go
-        for option, out, kg, kg_shown, total_shown, saved_shown in zip(
-            options, shown, embodied, six[:n], six[n : 2 * n], six[2 * n :], strict=True
+        for out, op_kg, kg, kg_shown, total_shown, saved_shown, choice in zip(
+            shown,
+            columns.kg_co2e,
+            embodied,
+            six[:n],
+            six[n : 2 * n],
+            six[2 * n :],
+            columns.alternative,
+            strict=True,
         ):
             out["embodied_kg_co2e"] = kg_shown
             out["total_kg_co2e"] = total_shown
             out["total_savings_kg"] = saved_shown
             if unit is not None:
-                out["sci"] = Footprint(option.kg_co2e, kg, unit.name, unit.count).sci_dict()
+                out["sci"] = Footprint(op_kg, kg, unit.name, unit.count).sci_dict()
             if hardware is not None:
-                out["hardware"] = dict(hardware[option.alternative])
+                out["hardware"] = dict(hardware[choice])
 
     def baseline_fields(self, baseline: Baseline) -> dict[str, Any]:
         embodied = self.baseline_embodied_kg(baseline.provider, baseline.region)

@@ -17,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from carbonshift.intensity.types import Kind
+from carbonshift.planner.option_columns import HasColumns, OptionColumns, built_columns
 from carbonshift.planner.plan import FALLBACK_KINDS, NoteInputs, PlanOption
 
 
@@ -48,8 +49,9 @@ class OptionFlags(NamedTuple):
     exact: bool
 
 
-class LazyOptions(Sequence[PlanOption]):
-    """Options, best first, each built the first time it is read.
+class LazyOptions(Sequence[PlanOption], HasColumns):
+    """Options, best first, each built the first time it is read; their columns (what a plan's JSON
+    shows of them) given without building them where a subclass can (`columns`).
 
     Compares equal to the tuple of the same options, and pickles as one (without what builds them).
     """
@@ -77,6 +79,10 @@ class LazyOptions(Sequence[PlanOption]):
     @abstractmethod
     def note_inputs(self, no_time_preference: bool) -> NoteInputs:
         """What the plan's notes say, without building the options."""
+
+    def columns(self, top: int | None = None) -> OptionColumns:
+        """The first `top` options' columns (every one's with None): by default, of the built options."""
+        return built_columns(self._build(range(len(self))[:top]))
 
     @overload
     def __getitem__(self, index: int) -> PlanOption: ...

@@ -37,8 +37,8 @@ from carbonshift.planner.contiguous import (
 )
 from carbonshift.planner.energy import EnergyEstimate, EnergyModel, PowerBreakdown, default_model
 from carbonshift.planner.interruptible import cheapest_chunks_many
+from carbonshift.planner.option_columns import OptionColumns, built_columns, columns_of, option_figures
 from carbonshift.planner.placement import PlanRegion, region_ref
-from carbonshift.planner.rounding import SMALL, rounded
 from carbonshift.timeutil import from_epoch_s, isoformat_epoch_s, isoformat_z, to_epoch_s
 
 if TYPE_CHECKING:
@@ -213,74 +213,76 @@ class PlanOption:
         return emissions_basis(self.sources)
 
     def to_dict(self, *, with_chunks: bool = False) -> dict[str, Any]:
-        return option_dicts([self], with_chunks=with_chunks)[0]
+        return option_dicts(built_columns((self,)), with_chunks=with_chunks)[0]
 
 
-def option_dicts(options: Sequence[PlanOption], *, with_chunks: bool = False) -> list[dict[str, Any]]:
-    """Each option's `to_dict`, built together: a plan shows up to every region's option (139 for a
-    cloud CPU job), so each figure is rounded for all options at once (`_figures`: the same floats as
-    `round`) and each series' provenance is summarised once (`_shown_sources`)."""
+def option_dicts(columns: OptionColumns, *, with_chunks: bool = False) -> list[dict[str, Any]]:
+    """Each option's dict, from its columns (`columns_of`: a batch's are read out of its ranking
+    for the whole batch at once, its figures already rounded; built options' are read off them), with
+    each series' provenance summarised once (`_shown_sources`)."""
     out = []
-    for o, (mean, kg, pct, saved, base, kwh) in zip(options, _figures(options), strict=True):
-        shown = _shown_sources(o.series, o.chunks_s)
+    f = columns.shown
+    for (
+        provider,
+        region,
+        zone,
+        start,
+        end,
+        chunks,
+        series,
+        mean,
+        kg,
+        pct,
+        saved,
+        base,
+        kwh,
+        pue,
+        flat,
+        exact,
+    ) in zip(
+        columns.provider,
+        columns.region,
+        columns.zone,
+        columns.start_s,
+        columns.end_s,
+        columns.chunks_s,
+        columns.series,
+        f.mean_g_per_kwh,
+        f.kg_co2e,
+        f.savings_pct,
+        f.savings_kg,
+        f.baseline_kg_co2e,
+        f.energy_kwh,
+        columns.pue,
+        columns.flat,
+        columns.exact,
+        strict=True,
+    ):
+        shown = _shown_sources(series, chunks)
         d: dict[str, Any] = {
-            "provider": o.provider,
-            "region": o.region,
-            "zone": o.zone,
-            "start": iso_s(o.start_s),
-            "end": iso_s(o.end_s),
+            "provider": provider,
+            "region": region,
+            "zone": zone,
+            "start": iso_s(start),
+            "end": iso_s(end),
             "mean_g_per_kwh": mean,
             "kg_co2e": kg,
             "savings_pct": pct,
             "savings_kg": saved,
             "baseline_kg_co2e": base,
             "energy_kwh": kwh,
-            "pue": o.pue,
+            "pue": pue,
             "basis": shown.basis,
             "sources": [dict(share) for share in shown.dicts],  # copies: the summary is shared
             "static_fallback": shown.fallback,
-            "flat": o.flat,
+            "flat": flat,
         }
         if with_chunks:
-            d["chunks"] = [{"start": iso_s(a), "end": iso_s(b)} for a, b in o.chunks_s]
-        if not o.exact:
+            d["chunks"] = [{"start": iso_s(a), "end": iso_s(b)} for a, b in chunks]
+        if not exact:
             d["exact"] = False
         out.append(d)
     return out
-
-
-# an option's shown figures: mean g/kWh, kg, savings %, savings kg, baseline kg, kWh (rounded)
-_Figures = tuple[float, float, float | None, float, float, float]
-
-
-def _figures(options: Sequence[PlanOption]) -> list[_Figures]:
-    """Each option's figures rounded as shown (g/kWh to 3 places, percent to 2, kg and kWh to 6).
-    Few options (a batch's --top 3) are rounded one by one, which is all `rounded` does for so few
-    but without building and slicing its lists; many together by `rounded`, the same floats."""
-    if len(options) < SMALL:
-        return [
-            (
-                round(o.mean_g_per_kwh, 3),
-                round(o.kg_co2e, 6),
-                None if o.savings_pct is None else round(o.savings_pct, 2),
-                round(o.savings_kg, 6),
-                round(o.baseline_kg_co2e, 6),
-                round(o.energy_kwh, 6),
-            )
-            for o in options
-        ]
-    n = len(options)
-    means = rounded([o.mean_g_per_kwh for o in options], 3)
-    six = rounded(  # the kg and kWh figures, rounded in one go
-        [o.kg_co2e for o in options]
-        + [o.savings_kg for o in options]
-        + [o.baseline_kg_co2e for o in options]
-        + [o.energy_kwh for o in options],
-        6,
-    )
-    given = iter(rounded([p for p in (o.savings_pct for o in options) if p is not None], 2))
-    pcts = [None if o.savings_pct is None else next(given) for o in options]
-    return list(zip(means, six[:n], pcts, six[n : 2 * n], six[2 * n : 3 * n], six[3 * n :], strict=True))
 
 
 @dataclass(frozen=True, slots=True)
@@ -318,12 +320,12 @@ class Plan:
         return self.options[0]
 
     def to_dict(self, *, top: int | None = None) -> dict[str, Any]:
-        options = list(self.options if top is None else self.options[:top])
-        shown = option_dicts(options, with_chunks=self.interruptible)
+        columns = columns_of(self.options, top)
+        shown = option_dicts(columns, with_chunks=self.interruptible)
         baseline = self.baseline.to_dict()
         fp = self.footprints
         if fp is not None:
-            fp.add_fields(options, shown, self.baseline)
+            fp.add_fields(columns, shown, self.baseline)
             baseline.update(fp.baseline_fields(self.baseline))
         out = {
             "job": self.job,
@@ -481,8 +483,7 @@ def make_option(
 ) -> PlanOption:
     """The one place an option is built (plan() and plan_batch() alike): kg, savings and their
     percentage are worked out here, the same way for both."""
-    kg = energy_kwh * mean_g_per_kwh / 1000.0
-    saved = baseline_kg_co2e - kg
+    kg, saved = option_figures(energy_kwh, mean_g_per_kwh, baseline_kg_co2e)
     region = cand.region
     return PlanOption(  # by position, in field order: a plan builds one per region (139 for a CPU job)
         region.provider,

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import numpy.typing as npt
 
 SMALL = 16  # below this many, numpy's set-up costs more than it saves
 _TIE_MARGIN = 1e-3  # distance from .5 under which y and the exact product might round differently
@@ -32,12 +33,25 @@ def rounded(values: Sequence[float], ndigits: int) -> list[float]:
     one."""
     if len(values) < SMALL or not 0 <= ndigits <= 22 or set(map(type, values)) != {float}:
         return [round(v, ndigits) for v in values]
+    return _rounded(np.asarray(values, dtype=np.float64), ndigits)
+
+
+def rounded_array(values: npt.NDArray[np.float64], ndigits: int) -> list[float]:
+    """`rounded(values.tolist(), ndigits)` of a float array, without the list in between: a batch
+    rounds every shown figure of its plans at once."""
+    if not 0 <= ndigits <= 22:
+        return [round(v, ndigits) for v in values.tolist()]
+    return _rounded(values, ndigits)
+
+
+def _rounded(x: npt.NDArray[np.float64], ndigits: int) -> list[float]:
     scale = 10.0**ndigits
     with np.errstate(over="ignore", invalid="ignore"):  # huge and non-finite values: refused below
-        y = np.asarray(values, dtype=np.float64) * scale
+        y = x * scale
         out: list[float] = (np.rint(y) / scale).tolist()
         frac = np.abs(y - np.trunc(y))
         unsure = ~(np.abs(y) < _LARGEST) | (np.abs(frac - 0.5) <= _TIE_MARGIN)
-    for i in np.flatnonzero(unsure).tolist():
-        out[i] = round(values[i], ndigits)
+    if unsure.any():
+        for i in np.flatnonzero(unsure).tolist():
+            out[i] = round(float(x[i]), ndigits)
     return out

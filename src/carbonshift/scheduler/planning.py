@@ -28,6 +28,7 @@ from carbonshift.config.jobspec import JobSpec, Window
 from carbonshift.errors import UserInputError
 from carbonshift.intensity.service import IntensityService
 from carbonshift.planner.footprints import HardwareChoice, alternative_spec, hardware_choices
+from carbonshift.planner.option_columns import built_columns
 from carbonshift.planner.plan import Plan, PlanOption
 from carbonshift.providers.base import Provider
 from carbonshift.scheduler import ledger
@@ -46,7 +47,7 @@ def option_dict(
     alternatives (with the instance type a launch picks for it in that region, where known)."""
     out = option.to_dict()
     if plan is not None and plan.footprints is not None:
-        plan.footprints.add_fields([option], [out], plan.baseline)
+        plan.footprints.add_fields(built_columns((option,)), [out], plan.baseline)
     if hardware is not None:
         out["hardware"] = _hardware_dict(hardware, option.provider, option.region)
     out["ref"] = option.ref

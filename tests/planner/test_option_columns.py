@@ -1,0 +1,99 @@
+"""A batch plan's option columns, read out of its ranking for the whole batch at once, are the columns
+of its options built one by one (`built_columns`): every field, every rounded figure, to the bit.
+The JSON of `plan DIR` is built from the former, the API's single plans from the latter."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from carbonshift.planner import batch
+from carbonshift.planner.batch import RankedOptions, plan_batch
+from carbonshift.planner.energy import EnergyEstimate, default_model
+from carbonshift.planner.option_columns import OptionColumns, built_columns, columns_of
+from carbonshift.planner.plan import Candidate, plan
+from carbonshift.planner.rounding import SMALL
+
+from .helpers import T0, Reg, prov, series
+from .test_batch import HOUR, grid, spec
+
+
+def _bits(value: Any) -> Any:
+    """Floats by their bits (the sign of zero included), in any list or tuple."""
+    if isinstance(value, float):
+        return value.hex()
+    if isinstance(value, list | tuple):
+        return [_bits(v) for v in value]
+    return value
+
+
+def _assert_same(got: OptionColumns, want: OptionColumns) -> None:
+    for name in OptionColumns.__slots__:
+        if name == "shown":
+            for g, w, field in zip(got.shown, want.shown, got.shown._fields, strict=True):
+                assert _bits(list(g)) == _bits(list(w)), field
+        elif name == "series":
+            assert all(a is b for a, b in zip(got.series, want.series, strict=True))
+            assert len(got.series) == len(want.series)
+        else:
+            assert _bits(list(getattr(got, name))) == _bits(list(getattr(want, name))), name
+
+
+def _candidates(n: int) -> list[Candidate]:
+    rng = np.random.default_rng(5)
+    cands = []
+    for i in range(n):
+        values = rng.uniform(20.0, 700.0, 24).tolist()
+        if i % 5 == 0:  # a flat static region, and one of two provenances (a live head, static tail)
+            cands.append(Candidate(Reg("gcp", f"flat-{i}", pue=1.1 + i / 100), grid([300.0 + i] * 24)))
+            continue
+        if i % 7 == 0:
+            two = (prov("live"), prov("static"))
+            edges = (int(T0.timestamp()) + HOUR * np.arange(25)).tolist()
+            cands.append(
+                Candidate(
+                    Reg("azure", f"two-{i}", pue=None),
+                    series(edges, values, provenances=two, prov_index=[0] * 12 + [1] * 12),
+                )
+            )
+            continue
+        cands.append(Candidate(Reg("aws", f"r-{i}", pue=1.05 + i / 50), grid(values)))
+    return cands
+
+
+@pytest.mark.parametrize("custom_energy", [False, True])
+def test_batch_columns_are_the_built_options_columns(custom_energy: bool) -> None:
+    cands = _candidates(SMALL + 9)
+    specs = [
+        spec(HOUR, name="plain"),
+        spec(3 * HOUR + 17, name="odd"),
+        spec(2 * HOUR, name="pinned", baseline="aws:r-1"),
+        spec(3 * HOUR, name="split", interruptible=True, min_chunk="1h"),
+        spec(4 * HOUR, name="split-any", interruptible=True, min_chunk="0s"),
+    ]
+    model = default_model()
+
+    def energy_for(region: Any) -> EnergyEstimate:
+        return model.at_pue(model.power(specs[0]), HOUR, 1.0 + len(region.region) / 10)
+
+    kw: dict[str, Any] = {"energy_for": energy_for} if custom_energy else {}
+    plans = plan_batch(specs, cands, now=T0, **kw)
+    for got, s in zip(plans, specs, strict=True):
+        assert isinstance(got.options, RankedOptions)
+        n = len(got.options)
+        for top in (None, 1, batch.PRESUMMED, batch.PRESUMMED + 1, n - 1, -2):
+            columns = columns_of(got.options, top)  # first: from the table, nothing built
+            assert got.options._built is None or top is not None
+            _assert_same(columns, built_columns(tuple(got.options)[:top]))
+        want = plan(s, cands, now=T0, **kw)
+        _assert_same(columns_of(got.options), columns_of(want.options))
+
+
+def test_an_option_of_a_plan_that_emits_nothing_has_no_savings_percentage() -> None:
+    cands = [Candidate(Reg("aws", f"zero-{i}"), grid([0.0] * 24)) for i in range(3)]
+    (got,) = plan_batch([spec(HOUR)], cands, now=T0)
+    columns = columns_of(got.options)
+    assert columns.shown.savings_pct == [None, None, None]
+    _assert_same(columns, built_columns(tuple(got.options)))
