@@ -16,8 +16,8 @@ from carbonshift.cli import context
 from carbonshift.cli.options import parse_signal_option, parse_time_option
 from carbonshift.cli.parallel_lines import gc_paused, usable_cpus, write_lines
 from carbonshift.cli.parallel_map import map_in_children
-from carbonshift.cli.plan_slices import Sliced, plan_in_slices
 from carbonshift.cli.plan_slices import load_or_problem as _load
+from carbonshift.cli.plan_slices import plan_in_slices
 from carbonshift.cli.plan_view import render_plan
 from carbonshift.cli.render import OutputFormat, emit_json, warn
 from carbonshift.clock import FixedClock, SystemClock
@@ -109,8 +109,7 @@ def _plan_files(
     workers: int | None,
 ) -> None:
     # a large batch parsed, planned and rendered on every CPU, written as bytes
-    if plot is None and len(files) > 1 and getattr(sys.stdout, "buffer", None) is not None:
-        encoding, errors = sys.stdout.encoding, sys.stdout.errors or "strict"
+    if plot is None and len(files) > 1:
         sliced = plan_in_slices(
             files,
             at=at,
@@ -118,11 +117,10 @@ def _plan_files(
             settings=settings,
             top=top,
             workers=workers or usable_cpus(),
-            encoding=encoding,
-            errors=errors,
+            stream=sys.stdout,
         )
         if sliced is not None:
-            _print_sliced(sliced)
+            _fail_on_problems(sliced.problems)
             return
     loaded: list[JobSpec] = []
     problems: list[str] = []
@@ -132,10 +130,7 @@ def _plan_files(
             loaded.append(spec)
         else:
             problems.append(problem)
-    if problems:
-        for p in problems:
-            typer.echo(f"error: {p}", err=True)
-        raise typer.Exit(context.EXIT_USER_ERROR)
+    _fail_on_problems(problems)
     batch = len(loaded) > 1
     if plot is not None and batch:
         raise UserInputError("--plot", "plots one spec at a time")
@@ -172,18 +167,12 @@ def _plan_files(
             warn(f"plot written to {plot}") if fmt is OutputFormat.JSON else typer.echo(f"plot: {plot}")
 
 
-def _print_sliced(sliced: Sliced) -> None:
-    """What the batch planned in slices says: every invalid spec (and exit 2, nothing planned), or
-    every spec's JSON line, in file order."""
-    if sliced.problems:
-        for p in sliced.problems:
+def _fail_on_problems(problems: list[str]) -> None:
+    """Every invalid spec of a batch (and exit 2: nothing was planned), if any."""
+    if problems:
+        for p in problems:
             typer.echo(f"error: {p}", err=True)
         raise typer.Exit(context.EXIT_USER_ERROR)
-    sys.stdout.flush()  # what the stream already holds goes first
-    out = sys.stdout.buffer
-    for part in sliced.parts:
-        out.write(part)
-    out.flush()
 
 
 def schema_command() -> None:

@@ -1,5 +1,6 @@
 """`carbonshift plan DIR` on every usable CPU from end to end: each forked worker parses, plans and
-renders a contiguous slice of the spec files, and the parent writes the slices' lines in order.
+renders a contiguous slice of the spec files, and the slices' lines are written in order, each
+straight from its worker (`streamed_slices`).
 
 Parsing and rendering already ran on forked workers, but the specs came back to this process to be
 planned together on one CPU (with their pickling, about a third of the command's wall time for
@@ -12,24 +13,24 @@ batch's lines, with two exceptions, where the caller plans the batch as before i
 - a notice (a source that failed, a stale cache): an advice lists the notices its service made
   before it, so a spec's notices depend on the specs planned before it, which a worker does not see.
 
-A slice with invalid specs reports them (the caller prints every problem, in file order, and plans
-nothing); a slice whose planning raised, or whose child failed, sends the caller back to planning the
-batch itself, which then raises or prints what one process would.
+A slice with invalid specs reports them (the caller prints every problem, in file order, and nothing
+is written); a slice whose planning raised sends the caller back to planning the batch itself, which
+then raises or prints what one process would; a slice whose child failed is done again here.
 """
 
 from __future__ import annotations
 
-import pickle
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO, TextIO
 
 from carbonshift import runtime
 from carbonshift.advisor import advise_many
-from carbonshift.cli.parallel_lines import in_slices, worker_count
+from carbonshift.cli.parallel_lines import worker_count
+from carbonshift.cli.streamed_slices import stream_slices
 from carbonshift.clock import FixedClock
 from carbonshift.config.jobspec import JobSpec, load_jobspec
 from carbonshift.errors import CarbonshiftError, UserInputError
@@ -51,17 +52,16 @@ def load_or_problem(path: Path, at: datetime) -> tuple[JobSpec | None, str]:
 
 @dataclass(frozen=True)
 class Sliced:
-    """The batch as its slices came back: every invalid spec's problem, in file order, or else the
-    JSON lines of every spec, encoded, slice by slice."""
+    """How the batch went in slices: every invalid spec's problem, in file order (nothing written),
+    or none, and every spec's JSON line written to the stream, in file order."""
 
     problems: list[str]
-    parts: list[bytes]
 
 
 @dataclass(frozen=True)
-class _Slice:
+class _Status:
     problems: list[str]
-    lines: bytes | None  # None: planning raised (the caller plans the batch and raises it)
+    planned: bool  # False: planning raised (the caller plans the batch and raises it)
     notices: tuple[str, ...]
 
 
@@ -73,27 +73,38 @@ def plan_in_slices(
     settings: Settings,
     top: int | None,
     workers: int,
-    encoding: str,
-    errors: str,
+    stream: TextIO,
 ) -> Sliced | None:
-    """The batch planned on up to `workers` processes, or None when the caller must plan it itself:
-    fewer than MIN_PARALLEL_ITEMS files or one worker, no fork, a remote source, a notice in any
-    slice, or a slice whose planning raised."""
+    """The batch planned on up to `workers` processes and its lines written to `stream`, or None when
+    the caller must plan it itself (nothing written): fewer than MIN_PARALLEL_ITEMS files or one
+    worker, no fork, a stream without a byte buffer, a remote source, a notice in any slice, or a
+    slice whose planning raised."""
     n = worker_count(len(files), workers)
-    if n == 1:
+    out: BinaryIO | None = getattr(stream, "buffer", None)
+    if n == 1 or out is None:
         return None
     if any(is_remote(source) for source in build_sources(settings)):
         return None
     work = partial(
-        _planned, at=at, signal=signal, settings=settings, top=top, encoding=encoding, errors=errors
+        _planned,
+        at=at,
+        signal=signal,
+        settings=settings,
+        top=top,
+        encoding=stream.encoding,
+        errors=stream.errors or "strict",
     )
-    slices = in_slices(files, n, work, lambda part: pickle.dumps(work(part)), _from_child)
-    problems = [p for part in slices for p in part.problems]
+    stream.flush()  # what the stream already holds goes first
+    statuses = stream_slices(files, n, work, _to_write, out)
+    problems = [p for status in statuses for p in status.problems]
     if problems:
-        return Sliced(problems, [])
-    if any(part.lines is None or part.notices for part in slices):
-        return None
-    return Sliced([], [part.lines for part in slices if part.lines is not None])
+        return Sliced(problems)
+    return Sliced([]) if _to_write(statuses) else None
+
+
+def _to_write(statuses: list[_Status]) -> bool:
+    """Whether the slices' lines are the batch's: every spec valid, every slice planned, no notice."""
+    return all(s.planned and not s.problems and not s.notices for s in statuses)
 
 
 def _planned(
@@ -105,14 +116,14 @@ def _planned(
     top: int | None,
     encoding: str,
     errors: str,
-) -> _Slice:
+) -> tuple[_Status, bytes | None]:
     """One slice parsed, planned together and rendered, with a catalog and intensity service of its
     own, built after the fork and without the intensity cache: it holds only remote sources' answers,
     and workers opening a new cache file at once raced for SQLite's lock ("database is locked")."""
     parsed = [load_or_problem(f, at) for f in files]
     problems = [problem for spec, problem in parsed if spec is None]
     if problems:
-        return _Slice(problems, None, ())
+        return _Status(problems, False, ()), None
     specs = [spec for spec, _ in parsed if spec is not None]
     service = runtime.build_service(settings, clock=FixedClock(at), cache=False)
     try:
@@ -120,16 +131,9 @@ def _planned(
             specs, catalog=runtime.build_catalog(settings), service=service, now=at, signal=signal
         )
     except CarbonshiftError:
-        return _Slice([], None, tuple(service.notices))
+        return _Status([], False, tuple(service.notices)), None
     text = "".join(advice.to_json_line(top=top) + "\n" for advice in advices)
-    return _Slice([], text.encode(encoding, errors), tuple(service.notices))
-
-
-def _from_child(data: bytes) -> _Slice:
-    loaded = pickle.loads(data)  # our own child's file, in our private directory
-    if not isinstance(loaded, _Slice):
-        raise TypeError("not a slice's outcome")
-    return loaded
+    return _Status([], True, tuple(service.notices)), text.encode(encoding, errors)
 
 
 __all__ = ["Sliced", "load_or_problem", "plan_in_slices"]

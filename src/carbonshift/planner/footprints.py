@@ -265,12 +265,21 @@ class Footprints:
             "total_kg_co2e": round(baseline.kg_co2e + embodied, 6),
         }
 
-    def summary(self, plan: Plan) -> dict[str, Any]:
+    def summary(self, plan: Plan, shown: OptionColumns | None = None) -> dict[str, Any]:
         """The plan's `footprint` object: what options are ranked by, the alternatives, and the best
-        option's embodied estimate with its source and assumptions."""
+        option's embodied estimate with its source and assumptions (read off `shown`, the columns of
+        the options shown, when they hold it: a batch plan then builds no option for it)."""
+        if shown is not None and len(shown):
+            choice = self.choices[shown.alternative[0]]
+            run_s = _run_s(shown.chunks_s[0])
+            best: EmbodiedEstimate | None = embodied_run(
+                shown.provider[0], shown.region[0], choice.hardware, run_s
+            )
+        else:
+            best = self.embodied(plan.best) if plan.options else None
         out: dict[str, Any] = {
             "ranked_by": "total_kg_co2e" if self.alternatives else "kg_co2e",
-            "embodied": self.embodied(plan.best).to_dict() if plan.options else None,
+            "embodied": best.to_dict() if best is not None else None,
         }
         if self.alternatives:
             out["hardware_options"] = [c.to_dict() for c in self.choices]

@@ -343,7 +343,7 @@ class Plan:
             "notes": list(self.notes),
         }
         if fp is not None:
-            out["footprint"] = fp.summary(self)
+            out["footprint"] = fp.summary(self, columns)
         return out
 
 
