@@ -12,6 +12,7 @@ import pytest
 from carbonshift.planner import batch
 from carbonshift.planner.batch import RankedOptions, plan_batch
 from carbonshift.planner.energy import EnergyEstimate, default_model
+from carbonshift.planner.footprints import Footprints
 from carbonshift.planner.option_columns import OptionColumns, built_columns, columns_of
 from carbonshift.planner.plan import Candidate, plan
 from carbonshift.planner.rounding import SMALL
@@ -31,6 +32,8 @@ def _bits(value: Any) -> Any:
 
 def _assert_same(got: OptionColumns, want: OptionColumns) -> None:
     for name in OptionColumns.__slots__:
+        if name == "footprint":  # compared on its own below
+            continue
         if name == "shown":
             for g, w, field in zip(got.shown, want.shown, got.shown._fields, strict=True):
                 assert _bits(list(g)) == _bits(list(w)), field
@@ -41,7 +44,12 @@ def _assert_same(got: OptionColumns, want: OptionColumns) -> None:
             assert _bits(list(getattr(got, name))) == _bits(list(getattr(want, name))), name
 
 
+AWS = ["us-east-1", "us-west-2", "eu-west-1", "eu-central-1", "eu-north-1", "ap-southeast-1", "ca-central-1"]
+
+
 def _candidates(n: int) -> list[Candidate]:
+    """Regions of the AWS catalog (as far as it goes: embodied kg from its instance types), flat
+    static ones and regions of two provenances (outside any catalog: a whole server's share)."""
     rng = np.random.default_rng(5)
     cands = []
     for i in range(n):
@@ -59,7 +67,8 @@ def _candidates(n: int) -> list[Candidate]:
                 )
             )
             continue
-        cands.append(Candidate(Reg("aws", f"r-{i}", pue=1.05 + i / 50), grid(values)))
+        name = AWS[i % len(AWS)] if i < len(AWS) else f"r-{i}"
+        cands.append(Candidate(Reg("aws", name, pue=1.05 + i / 50), grid(values)))
     return cands
 
 
@@ -69,7 +78,7 @@ def test_batch_columns_are_the_built_options_columns(custom_energy: bool) -> Non
     specs = [
         spec(HOUR, name="plain"),
         spec(3 * HOUR + 17, name="odd"),
-        spec(2 * HOUR, name="pinned", baseline="aws:r-1"),
+        spec(2 * HOUR, name="pinned", baseline=f"aws:{AWS[1]}"),
         spec(3 * HOUR, name="split", interruptible=True, min_chunk="1h"),
         spec(4 * HOUR, name="split-any", interruptible=True, min_chunk="0s"),
     ]
@@ -97,3 +106,29 @@ def test_an_option_of_a_plan_that_emits_nothing_has_no_savings_percentage() -> N
     columns = columns_of(got.options)
     assert columns.shown.savings_pct == [None, None, None]
     _assert_same(columns, built_columns(tuple(got.options)))
+
+
+def test_a_batchs_footprint_figures_are_those_each_plan_works_out() -> None:
+    """Embodied, total and total savings of every option, worked out for the whole batch at once, are
+    what `Footprints.add_fields` works out plan by plan from built options: spec baselines and
+    own-region ones, interruptible runs, durations to the second."""
+    cands = _candidates(SMALL + 9)
+    specs = [
+        spec(HOUR, name="plain"),
+        spec(3 * HOUR + 17, name="odd"),
+        spec(2 * HOUR, name="pinned", baseline=f"aws:{AWS[1]}"),
+        spec(3 * HOUR, name="split", interruptible=True, min_chunk="1h"),
+        spec(5 * HOUR, name="cpu", hardware={"vcpus": 16, "memory_gb": 64}),
+    ]
+    plans = plan_batch(specs, cands, now=T0, footprints_for=Footprints.of)
+    for got in plans:
+        fp = got.footprints
+        assert fp is not None
+        for top in (None, 2):
+            columns = columns_of(got.options, top)
+            assert columns.footprint is not None and columns.footprint.of is fp
+            want = fp._figures(built_columns(tuple(got.options)[:top]), got.baseline)
+            for name in ("embodied_kg", "embodied_shown", "total_shown", "total_savings_shown"):
+                assert _bits(list(getattr(columns.footprint, name))) == _bits(list(getattr(want, name))), name
+        every = columns_of(got.options).footprint
+        assert every is not None and len(set(every.embodied_kg)) > 1  # regions differ in what they charge

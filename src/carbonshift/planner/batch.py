@@ -63,6 +63,13 @@ from carbonshift.planner.contiguous import (
     window_search,
 )
 from carbonshift.planner.energy import EnergyEstimate, EnergyModel, PowerBreakdown, default_model
+from carbonshift.planner.footprints import (
+    FootprintFigures,
+    amortised_kgs,
+    footprint_lists,
+    hardware_key,
+    reserved_kgs,
+)
 from carbonshift.planner.interruptible import ChunkProblem, cheapest_chunks_batch
 from carbonshift.planner.option_columns import OptionColumns, shown_figures_of_arrays
 from carbonshift.planner.options import FlagColumns, LazyOptions, OptionKeys, option_keys
@@ -620,6 +627,7 @@ class _Ranking:
         self._kinds: tuple[BoolArray, BoolArray, BoolArray] | None = None
         self._top_rows: list[list[_Fields]] | None = None
         self._tables: dict[bool, _ShownTable] = {}  # by whether it holds every rank
+        self.footprints: list[Footprints | None] = []  # each job's plan's (set as plans are built)
 
     def sum_runs(self, pairs: IntArray) -> None:
         """Replace the pass's figures of these pairs by the runs' sums (what plan() reports)."""
@@ -797,6 +805,9 @@ class _Ranking:
             table.kg[lo:hi],
             table.base[lo:hi],
             table.shown.sliced(lo, hi),
+            None
+            if table.footprint is None
+            else _sliced_footprint(self.footprints[jr], table.footprint, lo, hi),
         )
 
     def note_inputs(self, jr: int, no_pref: bool) -> NoteInputs:
@@ -927,12 +938,36 @@ class _Ranking:
         return self._kinds
 
 
+def _sliced_footprint(
+    fp: Footprints | None, lists: tuple[list[float], list[float], list[float], list[float]], lo: int, hi: int
+) -> FootprintFigures | None:
+    if fp is None:
+        return None
+    embodied, embodied_shown, total_shown, saved_shown = lists
+    return FootprintFigures(
+        fp, embodied[lo:hi], embodied_shown[lo:hi], total_shown[lo:hi], saved_shown[lo:hi]
+    )
+
+
 class _ShownTable:
     """The first `width` ranks of every job of a ranking as flat lists (job by job, best first), with
     their figures worked out and rounded for all of them at once: `_Ranking.columns` slices a plan's
-    out. One numpy pass for the batch instead of one per plan (a plan shows ~23 options)."""
+    out. One numpy pass for the batch instead of one per plan (a plan shows ~23 options); so too the
+    footprint figures, where every plan has footprints."""
 
-    __slots__ = ("base", "cand", "exact", "flat", "kg", "offset", "pair", "pue", "shown", "start")
+    __slots__ = (
+        "base",
+        "cand",
+        "exact",
+        "flat",
+        "footprint",
+        "kg",
+        "offset",
+        "pair",
+        "pue",
+        "shown",
+        "start",
+    )
 
     def __init__(self, ranking: _Ranking, width: int) -> None:
         jobs = ranking.jobs
@@ -957,7 +992,54 @@ class _ShownTable:
         base = np.repeat(fixed, per_job)
         own = np.isnan(base)
         base[own] = kwh[own] * ranking.earliest_mean[ps[own]] / 1000.0
-        self.shown, self.kg, self.base = shown_figures_of_arrays(kwh, ranking.mean[ps], base)
+        self.shown, kg = shown_figures_of_arrays(kwh, ranking.mean[ps], base)
+        self.kg: list[float] = kg.tolist()
+        self.base: list[float] = base.tolist()
+        self.footprint = _footprint_lists(ranking, js, per_job, kg, base)
+
+
+def _footprint_lists(
+    ranking: _Ranking, js: IntArray, per_job: IntArray, kg: FloatArray, base: FloatArray
+) -> tuple[list[float], list[float], list[float], list[float]] | None:
+    """`footprint_lists` of a table's entries, as `Footprints.add_fields` works them out plan by plan
+    for a batch's options (each on the spec's own hardware, for its duration; the baseline's embodied
+    kg the spec baseline's, else the option's own): None when no plan has footprints."""
+    footprints = ranking.footprints
+    if not any(fp is not None for fp in footprints):
+        return None
+    offsets: dict[tuple[int, tuple[object, ...]], int] = {}
+    tables: list[FloatArray] = []
+    job_offset = np.empty(len(footprints), dtype=np.int64)
+    size = 0
+    fixed = np.full(len(footprints), np.nan)
+    own_d = np.empty(len(footprints), dtype=np.int64)
+    for jr, (job, fp) in enumerate(zip(ranking.jobs, footprints, strict=True)):
+        if fp is None:  # a job plan() planned instead: its entries are never read
+            job_offset[jr] = size
+            tables.append(np.zeros(len(job.cset.cands)))
+            size += len(job.cset.cands)
+            own_d[jr] = job.d
+            continue
+        own = fp.choices[0]
+        key = (id(job.cset), hardware_key(own.hardware))
+        at = offsets.get(key)
+        if at is None:
+            at = offsets[key] = size
+            tables.append(reserved_kgs(job.cset.providers, job.cset.regions, own.hardware))
+            size += len(job.cset.cands)
+        job_offset[jr] = at
+        own_d[jr] = own.duration_s
+        if ranking.base_kg[jr] is not None and job.base is not None:  # a spec baseline: its embodied kg
+            fixed[jr] = fp.baseline_embodied_kg(job.base.region.provider, job.base.region.region)
+    reserved = np.concatenate(tables)[np.repeat(job_offset, per_job) + js]
+    run_d = np.repeat(np.array([job.d for job in ranking.jobs], dtype=np.int64), per_job)
+    embodied = amortised_kgs(reserved, run_d)
+    entry_own_d = np.repeat(own_d, per_job)
+    base_embodied = np.where(run_d == entry_own_d, embodied, amortised_kgs(reserved, entry_own_d))
+    entry_fixed = np.repeat(fixed, per_job)
+    spec_base = ~np.isnan(entry_fixed)
+    base_embodied[spec_base] = entry_fixed[spec_base]
+    return footprint_lists(kg, base, embodied, base_embodied)
 
 
 def _blocks(jobs: list[_Job], max_pairs: int) -> Iterator[list[_Job]]:
@@ -1145,6 +1227,7 @@ def _finish(prep: _Prep, jobs: list[_Job], pp: _Pairs, ranking: _Ranking, now: d
     bad_list = pp.bad_job.tolist()
     no_pref_list = no_pref.tolist()
     footprints_for = prep.footprints_for
+    ranking.footprints = [None] * len(jobs)
     for jr, job in enumerate(jobs):
         if bad_list[jr]:
             prep.demoted.append(job)
@@ -1163,6 +1246,7 @@ def _finish(prep: _Prep, jobs: list[_Job], pp: _Pairs, ranking: _Ranking, now: d
             base = baseline_run(
                 job.cset.cands[j], job.lo, d, float(earliest_mean[job.pstart + j]), top_energy, "own-region"
             )
+        footprints = ranking.footprints[jr] = None if footprints_for is None else footprints_for(spec)
         plans[job.index] = Plan(
             job=spec.name,
             signal=job.signal,
@@ -1176,7 +1260,7 @@ def _finish(prep: _Prep, jobs: list[_Job], pp: _Pairs, ranking: _Ranking, now: d
             baseline=base,
             options=RankedOptions(ranking, jr),
             no_time_preference=bool(no_pref_list[jr]),
-            footprints=None if footprints_for is None else footprints_for(spec),
+            footprints=footprints,
         )
     return plans
 

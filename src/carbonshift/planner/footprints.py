@@ -16,11 +16,16 @@ charged a whole server built from the hardware by CCF's method.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+import numpy.typing as npt
+
 from carbonshift.catalog.embodied import (
+    LIFESPAN_H,
     EmbodiedEstimate,
     amortised_kg,
     embodied_in_region,
@@ -28,7 +33,9 @@ from carbonshift.catalog.embodied import (
 )
 from carbonshift.config.jobspec import FunctionalUnit, Hardware, JobSpec, format_duration
 from carbonshift.footprint import Footprint
-from carbonshift.planner.rounding import rounded
+from carbonshift.planner.rounding import rounded_array
+
+FloatArray = npt.NDArray[np.float64]
 
 if TYPE_CHECKING:
     from carbonshift.planner.option_columns import OptionColumns
@@ -166,6 +173,63 @@ _RESERVED: dict[tuple[object, ...], float] = {}
 
 
 @dataclass(frozen=True, slots=True)
+class FootprintFigures:
+    """What `Footprints.add_fields` adds to options, by rank: each option's embodied kg, and its
+    embodied, total and total savings as shown (rounded to 6 places), worked out for `of`."""
+
+    of: Footprints
+    embodied_kg: Sequence[float]
+    embodied_shown: Sequence[float]
+    total_shown: Sequence[float]
+    total_savings_shown: Sequence[float]
+
+    def sliced(self, lo: int, hi: int) -> FootprintFigures:
+        return FootprintFigures(
+            self.of,
+            self.embodied_kg[lo:hi],
+            self.embodied_shown[lo:hi],
+            self.total_shown[lo:hi],
+            self.total_savings_shown[lo:hi],
+        )
+
+
+def footprint_figures(
+    of: Footprints,
+    kg: FloatArray,
+    baseline_kg: FloatArray,
+    embodied: FloatArray,
+    baseline_embodied: FloatArray,
+) -> FootprintFigures:
+    """Options' footprint figures from their operational and embodied kg and their baseline's: for a
+    plan's options or a whole batch's, by the same arithmetic (a total is operational + embodied, its
+    saving the baseline's total less it; IEEE gives the same doubles as for floats one by one)."""
+    return FootprintFigures(of, *footprint_lists(kg, baseline_kg, embodied, baseline_embodied))
+
+
+def footprint_lists(
+    kg: FloatArray, baseline_kg: FloatArray, embodied: FloatArray, baseline_embodied: FloatArray
+) -> tuple[list[float], list[float], list[float], list[float]]:
+    """`FootprintFigures`' lists (embodied kg; embodied, total, total savings shown)."""
+    totals = kg + embodied
+    saved = baseline_kg + baseline_embodied - totals
+    n = len(totals)
+    six = rounded_array(np.concatenate((embodied, totals, saved)), 6)  # in one go
+    return embodied.tolist(), six[:n], six[n : 2 * n], six[2 * n :]
+
+
+def reserved_kgs(providers: Sequence[str], regions: Sequence[str], hardware: Hardware) -> FloatArray:
+    """`reserved_kg` of each (provider, region) for this hardware, as an array."""
+    key = hardware_key(hardware)
+    return np.array([reserved_kg(p, r, hardware, key) for p, r in zip(providers, regions, strict=True)])
+
+
+def amortised_kgs(reserved: FloatArray, run_s: npt.NDArray[np.int64]) -> FloatArray:
+    """`catalog.embodied.amortised_kg` of many runs at once: the same doubles (its arithmetic, in its
+    order)."""
+    return np.asarray(reserved * (run_s / 3600.0 / LIFESPAN_H), dtype=np.float64)
+
+
+@dataclass(frozen=True, slots=True)
 class Footprints:
     """What a plan's options are charged beyond their operational kg, and on which hardware."""
 
@@ -208,8 +272,33 @@ class Footprints:
         """Add to each option's dict (`shown`, in the order of `columns`): embodied_kg_co2e,
         total_kg_co2e, total_savings_kg (against the baseline run's own total: its operational kg plus
         the spec's hardware's embodied share where it runs), sci (with a functional unit) and hardware
-        (with alternatives). For all options at once: a plan shows up to every region's option, so
-        each figure is rounded for all of them together (`rounded`: the same floats as `round`)."""
+        (with alternatives). The figures come with the columns when a batch worked them out for the
+        whole batch at once (`batch_figures`, for these footprints), else here, for all options at
+        once (`footprint_figures`: a plan shows up to every region's option)."""
+        figures = columns.footprint
+        if figures is None or figures.of is not self:
+            figures = self._figures(columns, baseline)
+        unit = self.functional_unit
+        hardware = [c.to_dict() for c in self.choices] if self.alternatives else None
+        for out, op_kg, kg, kg_shown, total_shown, saved_shown, choice in zip(
+            shown,
+            columns.kg_co2e,
+            figures.embodied_kg,
+            figures.embodied_shown,
+            figures.total_shown,
+            figures.total_savings_shown,
+            columns.alternative,
+            strict=True,
+        ):
+            out["embodied_kg_co2e"] = kg_shown
+            out["total_kg_co2e"] = total_shown
+            out["total_savings_kg"] = saved_shown
+            if unit is not None:
+                out["sci"] = Footprint(op_kg, kg, unit.name, unit.count).sci_dict()
+            if hardware is not None:
+                out["hardware"] = dict(hardware[choice])
+
+    def _figures(self, columns: OptionColumns, baseline: Baseline) -> FootprintFigures:
         own = self.choices[0]
         keys = [hardware_key(c.hardware) for c in self.choices]
         embodied: list[float] = []
@@ -231,32 +320,13 @@ class Footprints:
                 base_embodied.append(kg)
             else:
                 base_embodied.append(_embodied_kg(provider, region, keys[0], own.hardware, own.duration_s))
-        totals = [op_kg + kg for op_kg, kg in zip(columns.kg_co2e, embodied, strict=True)]
-        saved = [
-            base_kg + base - total
-            for base_kg, base, total in zip(columns.baseline_kg_co2e, base_embodied, totals, strict=True)
-        ]
-        unit = self.functional_unit
-        hardware = [c.to_dict() for c in self.choices] if self.alternatives else None
-        n = len(embodied)
-        six = rounded(embodied + totals + saved, 6)  # in one go
-        for out, op_kg, kg, kg_shown, total_shown, saved_shown, choice in zip(
-            shown,
-            columns.kg_co2e,
-            embodied,
-            six[:n],
-            six[n : 2 * n],
-            six[2 * n :],
-            columns.alternative,
-            strict=True,
-        ):
-            out["embodied_kg_co2e"] = kg_shown
-            out["total_kg_co2e"] = total_shown
-            out["total_savings_kg"] = saved_shown
-            if unit is not None:
-                out["sci"] = Footprint(op_kg, kg, unit.name, unit.count).sci_dict()
-            if hardware is not None:
-                out["hardware"] = dict(hardware[choice])
+        return footprint_figures(
+            self,
+            np.array(columns.kg_co2e, dtype=np.float64),
+            np.array(columns.baseline_kg_co2e, dtype=np.float64),
+            np.array(embodied, dtype=np.float64),
+            np.array(base_embodied, dtype=np.float64),
+        )
 
     def baseline_fields(self, baseline: Baseline) -> dict[str, Any]:
         embodied = self.baseline_embodied_kg(baseline.provider, baseline.region)
@@ -289,11 +359,16 @@ class Footprints:
 
 
 __all__ = [
+    "FootprintFigures",
     "Footprints",
     "HardwareChoice",
     "alternative_spec",
+    "amortised_kgs",
     "embodied_run",
+    "footprint_figures",
+    "footprint_lists",
     "hardware_choices",
     "hardware_key",
     "reserved_kg",
+    "reserved_kgs",
 ]

@@ -27,6 +27,7 @@ from carbonshift.planner.rounding import SMALL, rounded, rounded_array
 
 if TYPE_CHECKING:
     from carbonshift.intensity.types import IntensitySeries
+    from carbonshift.planner.footprints import FootprintFigures
     from carbonshift.planner.plan import PlanOption
 
 FloatArray = npt.NDArray[np.float64]
@@ -96,10 +97,9 @@ def shown_figures(
 
 def shown_figures_of_arrays(
     kwh: FloatArray, mean: FloatArray, base: FloatArray
-) -> tuple[ShownFigures, list[float], list[float]]:
+) -> tuple[ShownFigures, FloatArray]:
     """Many options' shown figures from their energy, mean and baseline arrays (`option_figures`, then
-    `round`'s floats by `rounded_array`), with their unrounded kg and baseline kg (what footprints
-    add to), as lists."""
+    `round`'s floats by `rounded_array`), with their unrounded kg (what footprints add to)."""
     kg, saved = option_figures(kwh, mean, base)
     emits = base > 0
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -113,7 +113,7 @@ def shown_figures_of_arrays(
     shown = ShownFigures(
         rounded_array(mean, 3), six[:n], pct_shown, six[n : 2 * n], six[2 * n : 3 * n], six[3 * n :]
     )
-    return shown, kg.tolist(), base.tolist()
+    return shown, kg
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +135,8 @@ class OptionColumns:
     kg_co2e: Sequence[float]
     baseline_kg_co2e: Sequence[float]
     shown: ShownFigures
+    # embodied, total and total savings, when a batch worked them out for the plan's footprints
+    footprint: FootprintFigures | None = None
 
     def __len__(self) -> int:
         return len(self.provider)
