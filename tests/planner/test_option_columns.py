@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from carbonshift.config.jobspec import JobSpec
 from carbonshift.planner import batch
 from carbonshift.planner.batch import RankedOptions, plan_batch
 from carbonshift.planner.energy import EnergyEstimate, default_model
@@ -72,16 +73,20 @@ def _candidates(n: int) -> list[Candidate]:
     return cands
 
 
-@pytest.mark.parametrize("custom_energy", [False, True])
-def test_batch_columns_are_the_built_options_columns(custom_energy: bool) -> None:
-    cands = _candidates(SMALL + 9)
-    specs = [
+def _specs() -> list[JobSpec]:
+    """Runs to the hour and to the second, a spec baseline, an interruptible run."""
+    return [
         spec(HOUR, name="plain"),
         spec(3 * HOUR + 17, name="odd"),
         spec(2 * HOUR, name="pinned", baseline=f"aws:{AWS[1]}"),
         spec(3 * HOUR, name="split", interruptible=True, min_chunk="1h"),
-        spec(4 * HOUR, name="split-any", interruptible=True, min_chunk="0s"),
     ]
+
+
+@pytest.mark.parametrize("custom_energy", [False, True])
+def test_batch_columns_are_the_built_options_columns(custom_energy: bool) -> None:
+    cands = _candidates(SMALL + 9)
+    specs = [*_specs(), spec(4 * HOUR, name="split-any", interruptible=True, min_chunk="0s")]
     model = default_model()
 
     def energy_for(region: Any) -> EnergyEstimate:
@@ -113,13 +118,7 @@ def test_a_batchs_footprint_figures_are_those_each_plan_works_out() -> None:
     what `Footprints.add_fields` works out plan by plan from built options: spec baselines and
     own-region ones, interruptible runs, durations to the second."""
     cands = _candidates(SMALL + 9)
-    specs = [
-        spec(HOUR, name="plain"),
-        spec(3 * HOUR + 17, name="odd"),
-        spec(2 * HOUR, name="pinned", baseline=f"aws:{AWS[1]}"),
-        spec(3 * HOUR, name="split", interruptible=True, min_chunk="1h"),
-        spec(5 * HOUR, name="cpu", hardware={"vcpus": 16, "memory_gb": 64}),
-    ]
+    specs = [*_specs(), spec(5 * HOUR, name="cpu", hardware={"vcpus": 16, "memory_gb": 64})]
     plans = plan_batch(specs, cands, now=T0, footprints_for=Footprints.of)
     for got in plans:
         fp = got.footprints
