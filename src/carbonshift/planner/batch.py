@@ -980,11 +980,12 @@ class _ShownTable:
         per_job = keep.sum(axis=1)
         self.offset: list[int] = np.concatenate(([0], np.cumsum(per_job)[:-1])).tolist()
         self.cand: list[int] = js.tolist()
-        self.pair: list[int] = ps.tolist()
+        split = ranking.split
+        # pairs and exactness: only an interruptible pass's runs differ by pair (chunks, exact)
+        self.pair: list[int] = [] if split is None else ps.tolist()
+        self.exact: list[bool] = [] if split is None else split.exact[ps].tolist()
         self.start: list[int] = ranking.start[ps].tolist()
         self.flat: list[bool] = ranking.flat[ps].tolist()
-        split = ranking.split
-        self.exact: list[bool] = [] if split is None else split.exact[ps].tolist()
         self.pue: list[float] = _pair_pue(jobs, counts)[ps].tolist()
         kwh = ranking.kwh[ps]
         # each option's baseline as `options` builds it: the job's fixed one, else its run at earliest
