@@ -148,7 +148,7 @@ def test_batch_advice_carries_the_same_basis_notice() -> None:
 
 
 def test_a_json_line_is_the_advice_as_compact_json() -> None:
-    """`carbonshift plan DIR` prints `to_json_line`, which encodes each distinct set of exclusions
+    """`carbonshift plan DIR` prints `to_json_line` (`json_line`'s bytes), which encodes each distinct set of exclusions
     once: whatever the placement and however often a set is shown, the text must be exactly that of
     `encode_json(to_dict)`, and read back as `json.dumps(to_dict)` does (the same keys in the same
     order, the same values and types; only a float's spelling may differ)."""
@@ -175,6 +175,7 @@ def test_a_json_line_is_the_advice_as_compact_json() -> None:
             line = advice.to_json_line(top=top)
             whole = advice.to_dict(top=top)
             assert line == encode_json(whole).decode()
+            assert advice.json_line(top=top) == encode_json(whole) + b"\n"  # what a UTF-8 batch writes
             assert _typed(json.loads(line, object_pairs_hook=list)) == _typed(
                 json.loads(json.dumps(whole, ensure_ascii=False), object_pairs_hook=list)
             )

@@ -63,21 +63,23 @@ class Advice:
         return out
 
     def to_json_line(self, *, top: int | None = None) -> str:
-        """`to_dict` as compact JSON (no newline): what `carbonshift plan DIR` prints per spec.
-        Written by `encode_json`, the API's encoder (orjson: a line of every option in 31 us, where
-        pydantic_core took 111 us and the standard library 455 us), so it reads as `json.dumps` of
-        `to_dict` does: the same keys in the same order and the same values, a float perhaps spelled
-        otherwise (`0.000057` for `5.7e-05`), a non-finite one as null. The exclusions (often 75
-        regions, most of a line) are encoded once per distinct set: a batch's specs share a handful."""
+        """`to_dict` as compact JSON (no newline): what `carbonshift plan DIR` prints per spec (see
+        `json_line`)."""
+        return self.json_line(top=top)[:-1].decode()
+
+    def json_line(self, *, top: int | None = None) -> bytes:
+        """`to_json_line` and a newline, as UTF-8: what a batch writes to a UTF-8 stream, without the
+        text in between (a line of every option is 26 KB, decoded, spliced, joined and encoded again
+        before). Written by `encode_json`, the API's encoder (orjson: a line of every option in 31
+        us, where pydantic_core took 111 us and the standard library 455 us), so it reads as
+        `json.dumps` of `to_dict` does: the same keys in the same order and the same values, a float
+        perhaps spelled otherwise (`0.000057` for `5.7e-05`), a non-finite one as null. The
+        exclusions (often 75 regions, most of a line) are encoded once per distinct set: a batch's
+        specs share a handful."""
         out = self.plan.to_dict(top=top)
         out["notices"] = list(self.notices)
-        head = encode_compact(out)  # a non-empty object: '{...}'; the exclusions are its last keys
-        return f"{head[:-1]},{_shown_exclusions(self.excluded).json}}}"
-
-
-def encode_compact(value: object) -> str:
-    """`encode_json` as text: compact JSON, UTF-8 unescaped (as `ensure_ascii=False`)."""
-    return encode_json(value).decode()
+        head = encode_json(out)  # a non-empty object: b'{...}'; the exclusions are its last keys
+        return b"".join((memoryview(head)[:-1], b",", _shown_exclusions(self.excluded).json, b"}\n"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +90,7 @@ class _ShownExclusions:
 
     listed: tuple[Exclusion, ...]
     counts: dict[str, int]
-    json: str
+    json: bytes
 
 
 def _shown_exclusions(excluded: tuple[Exclusion, ...]) -> _ShownExclusions:
@@ -101,9 +103,13 @@ def _shown_exclusions(excluded: tuple[Exclusion, ...]) -> _ShownExclusions:
     counts: dict[str, int] = {}
     for e in excluded:
         counts[e.rule] = counts.get(e.rule, 0) + 1
-    text = (
-        f'"excluded":{encode_compact([e.to_dict() for e in listed])},'
-        f'"excluded_counts":{encode_compact(counts)}'
+    text = b"".join(
+        (
+            b'"excluded":',
+            encode_json([e.to_dict() for e in listed]),
+            b',"excluded_counts":',
+            encode_json(counts),
+        )
     )
     shown = _ShownExclusions(listed, counts, text)
     _SHOWN[id(excluded)] = (excluded, shown)

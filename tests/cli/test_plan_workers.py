@@ -228,8 +228,8 @@ def test_a_batch_planned_in_slices_is_the_batch_planned_in_one_process(
     files = sorted(spec_dir.iterdir())
     cache = {"path": str(tmp_path / "cache.sqlite")}
 
-    def in_slices(settings: Settings) -> tuple[Sliced | None, bytes]:
-        stream = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")  # no file: copied by reads and writes
+    def in_slices(settings: Settings, encoding: str = "utf-8") -> tuple[Sliced | None, bytes]:
+        stream = io.TextIOWrapper(io.BytesIO(), encoding=encoding)  # no file: copied by reads and writes
         sliced = plan_in_slices(
             files, at=NOW, signal=settings.signal, settings=settings, top=3, workers=3, stream=stream
         )
@@ -248,6 +248,8 @@ def test_a_batch_planned_in_slices_is_the_batch_planned_in_one_process(
     specs = [load_jobspec(f, now=NOW) for f in files]
     advices = advise_many(specs, catalog=runtime.build_catalog(offline), service=service, now=NOW)
     assert written == "".join(a.to_json_line(top=3) + "\n" for a in advices).encode()
+    # a stream in another encoding takes the text and encodes it (here ASCII: the same bytes)
+    assert in_slices(offline, "latin-1")[1] == written
     online = load_settings(Path(CONFIG), cache=cache)
     assert online.ukci_enabled and in_slices(online) == (None, b"")
 

@@ -20,6 +20,7 @@ then raises or prints what one process would; a slice whose child failed is done
 
 from __future__ import annotations
 
+import codecs
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -132,8 +133,11 @@ def _planned(
         )
     except CarbonshiftError:
         return _Status([], False, tuple(service.notices)), None
-    text = "".join(advice.to_json_line(top=top) + "\n" for advice in advices)
-    return _Status([], True, tuple(service.notices)), text.encode(encoding, errors)
+    if codecs.lookup(encoding).name == "utf-8":  # the lines' own bytes (JSON is written as UTF-8)
+        data = b"".join([advice.json_line(top=top) for advice in advices])
+    else:
+        data = "".join(advice.to_json_line(top=top) + "\n" for advice in advices).encode(encoding, errors)
+    return _Status([], True, tuple(service.notices)), data
 
 
 __all__ = ["Sliced", "load_or_problem", "plan_in_slices"]
