@@ -23,6 +23,7 @@ are in this process, one phase after the other; the CLI runs them in slices on e
 from __future__ import annotations
 
 import argparse
+import compileall
 import json
 import os
 import random
@@ -151,6 +152,12 @@ def _count_lines(path: Path) -> int:
     return lines
 
 
+def compiled(src: Path) -> None:
+    """Write the tree's bytecode, as an install or a first run does (see bench_cli_cold_start.py:
+    where PYTHONDONTWRITEBYTECODE is set, each start compiled our modules again)."""
+    compileall.compile_dir(src, quiet=1)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--specs", type=int, default=10_000)
@@ -171,6 +178,8 @@ def main() -> None:
             f.write_text(spec_text(i, rng))
             files.append(f)
         env = environment(tmp)
+        for src in [REPO / "src", *([Path(args.baseline_src)] if args.baseline_src else [])]:
+            compiled(src)
         cmd = [sys.executable, "-m", "carbonshift", "plan", str(specs), "--now", NOW.isoformat()]
         if args.top:
             cmd += ["--top", str(args.top)]
