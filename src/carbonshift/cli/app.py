@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 from collections.abc import Iterator
@@ -95,3 +96,8 @@ def main() -> None:
         sys.exit(130)
     except Exception as exc:  # the one place where every error becomes a message
         sys.exit(context.report_error(exc))
+    finally:
+        # the process ends here: the interpreter's last collection would walk every object start-up
+        # made (~50,000 it tracks after a plan: ~17 ms of a cold `plan`) only to free what leaving frees anyway; files and
+        # connections are closed by their own `with` blocks and atexit handlers, not by the collector
+        gc.freeze()

@@ -92,8 +92,8 @@ def plan_command(
     at = parse_time_option("--now", now, SystemClock().now()) or SystemClock().now()
     sig = parse_signal_option(signal) if signal else settings.signal
     files = _spec_files(specs)
-    # one spec too: a cold `plan` is start-up's ~190,000 objects and a plan's few thousand, and a full
-    # collection that fell during it (as allocation counts happen to fall) walked them all, ~20 ms
+    # one spec too: a cold `plan` is start-up's ~50,000 tracked objects and a plan's few thousand, and a
+    # full collection that fell during it (as allocation counts happen to fall) walked them all, ~20 ms
     with gc_paused():
         _plan_files(files, at, sig, settings, top, output, plot, explain, workers)
 
