@@ -3,12 +3,16 @@ and for thousands of specs the rendering is the longest phase (pure Python, one 
 
 The items are split into contiguous slices, one per worker. Workers are started with `os.fork()` after
 the items exist, so each child reads them copy-on-write (nothing is pickled), renders its slice,
-encodes it as the stream would and writes the bytes to its own file in a private temporary directory,
-then leaves with `os._exit`: no atexit handler, no `finally` of the parent's frames and no inherited
-stdio buffer runs in it. The parent renders the first slice itself, waits for each child and writes
-the parts to the stream's byte buffer in order (no decoding and re-encoding); a slice whose child
-failed is rendered again in the parent, so the output is always whole and the same bytes as one
-process writes (a line that cannot be rendered or encoded fails in the parent, before any is written).
+encodes it as the stream would and streams the bytes to the parent through a pipe
+(`streamed_slices`), then leaves with `os._exit`: no atexit handler, no `finally` of the parent's
+frames and no inherited stdio buffer runs in it. The parent renders the first slice itself and writes
+every slice to the stream's byte buffer in order (no decoding and re-encoding) once all are rendered;
+a slice whose child failed is rendered again in the parent, so the output is always whole and the same
+bytes as one process writes (a line that cannot be rendered or encoded fails in the parent, before any
+is written).
+
+`in_slices` is the same sharing for work whose result goes back to the parent (`parallel_map`): each
+child's result through its own file in a private temporary directory.
 
 A forked child of a process with other threads only gets the forking thread: it must take no lock
 another thread may hold. `render` here is `Advice.to_json_line`, which builds dicts and encodes them
@@ -25,6 +29,8 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO, TextIO, TypeVar
+
+from carbonshift.cli.streamed_slices import stream_slices
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -66,22 +72,18 @@ def write_lines(items: Sequence[T], render: Callable[[T], str], workers: int, st
         if n == 1 or out is None:
             stream.write(_render(items, render))
             return
-        parts = _rendered_parts(items, render, n, stream.encoding, stream.errors or "strict")
-    stream.flush()  # what the stream already holds goes first
-    for part in parts:
-        out.write(part)
+        encoding, errors = stream.encoding, stream.errors or "strict"
+
+        def encoded(part: Sequence[T]) -> tuple[int, bytes]:
+            return len(part), _render(part, render).encode(encoding, errors)
+
+        stream.flush()  # what the stream already holds goes first
+        stream_slices(items, n, encoded, _every_slice, out)
 
 
-def _rendered_parts(
-    items: Sequence[T], render: Callable[[T], str], n: int, encoding: str, errors: str
-) -> list[bytes]:
-    """Each of `n` contiguous slices rendered and encoded: the first here, the others by forked
-    children through files (a child that fails has its slice rendered here)."""
-
-    def encoded(part: Sequence[T]) -> bytes:
-        return _render(part, render).encode(encoding, errors)
-
-    return in_slices(items, n, encoded, encoded, bytes)
+def _every_slice(statuses: list[int]) -> bool:
+    """Every slice rendered (one that failed was rendered again here, or raised): write them all."""
+    return True
 
 
 def in_slices(
