@@ -2,7 +2,7 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
-from .helpers import REPO, run_cli, run_json
+from .helpers import REPO, run_cli, run_json, run_python
 
 NOW = "2026-11-24T05:00Z"
 CONFIG = str(REPO / "examples" / "config" / "carbonshift.yaml")
@@ -231,22 +231,7 @@ def test_one_spec_is_planned_with_the_collector_paused(tmp_path: Path) -> None:
     ~20 ms of a command that has 500. The collector is paused while a command plans, one spec too;
     and the objects are left frozen when the command ends, out of the interpreter's last collection
     (another ~17 ms)."""
-    import os
-    import subprocess
-    import sys
-
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CARBONSHIFT_")}
-    env.update(CARBONSHIFT_UKCI_ENABLED="false", CARBONSHIFT_CACHE__PATH=str(tmp_path / "c.sqlite"))
-    env["CARBONSHIFT_DATA_DIR"] = str(tmp_path / "data")
-    done = subprocess.run(
-        [sys.executable, "-c", GC_PROBE],
-        env=env,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = run_python(["-c", GC_PROBE], env={"CARBONSHIFT_UKCI_ENABLED": "false"}, tmp=tmp_path, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "gcp:us-west1" in done.stdout  # it planned
     assert "collections while planning: 0" in done.stderr

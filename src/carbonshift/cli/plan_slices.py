@@ -133,10 +133,9 @@ def _planned(
         )
     except CarbonshiftError:
         return _Status([], False, tuple(service.notices)), None
-    if codecs.lookup(encoding).name == "utf-8":  # the lines' own bytes (JSON is written as UTF-8)
-        data = b"".join([advice.json_line(top=top) for advice in advices])
-    else:
-        data = "".join(advice.to_json_line(top=top) + "\n" for advice in advices).encode(encoding, errors)
+    data = b"".join([advice.json_line(top=top) for advice in advices])  # the lines, as UTF-8
+    if codecs.lookup(encoding).name != "utf-8":  # the stream's own encoding, as it would write them
+        data = data.decode().encode(encoding, errors)
     return _Status([], True, tuple(service.notices)), data
 
 

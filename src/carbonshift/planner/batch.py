@@ -43,15 +43,15 @@ next to ordinary ones), or adversarial data. Both starts are then optimal to wit
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
-from carbonshift.config.jobspec import JobSpec
+from carbonshift.config.jobspec import Hardware, JobSpec
 from carbonshift.intensity.types import IntensitySeries, Kind, Signal
 from carbonshift.planner.contiguous import (
     Block,
@@ -106,6 +106,7 @@ __all__ = [
 ]  # PlacementIndex: from placement.py
 
 IntArray = npt.NDArray[np.int64]
+JobT = TypeVar("JobT")
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 
@@ -882,26 +883,26 @@ class _Ranking:
         js = self.order[np.array(jrs, dtype=np.int64)][keep]
         rank = np.broadcast_to(np.arange(width, dtype=np.int64), keep.shape)[keep]
         ps = np.repeat(np.array([job.pstart for job in jobs], dtype=np.int64), counts) + js
-        # each candidate set's names as ids, once per set, in one table the jobs index by offset
-        offset_of: dict[int, int] = {}
-        tables: list[IntArray] = []
-        offsets = np.empty(len(jobs), dtype=np.int64)
-        size = 0
-        for n, job in enumerate(jobs):
-            at = offset_of.get(id(job.cset))
-            if at is None:
-                at = offset_of[id(job.cset)] = size
-                names = ((c.region.provider, c.region.region) for c in job.cset.cands)
-                tables.append(np.array([ids.setdefault(name, len(ids)) for name in names], dtype=np.int64))
-                size += len(job.cset.cands)
-            offsets[n] = at
-        name = np.concatenate(tables)[np.repeat(offsets, counts) + js]
-        # each option's baseline as `options` builds it: the job's fixed one, else its run at earliest
-        fixed = np.array([np.nan if b is None else b for b in (self.base_kg[jr] for jr in jrs)])
-        base = np.repeat(fixed, counts)
+
+        # each candidate set's names as ids, once per set
+        def name_ids(job: _Job) -> IntArray:
+            names = zip(job.cset.providers, job.cset.regions, strict=True)
+            return np.array([ids.setdefault(name, len(ids)) for name in names], dtype=np.int64)
+
+        name = _per_candidate(jobs, counts, js, lambda job: id(job.cset), name_ids)
+        base = self.option_baselines(jrs, counts, ps)
+        return np.repeat(ks, counts), rank, self.kg[ps], self.start[ps], self.flat[ps], base, name
+
+    def option_baselines(self, jrs: Iterable[int], per_job: IntArray, ps: IntArray) -> FloatArray:
+        """The baseline kg of options `ps` (`per_job` of each job of `jrs`, in turn) as `options`
+        builds them: the job's fixed one (a spec baseline), else the option's run at earliest."""
+        fixed = np.array(
+            [np.nan if b is None else b for b in (self.base_kg[jr] for jr in jrs)], dtype=np.float64
+        )
+        base = np.repeat(fixed, per_job)
         own = np.isnan(base)
         base[own] = self.kwh[ps[own]] * self.earliest_mean[ps[own]] / 1000.0
-        return np.repeat(ks, counts), rank, self.kg[ps], self.start[ps], self.flat[ps], base, name
+        return base
 
     def flag_columns(self, jr: int) -> FlagColumns:
         """The note flags of every option of job jr, by rank (as `options.flags_of` reads a built one):
@@ -987,13 +988,8 @@ class _ShownTable:
         self.start: list[int] = ranking.start[ps].tolist()
         self.flat: list[bool] = ranking.flat[ps].tolist()
         self.pue: list[float] = _pair_pue(jobs, counts)[ps].tolist()
-        kwh = ranking.kwh[ps]
-        # each option's baseline as `options` builds it: the job's fixed one, else its run at earliest
-        fixed = np.array([np.nan if b is None else b for b in ranking.base_kg], dtype=np.float64)
-        base = np.repeat(fixed, per_job)
-        own = np.isnan(base)
-        base[own] = kwh[own] * ranking.earliest_mean[ps[own]] / 1000.0
-        self.shown, kg = shown_figures_of_arrays(kwh, ranking.mean[ps], base)
+        base = ranking.option_baselines(range(len(jobs)), per_job, ps)
+        self.shown, kg = shown_figures_of_arrays(ranking.kwh[ps], ranking.mean[ps], base)
         self.kg: list[float] = kg.tolist()
         self.base: list[float] = base.tolist()
         self.footprint = _footprint_lists(ranking, js, per_job, kg, base)
@@ -1008,31 +1004,29 @@ def _footprint_lists(
     footprints = ranking.footprints
     if not any(fp is not None for fp in footprints):
         return None
-    offsets: dict[tuple[int, tuple[object, ...]], int] = {}
-    tables: list[FloatArray] = []
-    job_offset = np.empty(len(footprints), dtype=np.int64)
-    size = 0
     fixed = np.full(len(footprints), np.nan)
     own_d = np.empty(len(footprints), dtype=np.int64)
+    # each job with its own hardware (None: a job plan() planned instead, its entries never read)
+    owned: list[tuple[_Job, Hardware | None]] = []
     for jr, (job, fp) in enumerate(zip(ranking.jobs, footprints, strict=True)):
-        if fp is None:  # a job plan() planned instead: its entries are never read
-            job_offset[jr] = size
-            tables.append(np.zeros(len(job.cset.cands)))
-            size += len(job.cset.cands)
-            own_d[jr] = job.d
-            continue
-        own = fp.choices[0]
-        key = (id(job.cset), hardware_key(own.hardware))
-        at = offsets.get(key)
-        if at is None:
-            at = offsets[key] = size
-            tables.append(reserved_kgs(job.cset.providers, job.cset.regions, own.hardware))
-            size += len(job.cset.cands)
-        job_offset[jr] = at
-        own_d[jr] = own.duration_s
-        if ranking.base_kg[jr] is not None and job.base is not None:  # a spec baseline: its embodied kg
+        own = None if fp is None else fp.choices[0]
+        owned.append((job, None if own is None else own.hardware))
+        own_d[jr] = job.d if own is None else own.duration_s
+        if fp is not None and ranking.base_kg[jr] is not None and job.base is not None:
+            # a spec baseline: its embodied kg
             fixed[jr] = fp.baseline_embodied_kg(job.base.region.provider, job.base.region.region)
-    reserved = np.concatenate(tables)[np.repeat(job_offset, per_job) + js]
+
+    def key(item: tuple[_Job, Hardware | None]) -> Hashable:
+        job, hardware = item
+        return id(job.cset), None if hardware is None else hardware_key(hardware)
+
+    def reserved_of(item: tuple[_Job, Hardware | None]) -> FloatArray:
+        job, hardware = item
+        if hardware is None:
+            return np.zeros(len(job.cset.cands))
+        return reserved_kgs(job.cset.providers, job.cset.regions, hardware)
+
+    reserved = _per_candidate(owned, per_job, js, key, reserved_of)
     run_d = np.repeat(np.array([job.d for job in ranking.jobs], dtype=np.int64), per_job)
     embodied = amortised_kgs(reserved, run_d)
     entry_own_d = np.repeat(own_d, per_job)
@@ -1041,6 +1035,32 @@ def _footprint_lists(
     spec_base = ~np.isnan(entry_fixed)
     base_embodied[spec_base] = entry_fixed[spec_base]
     return footprint_lists(kg, base, embodied, base_embodied)
+
+
+def _per_candidate(
+    jobs: Sequence[JobT],
+    per_job: IntArray,
+    js: IntArray,
+    key: Callable[[JobT], Hashable],
+    table: Callable[[JobT], npt.NDArray[Any]],
+) -> npt.NDArray[Any]:
+    """`table(job)[j]` for each entry (`per_job` of each job in turn, its candidates `js`), each
+    table (one value per candidate of the job's set) built once per distinct `key(job)`: jobs share
+    candidate sets, and the entries are read in one indexing."""
+    offset_of: dict[Hashable, int] = {}
+    tables: list[npt.NDArray[Any]] = []
+    offsets = np.empty(len(jobs), dtype=np.int64)
+    size = 0
+    for n, job in enumerate(jobs):
+        k = key(job)
+        at = offset_of.get(k)
+        if at is None:
+            at = offset_of[k] = size
+            tables.append(table(job))
+            size += len(tables[-1])
+        offsets[n] = at
+    picked: npt.NDArray[Any] = np.concatenate(tables)[np.repeat(offsets, per_job) + js]
+    return picked
 
 
 def _blocks(jobs: list[_Job], max_pairs: int) -> Iterator[list[_Job]]:

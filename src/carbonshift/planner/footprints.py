@@ -183,33 +183,14 @@ class FootprintFigures:
     total_shown: Sequence[float]
     total_savings_shown: Sequence[float]
 
-    def sliced(self, lo: int, hi: int) -> FootprintFigures:
-        return FootprintFigures(
-            self.of,
-            self.embodied_kg[lo:hi],
-            self.embodied_shown[lo:hi],
-            self.total_shown[lo:hi],
-            self.total_savings_shown[lo:hi],
-        )
-
-
-def footprint_figures(
-    of: Footprints,
-    kg: FloatArray,
-    baseline_kg: FloatArray,
-    embodied: FloatArray,
-    baseline_embodied: FloatArray,
-) -> FootprintFigures:
-    """Options' footprint figures from their operational and embodied kg and their baseline's: for a
-    plan's options or a whole batch's, by the same arithmetic (a total is operational + embodied, its
-    saving the baseline's total less it; IEEE gives the same doubles as for floats one by one)."""
-    return FootprintFigures(of, *footprint_lists(kg, baseline_kg, embodied, baseline_embodied))
-
 
 def footprint_lists(
     kg: FloatArray, baseline_kg: FloatArray, embodied: FloatArray, baseline_embodied: FloatArray
 ) -> tuple[list[float], list[float], list[float], list[float]]:
-    """`FootprintFigures`' lists (embodied kg; embodied, total, total savings shown)."""
+    """`FootprintFigures`' lists (embodied kg; embodied, total, total savings shown) from options'
+    operational and embodied kg and their baseline's: for a plan's options or a whole batch's, by the
+    same arithmetic (a total is operational + embodied, its saving the baseline's total less it; IEEE
+    gives the same doubles as for floats one by one)."""
     totals = kg + embodied
     saved = baseline_kg + baseline_embodied - totals
     n = len(totals)
@@ -273,8 +254,8 @@ class Footprints:
         total_kg_co2e, total_savings_kg (against the baseline run's own total: its operational kg plus
         the spec's hardware's embodied share where it runs), sci (with a functional unit) and hardware
         (with alternatives). The figures come with the columns when a batch worked them out for the
-        whole batch at once (`batch_figures`, for these footprints), else here, for all options at
-        once (`footprint_figures`: a plan shows up to every region's option)."""
+        whole batch at once (`batch._ShownTable`, for these footprints), else here, for all options
+        at once (`footprint_lists`: a plan shows up to every region's option)."""
         figures = columns.footprint
         if figures is None or figures.of is not self:
             figures = self._figures(columns, baseline)
@@ -320,13 +301,13 @@ class Footprints:
                 base_embodied.append(kg)
             else:
                 base_embodied.append(_embodied_kg(provider, region, keys[0], own.hardware, own.duration_s))
-        return footprint_figures(
-            self,
+        lists = footprint_lists(
             np.array(columns.kg_co2e, dtype=np.float64),
             np.array(columns.baseline_kg_co2e, dtype=np.float64),
             np.array(embodied, dtype=np.float64),
             np.array(base_embodied, dtype=np.float64),
         )
+        return FootprintFigures(self, *lists)
 
     def baseline_fields(self, baseline: Baseline) -> dict[str, Any]:
         embodied = self.baseline_embodied_kg(baseline.provider, baseline.region)
@@ -365,7 +346,6 @@ __all__ = [
     "alternative_spec",
     "amortised_kgs",
     "embodied_run",
-    "footprint_figures",
     "footprint_lists",
     "hardware_choices",
     "hardware_key",

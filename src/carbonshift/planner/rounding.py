@@ -49,7 +49,8 @@ def _rounded(x: npt.NDArray[np.float64], ndigits: int) -> list[float]:
     scale = 10.0**ndigits
     if np.count_nonzero(~(np.abs(x) < _LARGEST / scale)):  # huge or non-finite values: with care
         with np.errstate(over="ignore", invalid="ignore"):
-            return _rounded_with(x, x * scale, scale, ndigits, ~(np.abs(x * scale) < _LARGEST))
+            y = x * scale
+            return _rounded_with(x, y, scale, ndigits, ~(np.abs(y) < _LARGEST))
     # numpy's small calls cost more than their arithmetic here (a plan rounds ~70 figures at a
     # time): one comparison for the near ties, |y - rint(y)| near one half, and no error state
     return _rounded_with(x, x * scale, scale, ndigits, None)
